@@ -1,4 +1,19 @@
 //! tether: authorize each remote MCP server once, keep its tokens fresh, and serve every
 //! MCP client a stable local endpoint.
+//!
+//! Module map (dependencies point one way: front ends → engine → oauth → vault):
+//! - [`cli`]: the command line (clap derive).
+//! - [`commands`]: each subcommand, a thin script over the library.
+//! - [`paths`]: where files live (`TETHER_HOME` or the XDG folders).
+//! - [`config`]: `config.toml`, defaults → file → environment.
+//! - [`secret`]: the masked `Secret` newtype every token and key travels in.
+//! - [`vault`]: the encrypted, transactional store (a leaf: no protocol, no screen).
+//! - [`view`]: what `list` and `status` show, secrets masked.
 
 pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod paths;
+pub mod secret;
+pub mod vault;
+pub mod view;

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 
-fn main() {
-    let _cli = tether::cli::Cli::parse();
+fn main() -> std::process::ExitCode {
+    let cli = tether::cli::Cli::parse();
+    tether::commands::run(cli)
 }

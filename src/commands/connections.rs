@@ -1,0 +1,240 @@
+//! `add`, `list`, `status`, `remove`: managing the connections in the vault.
+
+use anyhow::Context;
+use chrono::Utc;
+
+use super::{bad_input, open_vault};
+use crate::cli::AddArgs;
+use crate::secret::Secret;
+use crate::vault::{
+    ApiKeyHeader, Auth, Connection, ConnectionName, Event, EventKind, Store, parse_upstream,
+};
+use crate::view::{ConnectionDetail, ConnectionSummary, duration, relative};
+
+pub fn add(args: AddArgs) -> anyhow::Result<()> {
+    let name: ConnectionName = args.name.parse().map_err(|e| bad_input(format!("{e}")))?;
+    let upstream = parse_upstream(&args.url).map_err(|e| bad_input(format!("{e}")))?;
+    let auth = auth_from_args(&args)?;
+    let vault = open_vault()?;
+    let now = Utc::now();
+    let kind = auth.kind();
+    let detail = format!("added ({kind}) for {upstream}");
+    vault.transact(|store: &mut Store| {
+        if store.get(name.as_str()).is_some() {
+            return Err(bad_input(format!(
+                "a connection named '{name}' already exists: choose another name, or run `tether remove {name}` first"
+            )));
+        }
+        let mut connection = Connection::new(name.clone(), upstream.clone(), auth, now);
+        connection.record(Event::new(now, EventKind::Added, detail));
+        store.push(connection);
+        Ok(())
+    })?;
+    let next = match kind {
+        "oauth" => " It uses OAuth and is not authorized yet.",
+        _ => "",
+    };
+    println!("Added connection '{name}' → {upstream}.{next}");
+    Ok(())
+}
+
+fn auth_from_args(args: &AddArgs) -> anyhow::Result<Auth> {
+    if args.no_auth {
+        return Ok(Auth::None);
+    }
+    let Some(var) = &args.api_key_env else {
+        return Ok(Auth::OAuth {
+            scopes: Vec::new(),
+            discovery: None,
+        });
+    };
+    let header = match &args.header {
+        Some(spec) => spec
+            .parse::<ApiKeyHeader>()
+            .map_err(|e| bad_input(e.to_string()))?,
+        None => ApiKeyHeader::default(),
+    };
+    let value = match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Secret::new(v.trim()),
+        Ok(_) => {
+            return Err(bad_input(format!(
+                "environment variable '{var}' is empty: export {var}=<your API key> and run again"
+            )));
+        }
+        Err(std::env::VarError::NotPresent) => {
+            return Err(bad_input(format!(
+                "environment variable '{var}' is not set: export {var}=<your API key> and run again"
+            )));
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(bad_input(format!(
+                "environment variable '{var}' is not valid UTF-8: check the key you exported"
+            )));
+        }
+    };
+    Ok(Auth::ApiKey { header, value })
+}
+
+pub fn list(json: bool) -> anyhow::Result<()> {
+    let store = open_vault()?.load()?;
+    let now = Utc::now();
+    let rows: Vec<ConnectionSummary> = store
+        .connections()
+        .iter()
+        .map(|c| ConnectionSummary::of(c, now))
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("No connections yet. Add one with: tether add NAME URL");
+        return Ok(());
+    }
+    let table: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.state.to_string(),
+                r.auth.to_string(),
+                r.expires_in_seconds
+                    .map(|s| if s > 0 { duration(s) } else { "expired".into() })
+                    .unwrap_or_else(|| "-".into()),
+                r.diagnosis.clone().unwrap_or_else(|| "-".into()),
+                r.upstream.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        [
+            "NAME",
+            "STATE",
+            "AUTH",
+            "EXPIRES IN",
+            "DIAGNOSIS",
+            "UPSTREAM",
+        ],
+        &table,
+    );
+    Ok(())
+}
+
+fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
+    let store = open_vault()?.load()?;
+    let connection = find(&store, name)?;
+    let now = Utc::now();
+    let detail = ConnectionDetail::of(connection, now);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&detail)?);
+        return Ok(());
+    }
+    let s = &detail.summary;
+    println!("{}  {}", s.name, s.upstream);
+    println!("  state       {}", s.state);
+    if let Some(code) = &s.diagnosis {
+        println!("  diagnosis   {code}");
+    }
+    if let Some(why) = &detail.state_detail {
+        println!("  why         {why}");
+    }
+    println!("  auth        {}", s.auth);
+    if let Some(key) = &detail.api_key {
+        println!("  api key     {} {}", key.header, key.key);
+    }
+    if let Some(issuer) = &detail.issuer {
+        println!("  issuer      {issuer}");
+    }
+    if let Some(t) = &detail.token {
+        println!("  client      {}", t.client_id);
+        println!(
+            "  token       {} (generation {})",
+            t.access_token, t.generation
+        );
+        let expiry = t
+            .expires_at
+            .map(|at| relative(at, now))
+            .unwrap_or_else(|| "never".into());
+        println!("  expires     {expiry}");
+        println!(
+            "  refresh     {}",
+            if t.has_refresh_token {
+                "yes"
+            } else {
+                "none issued"
+            }
+        );
+    }
+    if let Some(journal) = &detail.refresh_in_progress {
+        println!("  in flight   {journal}");
+    }
+    for r in &detail.registrations {
+        println!(
+            "  registration {} {:?} {:?} at {}",
+            r.client_id, r.method, r.status, r.issuer
+        );
+    }
+    println!("  added       {}", relative(detail.created_at, now));
+    println!("  history");
+    for e in detail.history.iter().rev().take(10) {
+        let code = e.diagnosis.map(|d| format!(" [{d}]")).unwrap_or_default();
+        println!(
+            "    {}  {:?}  {}{code}",
+            relative(e.at, now),
+            e.kind,
+            e.detail
+        );
+    }
+    Ok(())
+}
+
+pub fn remove(name: &str) -> anyhow::Result<()> {
+    let vault = open_vault()?;
+    vault.transact(|store: &mut Store| {
+        find(store, name)?;
+        store.remove(name);
+        Ok::<_, anyhow::Error>(())
+    })?;
+    println!("Removed connection '{name}'.");
+    Ok(())
+}
+
+fn find<'a>(store: &'a Store, name: &str) -> anyhow::Result<&'a Connection> {
+    store
+        .get(name)
+        .with_context(|| {
+            let known: Vec<&str> = store
+                .connections()
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            let known = if known.is_empty() {
+                "there are none yet; add one with `tether add NAME URL`".to_string()
+            } else {
+                format!("known: {}", known.join(", "))
+            };
+            format!("no connection named '{name}' ({known})")
+        })
+        .map_err(|e| bad_input(format!("{e:#}")))
+}

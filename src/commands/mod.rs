@@ -1,0 +1,60 @@
+//! Each subcommand is a thin script over the library. This module dispatches, opens the
+//! vault the same way for all of them, and turns failures into one line and an exit code:
+//! 2 for bad input (the message names the value and the fix), 1 for everything else.
+
+mod connections;
+
+use std::fmt;
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::paths::Paths;
+use crate::vault::Vault;
+
+/// Input the user can fix; exits with status 2.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl fmt::Display for BadInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(BadInput(message.into()))
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Add(args) => connections::add(args),
+        Command::List { json } => connections::list(json),
+        Command::Status { name, json } => connections::status(&name, json),
+        Command::Remove { name } => connections::remove(&name),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tether: {e:#}");
+            if e.downcast_ref::<BadInput>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Opens the vault as every command does, printing the key-fallback warning once.
+pub fn open_vault() -> anyhow::Result<Vault> {
+    let paths = Paths::discover()?;
+    let config = Config::load(&paths)?;
+    let vault = Vault::open(&paths, &config)?;
+    if let Some(warning) = vault.key_source().fallback_warning() {
+        eprintln!("tether: warning: {warning}");
+    }
+    Ok(vault)
+}

@@ -1,0 +1,113 @@
+//! `config.toml`: built-in defaults, then the file, then environment variables. Command-line
+//! flags, where a command has them, win over all three.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::paths::Paths;
+
+pub const KEY_SOURCE_ENV: &str = "TETHER_KEY_SOURCE";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub vault: VaultConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// Where the vault key is kept; `auto` prefers the OS keyring.
+    #[serde(default)]
+    pub key_source: KeySourceChoice,
+}
+
+/// The user's choice of where the vault key lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeySourceChoice {
+    /// `TETHER_VAULT_KEY` if set, else an existing key file, else the OS keyring, else a
+    /// new key file (with a warning).
+    #[default]
+    Auto,
+    /// Only the OS keyring; fail if it cannot be reached.
+    Keyring,
+    /// Only the key file beside the vault (mode 0600).
+    File,
+    /// Only the `TETHER_VAULT_KEY` environment variable.
+    Env,
+}
+
+impl FromStr for KeySourceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "keyring" => Ok(Self::Keyring),
+            "file" => Ok(Self::File),
+            "env" => Ok(Self::Env),
+            other => Err(format!(
+                "'{other}' is not a key source: use auto, keyring, file or env"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for KeySourceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Keyring => "keyring",
+            Self::File => "file",
+            Self::Env => "env",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file '{path}': {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file '{path}' is not valid: {message}; fix the file or move it away")]
+    Parse { path: PathBuf, message: String },
+    #[error("{var} is not valid: {message}")]
+    Env { var: &'static str, message: String },
+}
+
+impl Config {
+    /// Defaults, overlaid with `config.toml` when it exists, then the environment.
+    pub fn load(paths: &Paths) -> Result<Self, ConfigError> {
+        let mut config = Self::from_file(&paths.config_file())?;
+        if let Ok(value) = std::env::var(KEY_SOURCE_ENV) {
+            config.vault.key_source = value.parse().map_err(|message| ConfigError::Env {
+                var: KEY_SOURCE_ENV,
+                message,
+            })?;
+        }
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! The vault: one encrypted file that cannot lose a token (DESIGN §4).
+//!
+//! Every change is a transaction: take the cross-process lock → read the newest file →
+//! apply the change → write a temp file in the same folder → fsync → rename over the old
+//! file → fsync the folder → release. Readers never take the lock: a rename is atomic, so
+//! they see the old file or the new one, never a torn one. A file that fails to decrypt
+//! or parse is an error naming the file; it is never overwritten.
+//!
+//! The vault is a leaf: it knows no protocol, no engine and no screen.
+
+mod codec;
+mod crypto;
+mod file;
+mod key;
+pub mod model;
+mod time;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use crypto::{Key, KeyHint};
+pub use file::FileBackend;
+pub use key::{KEY_ENV, KeyError, KeySource};
+pub use model::*;
+
+use crate::config::Config;
+use crate::paths::{Paths, PathsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error(transparent)]
+    Paths(#[from] PathsError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot {action} '{path}': {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "vault '{path}' is truncated ({len} bytes): restore it from a backup; tether left it untouched"
+    )]
+    Truncated { path: PathBuf, len: usize },
+    #[error(
+        "'{path}' is not a tether vault (unknown file signature): move it away or point TETHER_HOME elsewhere; tether left it untouched"
+    )]
+    NotAVault { path: PathBuf },
+    #[error(
+        "vault '{path}' was written by a newer tether ({what} {found}, this build knows {supported}): upgrade tether; tether left it untouched"
+    )]
+    FutureVersion {
+        path: PathBuf,
+        what: &'static str,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "vault '{path}' was sealed with a different key (key id {sealed_with}, sealed from {hint}) than the one from {ours} (key id {our_id}): use the matching key; tether left the vault untouched"
+    )]
+    WrongKey {
+        path: PathBuf,
+        sealed_with: String,
+        hint: &'static str,
+        ours: String,
+        our_id: String,
+    },
+    #[error(
+        "vault '{path}' failed its integrity check: the file was damaged or modified. Restore it from a backup; tether left it untouched"
+    )]
+    Tampered { path: PathBuf },
+    #[error(
+        "vault '{path}' decrypted but its contents are not valid ({reason}): restore it from a backup; tether left it untouched"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("the vault transaction could not run: {0}")]
+    Task(String),
+}
+
+/// A place the store lives. The file backend is the one users have; a database backend
+/// with a row lock per connection can take its place for several replicas (DESIGN §10).
+pub trait Backend: Send + Sync {
+    /// The newest committed store, without taking the lock.
+    fn load(&self) -> Result<Store, VaultError>;
+
+    /// Runs `apply` on the newest store under the exclusive lock and commits the result
+    /// when `apply` returns true; returns nothing is written when it returns false.
+    fn update(&self, apply: &mut dyn FnMut(&mut Store) -> bool) -> Result<(), VaultError>;
+
+    /// Where the store lives, for messages.
+    fn location(&self) -> &Path;
+}
+
+/// The handle the rest of tether uses: cheap to clone, safe to share across tasks.
+#[derive(Clone)]
+pub struct Vault {
+    backend: Arc<dyn Backend>,
+    key_source: KeySource,
+}
+
+impl Vault {
+    /// Opens (or, on first use, creates) the vault under `paths`, resolving its key as
+    /// `config` says. Nothing is written until the first transaction.
+    pub fn open(paths: &Paths, config: &Config) -> Result<Self, VaultError> {
+        paths.ensure_data_dir()?;
+        let (key, key_source) = key::resolve(
+            config.vault.key_source,
+            &paths.vault_file(),
+            &paths.key_file(),
+        )?;
+        let backend = FileBackend::new(paths, key, key_source.clone());
+        Ok(Self {
+            backend: Arc::new(backend),
+            key_source,
+        })
+    }
+
+    pub fn with_backend(backend: Arc<dyn Backend>, key_source: KeySource) -> Self {
+        Self {
+            backend,
+            key_source,
+        }
+    }
+
+    pub fn key_source(&self) -> &KeySource {
+        &self.key_source
+    }
+
+    pub fn location(&self) -> &Path {
+        self.backend.location()
+    }
+
+    pub fn load(&self) -> Result<Store, VaultError> {
+        self.backend.load()
+    }
+
+    /// Applies `change` to the newest store and commits it, atomically and under the
+    /// cross-process lock. When `change` fails nothing is written and its error returns.
+    /// Blocking: from async code use [`Vault::transact_async`].
+    pub fn transact<T, E>(&self, change: impl FnOnce(&mut Store) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<VaultError>,
+    {
+        let mut change = Some(change);
+        let mut outcome = None;
+        self.backend.update(&mut |store| {
+            let Some(change) = change.take() else {
+                return false;
+            };
+            let result = change(store);
+            let commit = result.is_ok();
+            outcome = Some(result);
+            commit
+        })?;
+        outcome.unwrap_or_else(|| Err(VaultError::Task("the change did not run".into()).into()))
+    }
+
+    /// [`Vault::transact`] on the blocking pool, so the lock wait and the fsync never
+    /// stall a runtime worker.
+    pub async fn transact_async<T, E>(
+        &self,
+        change: impl FnOnce(&mut Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<VaultError> + Send + 'static,
+    {
+        let vault = self.clone();
+        tokio::task::spawn_blocking(move || vault.transact(change))
+            .await
+            .unwrap_or_else(|e| Err(VaultError::Task(e.to_string()).into()))
+    }
+
+    pub async fn load_async(&self) -> Result<Store, VaultError> {
+        let vault = self.clone();
+        tokio::task::spawn_blocking(move || vault.load())
+            .await
+            .unwrap_or_else(|e| Err(VaultError::Task(e.to_string())))
+    }
+}

@@ -1,0 +1,205 @@
+//! What users see of a connection, shared by the text and `--json` forms of `list` and
+//! `status`. Built from the vault model with every secret already masked, so an output
+//! path cannot print a token by accident.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::vault::{
+    Auth, ClientRegistration, Connection, ConnectionState, Event, EventKind, RegistrationMethod,
+    RegistrationStatus,
+};
+
+#[derive(Debug, Serialize)]
+pub struct ConnectionSummary {
+    pub name: String,
+    pub upstream: String,
+    pub auth: &'static str,
+    pub state: &'static str,
+    pub diagnosis: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub expires_in_seconds: Option<i64>,
+    pub last_refresh: Option<DateTime<Utc>>,
+    pub refreshes_ok: usize,
+    pub refreshes_failed: usize,
+    pub clients: usize,
+}
+
+impl ConnectionSummary {
+    pub fn of(c: &Connection, now: DateTime<Utc>) -> Self {
+        let expires_at = c.token.as_ref().and_then(|t| t.expires_at);
+        Self {
+            name: c.name.to_string(),
+            upstream: c.upstream.to_string(),
+            auth: c.auth.kind(),
+            state: c.state.word(),
+            diagnosis: c.state.diagnosis().map(|d| d.to_string()),
+            expires_at,
+            expires_in_seconds: expires_at.map(|at| (at - now).num_seconds()),
+            last_refresh: c
+                .history
+                .iter()
+                .rev()
+                .find(|e| e.kind == EventKind::Refreshed)
+                .map(|e| e.at),
+            refreshes_ok: count(&c.history, EventKind::Refreshed),
+            refreshes_failed: count(&c.history, EventKind::RefreshFailed),
+            clients: c.access.len(),
+        }
+    }
+}
+
+fn count(history: &[Event], kind: EventKind) -> usize {
+    history.iter().filter(|e| e.kind == kind).count()
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConnectionDetail {
+    #[serde(flatten)]
+    pub summary: ConnectionSummary,
+    pub state_detail: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub api_key: Option<ApiKeyView>,
+    pub scopes: Vec<String>,
+    pub issuer: Option<String>,
+    pub token: Option<TokenView>,
+    pub registrations: Vec<RegistrationView>,
+    pub downstream_clients: Vec<String>,
+    pub refresh_in_progress: Option<String>,
+    pub history: Vec<Event>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiKeyView {
+    pub header: String,
+    pub key: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    pub client_id: String,
+    pub access_token: String,
+    pub has_refresh_token: bool,
+    pub scope: Option<String>,
+    pub obtained_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub generation: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegistrationView {
+    pub client_id: String,
+    pub issuer: String,
+    pub method: RegistrationMethod,
+    pub status: RegistrationStatus,
+    pub registered_at: DateTime<Utc>,
+    pub secret_expires_at: Option<DateTime<Utc>>,
+    pub deletable: bool,
+}
+
+impl RegistrationView {
+    fn of(r: &ClientRegistration) -> Self {
+        Self {
+            client_id: crate::secret::mask(&r.client_id),
+            issuer: r.issuer.clone(),
+            method: r.method,
+            status: r.status,
+            registered_at: r.registered_at,
+            secret_expires_at: r.secret_expires_at,
+            deletable: r.registration_access_token.is_some() && r.registration_client_uri.is_some(),
+        }
+    }
+}
+
+impl ConnectionDetail {
+    pub fn of(c: &Connection, now: DateTime<Utc>) -> Self {
+        let (api_key, scopes, issuer) = match &c.auth {
+            Auth::ApiKey { header, value } => (
+                Some(ApiKeyView {
+                    header: header.to_string(),
+                    key: value.masked(),
+                }),
+                Vec::new(),
+                None,
+            ),
+            Auth::OAuth { scopes, discovery } => (
+                None,
+                scopes.clone(),
+                discovery.as_ref().map(|d| d.issuer.clone()),
+            ),
+            Auth::None => (None, Vec::new(), None),
+        };
+        Self {
+            summary: ConnectionSummary::of(c, now),
+            state_detail: match &c.state {
+                ConnectionState::Degraded { why } => Some(why.clone()),
+                ConnectionState::NeedsReauth { detail, .. } => Some(detail.clone()),
+                _ => None,
+            },
+            created_at: c.created_at,
+            api_key,
+            scopes,
+            issuer,
+            token: c.token.as_ref().map(|t| TokenView {
+                client_id: crate::secret::mask(&t.client_id),
+                access_token: t.access_token.masked(),
+                has_refresh_token: t.refresh_token.is_some(),
+                scope: t.scope.clone(),
+                obtained_at: t.obtained_at,
+                expires_at: t.expires_at,
+                generation: t.generation,
+            }),
+            registrations: c.clients.iter().map(RegistrationView::of).collect(),
+            downstream_clients: c.access.iter().map(|a| a.label.clone()).collect(),
+            refresh_in_progress: c.journal.as_ref().map(|j| {
+                format!(
+                    "refresh from generation {} started {} by process {}",
+                    j.generation,
+                    relative(j.started_at, now),
+                    j.pid
+                )
+            }),
+            history: c.history.clone(),
+        }
+    }
+}
+
+/// "in 4m 10s", "3h 2m ago", "now".
+pub fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (at - now).num_seconds();
+    match secs {
+        0 => "now".to_string(),
+        s if s > 0 => format!("in {}", duration(s)),
+        s => format!("{} ago", duration(-s)),
+    }
+}
+
+/// A compact duration: `42s`, `4m 10s`, `3h 2m`, `12d 4h`.
+pub fn duration(secs: i64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, secs % 60);
+    match () {
+        _ if d > 0 => format!("{d}d {h}h"),
+        _ if h > 0 => format!("{h}h {m}m"),
+        _ if m > 0 => format!("{m}m {s}s"),
+        _ => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(42), "42s");
+        assert_eq!(duration(250), "4m 10s");
+        assert_eq!(duration(3 * 3600 + 120), "3h 2m");
+        assert_eq!(duration(10 * 86_400 * 365), "3650d 0h");
+        let now = Utc::now();
+        assert_eq!(relative(now, now), "now");
+        assert_eq!(
+            relative(now - chrono::Duration::seconds(90), now),
+            "1m 30s ago"
+        );
+    }
+}
