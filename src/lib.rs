@@ -2,3 +2,4 @@
 //! MCP client a stable local endpoint.
 
 pub mod cli;
+pub mod sim;

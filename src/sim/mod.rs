@@ -1,0 +1,92 @@
+//! The provider simulator: on one loopback port, an OAuth 2.1 authorization server and
+//! an MCP server (Streamable HTTP) whose token policy follows a chosen provider profile,
+//! with fault knobs for tests and `tether demo`. It shares no code with tether's own
+//! OAuth client, so the two cannot agree on a bug.
+
+mod admin;
+mod authorize;
+mod cli;
+mod faults;
+mod mcp;
+mod metadata;
+mod net;
+mod params;
+mod profile;
+mod register;
+mod server;
+mod sse;
+mod state;
+mod token;
+mod tools;
+
+pub use admin::{ClientStats, Stats};
+pub use cli::run_cli;
+pub use faults::{FailKind, FaultPlan};
+pub use profile::Profile;
+pub use server::{SimHandle, start};
+pub use state::Totals;
+
+/// How to run one simulated provider.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub profile: Profile,
+    /// 0 = any free port.
+    pub port: u16,
+    /// Every token and client lifetime is divided by this (≥ 1): with 1800 a
+    /// 30-minute token lives one second.
+    pub time_scale: f64,
+    /// Faults armed from the start; the admin API can change them later.
+    pub faults: FaultPlan,
+    /// A path such as `/oauth` makes the issuer `http://127.0.0.1:PORT/oauth`, so
+    /// discovery must use the RFC 8414 path-insert form; `None`: the issuer is the origin.
+    pub issuer_path: Option<String>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            profile: Profile::Generic,
+            port: 0,
+            time_scale: 1.0,
+            faults: FaultPlan::default(),
+            issuer_path: None,
+        }
+    }
+}
+
+impl SimOptions {
+    pub fn new(profile: Profile) -> Self {
+        SimOptions {
+            profile,
+            ..SimOptions::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(
+        "unknown profile '{0}': use one of linear, github, notion, todoist, atlassian, generic"
+    )]
+    UnknownProfile(String),
+    #[error("unknown fault kind '{0}': use 500, 429 or timeout")]
+    UnknownFailKind(String),
+    #[error(
+        "time scale '{0}' is not allowed: use a number of 1 or more (1800 makes a 30-minute token last 1 second)"
+    )]
+    BadTimeScale(f64),
+    #[error(
+        "issuer path '{0}' is not allowed: use a path such as /oauth (leading slash, no trailing slash, no query)"
+    )]
+    BadIssuerPath(String),
+    #[error("missing-metadata path '{0}' is not a path: use one such as /.well-known/oauth-authorization-server")]
+    BadMetadataPath(String),
+    #[error(
+        "could not listen on 127.0.0.1:{port}: {source}; pick another --port, or 0 for any free port"
+    )]
+    Bind {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+}
