@@ -167,22 +167,14 @@ pub(crate) fn presented(headers: &HeaderMap, params: &Params) -> Result<Presente
     })
 }
 
-/// Which call a client authenticates for: token calls are counted on the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Call {
-    Token { refresh: bool },
-    Revoke,
-}
-
-/// Checks presented credentials against the client's registered method. Counts the
-/// call on the client either way, and every `invalid_client` answer.
+/// Checks presented credentials against the client's registered method. Counts every
+/// `invalid_client` answer.
 pub(crate) fn authenticate(
     shared: &Shared,
     p: &Presented,
     now: u64,
-    call: Call,
 ) -> Result<Client, OAuthError> {
-    let result = check_client(shared, p, now, call);
+    let result = check_client(shared, p, now);
     if let Err(e) = &result
         && e.error == "invalid_client"
     {
@@ -198,23 +190,16 @@ fn check_client(
     shared: &Shared,
     p: &Presented,
     now: u64,
-    call: Call,
 ) -> Result<Client, OAuthError> {
     let Some(id) = &p.client_id else {
         return Err(OAuthError::invalid_client(
             "no client authentication: send client_id (and the secret, if one was issued)",
         ));
     };
-    let mut store = shared.store();
-    let Some(client) = store.clients.get_mut(id) else {
+    let store = shared.store();
+    let Some(client) = store.clients.get(id) else {
         return Err(OAuthError::invalid_client("unknown client_id"));
     };
-    if let Call::Token { refresh } = call {
-        client.token_calls += 1;
-        if refresh {
-            client.refresh_calls += 1;
-        }
-    }
     if client.deleted {
         return Err(OAuthError::invalid_client("the client registration was deleted"));
     }

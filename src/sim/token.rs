@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::faults;
 use super::net::ConnCutter;
-use super::params::{Call, OAuthError, Params, authenticate, presented};
+use super::params::{OAuthError, Params, authenticate, presented};
 use super::profile::ReusePolicy;
 use super::server::{Shared, now_ms};
 use super::state::{Client, Death, Family, Issued, Kind};
@@ -43,7 +43,7 @@ pub(crate) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    shared.count(|t| t.token_calls += 1);
+    count_call(&shared, &headers, &body);
     if let Some(failure) = faults::token_call_failure(&shared).await {
         return failure;
     }
@@ -61,6 +61,25 @@ pub(crate) async fn token(
                 shared.count(|t| t.invalid_grant_responses += 1);
             }
             e.into_response()
+        }
+    }
+}
+
+/// Counts the call in the totals and on the client it names, before any fault fires,
+/// so a failed call is still seen.
+fn count_call(shared: &Shared, headers: &HeaderMap, body: &[u8]) {
+    let params = std::str::from_utf8(body).map(Params::parse).unwrap_or_default();
+    let refresh = params.get("grant_type").ok().flatten() == Some("refresh_token");
+    let client_id = presented(headers, &params).ok().and_then(|p| p.client_id);
+    let mut store = shared.store();
+    store.totals.token_calls += 1;
+    if refresh {
+        store.totals.refresh_calls += 1;
+    }
+    if let Some(client) = client_id.and_then(|id| store.clients.get_mut(&id)) {
+        client.token_calls += 1;
+        if refresh {
+            client.refresh_calls += 1;
         }
     }
 }
@@ -116,7 +135,7 @@ fn grant(
     };
     let creds = presented(headers, params)?;
     let now = now_ms();
-    let client = authenticate(shared, &creds, now, Call::Token { refresh })?;
+    let client = authenticate(shared, &creds, now)?;
     if !client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::new(
             "unauthorized_client",
@@ -301,7 +320,7 @@ fn revoke_inner(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<(),
     // Revocation by a client that does not identify itself is allowed, as at many
     // providers; a client that does must authenticate properly.
     let client_id = match creds.client_id {
-        Some(_) => Some(authenticate(shared, &creds, now, Call::Revoke)?.id),
+        Some(_) => Some(authenticate(shared, &creds, now)?.id),
         None => None,
     };
     let mut store = shared.store();
