@@ -40,19 +40,34 @@ async fn unauthenticated_and_bad_tokens_get_rfc6750_challenges() {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}});
     let resp = mcp_post(&http, &sim, None, None, BOTH, &init).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let header = resp.headers()["www-authenticate"].to_str().unwrap().to_string();
+    let header = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let metadata = url(&sim, "/.well-known/oauth-protected-resource/mcp");
     assert_eq!(
         header,
         format!("Bearer resource_metadata=\"{metadata}\", scope=\"mcp:read mcp:write\"")
     );
-    assert!(!header.contains("error="), "no error code without credentials");
+    assert!(
+        !header.contains("error="),
+        "no error code without credentials"
+    );
 
     let resp = mcp_post(&http, &sim, Some("gen_at_forged"), None, BOTH, &init).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let header = resp.headers()["www-authenticate"].to_str().unwrap().to_string();
-    assert!(header.starts_with("Bearer error=\"invalid_token\", error_description=\""), "{header}");
-    assert!(header.contains(&format!("resource_metadata=\"{metadata}\"")), "{header}");
+    let header = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        header.starts_with("Bearer error=\"invalid_token\", error_description=\""),
+        "{header}"
+    );
+    assert!(
+        header.contains(&format!("resource_metadata=\"{metadata}\"")),
+        "{header}"
+    );
     let st = stats(&http, &sim).await;
     assert_eq!(st["totals"]["mcp_401s"], 2);
     assert_eq!(st["totals"]["mcp_requests"], 2);
@@ -76,7 +91,11 @@ async fn initialize_negotiates_the_version_and_sessions_are_enforced() {
     ] {
         let resp = mcp_post(&http, &sim, Some(&token), None, BOTH, &init(asked)).await;
         assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.headers().get("mcp-session-id").is_some(), session, "{asked}");
+        assert_eq!(
+            resp.headers().get("mcp-session-id").is_some(),
+            session,
+            "{asked}"
+        );
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["result"]["protocolVersion"], expected);
         assert_eq!(body["result"]["serverInfo"]["name"], "tether-sim-notion");
@@ -86,16 +105,37 @@ async fn initialize_negotiates_the_version_and_sessions_are_enforced() {
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
     let no_session = mcp_post(&http, &sim, Some(&token), None, BOTH, &list).await;
     assert_eq!(no_session.status(), StatusCode::BAD_REQUEST);
-    let unknown = mcp_post(&http, &sim, Some(&token), Some("mcp_session_nope"), BOTH, &list).await;
+    let unknown = mcp_post(
+        &http,
+        &sim,
+        Some(&token),
+        Some("mcp_session_nope"),
+        BOTH,
+        &list,
+    )
+    .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 
     let session = mcp_session(&http, &sim, &token).await;
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let resp = mcp_post(&http, &sim, Some(&token), Some(&session), BOTH, &initialized).await;
+    let resp = mcp_post(
+        &http,
+        &sim,
+        Some(&token),
+        Some(&session),
+        BOTH,
+        &initialized,
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let resp = mcp_post(&http, &sim, Some(&token), Some(&session), BOTH, &list).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let body: Value = resp.json().await.unwrap();
     let names: Vec<&str> = body["result"]["tools"]
         .as_array()
@@ -139,11 +179,27 @@ async fn tools_answer_in_json_or_sse_as_accepted_and_never_leak_the_token() {
     let token = s(&t["access_token"]).to_string();
     let session = mcp_session(&http, &sim, &token).await;
 
-    let resp = mcp_post(&http, &sim, Some(&token), Some(&session), BOTH, &call(3, "echo", json!({"text": "hi"}))).await;
+    let resp = mcp_post(
+        &http,
+        &sim,
+        Some(&token),
+        Some(&session),
+        BOTH,
+        &call(3, "echo", json!({"text": "hi"})),
+    )
+    .await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["result"]["content"][0]["text"], "hi");
 
-    let resp = mcp_post(&http, &sim, Some(&token), Some(&session), "text/event-stream", &call(4, "echo", json!({"text": "sse"}))).await;
+    let resp = mcp_post(
+        &http,
+        &sim,
+        Some(&token),
+        Some(&session),
+        "text/event-stream",
+        &call(4, "echo", json!({"text": "sse"})),
+    )
+    .await;
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     assert_eq!(resp.headers()["x-accel-buffering"], "no");
     let messages = sse_messages(&resp.text().await.unwrap());
@@ -151,15 +207,33 @@ async fn tools_answer_in_json_or_sse_as_accepted_and_never_leak_the_token() {
     assert_eq!(messages[0]["id"], 4);
     assert_eq!(messages[0]["result"]["content"][0]["text"], "sse");
 
-    let resp = mcp_post(&http, &sim, Some(&token), Some(&session), BOTH, &call(5, "whoami", json!({}))).await;
+    let resp = mcp_post(
+        &http,
+        &sim,
+        Some(&token),
+        Some(&session),
+        BOTH,
+        &call(5, "whoami", json!({})),
+    )
+    .await;
     let text = resp.text().await.unwrap();
     assert!(!text.contains(&token), "whoami must not echo the token");
     let body: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(body["result"]["structuredContent"]["client_id"], client.id.as_str());
-    assert_eq!(body["result"]["structuredContent"]["scope"], "mcp:read mcp:write");
+    assert_eq!(
+        body["result"]["structuredContent"]["client_id"],
+        client.id.as_str()
+    );
+    assert_eq!(
+        body["result"]["structuredContent"]["scope"],
+        "mcp:read mcp:write"
+    );
 
     let unknown = json!({"jsonrpc": "2.0", "id": 6, "method": "resources/list"});
-    let body: Value = mcp_post(&http, &sim, Some(&token), Some(&session), BOTH, &unknown).await.json().await.unwrap();
+    let body: Value = mcp_post(&http, &sim, Some(&token), Some(&session), BOTH, &unknown)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["error"]["code"], -32601);
 
     let resp = http
@@ -184,16 +258,37 @@ async fn admin_report_needs_the_admin_scope_and_says_so_with_403() {
     let (client, t) = login(&http, &sim).await;
     let token = s(&t["access_token"]).to_string();
     let session = mcp_session(&http, &sim, &token).await;
-    let resp = mcp_post(&http, &sim, Some(&token), Some(&session), BOTH, &call(7, "admin_report", json!({}))).await;
+    let resp = mcp_post(
+        &http,
+        &sim,
+        Some(&token),
+        Some(&session),
+        BOTH,
+        &call(7, "admin_report", json!({})),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let header = resp.headers()["www-authenticate"].to_str().unwrap();
-    assert!(header.starts_with("Bearer error=\"insufficient_scope\", scope=\"mcp:read mcp:write mcp:admin\""), "{header}");
+    assert!(
+        header.starts_with(
+            "Bearer error=\"insufficient_scope\", scope=\"mcp:read mcp:write mcp:admin\""
+        ),
+        "{header}"
+    );
 
     // Step up: authorize again with the admin scope.
     let admin = login_as(&http, &sim, &client, Some("mcp:read mcp:write mcp:admin")).await;
     let admin_token = s(&admin["access_token"]).to_string();
     let session = mcp_session(&http, &sim, &admin_token).await;
-    let resp = mcp_post(&http, &sim, Some(&admin_token), Some(&session), BOTH, &call(8, "admin_report", json!({}))).await;
+    let resp = mcp_post(
+        &http,
+        &sim,
+        Some(&admin_token),
+        Some(&session),
+        BOTH,
+        &call(8, "admin_report", json!({})),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["result"]["structuredContent"]["mcp_403s"], 1);
@@ -209,7 +304,11 @@ async fn progress_arrives_as_separate_events_over_time() {
     let mut req = call(9, "progress", json!({"steps": 3, "delay_ms": 150}));
     req["params"]["_meta"] = json!({"progressToken": "p1"});
     let resp = mcp_post(&http, &sim, Some(&token), Some(&session), BOTH, &req).await;
-    assert_eq!(resp.headers()["content-type"], "text/event-stream", "SSE when accepted");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/event-stream",
+        "SSE when accepted"
+    );
 
     let start = Instant::now();
     let mut arrivals: Vec<(Duration, Value)> = Vec::new();
@@ -232,9 +331,15 @@ async fn progress_arrives_as_separate_events_over_time() {
         assert_eq!(m["params"]["total"], 3);
     }
     assert_eq!(arrivals[3].1["id"], 9);
-    assert_eq!(arrivals[3].1["result"]["content"][0]["text"], "done: 3 steps");
+    assert_eq!(
+        arrivals[3].1["result"]["content"][0]["text"],
+        "done: 3 steps"
+    );
     // Streamed, not buffered: the first step arrived well before the result.
-    assert!(arrivals[3].0 - arrivals[0].0 >= Duration::from_millis(250), "{arrivals:?}");
+    assert!(
+        arrivals[3].0 - arrivals[0].0 >= Duration::from_millis(250),
+        "{arrivals:?}"
+    );
 }
 
 #[tokio::test]
@@ -302,7 +407,12 @@ async fn tether_sim_binary_prints_the_mcp_url_and_serves_it() {
     assert_eq!(mcp.path(), "/mcp");
     let resp = http().post(mcp).json(&json!({})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert!(resp.headers()["www-authenticate"].to_str().unwrap().contains("resource_metadata="));
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("resource_metadata=")
+    );
     child.kill().await.unwrap();
 }
 

@@ -29,7 +29,12 @@ async fn discovery_documents_name_the_resource_and_issuer() {
         assert_eq!(status, StatusCode::OK, "{path}");
         assert_eq!(prm["resource"], mcp.as_str());
         assert_eq!(prm["authorization_servers"], json!([sim.issuer()]));
-        assert!(prm["scopes_supported"].as_array().unwrap().contains(&json!("mcp:admin")));
+        assert!(
+            prm["scopes_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("mcp:admin"))
+        );
     }
     for path in [
         "/.well-known/oauth-authorization-server",
@@ -47,7 +52,10 @@ async fn discovery_documents_name_the_resource_and_issuer() {
         assert_eq!(meta["token_endpoint"], endpoint(&sim, "token").as_str());
         assert!(meta["registration_endpoint"].is_string());
         assert!(meta["revocation_endpoint"].is_string());
-        assert_eq!(meta["grant_types_supported"], json!(["authorization_code", "refresh_token"]));
+        assert_eq!(
+            meta["grant_types_supported"],
+            json!(["authorization_code", "refresh_token"])
+        );
     }
     assert!(!sim.issuer().ends_with('/'));
 }
@@ -61,7 +69,11 @@ async fn an_issuer_with_a_path_is_found_only_by_path_insert() {
     .await;
     let http = http();
     assert!(sim.issuer().ends_with("/oauth"));
-    let (_, prm) = get_json(&http, &url(&sim, "/.well-known/oauth-protected-resource/mcp")).await;
+    let (_, prm) = get_json(
+        &http,
+        &url(&sim, "/.well-known/oauth-protected-resource/mcp"),
+    )
+    .await;
     assert_eq!(prm["authorization_servers"], json!([sim.issuer()]));
     for path in [
         "/.well-known/oauth-authorization-server/oauth",
@@ -74,10 +86,16 @@ async fn an_issuer_with_a_path_is_found_only_by_path_insert() {
         assert!(s(&meta["token_endpoint"]).ends_with("/oauth/token"));
     }
     let (status, _) = get_json(&http, &url(&sim, "/.well-known/oauth-authorization-server")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "the root form is not served for a path issuer");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the root form is not served for a path issuer"
+    );
     // The whole flow works under the path, with iss carrying the path.
     let (_, tokens) = login(&http, &sim).await;
-    probe(&http, &sim, s(&tokens["access_token"])).await.unwrap();
+    probe(&http, &sim, s(&tokens["access_token"]))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -94,29 +112,49 @@ async fn registration_validates_metadata_like_a_real_server() {
         }
     };
     for (body, error) in [
-        (json!({"redirect_uris": ["http://example.com/cb"]}), "invalid_redirect_uri"),
-        (json!({"redirect_uris": ["myapp://cb"]}), "invalid_redirect_uri"),
+        (
+            json!({"redirect_uris": ["http://example.com/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["myapp://cb"]}),
+            "invalid_redirect_uri",
+        ),
         (json!({"redirect_uris": []}), "invalid_redirect_uri"),
         (json!({"client_name": "x"}), "invalid_redirect_uri"),
-        (json!({"redirect_uris": [REDIRECT], "grant_types": ["password"]}), "invalid_client_metadata"),
+        (
+            json!({"redirect_uris": [REDIRECT], "grant_types": ["password"]}),
+            "invalid_client_metadata",
+        ),
         (
             json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
             "invalid_client_metadata",
         ),
     ] {
         let (status, err) = reg(body.clone()).await;
-        assert_eq!((status, s(&err["error"])), (StatusCode::BAD_REQUEST, error), "{body}");
+        assert_eq!(
+            (status, s(&err["error"])),
+            (StatusCode::BAD_REQUEST, error),
+            "{body}"
+        );
     }
 
-    let (status, public) = reg(json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})).await;
+    let (status, public) =
+        reg(json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert!(public.get("client_secret").is_none() && public.get("client_secret_expires_at").is_none());
+    assert!(
+        public.get("client_secret").is_none() && public.get("client_secret_expires_at").is_none()
+    );
     assert!(public["client_id_issued_at"].as_u64().unwrap() > 1_600_000_000);
     assert!(s(&public["registration_access_token"]).starts_with("gen_reg_"));
 
     // RFC 7591: the default method is client_secret_basic, and a secret comes with an expiry.
-    let (_, confidential) = reg(json!({"redirect_uris": ["https://app.example/cb"], "client_name": "n"})).await;
-    assert_eq!(confidential["token_endpoint_auth_method"], "client_secret_basic");
+    let (_, confidential) =
+        reg(json!({"redirect_uris": ["https://app.example/cb"], "client_name": "n"})).await;
+    assert_eq!(
+        confidential["token_endpoint_auth_method"],
+        "client_secret_basic"
+    );
     assert!(s(&confidential["client_secret"]).starts_with("gen_cs_"));
     assert_eq!(confidential["client_secret_expires_at"], 0);
     assert_eq!(confidential["client_name"], "n");
@@ -135,7 +173,10 @@ async fn registration_management_reads_and_deletes_and_deletion_revokes_grants()
 
     let read = http.get(&uri).bearer_auth(&rat).send().await.unwrap();
     assert_eq!(read.status(), StatusCode::OK);
-    assert_eq!(read.json::<Value>().await.unwrap()["client_id"], client.id.as_str());
+    assert_eq!(
+        read.json::<Value>().await.unwrap()["client_id"],
+        client.id.as_str()
+    );
     let wrong = http.get(&uri).bearer_auth("nope").send().await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let missing = http.get(&uri).send().await.unwrap();
@@ -150,9 +191,18 @@ async fn registration_management_reads_and_deletes_and_deletion_revokes_grants()
 
     let deleted = http.delete(&uri).bearer_auth(&rat).send().await.unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    assert!(probe(&http, &sim, s(&tokens["access_token"])).await.is_err());
-    let r = refresh(&http, &sim, &client, s(&tokens["refresh_token"])).await.unwrap();
-    assert_eq!(oauth_error(r).await, (StatusCode::UNAUTHORIZED, "invalid_client".into()));
+    assert!(
+        probe(&http, &sim, s(&tokens["access_token"]))
+            .await
+            .is_err()
+    );
+    let r = refresh(&http, &sim, &client, s(&tokens["refresh_token"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        oauth_error(r).await,
+        (StatusCode::UNAUTHORIZED, "invalid_client".into())
+    );
     let after = http.get(&uri).bearer_auth(&rat).send().await.unwrap();
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
     let st = stats(&http, &sim).await;
@@ -207,11 +257,20 @@ async fn authorization_errors_redirect_only_to_a_trusted_redirect_uri() {
 
     for (pairs, error) in [
         (with("code_challenge", None), "invalid_request"),
-        (with("code_challenge_method", Some("plain")), "invalid_request"),
+        (
+            with("code_challenge_method", Some("plain")),
+            "invalid_request",
+        ),
         (with("code_challenge_method", None), "invalid_request"),
         (with("scope", Some("mcp:read repo")), "invalid_scope"),
-        (with("resource", Some("http://127.0.0.1:1/mcp")), "invalid_target"),
-        (with("response_type", Some("token")), "unsupported_response_type"),
+        (
+            with("resource", Some("http://127.0.0.1:1/mcp")),
+            "invalid_target",
+        ),
+        (
+            with("response_type", Some("token")),
+            "unsupported_response_type",
+        ),
     ] {
         let resp = go(pairs).await;
         assert_eq!(resp.status(), StatusCode::FOUND);
@@ -247,38 +306,73 @@ async fn token_endpoint_answers_bad_requests_with_rfc6749_errors() {
     let call = |c: &TestClient, p: Vec<(String, String)>| {
         let (http, sim, c) = (http.clone(), &sim, c.clone());
         async move {
-            let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let pairs: Vec<(&str, &str)> =
+                p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             oauth_error(token_call(&http, sim, &c, &pairs).await.unwrap()).await
         }
     };
     let fresh = || async {
         let (verifier, challenge) = pkce();
-        (authorize(&http, &sim, &client, &challenge, None).await, verifier)
+        (
+            authorize(&http, &sim, &client, &challenge, None).await,
+            verifier,
+        )
     };
     let bad = (StatusCode::BAD_REQUEST, "invalid_grant".to_string());
 
     let (code, _) = fresh().await;
-    assert_eq!(call(&client, code_req(&code, None, REDIRECT, &mcp)).await.1, "invalid_request");
+    assert_eq!(
+        call(&client, code_req(&code, None, REDIRECT, &mcp)).await.1,
+        "invalid_request"
+    );
     let (code, _) = fresh().await;
     let (wrong_verifier, _) = pkce();
-    assert_eq!(call(&client, code_req(&code, Some(&wrong_verifier), REDIRECT, &mcp)).await, bad);
-    let (code, v) = fresh().await;
-    assert_eq!(call(&client, code_req(&code, Some(&v), "http://127.0.0.1:53682/x", &mcp)).await, bad);
-    let (code, v) = fresh().await;
-    assert_eq!(call(&other, code_req(&code, Some(&v), REDIRECT, &mcp)).await, bad, "another client's code");
+    assert_eq!(
+        call(
+            &client,
+            code_req(&code, Some(&wrong_verifier), REDIRECT, &mcp)
+        )
+        .await,
+        bad
+    );
     let (code, v) = fresh().await;
     assert_eq!(
-        call(&client, code_req(&code, Some(&v), REDIRECT, "http://127.0.0.1:1/mcp")).await.1,
+        call(
+            &client,
+            code_req(&code, Some(&v), "http://127.0.0.1:53682/x", &mcp)
+        )
+        .await,
+        bad
+    );
+    let (code, v) = fresh().await;
+    assert_eq!(
+        call(&other, code_req(&code, Some(&v), REDIRECT, &mcp)).await,
+        bad,
+        "another client's code"
+    );
+    let (code, v) = fresh().await;
+    assert_eq!(
+        call(
+            &client,
+            code_req(&code, Some(&v), REDIRECT, "http://127.0.0.1:1/mcp")
+        )
+        .await
+        .1,
         "invalid_target"
     );
-    let ghost = TestClient { id: "ghost".into(), ..client.clone() };
+    let ghost = TestClient {
+        id: "ghost".into(),
+        ..client.clone()
+    };
     let (code, v) = fresh().await;
     assert_eq!(
         call(&ghost, code_req(&code, Some(&v), REDIRECT, &mcp)).await,
         (StatusCode::UNAUTHORIZED, "invalid_client".to_string())
     );
     assert_eq!(
-        call(&client, vec![("grant_type".into(), "password".into())]).await.1,
+        call(&client, vec![("grant_type".into(), "password".into())])
+            .await
+            .1,
         "unsupported_grant_type"
     );
 
@@ -289,7 +383,11 @@ async fn token_endpoint_answers_bad_requests_with_rfc6749_errors() {
     let tokens: Value = first.json().await.unwrap();
     let replay = exchange(&http, &sim, &client, &code, &v).await;
     assert_eq!(oauth_error(replay).await, bad);
-    assert!(probe(&http, &sim, s(&tokens["access_token"])).await.is_err());
+    assert!(
+        probe(&http, &sim, s(&tokens["access_token"]))
+            .await
+            .is_err()
+    );
 
     // Refresh: bound to its client, scope may only narrow.
     let t = login_as(&http, &sim, &client, Some("mcp:read")).await;
@@ -304,9 +402,19 @@ async fn token_endpoint_answers_bad_requests_with_rfc6749_errors() {
     assert_eq!(oauth_error(stolen).await, bad);
 
     // Not a form body.
-    let json_body = http.post(endpoint(&sim, "token")).json(&json!({"grant_type": "x"})).send().await.unwrap();
+    let json_body = http
+        .post(endpoint(&sim, "token"))
+        .json(&json!({"grant_type": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(oauth_error(json_body).await.1, "invalid_request");
-    assert!(stats(&http, &sim).await["totals"]["invalid_grant_responses"].as_u64().unwrap() >= 5);
+    assert!(
+        stats(&http, &sim).await["totals"]["invalid_grant_responses"]
+            .as_u64()
+            .unwrap()
+            >= 5
+    );
 }
 
 #[tokio::test]
@@ -316,23 +424,43 @@ async fn confidential_clients_authenticate_by_post_and_basic() {
     for method in ["client_secret_post", "client_secret_basic"] {
         let client = register(&http, &sim, method).await;
         let tokens = login_as(&http, &sim, &client, None).await;
-        let r = refresh(&http, &sim, &client, s(&tokens["refresh_token"])).await.unwrap();
+        let r = refresh(&http, &sim, &client, s(&tokens["refresh_token"]))
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{method}");
     }
     // A wrong secret over Basic: 401 invalid_client with a Basic challenge.
     let mut client = register(&http, &sim, "client_secret_basic").await;
     client.secret = Some("wrong".into());
-    let resp = token_call(&http, &sim, &client, &[("grant_type", "authorization_code"), ("code", "x")])
-        .await
-        .unwrap();
-    assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
-    assert_eq!(oauth_error(resp).await, (StatusCode::UNAUTHORIZED, "invalid_client".into()));
+    let resp = token_call(
+        &http,
+        &sim,
+        &client,
+        &[("grant_type", "authorization_code"), ("code", "x")],
+    )
+    .await
+    .unwrap();
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    assert_eq!(
+        oauth_error(resp).await,
+        (StatusCode::UNAUTHORIZED, "invalid_client".into())
+    );
     // The secret sent the wrong way is refused too.
     let mut post_instead = register(&http, &sim, "client_secret_basic").await;
     post_instead.method = "client_secret_post".into();
-    let resp = token_call(&http, &sim, &post_instead, &[("grant_type", "authorization_code"), ("code", "x")])
-        .await
-        .unwrap();
+    let resp = token_call(
+        &http,
+        &sim,
+        &post_instead,
+        &[("grant_type", "authorization_code"), ("code", "x")],
+    )
+    .await
+    .unwrap();
     assert_eq!(oauth_error(resp).await.1, "invalid_client");
 }
 
@@ -352,20 +480,32 @@ async fn revocation_answers_200_and_kills_the_token() {
                 .status()
         }
     };
-    assert_eq!(revoke(s(&t["access_token"]).to_string()).await, StatusCode::OK);
+    assert_eq!(
+        revoke(s(&t["access_token"]).to_string()).await,
+        StatusCode::OK
+    );
     assert!(probe(&http, &sim, s(&t["access_token"])).await.is_err());
     assert_eq!(revoke("never-issued".into()).await, StatusCode::OK);
     // Revoking a refresh token ends its grant.
     let t2 = login_as(&http, &sim, &client, None).await;
-    assert_eq!(revoke(s(&t2["refresh_token"]).to_string()).await, StatusCode::OK);
+    assert_eq!(
+        revoke(s(&t2["refresh_token"]).to_string()).await,
+        StatusCode::OK
+    );
     assert!(probe(&http, &sim, s(&t2["access_token"])).await.is_err());
-    let r = refresh(&http, &sim, &client, s(&t2["refresh_token"])).await.unwrap();
+    let r = refresh(&http, &sim, &client, s(&t2["refresh_token"]))
+        .await
+        .unwrap();
     assert_eq!(oauth_error(r).await.1, "invalid_grant");
     assert_eq!(stats(&http, &sim).await["totals"]["revoked_tokens"], 3);
 
     // The user revokes the app at the provider.
     let t3 = login_as(&http, &sim, &client, None).await;
-    let all = http.post(url(&sim, "/__sim/revoke-all")).send().await.unwrap();
+    let all = http
+        .post(url(&sim, "/__sim/revoke-all"))
+        .send()
+        .await
+        .unwrap();
     assert!(all.status().is_success());
     assert!(probe(&http, &sim, s(&t3["access_token"])).await.is_err());
 }
@@ -395,13 +535,26 @@ async fn token_calls_fail_with_500_then_429_then_recover() {
     let t: Value = ok.json().await.unwrap();
 
     let plan = json!({"fail_token_calls": 1, "fail_kind": "429", "retry_after_secs": 7});
-    let set = http.post(url(&sim, "/__sim/faults")).json(&plan).send().await.unwrap();
+    let set = http
+        .post(url(&sim, "/__sim/faults"))
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(set.status(), StatusCode::OK);
-    let limited = refresh(&http, &sim, &client, s(&t["refresh_token"])).await.unwrap();
+    let limited = refresh(&http, &sim, &client, s(&t["refresh_token"]))
+        .await
+        .unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(limited.headers()["retry-after"], "7");
-    let again = refresh(&http, &sim, &client, s(&t["refresh_token"])).await.unwrap();
-    assert_eq!(again.status(), StatusCode::OK, "the refresh token survived the 429");
+    let again = refresh(&http, &sim, &client, s(&t["refresh_token"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "the refresh token survived the 429"
+    );
 
     let st = stats(&http, &sim).await;
     assert_eq!(st["totals"]["faults_injected"], 3);
@@ -446,21 +599,38 @@ async fn missing_metadata_paths_answer_404_and_the_rest_still_works() {
     })
     .await;
     let http = http();
-    let (status, _) = get_json(&http, &url(&sim, "/.well-known/oauth-protected-resource/mcp")).await;
+    let (status, _) = get_json(
+        &http,
+        &url(&sim, "/.well-known/oauth-protected-resource/mcp"),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = get_json(&http, &url(&sim, "/.well-known/oauth-protected-resource")).await;
     assert_eq!(status, StatusCode::OK);
 
     let plan = json!({"missing_metadata": ["/.well-known/oauth-authorization-server"]});
-    http.post(url(&sim, "/__sim/faults")).json(&plan).send().await.unwrap();
+    http.post(url(&sim, "/__sim/faults"))
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
     let (status, _) = get_json(&http, &url(&sim, "/.well-known/oauth-authorization-server")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = get_json(&http, &url(&sim, "/.well-known/oauth-protected-resource/mcp")).await;
+    let (status, _) = get_json(
+        &http,
+        &url(&sim, "/.well-known/oauth-protected-resource/mcp"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "the plan is replaced as a whole");
     let (status, _) = get_json(&http, &url(&sim, "/.well-known/openid-configuration")).await;
     assert_eq!(status, StatusCode::OK);
 
-    let bad = http.post(url(&sim, "/__sim/faults")).json(&json!({"fail_kind": "teapot"})).send().await.unwrap();
+    let bad = http
+        .post(url(&sim, "/__sim/faults"))
+        .json(&json!({"fail_kind": "teapot"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 

@@ -18,18 +18,30 @@ async fn linear_reuse_of_a_rotated_refresh_token_revokes_the_whole_grant() {
     assert!(at1.starts_with("lin_at_") && rt1.starts_with("lin_rt_"));
     assert_eq!(t1["expires_in"], 3600);
 
-    let t2: Value = refresh(&http, &sim, &client, &rt1).await.unwrap().json().await.unwrap();
+    let t2: Value = refresh(&http, &sim, &client, &rt1)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let at2 = s(&t2["access_token"]).to_string();
     let rt2 = s(&t2["refresh_token"]).to_string();
     assert_ne!(rt1, rt2, "linear rotates refresh tokens");
-    probe(&http, &sim, &at2).await.expect("newest access token works");
+    probe(&http, &sim, &at2)
+        .await
+        .expect("newest access token works");
 
     // Someone presents the already-rotated token again.
     let reused = refresh(&http, &sim, &client, &rt1).await.unwrap();
-    assert_eq!(oauth_error(reused).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
+    assert_eq!(
+        oauth_error(reused).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".into())
+    );
 
     // The newest tokens die with the family.
-    let challenge = probe(&http, &sim, &at2).await.expect_err("newest access token is revoked");
+    let challenge = probe(&http, &sim, &at2)
+        .await
+        .expect_err("newest access token is revoked");
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     assert!(probe(&http, &sim, &at1).await.is_err());
     let newest = refresh(&http, &sim, &client, &rt2).await.unwrap();
@@ -50,11 +62,20 @@ async fn generic_rejects_a_reused_refresh_token_without_revoking_the_grant() {
     let http = http();
     let (client, t1) = login(&http, &sim).await;
     let rt1 = s(&t1["refresh_token"]).to_string();
-    let t2: Value = refresh(&http, &sim, &client, &rt1).await.unwrap().json().await.unwrap();
+    let t2: Value = refresh(&http, &sim, &client, &rt1)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let reused = refresh(&http, &sim, &client, &rt1).await.unwrap();
     assert_eq!(oauth_error(reused).await.1, "invalid_grant");
-    probe(&http, &sim, s(&t2["access_token"])).await.expect("grant survives");
-    let t3 = refresh(&http, &sim, &client, s(&t2["refresh_token"])).await.unwrap();
+    probe(&http, &sim, s(&t2["access_token"]))
+        .await
+        .expect("grant survives");
+    let t3 = refresh(&http, &sim, &client, s(&t2["refresh_token"]))
+        .await
+        .unwrap();
     assert_eq!(t3.status(), StatusCode::OK);
     let st = stats(&http, &sim).await;
     assert_eq!(st["totals"]["family_revocations"], 0);
@@ -73,15 +94,23 @@ async fn github_eleventh_token_evicts_the_oldest_before_it_expires() {
         tokens.push(s(&t["access_token"]).to_string());
     }
     for t in &tokens {
-        probe(&http, &sim, t).await.expect("ten live tokens are allowed");
+        probe(&http, &sim, t)
+            .await
+            .expect("ten live tokens are allowed");
     }
     assert_eq!(stats(&http, &sim).await["totals"]["evictions"], 0);
 
     let eleventh = login_as(&http, &sim, &client, None).await;
-    let challenge = probe(&http, &sim, &tokens[0]).await.expect_err("oldest is evicted");
+    let challenge = probe(&http, &sim, &tokens[0])
+        .await
+        .expect_err("oldest is evicted");
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
-    probe(&http, &sim, &tokens[1]).await.expect("second oldest lives");
-    probe(&http, &sim, s(&eleventh["access_token"])).await.expect("newest lives");
+    probe(&http, &sim, &tokens[1])
+        .await
+        .expect("second oldest lives");
+    probe(&http, &sim, s(&eleventh["access_token"]))
+        .await
+        .expect("newest lives");
 
     let st = stats(&http, &sim).await;
     assert_eq!(st["totals"]["evictions"], 1);
@@ -104,19 +133,31 @@ async fn notion_clients_expire_and_tokens_stay_bound_to_their_client() {
     // follow the returned metadata.
     assert_eq!(client.method, "client_secret_post");
     assert!(client.secret.is_some());
-    let expires_at = client.registration["client_secret_expires_at"].as_u64().unwrap();
+    let expires_at = client.registration["client_secret_expires_at"]
+        .as_u64()
+        .unwrap();
     let now = chrono::Utc::now().timestamp() as u64;
-    assert!(expires_at >= now && expires_at <= now + 3, "{expires_at} vs {now}");
+    assert!(
+        expires_at >= now && expires_at <= now + 3,
+        "{expires_at} vs {now}"
+    );
 
     let tokens = login_as(&http, &sim, &client, None).await;
     let rt = s(&tokens["refresh_token"]).to_string();
     let other = register(&http, &sim, "client_secret_post").await;
     let stolen = refresh(&http, &sim, &other, &rt).await.unwrap();
-    assert_eq!(oauth_error(stolen).await.1, "invalid_grant", "bound to its client");
+    assert_eq!(
+        oauth_error(stolen).await.1,
+        "invalid_grant",
+        "bound to its client"
+    );
 
     tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
     let late = refresh(&http, &sim, &client, &rt).await.unwrap();
-    assert_eq!(oauth_error(late).await, (StatusCode::UNAUTHORIZED, "invalid_client".into()));
+    assert_eq!(
+        oauth_error(late).await,
+        (StatusCode::UNAUTHORIZED, "invalid_client".into())
+    );
     let st = stats(&http, &sim).await;
     assert_eq!(st["clients"][0]["expired"], true);
     assert!(st["clients"][0]["expires_at"].is_string());
@@ -132,7 +173,10 @@ async fn todoist_issues_a_ten_year_token_and_no_refresh_token() {
     assert!(tokens.get("refresh_token").is_none(), "{tokens}");
     assert_eq!(tokens["expires_in"], 3650 * 24 * 3600);
     assert!(s(&tokens["access_token"]).starts_with("td_at_"));
-    assert_eq!(client.registration["grant_types"], json!(["authorization_code"]));
+    assert_eq!(
+        client.registration["grant_types"],
+        json!(["authorization_code"])
+    );
     let meta: Value = http
         .get(url(&sim, "/.well-known/oauth-authorization-server"))
         .send()
@@ -162,7 +206,10 @@ async fn atlassian_access_tokens_live_30_to_55_scaled_minutes() {
         let t = login_as(&http, &sim, &client, None).await;
         let life = t["expires_in"].as_u64().unwrap();
         assert!((30..=55).contains(&life), "lifetime {life}s");
-        assert!(t["refresh_token"].is_string(), "offline_access is in the default scope");
+        assert!(
+            t["refresh_token"].is_string(),
+            "offline_access is in the default scope"
+        );
         seen.push(life);
     }
     // Refresh rotates and stays within the range.
@@ -190,11 +237,20 @@ async fn time_scale_shortens_lifetimes_and_tokens_really_expire() {
     let http = http();
     let (client, t) = login(&http, &sim).await;
     assert_eq!(t["expires_in"], 1, "one hour at 3600x");
-    probe(&http, &sim, s(&t["access_token"])).await.expect("fresh token works");
+    probe(&http, &sim, s(&t["access_token"]))
+        .await
+        .expect("fresh token works");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let challenge = probe(&http, &sim, s(&t["access_token"])).await.expect_err("expired");
-    assert!(challenge.contains("invalid_token") && challenge.contains("expired"), "{challenge}");
-    let r = refresh(&http, &sim, &client, s(&t["refresh_token"])).await.unwrap();
+    let challenge = probe(&http, &sim, s(&t["access_token"]))
+        .await
+        .expect_err("expired");
+    assert!(
+        challenge.contains("invalid_token") && challenge.contains("expired"),
+        "{challenge}"
+    );
+    let r = refresh(&http, &sim, &client, s(&t["refresh_token"]))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(stats(&http, &sim).await["totals"]["live_access_tokens"], 1);
 }

@@ -176,7 +176,10 @@ fn check_request(
     if let Some(bad) = resources.iter().find(|r| **r != cfg.resource) {
         return Err(OAuthError::new(
             "invalid_target",
-            format!("resource '{bad}' is not served here; use '{}'", cfg.resource),
+            format!(
+                "resource '{bad}' is not served here; use '{}'",
+                cfg.resource
+            ),
         ));
     }
     let resource = resources.first().map(|r| r.to_string());

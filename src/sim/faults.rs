@@ -102,7 +102,11 @@ pub(crate) async fn missing_metadata(
         .iter()
         .any(|p| p == req.uri().path());
     if missing {
-        return (StatusCode::NOT_FOUND, "not found (simulated missing metadata)").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            "not found (simulated missing metadata)",
+        )
+            .into_response();
     }
     next.run(req).await
 }

@@ -63,10 +63,12 @@ fn origin_allowed(headers: &HeaderMap) -> bool {
 }
 
 /// Checks the bearer token; counts the request, and the 401 if there is one.
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Response> {
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
     shared.count(|t| t.mcp_requests += 1);
     if !origin_allowed(headers) {
-        return Err((StatusCode::FORBIDDEN, "origin not allowed").into_response());
+        return Err(Box::new(
+            (StatusCode::FORBIDDEN, "origin not allowed").into_response(),
+        ));
     }
     let cfg = &shared.cfg;
     let metadata = cfg.resource_metadata_url();
@@ -76,14 +78,14 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Response> {
         .map(|(_, t)| t.trim().to_string());
     let result = match token {
         // RFC 6750 §3.1: no credentials, no error code.
-        None => Err(challenge(
+        None => Err(Box::new(challenge(
             StatusCode::UNAUTHORIZED,
             &[
                 ("resource_metadata", &metadata),
                 ("scope", cfg.policy.default_scope),
             ],
             json!({ "error": "unauthorized", "error_description": "authorization required" }),
-        )),
+        ))),
         Some(token) => {
             let store = shared.store();
             match store.check_access(&token, &cfg.resource, now_ms()) {
@@ -91,7 +93,7 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Response> {
                     client_id: t.client_id.clone(),
                     scope: t.scope.clone(),
                 }),
-                Err(why) => Err(challenge(
+                Err(why) => Err(Box::new(challenge(
                     StatusCode::UNAUTHORIZED,
                     &[
                         ("error", "invalid_token"),
@@ -99,7 +101,7 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Response> {
                         ("resource_metadata", &metadata),
                     ],
                     json!({ "error": "invalid_token", "error_description": why }),
-                )),
+                ))),
             }
         }
     };
@@ -130,45 +132,54 @@ fn accepts(headers: &HeaderMap) -> Accepts {
     };
     let types: Vec<String> = accept
         .split(',')
-        .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .collect();
     let any = types.iter().any(|t| t == "*/*");
     Accepts {
-        json: any || types.iter().any(|t| t == "application/json" || t == "application/*"),
+        json: any
+            || types
+                .iter()
+                .any(|t| t == "application/json" || t == "application/*"),
         sse: types.iter().any(|t| t == "text/event-stream"),
     }
 }
 
 /// The session named by the request, or the error the transport spec asks for.
-fn check_session(shared: &Shared, headers: &HeaderMap) -> Result<Option<String>, Response> {
+fn check_session(shared: &Shared, headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
     if let Some(version) = header_str(headers, VERSION_HEADER)
         && !SUPPORTED_VERSIONS.contains(&version)
     {
-        return Err(rpc_error(
+        return Err(Box::new(rpc_error(
             StatusCode::BAD_REQUEST,
             Value::Null,
             -32600,
             &format!("unsupported MCP-Protocol-Version '{version}'"),
-        ));
+        )));
     }
     match header_str(headers, SESSION_HEADER) {
         Some(id) => {
             let protocol = shared.store().sessions.get(id).map(|s| s.protocol.clone());
             match protocol {
-                None => Err(rpc_error(
+                None => Err(Box::new(rpc_error(
                     StatusCode::NOT_FOUND,
                     Value::Null,
                     -32001,
                     "session not found: initialize again",
-                )),
+                ))),
                 // The header must repeat the version negotiated for this session.
                 Some(p) if header_str(headers, VERSION_HEADER).is_some_and(|v| v != p) => {
-                    Err(rpc_error(
+                    Err(Box::new(rpc_error(
                         StatusCode::BAD_REQUEST,
                         Value::Null,
                         -32600,
                         &format!("MCP-Protocol-Version differs from the session's '{p}'"),
-                    ))
+                    )))
                 }
                 Some(_) => Ok(Some(id.to_string())),
             }
@@ -176,12 +187,12 @@ fn check_session(shared: &Shared, headers: &HeaderMap) -> Result<Option<String>,
         None if header_str(headers, VERSION_HEADER).is_some_and(|v| v >= STATELESS_FROM) => {
             Ok(None)
         }
-        None => Err(rpc_error(
+        None => Err(Box::new(rpc_error(
             StatusCode::BAD_REQUEST,
             Value::Null,
             -32600,
             "Mcp-Session-Id header is required",
-        )),
+        ))),
     }
 }
 
@@ -192,7 +203,7 @@ pub(crate) async fn post(
 ) -> Response {
     let caller = match authorize(&shared, &headers) {
         Ok(c) => c,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let msg: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -207,7 +218,12 @@ pub(crate) async fn post(
         );
     }
     if msg.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32600, "invalid request");
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "invalid request",
+        );
     }
     let method = msg.get("method").and_then(Value::as_str);
     let id = msg.get("id").cloned();
@@ -239,7 +255,7 @@ pub(crate) async fn post(
         return initialize(&shared, id, &params, accept).await;
     }
     if let Err(resp) = check_session(&shared, &headers) {
-        return resp;
+        return *resp;
     }
     let outcome = match method {
         "ping" => tools::Outcome::Result(json!({})),
@@ -294,7 +310,7 @@ async fn initialize(shared: &Shared, id: Value, params: &Value, accept: Accepts)
 /// every few seconds until the session ends or the server stops.
 pub(crate) async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if let Err(resp) = authorize(&shared, &headers) {
-        return resp;
+        return *resp;
     }
     if header_str(&headers, SESSION_HEADER).is_none()
         && header_str(&headers, VERSION_HEADER).is_some_and(|v| v >= STATELESS_FROM)
@@ -311,7 +327,7 @@ pub(crate) async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -
     let session = match check_session(&shared, &headers) {
         Ok(Some(s)) => s,
         Ok(None) => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let ended = match shared.store().sessions.get(&session) {
         Some(s) => s.ended.clone(),
@@ -344,7 +360,7 @@ pub(crate) async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -
 
 pub(crate) async fn delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if let Err(resp) = authorize(&shared, &headers) {
-        return resp;
+        return *resp;
     }
     let Some(id) = header_str(&headers, SESSION_HEADER) else {
         return (StatusCode::BAD_REQUEST, "Mcp-Session-Id header is required").into_response();

@@ -79,7 +79,9 @@ pub enum SimError {
         "issuer path '{0}' is not allowed: use a path such as /oauth (leading slash, no trailing slash, no query)"
     )]
     BadIssuerPath(String),
-    #[error("missing-metadata path '{0}' is not a path: use one such as /.well-known/oauth-authorization-server")]
+    #[error(
+        "missing-metadata path '{0}' is not a path: use one such as /.well-known/oauth-authorization-server"
+    )]
     BadMetadataPath(String),
     #[error(
         "could not listen on 127.0.0.1:{port}: {source}; pick another --port, or 0 for any free port"

@@ -131,7 +131,10 @@ impl CuttableStream {
 }
 
 fn cut_error() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionReset, "connection cut by the simulator")
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "connection cut by the simulator",
+    )
 }
 
 impl AsyncRead for CuttableStream {

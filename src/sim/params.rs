@@ -169,11 +169,7 @@ pub(crate) fn presented(headers: &HeaderMap, params: &Params) -> Result<Presente
 
 /// Checks presented credentials against the client's registered method. Counts every
 /// `invalid_client` answer.
-pub(crate) fn authenticate(
-    shared: &Shared,
-    p: &Presented,
-    now: u64,
-) -> Result<Client, OAuthError> {
+pub(crate) fn authenticate(shared: &Shared, p: &Presented, now: u64) -> Result<Client, OAuthError> {
     let result = check_client(shared, p, now);
     if let Err(e) = &result
         && e.error == "invalid_client"
@@ -186,11 +182,7 @@ pub(crate) fn authenticate(
     })
 }
 
-fn check_client(
-    shared: &Shared,
-    p: &Presented,
-    now: u64,
-) -> Result<Client, OAuthError> {
+fn check_client(shared: &Shared, p: &Presented, now: u64) -> Result<Client, OAuthError> {
     let Some(id) = &p.client_id else {
         return Err(OAuthError::invalid_client(
             "no client authentication: send client_id (and the secret, if one was issued)",
@@ -201,7 +193,9 @@ fn check_client(
         return Err(OAuthError::invalid_client("unknown client_id"));
     };
     if client.deleted {
-        return Err(OAuthError::invalid_client("the client registration was deleted"));
+        return Err(OAuthError::invalid_client(
+            "the client registration was deleted",
+        ));
     }
     if client.expired(now) {
         return Err(OAuthError::invalid_client(

@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::profile::scaled;
 use super::server::{Shared, now_ms};
 use super::state::{AuthMethod, Client, Death, client_id, secret};
-use super::profile::scaled;
 
 /// Registered metadata the server keeps and echoes without interpreting it.
 const ECHOED: &[&str] = &[
@@ -83,7 +83,10 @@ pub(crate) async fn register(State(shared): State<Arc<Shared>>, body: Bytes) -> 
         );
     }
     let Ok(asked_grants) = string_list(&doc, "grant_types") else {
-        return reg_error("invalid_client_metadata", "grant_types must be an array of strings");
+        return reg_error(
+            "invalid_client_metadata",
+            "grant_types must be an array of strings",
+        );
     };
     let asked_grants = asked_grants.unwrap_or_else(|| vec!["authorization_code".into()]);
     let supported = policy.grant_types();
@@ -110,7 +113,12 @@ pub(crate) async fn register(State(shared): State<Arc<Shared>>, body: Bytes) -> 
     match string_list(&doc, "response_types") {
         Ok(None) => {}
         Ok(Some(rt)) if rt.iter().all(|r| r == "code") && !rt.is_empty() => {}
-        _ => return reg_error("invalid_client_metadata", "response_types must be [\"code\"]"),
+        _ => {
+            return reg_error(
+                "invalid_client_metadata",
+                "response_types must be [\"code\"]",
+            );
+        }
     }
     let method = match doc.get("token_endpoint_auth_method") {
         None | Some(Value::Null) => AuthMethod::SecretBasic,
@@ -142,7 +150,10 @@ pub(crate) async fn register(State(shared): State<Arc<Shared>>, body: Bytes) -> 
                 .all(|s| policy.scopes_supported.contains(&s))
         });
         if !ok {
-            return reg_error("invalid_client_metadata", "scope names an unsupported scope");
+            return reg_error(
+                "invalid_client_metadata",
+                "scope names an unsupported scope",
+            );
         }
     }
     let extra: Map<String, Value> = doc
@@ -195,7 +206,7 @@ fn unauthorized(description: &str) -> Response {
 
 /// The client the registration access token manages, or the 401 RFC 7592 §2 asks for.
 /// Unknown and deleted clients also get 401, so client ids cannot be probed.
-fn managed(shared: &Shared, id: &str, headers: &HeaderMap) -> Result<Client, Response> {
+fn managed(shared: &Shared, id: &str, headers: &HeaderMap) -> Result<Client, Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -203,12 +214,16 @@ fn managed(shared: &Shared, id: &str, headers: &HeaderMap) -> Result<Client, Res
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string());
     let Some(token) = token else {
-        return Err(unauthorized("a registration access token is required"));
+        return Err(Box::new(unauthorized(
+            "a registration access token is required",
+        )));
     };
     let store = shared.store();
     match store.clients.get(id) {
         Some(c) if !c.deleted && c.registration_token == token => Ok(c.clone()),
-        _ => Err(unauthorized("the registration access token is not valid for this client")),
+        _ => Err(Box::new(unauthorized(
+            "the registration access token is not valid for this client",
+        ))),
     }
 }
 
@@ -225,7 +240,7 @@ pub(crate) async fn read(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
-        Err(resp) => resp,
+        Err(resp) => *resp,
     }
 }
 
@@ -236,7 +251,7 @@ pub(crate) async fn delete(
     headers: HeaderMap,
 ) -> Response {
     if let Err(resp) = managed(&shared, &id, &headers) {
-        return resp;
+        return *resp;
     }
     let mut store = shared.store();
     if let Some(c) = store.clients.get_mut(&id) {

@@ -107,7 +107,12 @@ fn check_options(opts: &SimOptions) -> Result<String, SimError> {
             p.clone()
         }
     };
-    if let Some(bad) = opts.faults.missing_metadata.iter().find(|p| !p.starts_with('/')) {
+    if let Some(bad) = opts
+        .faults
+        .missing_metadata
+        .iter()
+        .find(|p| !p.starts_with('/'))
+    {
         return Err(SimError::BadMetadataPath(bad.clone()));
     }
     Ok(path)
@@ -171,7 +176,10 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
 fn router(shared: Arc<Shared>) -> Router {
     let p = shared.cfg.issuer_path.clone();
     let mut r = Router::new()
-        .route("/.well-known/oauth-protected-resource", get(metadata::protected_resource))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(metadata::protected_resource),
+        )
         .route(
             "/.well-known/oauth-protected-resource/mcp",
             get(metadata::protected_resource),
@@ -201,7 +209,10 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/mcp", post(mcp::post).get(mcp::get).delete(mcp::delete))
         .route("/__sim/stats", get(admin::stats))
-        .route("/__sim/faults", get(admin::get_faults).post(admin::set_faults))
+        .route(
+            "/__sim/faults",
+            get(admin::get_faults).post(admin::set_faults),
+        )
         .route("/__sim/revoke-all", post(admin::revoke_all))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -254,19 +265,18 @@ impl SimHandle {
     /// Stops accepting, ends open streams and waits (briefly) for connections to close.
     pub async fn shutdown(mut self) {
         self.shared.shutdown.cancel();
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(2), &mut task)
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_err()
+        {
+            // A client holding a connection open must not keep us alive.
+            self.conns.cut_all();
+            if tokio::time::timeout(Duration::from_secs(1), &mut task)
                 .await
                 .is_err()
             {
-                // A client holding a connection open must not keep us alive.
-                self.conns.cut_all();
-                if tokio::time::timeout(Duration::from_secs(1), &mut task)
-                    .await
-                    .is_err()
-                {
-                    task.abort();
-                }
+                task.abort();
             }
         }
     }

@@ -61,7 +61,10 @@ impl Client {
     pub fn registration_json(&self, registration_client_uri: &str) -> serde_json::Value {
         let mut doc = self.extra.clone();
         doc.insert("client_id".into(), self.id.clone().into());
-        doc.insert("client_id_issued_at".into(), (self.created_ms / 1000).into());
+        doc.insert(
+            "client_id_issued_at".into(),
+            (self.created_ms / 1000).into(),
+        );
         if let Some(secret) = &self.secret {
             doc.insert("client_secret".into(), secret.clone().into());
             let expires_at = self.expires_ms.map_or(0, |ms| ms / 1000);
@@ -129,10 +132,10 @@ impl Death {
             Death::Evicted => {
                 "token was revoked because a newer one was issued beyond the per-user limit for this application"
             }
-            Death::ReuseDetected => {
-                "grant was revoked because a refresh token was used twice"
+            Death::ReuseDetected => "grant was revoked because a refresh token was used twice",
+            Death::CodeReplayed => {
+                "grant was revoked because its authorization code was used twice"
             }
-            Death::CodeReplayed => "grant was revoked because its authorization code was used twice",
             Death::ClientDeleted => "client registration was deleted",
         }
     }
@@ -442,7 +445,10 @@ impl Store {
             return Err("a refresh token is not an access token".into());
         }
         if let Some(death) = t.dead {
-            return Err(format!("the access token is no longer valid: {}", death.description()));
+            return Err(format!(
+                "the access token is no longer valid: {}",
+                death.description()
+            ));
         }
         if t.expires_ms.is_some_and(|e| now >= e) {
             return Err("the access token expired".into());

@@ -68,7 +68,9 @@ pub(crate) async fn token(
 /// Counts the call in the totals and on the client it names, before any fault fires,
 /// so a failed call is still seen.
 fn count_call(shared: &Shared, headers: &HeaderMap, body: &[u8]) {
-    let params = std::str::from_utf8(body).map(Params::parse).unwrap_or_default();
+    let params = std::str::from_utf8(body)
+        .map(Params::parse)
+        .unwrap_or_default();
     let refresh = params.get("grant_type").ok().flatten() == Some("refresh_token");
     let client_id = presented(headers, &params).ok().and_then(|p| p.client_id);
     let mut store = shared.store();
@@ -146,7 +148,10 @@ fn grant(
     if let Some(bad) = resources.iter().find(|r| **r != cfg.resource) {
         return Err(OAuthError::new(
             "invalid_target",
-            format!("resource '{bad}' is not served here; use '{}'", cfg.resource),
+            format!(
+                "resource '{bad}' is not served here; use '{}'",
+                cfg.resource
+            ),
         ));
     }
     let issued = if refresh {
@@ -174,7 +179,9 @@ fn code_grant(
     let verifier = params.get("code_verifier")?;
     let mut store = shared.store();
     let Some(code) = store.codes.get_mut(value) else {
-        return Err(OAuthError::invalid_grant("the authorization code is not valid"));
+        return Err(OAuthError::invalid_grant(
+            "the authorization code is not valid",
+        ));
     };
     if code.client_id != client.id {
         return Err(OAuthError::invalid_grant(
@@ -208,7 +215,9 @@ fn code_grant(
         ));
     }
     let Some(verifier) = verifier else {
-        return Err(OAuthError::invalid_request("code_verifier is required (PKCE)"));
+        return Err(OAuthError::invalid_request(
+            "code_verifier is required (PKCE)",
+        ));
     };
     let verifier_ok = (43..=128).contains(&verifier.len())
         && verifier
@@ -291,7 +300,11 @@ fn refresh_grant(
                     format!("scope '{extra}' exceeds the scope originally granted"),
                 ));
             }
-            asked.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+            asked
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
         }
     };
     store.kill(value, Death::Rotated);

@@ -134,7 +134,12 @@ fn single(id: Value, outcome: Result<Value, (i64, String)>, accept: Accepts) -> 
     resp
 }
 
-pub(crate) async fn respond(shared: &Shared, id: Value, outcome: Outcome, accept: Accepts) -> Response {
+pub(crate) async fn respond(
+    shared: &Shared,
+    id: Value,
+    outcome: Outcome,
+    accept: Accepts,
+) -> Response {
     match outcome {
         Outcome::Result(r) => single(id, Ok(r), accept),
         Outcome::Error(code, m) => single(id, Err((code, m)), accept),
@@ -150,10 +155,17 @@ pub(crate) async fn respond(shared: &Shared, id: Value, outcome: Outcome, accept
                     ("resource_metadata", &metadata),
                     ("error_description", description),
                 ],
-                message(&id, Err((-32001, format!("insufficient_scope: {description}")))),
+                message(
+                    &id,
+                    Err((-32001, format!("insufficient_scope: {description}"))),
+                ),
             )
         }
-        Outcome::Progress { steps, delay, token } => {
+        Outcome::Progress {
+            steps,
+            delay,
+            token,
+        } => {
             if !accept.sse {
                 tokio::select! {
                     _ = tokio::time::sleep(delay * steps as u32) => {}

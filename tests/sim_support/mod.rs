@@ -126,7 +126,10 @@ pub async fn authorize(
     }
     let resp = authorize_raw(http, sim, &pairs).await;
     assert_eq!(resp.status(), StatusCode::FOUND, "authorize redirects");
-    let location = resp.headers()["location"].to_str().expect("ascii").to_string();
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
     let q = query(&location);
     assert_eq!(q["state"], "xyz");
     assert_eq!(q["iss"], sim.issuer().as_str());
@@ -186,7 +189,12 @@ pub async fn exchange(
 }
 
 /// Register-free login for an existing client: authorize + exchange, asserting success.
-pub async fn login_as(http: &Client, sim: &SimHandle, client: &TestClient, scope: Option<&str>) -> Value {
+pub async fn login_as(
+    http: &Client,
+    sim: &SimHandle,
+    client: &TestClient,
+    scope: Option<&str>,
+) -> Value {
     let (verifier, challenge) = pkce();
     let code = authorize(http, sim, client, &challenge, scope).await;
     let resp = exchange(http, sim, client, &code, &verifier).await;
