@@ -413,7 +413,19 @@ async fn tether_sim_binary_prints_the_mcp_url_and_serves_it() {
             .unwrap()
             .contains("resource_metadata=")
     );
-    child.kill().await.unwrap();
+    // SIGTERM stops it cleanly.
+    let pid = child.id().expect("still running").to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test]

@@ -158,6 +158,22 @@ async fn notion_clients_expire_and_tokens_stay_bound_to_their_client() {
         oauth_error(late).await,
         (StatusCode::UNAUTHORIZED, "invalid_client".into())
     );
+    // An expired client cannot start a new authorization either: a page, no redirect.
+    let (_, challenge) = pkce();
+    let page = authorize_raw(
+        &http,
+        &sim,
+        &[
+            ("response_type", "code"),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    assert!(page.headers().get("location").is_none());
     let st = stats(&http, &sim).await;
     assert_eq!(st["clients"][0]["expired"], true);
     assert!(st["clients"][0]["expires_at"].is_string());

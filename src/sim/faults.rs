@@ -115,7 +115,7 @@ pub(crate) async fn missing_metadata(
 /// produces the failure (after hanging, for `timeout`).
 pub(crate) async fn token_call_failure(shared: &Shared) -> Option<Response> {
     let (kind, retry_after, hang) = {
-        let mut plan = shared.faults_mut();
+        let mut plan = shared.faults();
         if plan.fail_token_calls == 0 {
             return None;
         }

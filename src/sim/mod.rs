@@ -2,6 +2,15 @@
 //! an MCP server (Streamable HTTP) whose token policy follows a chosen provider profile,
 //! with fault knobs for tests and `tether demo`. It shares no code with tether's own
 //! OAuth client, so the two cannot agree on a bug.
+//!
+//! Routes on `http://127.0.0.1:PORT` (`{iss}` is the issuer path, empty by default):
+//! - `/.well-known/oauth-protected-resource[/mcp]` — RFC 9728
+//! - `/.well-known/oauth-authorization-server{iss}`, `/.well-known/openid-configuration{iss}`
+//!   and, for a path issuer, `{iss}/.well-known/openid-configuration` — RFC 8414 / OIDC
+//! - `{iss}/register` (POST), `{iss}/register/{client_id}` (GET, DELETE) — RFC 7591 / 7592
+//! - `{iss}/authorize` (GET, automatic consent), `{iss}/token`, `{iss}/revoke` — RFC 6749 / 7009
+//! - `/mcp` (POST, GET, DELETE) — MCP Streamable HTTP
+//! - `/__sim/stats` (GET), `/__sim/faults` (GET, POST), `/__sim/revoke-all` (POST) — admin
 
 mod admin;
 mod authorize;

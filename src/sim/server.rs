@@ -63,10 +63,6 @@ impl Shared {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn faults_mut(&self) -> MutexGuard<'_, FaultPlan> {
-        self.faults()
-    }
-
     pub fn count(&self, f: impl FnOnce(&mut Totals)) {
         f(&mut self.store().totals);
     }
@@ -259,7 +255,7 @@ impl SimHandle {
 
     /// Replaces the fault plan, as `POST /__sim/faults` does.
     pub fn set_faults(&self, plan: FaultPlan) {
-        *self.shared.faults_mut() = plan;
+        *self.shared.faults() = plan;
     }
 
     /// Stops accepting, ends open streams and waits (briefly) for connections to close.

@@ -262,7 +262,8 @@ impl Store {
     }
 
     /// Issues an access token (and a refresh token where the policy has them) in a
-    /// family, then enforces the per-client cap on live access tokens.
+    /// family, then enforces the per-client cap on live access tokens. `None` if the
+    /// family does not exist.
     pub fn issue(
         &mut self,
         family_id: u64,
@@ -270,16 +271,8 @@ impl Store {
         policy: &Policy,
         time_scale: f64,
         now: u64,
-    ) -> Issued {
-        let Some(family) = self.families.get(&family_id).cloned() else {
-            // Callers create the family first; an empty issue is never sent.
-            return Issued {
-                access_token: String::new(),
-                expires_in: 0,
-                refresh_token: None,
-                scope: String::new(),
-            };
-        };
+    ) -> Option<Issued> {
+        let family = self.families.get(&family_id).cloned()?;
         let life = scaled(policy.draw_access_life(), time_scale);
         let access_token = secret(policy.prefix, "at");
         let seq = self.seq();
@@ -324,13 +317,13 @@ impl Store {
         if let Some(cap) = policy.max_live_access {
             self.evict_beyond(&family.client_id, cap, now);
         }
-        Issued {
+        Some(Issued {
             access_token,
             // Whole seconds for the wire, never 0; the real expiry keeps its milliseconds.
             expires_in: (life.as_millis() as u64 / 1000).max(1),
             refresh_token,
             scope: access_scope.to_string(),
-        }
+        })
     }
 
     /// GitHub's rule: the (cap+1)-th live token for a user and app revokes the oldest.

@@ -87,7 +87,7 @@ fn count_call(shared: &Shared, headers: &HeaderMap, body: &[u8]) {
 }
 
 fn take_drop_fault(shared: &Shared) -> bool {
-    let mut plan = shared.faults_mut();
+    let mut plan = shared.faults();
     if !plan.drop_next_refresh {
         return false;
     }
@@ -160,6 +160,12 @@ fn grant(
         code_grant(shared, &client, params, resources.first().copied(), now)?
     };
     Ok((issued, refresh))
+}
+
+/// A token whose grant family is gone: cannot happen while families are never removed,
+/// but answered as a server error rather than with empty tokens.
+fn lost_grant() -> OAuthError {
+    OAuthError::new("server_error", "the grant for this token no longer exists")
 }
 
 fn s256(verifier: &str) -> String {
@@ -237,7 +243,9 @@ fn code_grant(
         c.family = Some(family);
     }
     store.totals.authorization_code_grants += 1;
-    Ok(store.issue(family, &code.scope, &cfg.policy, cfg.time_scale, now))
+    store
+        .issue(family, &code.scope, &cfg.policy, cfg.time_scale, now)
+        .ok_or_else(lost_grant)
 }
 
 fn refresh_grant(
@@ -309,7 +317,9 @@ fn refresh_grant(
     };
     store.kill(value, Death::Rotated);
     store.totals.refresh_grants += 1;
-    Ok(store.issue(token.family, &scope, &cfg.policy, cfg.time_scale, now))
+    store
+        .issue(token.family, &scope, &cfg.policy, cfg.time_scale, now)
+        .ok_or_else(lost_grant)
 }
 
 /// RFC 7009: 200 whether or not the token existed; a refresh token takes its whole
