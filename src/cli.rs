@@ -37,6 +37,10 @@ pub enum Command {
         /// The connection's name.
         name: String,
     },
+    /// Run a simulated provider (OAuth server + MCP server) on 127.0.0.1 for testing.
+    ///
+    /// Prints the MCP URL on stdout and the admin URL on stderr; stops on Ctrl-C.
+    Sim(SimArgs),
 }
 
 #[derive(Debug, Args)]
@@ -55,4 +59,36 @@ pub struct AddArgs {
     /// The upstream needs no authentication.
     #[arg(long)]
     pub no_auth: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// The provider whose token policy to reproduce: linear, github, notion, todoist,
+    /// atlassian or generic.
+    #[arg(long, value_name = "PROFILE", default_value = "generic")]
+    pub profile: String,
+    /// Port on 127.0.0.1; 0 picks any free port.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub port: u16,
+    /// Divide every token lifetime by N (≥ 1): 1800 makes a 30-minute token last 1 s.
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Put the issuer under a path (e.g. /oauth) so discovery must use RFC 8414 path-insert.
+    #[arg(long, value_name = "PATH")]
+    pub issuer_path: Option<String>,
+    /// Fail the next N token calls (see --fail-kind).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fail_token_calls: u32,
+    /// How failed token calls fail: 500, 429 (with Retry-After) or timeout (hang, then 500).
+    #[arg(long, value_name = "KIND", default_value = "500")]
+    pub fail_kind: String,
+    /// How long a timeout fault hangs, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout_secs: u64,
+    /// Rotate on the next refresh but cut the connection instead of answering.
+    #[arg(long)]
+    pub drop_next_refresh: bool,
+    /// Answer 404 on this metadata path (repeatable), e.g. /.well-known/oauth-authorization-server.
+    #[arg(long, value_name = "PATH")]
+    pub missing_metadata: Vec<String>,
 }

@@ -6,6 +6,8 @@
 //! - [`commands`]: each subcommand, a thin script over the library.
 //! - [`paths`]: where files live (`TETHER_HOME` or the XDG folders).
 //! - [`config`]: `config.toml`, defaults → file → environment.
+//! - [`sim`]: the provider simulator (OAuth server + MCP server with per-provider
+//!   policies and faults); shares no code with the client side.
 //! - [`secret`]: the masked `Secret` newtype every token and key travels in.
 //! - [`vault`]: the encrypted, transactional store (a leaf: no protocol, no screen).
 //! - [`view`]: what `list` and `status` show, secrets masked.
@@ -15,5 +17,6 @@ pub mod commands;
 pub mod config;
 pub mod paths;
 pub mod secret;
+pub mod sim;
 pub mod vault;
 pub mod view;

@@ -34,18 +34,32 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::List { json } => connections::list(json),
         Command::Status { name, json } => connections::status(&name, json),
         Command::Remove { name } => connections::remove(&name),
+        Command::Sim(args) => runtime().and_then(|rt| rt.block_on(crate::sim::run_cli(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tether: {e:#}");
-            if e.downcast_ref::<BadInput>().is_some() {
+            if is_bad_input(&e) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
             }
         }
     }
+}
+
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    use crate::sim::SimError;
+    e.downcast_ref::<BadInput>().is_some()
+        || e.downcast_ref::<SimError>()
+            .is_some_and(|e| !matches!(e, SimError::Bind { .. }))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Opens the vault as every command does, printing the key-fallback warning once.

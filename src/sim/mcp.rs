@@ -1,0 +1,375 @@
+//! The MCP endpoint (Streamable HTTP): bearer checks with RFC 6750 challenges, JSON-RPC
+//! dispatch, sessions for the 2025 revisions, and the JSON-or-SSE choice by `Accept`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::server::{Shared, now_ms};
+use super::state::{Session, secret};
+use super::{sse, tools};
+
+pub(crate) const SUPPORTED_VERSIONS: [&str; 3] = ["2025-06-18", "2025-11-25", "2026-07-28"];
+const LATEST: &str = "2026-07-28";
+/// Revisions from this one on have no sessions, GET streams or DELETE.
+const STATELESS_FROM: &str = "2026-07-28";
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// How often an open GET stream carries a server notification.
+const STREAM_TICK: Duration = Duration::from_secs(2);
+
+/// Who the bearer token belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub client_id: String,
+    pub scope: String,
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A 401 or 403 with a Bearer challenge (RFC 6750 §3).
+pub(crate) fn challenge(status: StatusCode, params: &[(&str, &str)], body: Value) -> Response {
+    let rendered: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace(['"', '\\'], "'")))
+        .collect();
+    let mut resp = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", rendered.join(", "))) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// Browsers on other sites must not reach a loopback server (DNS rebinding).
+fn origin_allowed(headers: &HeaderMap) -> bool {
+    let Some(origin) = header_str(headers, "origin") else {
+        return true;
+    };
+    url::Url::parse(origin).is_ok_and(|u| {
+        matches!(
+            u.host_str(),
+            Some("127.0.0.1") | Some("localhost") | Some("[::1]")
+        )
+    })
+}
+
+/// Checks the bearer token; counts the request, and the 401 if there is one.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
+    shared.count(|t| t.mcp_requests += 1);
+    if !origin_allowed(headers) {
+        return Err(Box::new(
+            (StatusCode::FORBIDDEN, "origin not allowed").into_response(),
+        ));
+    }
+    let cfg = &shared.cfg;
+    let metadata = cfg.resource_metadata_url();
+    let token = header_str(headers, "authorization")
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_string());
+    let result = match token {
+        // RFC 6750 §3.1: no credentials, no error code.
+        None => Err(Box::new(challenge(
+            StatusCode::UNAUTHORIZED,
+            &[
+                ("resource_metadata", &metadata),
+                ("scope", cfg.policy.default_scope),
+            ],
+            json!({ "error": "unauthorized", "error_description": "authorization required" }),
+        ))),
+        Some(token) => {
+            let store = shared.store();
+            match store.check_access(&token, &cfg.resource, now_ms()) {
+                Ok(t) => Ok(Caller {
+                    client_id: t.client_id.clone(),
+                    scope: t.scope.clone(),
+                }),
+                Err(why) => Err(Box::new(challenge(
+                    StatusCode::UNAUTHORIZED,
+                    &[
+                        ("error", "invalid_token"),
+                        ("error_description", &why),
+                        ("resource_metadata", &metadata),
+                    ],
+                    json!({ "error": "invalid_token", "error_description": why }),
+                ))),
+            }
+        }
+    };
+    if result.is_err() {
+        shared.count(|t| t.mcp_401s += 1);
+    }
+    result
+}
+
+fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    let body = json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } });
+    (status, Json(body)).into_response()
+}
+
+/// What the client's `Accept` allows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Accepts {
+    pub json: bool,
+    pub sse: bool,
+}
+
+fn accepts(headers: &HeaderMap) -> Accepts {
+    let Some(accept) = header_str(headers, "accept") else {
+        return Accepts {
+            json: true,
+            sse: false,
+        };
+    };
+    let types: Vec<String> = accept
+        .split(',')
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .collect();
+    let any = types.iter().any(|t| t == "*/*");
+    Accepts {
+        json: any
+            || types
+                .iter()
+                .any(|t| t == "application/json" || t == "application/*"),
+        sse: types.iter().any(|t| t == "text/event-stream"),
+    }
+}
+
+/// The session named by the request, or the error the transport spec asks for.
+fn check_session(shared: &Shared, headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    if let Some(version) = header_str(headers, VERSION_HEADER)
+        && !SUPPORTED_VERSIONS.contains(&version)
+    {
+        return Err(Box::new(rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            &format!("unsupported MCP-Protocol-Version '{version}'"),
+        )));
+    }
+    match header_str(headers, SESSION_HEADER) {
+        Some(id) => {
+            let protocol = shared.store().sessions.get(id).map(|s| s.protocol.clone());
+            match protocol {
+                None => Err(Box::new(rpc_error(
+                    StatusCode::NOT_FOUND,
+                    Value::Null,
+                    -32001,
+                    "session not found: initialize again",
+                ))),
+                // The header must repeat the version negotiated for this session.
+                Some(p) if header_str(headers, VERSION_HEADER).is_some_and(|v| v != p) => {
+                    Err(Box::new(rpc_error(
+                        StatusCode::BAD_REQUEST,
+                        Value::Null,
+                        -32600,
+                        &format!("MCP-Protocol-Version differs from the session's '{p}'"),
+                    )))
+                }
+                Some(_) => Ok(Some(id.to_string())),
+            }
+        }
+        None if header_str(headers, VERSION_HEADER).is_some_and(|v| v >= STATELESS_FROM) => {
+            Ok(None)
+        }
+        None => Err(Box::new(rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "Mcp-Session-Id header is required",
+        ))),
+    }
+}
+
+pub(crate) async fn post(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match authorize(&shared, &headers) {
+        Ok(c) => c,
+        Err(resp) => return *resp,
+    };
+    let msg: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32700, "parse error"),
+    };
+    if msg.is_array() {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "JSON-RPC batches are not supported",
+        );
+    }
+    if msg.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "invalid request",
+        );
+    }
+    let method = msg.get("method").and_then(Value::as_str);
+    let id = msg.get("id").cloned();
+    if let (Some(m), Some(h)) = (method, header_str(&headers, "mcp-method"))
+        && m != h
+    {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            id.unwrap_or(Value::Null),
+            -32600,
+            "Mcp-Method header does not match the body",
+        );
+    }
+    let (Some(method), Some(id)) = (method, id) else {
+        // A notification or a response: accepted, nothing to answer.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let accept = accepts(&headers);
+    if !accept.json && !accept.sse {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            id,
+            -32600,
+            "Accept must list application/json and text/event-stream",
+        );
+    }
+    let params = msg.get("params").cloned().unwrap_or(Value::Null);
+    if method == "initialize" {
+        return initialize(&shared, id, &params, accept).await;
+    }
+    if let Err(resp) = check_session(&shared, &headers) {
+        return *resp;
+    }
+    let outcome = match method {
+        "ping" => tools::Outcome::Result(json!({})),
+        "server/discover" => tools::Outcome::Result(server_description(&shared, LATEST)),
+        "tools/list" => tools::Outcome::Result(tools::list()),
+        "tools/call" => tools::call(&shared, &caller, &params),
+        _ => tools::Outcome::Error(-32601, format!("method not found: {method}")),
+    };
+    tools::respond(&shared, id, outcome, accept).await
+}
+
+fn server_description(shared: &Shared, version: &str) -> Value {
+    json!({
+        "protocolVersion": version,
+        "capabilities": { "tools": { "listChanged": false }, "logging": {} },
+        "serverInfo": {
+            "name": format!("tether-sim-{}", shared.cfg.profile),
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "instructions": format!(
+            "Simulated {} MCP server: {}",
+            shared.cfg.profile,
+            shared.cfg.profile.description()
+        ),
+    })
+}
+
+async fn initialize(shared: &Shared, id: Value, params: &Value, accept: Accepts) -> Response {
+    let asked = params.get("protocolVersion").and_then(Value::as_str);
+    let version = asked
+        .filter(|v| SUPPORTED_VERSIONS.contains(v))
+        .unwrap_or(LATEST);
+    let result = server_description(shared, version);
+    let mut resp = tools::respond(shared, id, tools::Outcome::Result(result), accept).await;
+    if version < STATELESS_FROM {
+        let session = secret("mcp", "session");
+        shared.store().sessions.insert(
+            session.clone(),
+            Session {
+                protocol: version.to_string(),
+                ended: CancellationToken::new(),
+            },
+        );
+        if let Ok(v) = HeaderValue::from_str(&session) {
+            resp.headers_mut().insert(SESSION_HEADER, v);
+        }
+    }
+    resp
+}
+
+/// The server-to-client stream of a session: a priming event, then a log notification
+/// every few seconds until the session ends or the server stops.
+pub(crate) async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(resp) = authorize(&shared, &headers) {
+        return *resp;
+    }
+    if header_str(&headers, SESSION_HEADER).is_none()
+        && header_str(&headers, VERSION_HEADER).is_some_and(|v| v >= STATELESS_FROM)
+    {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    if !accepts(&headers).sse {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            "Accept must list text/event-stream",
+        )
+            .into_response();
+    }
+    let session = match check_session(&shared, &headers) {
+        Ok(Some(s)) => s,
+        Ok(None) => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
+        Err(resp) => return *resp,
+    };
+    let ended = match shared.store().sessions.get(&session) {
+        Some(s) => s.ended.clone(),
+        None => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let (tx, resp) = sse::channel();
+    let stop = shared.shutdown.clone();
+    tokio::spawn(async move {
+        if tx.send(sse::priming(0)).await.is_err() {
+            return;
+        }
+        for n in 1u64.. {
+            tokio::select! {
+                _ = tokio::time::sleep(STREAM_TICK) => {}
+                _ = ended.cancelled() => return,
+                _ = stop.cancelled() => return,
+            }
+            let note = json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/message",
+                "params": { "level": "info", "logger": "tether-sim", "data": format!("tick {n}") },
+            });
+            if tx.send(sse::event(n, &note)).await.is_err() {
+                return;
+            }
+        }
+    });
+    resp
+}
+
+pub(crate) async fn delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(resp) = authorize(&shared, &headers) {
+        return *resp;
+    }
+    let Some(id) = header_str(&headers, SESSION_HEADER) else {
+        return (StatusCode::BAD_REQUEST, "Mcp-Session-Id header is required").into_response();
+    };
+    match shared.store().sessions.remove(id) {
+        Some(s) => {
+            s.ended.cancel();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
