@@ -41,6 +41,20 @@ pub enum Command {
     ///
     /// Prints the MCP URL on stdout and the admin URL on stderr; stops on Ctrl-C.
     Sim(SimArgs),
+    /// Try tether with no accounts: six simulated providers, one per provider style
+    /// (linear, github, notion, todoist, atlassian, generic), and a throwaway vault.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run without a terminal UI (for scripts and tests): print the connections and their
+    /// endpoints, then serve until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    pub headless: bool,
+    /// Divide every simulated token lifetime by N, so refreshes happen while you watch.
+    #[arg(long, value_name = "N", default_value_t = 120.0)]
+    pub time_scale: f64,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,8 @@
 //! Module map (dependencies point one way: front ends → engine → oauth → vault):
 //! - [`cli`]: the command line (clap derive).
 //! - [`commands`]: each subcommand, a thin script over the library.
+//! - [`demo`]: `tether demo`, six simulated providers and a throwaway vault.
+//! - [`shutdown`]: waiting for Ctrl-C or SIGTERM.
 //! - [`paths`]: where files live (`TETHER_HOME` or the XDG folders).
 //! - [`config`]: `config.toml`, defaults → file → environment.
 //! - [`sim`]: the provider simulator (OAuth server + MCP server with per-provider
@@ -15,8 +17,10 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod paths;
 pub mod secret;
+pub mod shutdown;
 pub mod sim;
 pub mod vault;
 pub mod view;

@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status { name, json } => connections::status(&name, json),
         Command::Remove { name } => connections::remove(&name),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(crate::sim::run_cli(args))),
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(crate::demo::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,6 +53,10 @@ pub fn run(cli: Cli) -> ExitCode {
 fn is_bad_input(e: &anyhow::Error) -> bool {
     use crate::sim::SimError;
     e.downcast_ref::<BadInput>().is_some()
+        || matches!(
+            e.downcast_ref::<crate::demo::DemoError>(),
+            Some(crate::demo::DemoError::BadTimeScale(_))
+        )
         || e.downcast_ref::<SimError>()
             .is_some_and(|e| !matches!(e, SimError::Bind { .. }))
 }

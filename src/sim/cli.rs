@@ -45,24 +45,7 @@ pub async fn run_cli(args: SimArgs) -> anyhow::Result<()> {
         profile.description(),
         handle.admin_url()
     );
-    wait_for_stop().await?;
+    crate::shutdown::signal().await?;
     handle.shutdown().await;
-    Ok(())
-}
-
-#[cfg(unix)]
-async fn wait_for_stop() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-async fn wait_for_stop() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await?;
     Ok(())
 }

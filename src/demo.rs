@@ -1,0 +1,142 @@
+//! `tether demo`: the whole product with no accounts. One simulated provider per provider
+//! style runs in this process, each with a connection in a throwaway vault that is
+//! deleted when the demo stops.
+
+use std::io::Write;
+
+use chrono::Utc;
+
+use crate::cli::DemoArgs;
+use crate::config::{Config, KeySourceChoice};
+use crate::paths::Paths;
+use crate::sim::{self, Profile, SimHandle, SimOptions};
+use crate::vault::{Auth, Connection, Event, EventKind, Store, Vault, VaultError};
+
+/// A running demo: the simulators, the vault and the folder that holds it.
+pub struct Demo {
+    pub home: tempfile::TempDir,
+    pub vault: Vault,
+    pub providers: Vec<(Profile, SimHandle)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(
+        "time scale '{0}' is not allowed: use a number of 1 or more (120 makes a 1-hour token last 30 s)"
+    )]
+    BadTimeScale(f64),
+    #[error("cannot create the demo's throwaway folder: {0}")]
+    Home(std::io::Error),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Sim(#[from] sim::SimError),
+}
+
+impl Demo {
+    /// Starts the six simulated providers and registers a connection to each.
+    pub async fn start(time_scale: f64) -> Result<Self, DemoError> {
+        if !time_scale.is_finite() || time_scale < 1.0 {
+            return Err(DemoError::BadTimeScale(time_scale));
+        }
+        let home = tempfile::Builder::new()
+            .prefix("tether-demo-")
+            .tempdir()
+            .map_err(DemoError::Home)?;
+        let paths = Paths::under(home.path().to_path_buf());
+        let mut config = Config::default();
+        // A throwaway vault must never leave a key behind in the user's keyring.
+        config.vault.key_source = KeySourceChoice::File;
+        let vault = tokio::task::spawn_blocking(move || Vault::open(&paths, &config))
+            .await
+            .map_err(|e| VaultError::Task(e.to_string()))??;
+        let mut providers = Vec::new();
+        for profile in Profile::ALL {
+            let handle = sim::start(SimOptions {
+                time_scale,
+                ..SimOptions::new(profile)
+            })
+            .await?;
+            providers.push((profile, handle));
+        }
+        let connections: Vec<Connection> = providers
+            .iter()
+            .map(|(profile, handle)| demo_connection(*profile, handle))
+            .collect();
+        vault
+            .transact_async(move |store: &mut Store| {
+                for c in connections {
+                    store.push(c);
+                }
+                Ok::<_, VaultError>(())
+            })
+            .await?;
+        Ok(Self {
+            home,
+            vault,
+            providers,
+        })
+    }
+
+    pub async fn stop(self) {
+        for (_, handle) in self.providers {
+            handle.shutdown().await;
+        }
+    }
+}
+
+fn demo_connection(profile: Profile, handle: &SimHandle) -> Connection {
+    let now = Utc::now();
+    let name = profile
+        .as_str()
+        .parse()
+        .expect("profile names are valid connection names");
+    let mut c = Connection::new(
+        name,
+        handle.mcp_url(),
+        Auth::OAuth {
+            scopes: Vec::new(),
+            discovery: None,
+        },
+        now,
+    );
+    c.record(Event::new(
+        now,
+        EventKind::Added,
+        format!("simulated {profile}: {}", profile.description()),
+    ));
+    c
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let demo = Demo::start(args.time_scale).await?;
+    print_summary(&demo, args.time_scale)?;
+    crate::shutdown::signal().await?;
+    demo.stop().await;
+    Ok(())
+}
+
+fn print_summary(demo: &Demo, time_scale: f64) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "tether demo: {} simulated providers, time scale ×{time_scale}",
+        demo.providers.len()
+    )?;
+    for (profile, handle) in &demo.providers {
+        writeln!(
+            out,
+            "  {:<10} {:<28} {}",
+            profile.as_str(),
+            handle.mcp_url(),
+            profile.description()
+        )?;
+    }
+    writeln!(out, "vault: {}", demo.vault.location().display())?;
+    writeln!(
+        out,
+        "ready — press Ctrl-C to stop (the throwaway vault is deleted)"
+    )?;
+    out.flush()?;
+    Ok(())
+}
