@@ -6,6 +6,8 @@
 //! - [`commands`]: each subcommand, a thin script over the library.
 //! - [`demo`]: `tether demo`, six simulated providers and a throwaway vault.
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM.
+//! - [`diagnosis`]: each diagnosis code's explanation and remedy.
+//! - [`engine`]: connections at run time; the state, events and commands front ends use.
 //! - [`paths`]: where files live (`TETHER_HOME` or the XDG folders).
 //! - [`config`]: `config.toml`, defaults → file → environment.
 //! - [`sim`]: the provider simulator (OAuth server + MCP server with per-provider
@@ -18,6 +20,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod diagnosis;
+pub mod engine;
 pub mod paths;
 pub mod secret;
 pub mod shutdown;

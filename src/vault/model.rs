@@ -414,6 +414,10 @@ pub struct Event {
     pub diagnosis: Option<DiagnosisCode>,
     #[serde(default)]
     pub latency_ms: Option<u64>,
+    /// What was observed, as label/value lines (HTTP status, OAuth error, URL, client id),
+    /// every value already masked where it could hold a secret.
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
 }
 
 impl Event {
@@ -424,6 +428,22 @@ impl Event {
             detail: detail.into(),
             diagnosis: None,
             latency_ms: None,
+            evidence: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Evidence {
+    pub label: String,
+    pub value: String,
+}
+
+impl Evidence {
+    pub fn new(label: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            value: value.into(),
         }
     }
 }

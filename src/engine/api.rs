@@ -1,0 +1,178 @@
+//! The engine's face toward its front ends (the TUI, `serve`, the CLI): the state it
+//! publishes, the events it emits and the commands it accepts. A front end holds an
+//! [`EngineHandle`] and never touches the network or the vault directly.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::secret::Secret;
+use crate::vault::{DiagnosisCode, KeySource, Store};
+
+/// What a front end holds.
+#[derive(Clone)]
+pub struct EngineHandle {
+    /// The latest published state; `changed()` wakes a front end when it moves.
+    pub state: watch::Receiver<Arc<EngineState>>,
+    /// Transient events (notices, login progress, endpoints); `subscribe()` to listen.
+    pub events: broadcast::Sender<EngineEvent>,
+    pub commands: mpsc::UnboundedSender<EngineCommand>,
+}
+
+impl EngineHandle {
+    /// Sends a command; a stopped engine just drops it.
+    pub fn send(&self, command: EngineCommand) {
+        let _ = self.commands.send(command);
+    }
+}
+
+/// Everything a front end draws, as one snapshot.
+#[derive(Debug, Clone)]
+pub struct EngineState {
+    /// The vault as last seen, whether this process or another one changed it.
+    pub store: Arc<Store>,
+    /// When the scheduler will next refresh each connection's token.
+    pub next_refresh: BTreeMap<String, DateTime<Utc>>,
+    pub proxy: ProxyStatus,
+    pub key_source: KeySource,
+    /// Per connection, per downstream client label.
+    pub traffic: BTreeMap<String, BTreeMap<String, ClientTraffic>>,
+    /// Connections with a login in progress in this process.
+    pub logins: BTreeMap<String, LoginProgress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyStatus {
+    /// This process serves the local endpoints.
+    Serving { addr: SocketAddr },
+    /// Another tether process already serves them; this one watches the shared vault.
+    ServedElsewhere { addr: SocketAddr },
+    /// No proxy (e.g. a CLI command), with the reason.
+    Off { reason: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTraffic {
+    pub requests: u64,
+    pub errors: u64,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Requests and errors per minute, oldest first, the current minute last (≤ 60).
+    pub per_minute: VecDeque<MinuteCount>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MinuteCount {
+    pub requests: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginProgress {
+    pub steps: Vec<(LoginStep, StepOutcome)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    Notice {
+        level: NoticeLevel,
+        text: String,
+    },
+    /// One step of a login moved on (also reflected in `EngineState::logins`).
+    LoginStep {
+        connection: String,
+        step: LoginStep,
+        outcome: StepOutcome,
+    },
+    /// A downstream client's endpoint, created or shown again (the secret URL is shown
+    /// to the user only, never logged).
+    Endpoint {
+        connection: String,
+        label: String,
+        url: Secret,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeLevel {
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginStep {
+    ResourceMetadata,
+    AuthServerMetadata,
+    ClientRegistration,
+    /// The authorization URL, shown for users whose browser is on another machine.
+    BrowserOpened {
+        url: String,
+    },
+    WaitingForCallback,
+    TokenReceived,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    Running,
+    Done(String),
+    Failed {
+        diagnosis: DiagnosisCode,
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum EngineCommand {
+    Add {
+        name: String,
+        url: String,
+        auth: AddAuth,
+    },
+    /// Authorize (or re-authorize) with the current client registration.
+    Login {
+        name: String,
+    },
+    /// Register a new client (keeping the old one as legacy), then authorize.
+    Reauthorize {
+        name: String,
+    },
+    CancelLogin {
+        name: String,
+    },
+    Refresh {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
+    CleanOrphans {
+        name: String,
+    },
+    /// Create, or show again, a downstream client's endpoint.
+    ClientEndpoint {
+        name: String,
+        label: String,
+    },
+    RevokeClient {
+        name: String,
+        label: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum AddAuth {
+    OAuth,
+    Preregistered {
+        client_id: String,
+        client_secret: Option<Secret>,
+    },
+    ApiKey {
+        env_var: String,
+        header: Option<String>,
+    },
+    None,
+}
