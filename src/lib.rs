@@ -8,6 +8,8 @@
 //! - [`config`]: `config.toml`, defaults → file → environment.
 //! - [`sim`]: the provider simulator (OAuth server + MCP server with per-provider
 //!   policies and faults); shares no code with the client side.
+//! - [`oauth`]: tether as an OAuth client toward upstream MCP servers (discovery,
+//!   `WWW-Authenticate` challenges); knows no screen and no server.
 //! - [`secret`]: the masked `Secret` newtype every token and key travels in.
 //! - [`vault`]: the encrypted, transactional store (a leaf: no protocol, no screen).
 //! - [`view`]: what `list` and `status` show, secrets masked.
@@ -15,6 +17,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod oauth;
 pub mod paths;
 pub mod secret;
 pub mod sim;
