@@ -12,6 +12,8 @@
 //! - [`config`]: `config.toml`, defaults → file → environment.
 //! - [`sim`]: the provider simulator (OAuth server + MCP server with per-provider
 //!   policies and faults); shares no code with the client side.
+//! - [`oauth`]: tether as an OAuth client toward upstream MCP servers (discovery,
+//!   `WWW-Authenticate` challenges); knows no screen and no server.
 //! - [`secret`]: the masked `Secret` newtype every token and key travels in.
 //! - [`vault`]: the encrypted, transactional store (a leaf: no protocol, no screen).
 //! - [`view`]: what `list` and `status` show, secrets masked.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod diagnosis;
 pub mod engine;
+pub mod oauth;
 pub mod paths;
 pub mod secret;
 pub mod shutdown;

@@ -1,0 +1,396 @@
+//! OAuth discovery: from an MCP server URL to its authorization server's metadata, in the
+//! order the MCP authorization spec gives, recording every URL tried for diagnostics.
+//!
+//! 1. Probe: an unauthenticated `initialize`; a 401 carries the Bearer challenge.
+//! 2. Protected resource metadata (RFC 9728): the challenge's `resource_metadata`, else the
+//!    path-insert well-known URL, else the root one.
+//! 3. Authorization server metadata (RFC 8414 / OIDC Discovery) for the first listed issuer,
+//!    whose `issuer` must equal that issuer byte for byte.
+//! 4. Without any protected resource metadata (2025-03-26 servers): metadata at the MCP
+//!    server's origin, else the default `/authorize`, `/token`, `/register` there.
+//!
+//! PKCE with S256 is required and every endpoint must be https (loopback excepted): a server
+//! failing either is refused here, before any login starts.
+
+mod documents;
+mod error;
+mod fetch;
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use url::Url;
+
+pub use documents::{
+    AuthServerMetadata, DocError, ProtectedResourceMetadata, as_metadata_urls, is_secure, prm_urls,
+};
+pub use error::{DiscoveryError, tried_list};
+pub use fetch::MAX_METADATA_BYTES;
+
+use super::www_authenticate::{self, BearerChallenge};
+use crate::vault::{Discovered, TriedUrl};
+use fetch::Fetched;
+
+/// How the authorization server metadata was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataSource {
+    /// Through protected resource metadata, as the current spec requires.
+    Discovered,
+    /// No protected resource metadata; RFC 8414 metadata at the MCP server's origin.
+    Legacy2025_03_26Origin,
+    /// No metadata at all; `/authorize`, `/token`, `/register` at the MCP server's origin.
+    DefaultEndpoints,
+}
+
+/// Everything discovery learned about one MCP server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovery {
+    pub mcp_url: Url,
+    /// The Bearer challenge from the unauthenticated probe, if there was one.
+    pub challenge: Option<BearerChallenge>,
+    /// The protected resource metadata URL that answered.
+    pub resource_metadata_url: Option<Url>,
+    pub resource_metadata: Option<ProtectedResourceMetadata>,
+    /// The RFC 8707 `resource`: the metadata's value byte for byte, else the canonical URL.
+    pub resource: String,
+    pub issuer: String,
+    pub as_metadata: AuthServerMetadata,
+    pub source: MetadataSource,
+    /// Every URL fetched, in order, with its status or error.
+    pub tried: Vec<TriedUrl>,
+}
+
+impl Discovery {
+    /// The part kept in the vault.
+    pub fn to_discovered(&self, at: DateTime<Utc>) -> Discovered {
+        Discovered {
+            resource_metadata_url: self.resource_metadata_url.clone(),
+            resource: self.resource.clone(),
+            issuer: self.issuer.clone(),
+            as_metadata: self.as_metadata.raw.clone(),
+            tried: self.tried.clone(),
+            at,
+        }
+    }
+}
+
+/// The MCP URL as an RFC 8707 resource: no fragment, and no trailing slash when the path
+/// is empty (`https://mcp.example.com`, not `https://mcp.example.com/`).
+pub fn canonical_resource(mcp_url: &Url) -> String {
+    let mut u = mcp_url.clone();
+    u.set_fragment(None);
+    let s = u.to_string();
+    if u.path() == "/" && u.query().is_none() {
+        if let Some(stripped) = s.strip_suffix('/') {
+            return stripped.to_string();
+        }
+    }
+    s
+}
+
+/// Runs the whole discovery for `mcp_url` with the shared client (its timeouts and
+/// redirect policy apply).
+pub async fn discover(http: &reqwest::Client, mcp_url: &Url) -> Result<Discovery, DiscoveryError> {
+    let mut tried = Vec::new();
+    if !is_secure(mcp_url) {
+        return Err(DiscoveryError::Insecure {
+            url: mcp_url.to_string(),
+            tried,
+        });
+    }
+    let probe = match fetch::probe(http, mcp_url, &mut tried).await {
+        Ok(p) => p,
+        Err(reason) => {
+            return Err(DiscoveryError::Unreachable {
+                url: mcp_url.to_string(),
+                reason,
+                tried,
+            });
+        }
+    };
+    if probe.status.is_success() {
+        return Err(DiscoveryError::NoAuthRequired { tried });
+    }
+    // Some servers answer 400 or 405 to a tokenless POST; discovery goes on regardless.
+    let challenge = www_authenticate::bearer(&probe.headers);
+    let asked_for_login = probe.status == StatusCode::UNAUTHORIZED;
+    let hint = challenge
+        .as_ref()
+        .and_then(|c| c.resource_metadata.as_deref());
+
+    let Some((prm_url, prm)) = find_prm(http, mcp_url, hint, &mut tried).await? else {
+        return legacy(http, mcp_url, challenge, asked_for_login, tried).await;
+    };
+    let resource = match &prm.resource {
+        Some(r) => {
+            check_resource(r, mcp_url, &prm_url, &mut tried)?;
+            r.clone()
+        }
+        None => canonical_resource(mcp_url),
+    };
+    let Some(issuer) = prm.authorization_servers.first().cloned() else {
+        return Err(DiscoveryError::BadDocument {
+            url: prm_url.to_string(),
+            reason: "it names no authorization server".into(),
+            tried,
+        });
+    };
+    let as_metadata = fetch_as_metadata(http, &issuer, &mut tried).await?;
+    Ok(Discovery {
+        mcp_url: mcp_url.clone(),
+        challenge,
+        resource_metadata_url: Some(prm_url),
+        resource_metadata: Some(prm),
+        resource,
+        issuer,
+        as_metadata,
+        source: MetadataSource::Discovered,
+        tried,
+    })
+}
+
+/// The first usable protected resource metadata among the challenge's URL and the
+/// well-known ones; `None` when there is none (a 2025-03-26 server).
+async fn find_prm(
+    http: &reqwest::Client,
+    mcp_url: &Url,
+    hint: Option<&str>,
+    tried: &mut Vec<TriedUrl>,
+) -> Result<Option<(Url, ProtectedResourceMetadata)>, DiscoveryError> {
+    let mut candidates = Vec::new();
+    if let Some(raw) = hint {
+        match Url::parse(raw) {
+            Ok(u) if !is_secure(&u) => {
+                return Err(DiscoveryError::Insecure {
+                    url: u.to_string(),
+                    tried: std::mem::take(tried),
+                });
+            }
+            Ok(u) => candidates.push(u),
+            Err(e) => tried.push(TriedUrl {
+                url: raw.to_string(),
+                status: None,
+                error: Some(format!(
+                    "the challenge's resource_metadata is not a URL ({e}); skipped"
+                )),
+            }),
+        }
+    }
+    // The header URL first; if it fails, the well-known forms still may answer.
+    for u in prm_urls(mcp_url) {
+        if !candidates.contains(&u) {
+            candidates.push(u);
+        }
+    }
+    for url in candidates {
+        if let Fetched::Body(raw) = fetch::get_document(http, &url, tried).await {
+            match ProtectedResourceMetadata::from_json(&raw) {
+                Ok(prm) => return Ok(Some((url, prm))),
+                Err(e) => fetch::note_unusable(tried, e.reason()),
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// RFC 9728 §3.3: the metadata must describe the resource it was fetched for. Accepted when
+/// `resource` has the MCP URL's origin and its path is the MCP path or a parent of it;
+/// anything else could send tokens meant for another server.
+fn check_resource(
+    resource: &str,
+    mcp_url: &Url,
+    prm_url: &Url,
+    tried: &mut Vec<TriedUrl>,
+) -> Result<(), DiscoveryError> {
+    let with_slash = |p: &str| {
+        if p.ends_with('/') {
+            p.to_string()
+        } else {
+            format!("{p}/")
+        }
+    };
+    let matches = Url::parse(resource).is_ok_and(|r| {
+        r.origin() == mcp_url.origin()
+            && with_slash(mcp_url.path()).starts_with(&with_slash(r.path()))
+    });
+    if matches {
+        return Ok(());
+    }
+    Err(DiscoveryError::BadDocument {
+        url: prm_url.to_string(),
+        reason: format!(
+            "it describes resource '{resource}', not this MCP server '{}', so its authorization server cannot be trusted for it",
+            canonical_resource(mcp_url)
+        ),
+        tried: std::mem::take(tried),
+    })
+}
+
+/// Fetches and checks the metadata of `issuer` (as written in protected resource metadata):
+/// the well-known forms in spec order, the first whose `issuer` is identical wins, then
+/// https endpoints and S256 are required.
+pub async fn fetch_as_metadata(
+    http: &reqwest::Client,
+    issuer: &str,
+    tried: &mut Vec<TriedUrl>,
+) -> Result<AuthServerMetadata, DiscoveryError> {
+    let issuer_url = match Url::parse(issuer) {
+        Ok(u) if u.query().is_none() && u.fragment().is_none() && u.has_host() => u,
+        _ => {
+            return Err(DiscoveryError::BadDocument {
+                url: issuer.to_string(),
+                reason: "the issuer is not a URL without query or fragment (RFC 8414 §2)".into(),
+                tried: std::mem::take(tried),
+            });
+        }
+    };
+    if !is_secure(&issuer_url) {
+        return Err(DiscoveryError::Insecure {
+            url: issuer.to_string(),
+            tried: std::mem::take(tried),
+        });
+    }
+    let mut mismatch: Option<(String, Url)> = None;
+    let mut invalid: Option<(Url, String)> = None;
+    let mut no_answer: Option<(Url, String)> = None;
+    let mut answered = false;
+    for url in as_metadata_urls(&issuer_url) {
+        let raw = match fetch::get_document(http, &url, tried).await {
+            Fetched::Body(raw) => raw,
+            Fetched::Miss => {
+                answered = true;
+                continue;
+            }
+            Fetched::NoAnswer(reason) => {
+                no_answer.get_or_insert((url, reason));
+                continue;
+            }
+        };
+        answered = true;
+        match AuthServerMetadata::from_json(&raw) {
+            // RFC 8414 §3.3: identical, or the data must not be used.
+            Ok(md) if md.issuer == issuer => return accept(md, tried),
+            Ok(md) => {
+                fetch::note_unusable(
+                    tried,
+                    &format!("its issuer is '{}', not '{issuer}'", md.issuer),
+                );
+                mismatch.get_or_insert((md.issuer, url));
+            }
+            Err(e) => {
+                fetch::note_unusable(tried, e.reason());
+                if let DocError::Invalid(reason) = e {
+                    invalid.get_or_insert((url, reason));
+                }
+            }
+        }
+    }
+    let tried = std::mem::take(tried);
+    Err(match (mismatch, invalid, no_answer) {
+        (Some((found, url)), _, _) => DiscoveryError::IssuerMismatch {
+            expected: issuer.to_string(),
+            found,
+            url: url.to_string(),
+            tried,
+        },
+        (None, Some((url, reason)), _) => DiscoveryError::BadDocument {
+            url: url.to_string(),
+            reason,
+            tried,
+        },
+        (None, None, Some((url, reason))) if !answered => DiscoveryError::Unreachable {
+            url: url.to_string(),
+            reason,
+            tried,
+        },
+        _ => DiscoveryError::NotFound {
+            what: format!("authorization server metadata for '{issuer}'"),
+            tried,
+        },
+    })
+}
+
+fn accept(
+    md: AuthServerMetadata,
+    tried: &mut Vec<TriedUrl>,
+) -> Result<AuthServerMetadata, DiscoveryError> {
+    if let Some(url) = md.insecure_endpoint() {
+        return Err(DiscoveryError::Insecure {
+            url: url.to_string(),
+            tried: std::mem::take(tried),
+        });
+    }
+    if !md.supports_s256() {
+        return Err(DiscoveryError::PkceUnsupported {
+            issuer: md.issuer,
+            methods: md.code_challenge_methods_supported.unwrap_or_default(),
+            tried: std::mem::take(tried),
+        });
+    }
+    Ok(md)
+}
+
+/// The 2025-03-26 path for servers without protected resource metadata.
+async fn legacy(
+    http: &reqwest::Client,
+    mcp_url: &Url,
+    challenge: Option<BearerChallenge>,
+    asked_for_login: bool,
+    mut tried: Vec<TriedUrl>,
+) -> Result<Discovery, DiscoveryError> {
+    // That revision's authorization base URL is the MCP URL with its path discarded.
+    let origin = mcp_url.origin().ascii_serialization();
+    let (as_metadata, source) = match fetch_as_metadata(http, &origin, &mut tried).await {
+        Ok(md) => (md, MetadataSource::Legacy2025_03_26Origin),
+        // Default endpoints only for a server that asked for a login: guessing endpoints
+        // for one that answered 404 or 405 would hide a wrong URL.
+        Err(DiscoveryError::NotFound { tried: t, .. }) if asked_for_login => {
+            tried = t;
+            (
+                AuthServerMetadata::default_endpoints(mcp_url),
+                MetadataSource::DefaultEndpoints,
+            )
+        }
+        Err(DiscoveryError::NotFound { tried, .. }) => {
+            return Err(DiscoveryError::NotFound {
+                what: "OAuth metadata, and the server did not answer 401 to ask for a login".into(),
+                tried,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Discovery {
+        mcp_url: mcp_url.clone(),
+        challenge,
+        resource_metadata_url: None,
+        resource_metadata: None,
+        resource: canonical_resource(mcp_url),
+        issuer: as_metadata.issuer.clone(),
+        as_metadata,
+        source,
+        tried,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_resource_drops_fragment_and_the_slash_of_an_empty_path() {
+        let c = |s: &str| canonical_resource(&Url::parse(s).expect("test URL"));
+        assert_eq!(c("https://mcp.example.com/"), "https://mcp.example.com");
+        assert_eq!(c("https://mcp.example.com"), "https://mcp.example.com");
+        assert_eq!(
+            c("https://MCP.example.com:443/mcp#x"),
+            "https://mcp.example.com/mcp"
+        );
+        assert_eq!(
+            c("http://127.0.0.1:8080/mcp/"),
+            "http://127.0.0.1:8080/mcp/"
+        );
+        assert_eq!(
+            c("https://h.example/?tenant=1"),
+            "https://h.example/?tenant=1"
+        );
+    }
+}

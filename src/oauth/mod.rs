@@ -1,0 +1,4 @@
+//! tether as an OAuth client toward upstream MCP servers.
+
+pub mod discovery;
+pub mod www_authenticate;
