@@ -40,6 +40,7 @@ fn realistic_connection(i: usize) -> Connection {
         registration_access_token: Some(Secret::new("rat_".repeat(10))),
         registration_client_uri: None,
         status: RegistrationStatus::Active,
+        token_endpoint_auth_method: Some("none".into()),
     });
     c.token = Some(TokenSet {
         client_id: format!("client-{i}-0123456789abcdef"),

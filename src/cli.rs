@@ -44,6 +44,47 @@ pub enum Command {
     /// Try tether with no accounts: six simulated providers, one per provider style
     /// (linear, github, notion, todoist, atlassian, generic), and a throwaway vault.
     Demo(DemoArgs),
+    /// Authorize a connection: discovery, client registration, browser sign-in, token.
+    ///
+    /// The authorization URL is always printed too, for sessions whose browser is
+    /// elsewhere. `$BROWSER` chooses the browser.
+    Login(LoginArgs),
+    /// Refresh a connection's token now, through the same single-flight path the
+    /// scheduler uses (safe to run from several processes at once).
+    Refresh {
+        /// The connection's name.
+        name: String,
+    },
+    /// List client registrations that no longer back a token; --delete removes them
+    /// (at the server where RFC 7592 allows, else from tether only).
+    Orphans {
+        /// Only this connection.
+        name: Option<String>,
+        /// Delete them.
+        #[arg(long)]
+        delete: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The connection's name.
+    pub name: String,
+    /// Do not open a browser: print the authorization URL and wait for the callback.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Register a new OAuth client first (the old registration is kept as legacy).
+    #[arg(long)]
+    pub reregister: bool,
+    /// Also ask for these scopes (space-separated), e.g. after an insufficient_scope error.
+    #[arg(long, value_name = "SCOPES")]
+    pub scope: Option<String>,
+    /// Give up waiting for the browser after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -71,8 +112,18 @@ pub struct AddArgs {
     #[arg(long, value_name = "NAME[: PREFIX]", requires = "api_key_env")]
     pub header: Option<String>,
     /// The upstream needs no authentication.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["client_id", "api_key_env"])]
     pub no_auth: bool,
+    /// Use this pre-registered OAuth client instead of registering one.
+    #[arg(long, value_name = "ID", conflicts_with = "api_key_env")]
+    pub client_id: Option<String>,
+    /// Read the pre-registered client's secret from this environment variable.
+    #[arg(long, value_name = "VAR", requires = "client_id")]
+    pub client_secret_env: Option<String>,
+    /// Redirect URI registered for the pre-registered client (a loopback http URL);
+    /// default http://127.0.0.1:33418/callback.
+    #[arg(long, value_name = "URL", requires = "client_id")]
+    pub redirect_uri: Option<String>,
 }
 
 #[derive(Debug, Args)]

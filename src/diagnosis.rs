@@ -2,6 +2,7 @@
 //! and the remedy — the TUI key and the CLI command that fix it. The vault stores only
 //! the code and the evidence; the words live here.
 
+use crate::oauth::token::TokenError;
 use crate::vault::DiagnosisCode;
 
 /// The words for one diagnosis code.
@@ -198,6 +199,53 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
     }
 }
 
+/// What is known about a definitive refresh failure.
+pub struct RefreshFailure<'a> {
+    pub error: &'a TokenError,
+    /// An earlier refresh from the same generation never reported back.
+    pub suspect_lost: bool,
+    /// The refresh token sent had already been spent once by tether.
+    pub sent_spent_token: bool,
+    /// Another MCP client is known to hold a grant for the same login.
+    pub shared_grant: bool,
+}
+
+/// The diagnosis of a refresh the server refused for good (not a transient failure).
+pub fn classify_refresh(f: &RefreshFailure<'_>) -> DiagnosisCode {
+    let (error, description) = match f.error {
+        TokenError::OAuth { body, .. } => (
+            body.error.as_str(),
+            body.error_description.as_deref().unwrap_or(""),
+        ),
+        _ => return DiagnosisCode::UpstreamUnreachable,
+    };
+    match error {
+        "invalid_client" | "unauthorized_client" => DiagnosisCode::ClientRejected,
+        "invalid_scope" | "insufficient_scope" => DiagnosisCode::InsufficientScope,
+        "invalid_grant" if f.suspect_lost => DiagnosisCode::InvalidGrantLostResponse,
+        "invalid_grant" if f.sent_spent_token => DiagnosisCode::InvalidGrantReused,
+        "invalid_grant" if names_another_client(description) => DiagnosisCode::ClientMismatch,
+        "invalid_grant" if f.shared_grant => DiagnosisCode::InvalidGrantRotatedElsewhere,
+        _ => DiagnosisCode::InvalidGrantExpiredOrRevoked,
+    }
+}
+
+/// Authorization servers word "this grant belongs to another client" in their own way
+/// (e.g. "Client is trying to use a code from a different client").
+fn names_another_client(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    d.contains("client")
+        && [
+            "different",
+            "another",
+            "mismatch",
+            "belongs to",
+            "not issued to",
+        ]
+        .iter()
+        .any(|w| d.contains(w))
+}
+
 /// Every code, for documentation and the help overlay.
 pub const ALL: [DiagnosisCode; 15] = {
     use DiagnosisCode::*;
@@ -234,6 +282,54 @@ mod tests {
                 assert!(e.command.is_some(), "{code} needs a command");
             }
         }
+    }
+
+    fn oauth(error: &str, description: &str) -> TokenError {
+        TokenError::OAuth {
+            url: "https://as.example/token".into(),
+            status: 400,
+            body: crate::oauth::token::OAuthErrorBody {
+                error: error.into(),
+                error_description: Some(description.into()),
+            },
+        }
+    }
+
+    #[test]
+    fn refresh_failures_are_told_apart() {
+        let case = |e: &TokenError, lost, spent, shared| {
+            classify_refresh(&RefreshFailure {
+                error: e,
+                suspect_lost: lost,
+                sent_spent_token: spent,
+                shared_grant: shared,
+            })
+        };
+        let grant = oauth("invalid_grant", "refresh token is invalid");
+        use DiagnosisCode::*;
+        assert_eq!(case(&grant, true, true, true), InvalidGrantLostResponse);
+        assert_eq!(case(&grant, false, true, true), InvalidGrantReused);
+        assert_eq!(
+            case(&grant, false, false, true),
+            InvalidGrantRotatedElsewhere
+        );
+        assert_eq!(
+            case(&grant, false, false, false),
+            InvalidGrantExpiredOrRevoked
+        );
+        let other = oauth(
+            "invalid_grant",
+            "Client is trying to use a code from a different client",
+        );
+        assert_eq!(case(&other, false, false, false), ClientMismatch);
+        assert_eq!(
+            case(&oauth("invalid_client", ""), true, false, false),
+            ClientRejected
+        );
+        assert_eq!(
+            case(&oauth("unauthorized_client", ""), false, false, false),
+            ClientRejected
+        );
     }
 
     #[test]

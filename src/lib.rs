@@ -8,6 +8,8 @@
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM.
 //! - [`diagnosis`]: each diagnosis code's explanation and remedy.
 //! - [`engine`]: connections at run time; the state, events and commands front ends use.
+//! - [`oauth`]: the OAuth client side: discovery, registration, login, refresh.
+//! - [`http`]: the one shared HTTP client toward upstream servers.
 //! - [`paths`]: where files live (`TETHER_HOME` or the XDG folders).
 //! - [`config`]: `config.toml`, defaults → file → environment.
 //! - [`sim`]: the provider simulator (OAuth server + MCP server with per-provider
@@ -24,6 +26,7 @@ pub mod config;
 pub mod demo;
 pub mod diagnosis;
 pub mod engine;
+pub mod http;
 pub mod oauth;
 pub mod paths;
 pub mod secret;

@@ -7,7 +7,8 @@ use super::{bad_input, open_vault};
 use crate::cli::AddArgs;
 use crate::secret::Secret;
 use crate::vault::{
-    ApiKeyHeader, Auth, Connection, ConnectionName, Event, EventKind, Store, parse_upstream,
+    ApiKeyHeader, Auth, ClientRegistration, Connection, ConnectionName, Event, EventKind,
+    RegistrationMethod, RegistrationStatus, Store, parse_upstream,
 };
 use crate::view::{ConnectionDetail, ConnectionSummary, duration, relative};
 
@@ -15,6 +16,7 @@ pub fn add(args: AddArgs) -> anyhow::Result<()> {
     let name: ConnectionName = args.name.parse().map_err(|e| bad_input(format!("{e}")))?;
     let upstream = parse_upstream(&args.url).map_err(|e| bad_input(format!("{e}")))?;
     let auth = auth_from_args(&args)?;
+    let preregistered = preregistered_client(&args, Utc::now())?;
     let vault = open_vault()?;
     let now = Utc::now();
     let kind = auth.kind();
@@ -26,6 +28,7 @@ pub fn add(args: AddArgs) -> anyhow::Result<()> {
             )));
         }
         let mut connection = Connection::new(name.clone(), upstream.clone(), auth, now);
+        connection.clients.extend(preregistered);
         connection.record(Event::new(now, EventKind::Added, detail));
         store.push(connection);
         Ok(())
@@ -36,6 +39,67 @@ pub fn add(args: AddArgs) -> anyhow::Result<()> {
     };
     println!("Added connection '{name}' → {upstream}.{next}");
     Ok(())
+}
+
+/// `--client-id` (with an optional secret from the environment): a client registered by
+/// hand at the authorization server, bound to its issuer at the first login.
+fn preregistered_client(
+    args: &AddArgs,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<Option<ClientRegistration>> {
+    let Some(client_id) = &args.client_id else {
+        return Ok(None);
+    };
+    if client_id.trim().is_empty() {
+        return Err(bad_input(
+            "--client-id is empty: give the client id the server issued",
+        ));
+    }
+    let client_secret = args
+        .client_secret_env
+        .as_deref()
+        .map(|var| read_env_secret(var, "client secret"))
+        .transpose()?;
+    let redirect_uri = args
+        .redirect_uri
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:33418/callback".to_string());
+    let loopback = url::Url::parse(&redirect_uri)
+        .ok()
+        .filter(|u| u.scheme() == "http" && crate::vault::is_loopback(u) && u.port().is_some());
+    if loopback.is_none() {
+        return Err(bad_input(format!(
+            "redirect URI '{redirect_uri}' is not valid: use a loopback http URL with a port, such as http://127.0.0.1:33418/callback"
+        )));
+    }
+    Ok(Some(ClientRegistration {
+        client_id: client_id.trim().to_string(),
+        client_secret,
+        issuer: String::new(),
+        method: RegistrationMethod::Preregistered,
+        redirect_uri: Some(redirect_uri),
+        registered_at: now,
+        secret_expires_at: None,
+        registration_access_token: None,
+        registration_client_uri: None,
+        status: RegistrationStatus::Active,
+        token_endpoint_auth_method: None,
+    }))
+}
+
+fn read_env_secret(var: &str, what: &str) -> anyhow::Result<Secret> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+        Ok(_) => Err(bad_input(format!(
+            "environment variable '{var}' is empty: export {var}=<your {what}> and run again"
+        ))),
+        Err(std::env::VarError::NotPresent) => Err(bad_input(format!(
+            "environment variable '{var}' is not set: export {var}=<your {what}> and run again"
+        ))),
+        Err(std::env::VarError::NotUnicode(_)) => Err(bad_input(format!(
+            "environment variable '{var}' is not valid UTF-8: check the {what} you exported"
+        ))),
+    }
 }
 
 fn auth_from_args(args: &AddArgs) -> anyhow::Result<Auth> {
@@ -54,24 +118,7 @@ fn auth_from_args(args: &AddArgs) -> anyhow::Result<Auth> {
             .map_err(|e| bad_input(e.to_string()))?,
         None => ApiKeyHeader::default(),
     };
-    let value = match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Secret::new(v.trim()),
-        Ok(_) => {
-            return Err(bad_input(format!(
-                "environment variable '{var}' is empty: export {var}=<your API key> and run again"
-            )));
-        }
-        Err(std::env::VarError::NotPresent) => {
-            return Err(bad_input(format!(
-                "environment variable '{var}' is not set: export {var}=<your API key> and run again"
-            )));
-        }
-        Err(std::env::VarError::NotUnicode(_)) => {
-            return Err(bad_input(format!(
-                "environment variable '{var}' is not valid UTF-8: check the key you exported"
-            )));
-        }
-    };
+    let value = read_env_secret(var, "API key")?;
     Ok(Auth::ApiKey { header, value })
 }
 
@@ -153,8 +200,13 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     let s = &detail.summary;
     println!("{}  {}", s.name, s.upstream);
     println!("  state       {}", s.state);
-    if let Some(code) = &s.diagnosis {
-        println!("  diagnosis   {code}");
+    if let Some(code) = connection.state.diagnosis() {
+        let e = crate::diagnosis::explain(code);
+        println!("  diagnosis   {code}: {}", e.summary);
+        println!("              {}", e.detail);
+        if let Some(cmd) = e.command_for(&s.name) {
+            println!("  fix         {cmd}");
+        }
     }
     if let Some(why) = &detail.state_detail {
         println!("  why         {why}");
@@ -199,8 +251,9 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     println!("  history");
     for e in detail.history.iter().rev().take(10) {
         let code = e.diagnosis.map(|d| format!(" [{d}]")).unwrap_or_default();
+        let latency = e.latency_ms.map(|ms| format!(" ({ms} ms)")).unwrap_or_default();
         println!(
-            "    {}  {:?}  {}{code}",
+            "    {}  {:?}  {}{latency}{code}",
             relative(e.at, now),
             e.kind,
             e.detail

@@ -2,6 +2,7 @@
 //! vault the same way for all of them, and turns failures into one line and an exit code:
 //! 2 for bad input (the message names the value and the fix), 1 for everything else.
 
+mod auth;
 mod connections;
 
 use std::fmt;
@@ -36,6 +37,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Remove { name } => connections::remove(&name),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(crate::sim::run_cli(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(crate::demo::run(args))),
+        Command::Login(args) => runtime().and_then(|rt| rt.block_on(auth::login(args))),
+        Command::Refresh { name } => runtime().and_then(|rt| rt.block_on(auth::refresh(&name))),
+        Command::Orphans { name, delete, json } => {
+            runtime().and_then(|rt| rt.block_on(auth::orphans(name.as_deref(), delete, json)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,10 @@
-//! tether as an OAuth client toward upstream MCP servers.
+//! tether as an OAuth client toward upstream MCP servers: discovery, client registration,
+//! login, token requests and the refresh engine — everything needed to authorize once and
+//! stay authorized. Knows no screen and no server.
 
+pub mod authorize;
 pub mod discovery;
+pub mod refresh;
+pub mod registration;
+pub mod token;
 pub mod www_authenticate;

@@ -363,6 +363,10 @@ pub struct ClientRegistration {
     #[serde(default)]
     pub registration_client_uri: Option<Url>,
     pub status: RegistrationStatus,
+    /// How this client authenticates at the token endpoint, as the server registered it:
+    /// `none`, `client_secret_post` or `client_secret_basic`.
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -550,6 +554,11 @@ pub struct RefreshJournal {
     #[serde(with = "super::time::ts")]
     pub started_at: DateTime<Utc>,
     pub pid: u32,
+    /// An earlier refresh from this same generation never reported back (the process
+    /// died, or the connection broke after the request went out): the server may have
+    /// rotated the token already, so an `invalid_grant` now means the response was lost.
+    #[serde(default)]
+    pub suspect: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -16,14 +16,37 @@ pub mod ts {
         }
     }
 
+    /// Accepts either shape whatever the format claims: serde buffers internally tagged
+    /// enums (such as `Auth`) in a form that always reports itself human-readable, so a
+    /// binary vault can hand integers to a "human-readable" deserializer.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        if d.is_human_readable() {
-            DateTime::<Utc>::deserialize(d)
-        } else {
-            let micros = i64::deserialize(d)?;
-            DateTime::from_timestamp_micros(micros).ok_or_else(|| {
-                serde::de::Error::custom(format!("timestamp {micros} is out of range"))
-            })
+        d.deserialize_any(Visitor)
+    }
+
+    struct Visitor;
+
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = DateTime<Utc>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an RFC 3339 date or integer microseconds since 1970")
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, micros: i64) -> Result<Self::Value, E> {
+            DateTime::from_timestamp_micros(micros)
+                .ok_or_else(|| E::custom(format!("timestamp {micros} is out of range")))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, micros: u64) -> Result<Self::Value, E> {
+            let micros = i64::try_from(micros)
+                .map_err(|_| E::custom(format!("timestamp {micros} is out of range")))?;
+            self.visit_i64(micros)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| E::custom(format!("'{text}' is not an RFC 3339 date: {e}")))
         }
     }
 }
@@ -53,6 +76,24 @@ mod tests {
         at: DateTime<Utc>,
         #[serde(with = "ts_opt", default)]
         maybe: Option<DateTime<Utc>>,
+    }
+
+    /// Inside an internally tagged enum serde reports "human-readable" even for MessagePack.
+    #[test]
+    fn timestamps_survive_internally_tagged_enums() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        enum E {
+            A { t: T },
+        }
+        let e = E::A {
+            t: T {
+                at: DateTime::from_timestamp_micros(42).unwrap(),
+                maybe: None,
+            },
+        };
+        let bin = rmp_serde::to_vec(&e).unwrap();
+        assert_eq!(rmp_serde::from_slice::<E>(&bin).unwrap(), e);
     }
 
     #[test]

@@ -1,0 +1,215 @@
+//! `login`, `refresh` and `orphans`: authorizing connections and keeping them authorized
+//! from the command line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::{bad_input, open_vault};
+use crate::cli::LoginArgs;
+use crate::diagnosis::explain;
+use crate::oauth::authorize::{self, Browser, LoginOptions, LoginStep, StepOutcome};
+use crate::oauth::refresh::{TokenManager, Trigger};
+use crate::oauth::registration::{self, Cleanup};
+use crate::secret::mask;
+use crate::vault::{Auth, RegistrationStatus, Store};
+
+pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let vault = open_vault()?;
+    require_oauth(&vault.load_async().await?, &args.name)?;
+    let options = LoginOptions {
+        browser: if args.no_browser {
+            Browser::Print
+        } else {
+            Browser::System
+        },
+        reregister: args.reregister,
+        extra_scopes: args
+            .scope
+            .as_deref()
+            .map(|s| s.split_whitespace().map(String::from).collect())
+            .unwrap_or_default(),
+        client_metadata_url: None,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let progress: authorize::Progress = Arc::new(print_step);
+    let outcome = authorize::login(
+        &crate::http::client(),
+        &vault,
+        &args.name,
+        options,
+        progress,
+    )
+    .await
+    .map_err(|e| {
+        let code = e.diagnosis();
+        anyhow::anyhow!("{e} [{code}]")
+    })?;
+    println!(
+        "Authorized '{}' at {} (client {}, {}, {}).",
+        args.name,
+        outcome.issuer,
+        mask(&outcome.client_id),
+        outcome
+            .expires_in
+            .map(|s| format!("token expires in {}", crate::view::duration(s as i64)))
+            .unwrap_or_else(|| "token does not expire".to_string()),
+        if outcome.has_refresh_token {
+            "refresh token kept"
+        } else {
+            "no refresh token issued"
+        }
+    );
+    Ok(())
+}
+
+/// Login progress on stderr, one line per finished step; the URL always in full.
+fn print_step(step: LoginStep, outcome: StepOutcome) {
+    let label = match &step {
+        LoginStep::ResourceMetadata => "protected resource metadata",
+        LoginStep::AuthServerMetadata => "authorization server",
+        LoginStep::ClientRegistration => "client",
+        LoginStep::BrowserOpened { url } => {
+            eprintln!("Open this URL to authorize (it is also sent to your browser):\n  {url}");
+            return;
+        }
+        LoginStep::WaitingForCallback => "browser sign-in",
+        LoginStep::TokenReceived => "token",
+    };
+    match outcome {
+        StepOutcome::Running if step == LoginStep::WaitingForCallback => {
+            eprintln!("  … waiting for the browser to come back")
+        }
+        StepOutcome::Running => {}
+        StepOutcome::Done(detail) => eprintln!("  ✓ {label}: {detail}"),
+        StepOutcome::Failed { diagnosis, .. } => eprintln!("  ✗ {label} [{diagnosis}]"),
+    }
+}
+
+fn require_oauth(store: &Store, name: &str) -> anyhow::Result<()> {
+    let c = store
+        .get(name)
+        .ok_or_else(|| bad_input(format!("no connection named '{name}'")))?;
+    if !matches!(c.auth, Auth::OAuth { .. }) {
+        return Err(bad_input(format!(
+            "'{name}' uses {} authentication, not OAuth: there is nothing to log in to or refresh",
+            c.auth.kind()
+        )));
+    }
+    Ok(())
+}
+
+pub async fn refresh(name: &str) -> anyhow::Result<()> {
+    let vault = open_vault()?;
+    let store = vault.load_async().await?;
+    require_oauth(&store, name)?;
+    let connection = store.get(name).expect("checked above");
+    let manager = TokenManager::new(
+        connection,
+        vault.clone(),
+        crate::http::client(),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let current = manager.refresh(Trigger::Manual).await?;
+    let expiry = current
+        .expires_at
+        .map(|at| format!("expires {}", crate::view::relative(at, Utc::now())))
+        .unwrap_or_else(|| "does not expire".to_string());
+    println!(
+        "Refreshed '{name}': generation {}, {expiry}.",
+        current.generation
+    );
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct OrphanRow {
+    connection: String,
+    client_id: String,
+    issuer: String,
+    deletable: bool,
+    result: Option<String>,
+}
+
+pub async fn orphans(name: Option<&str>, delete: bool, json: bool) -> anyhow::Result<()> {
+    let vault = open_vault()?;
+    let store = vault.load_async().await?;
+    if let Some(name) = name
+        && store.get(name).is_none()
+    {
+        return Err(bad_input(format!("no connection named '{name}'")));
+    }
+    let http = crate::http::client();
+    let mut rows = Vec::new();
+    let mut gone = Vec::new();
+    for c in store.connections() {
+        if name.is_some_and(|n| n != c.name.as_str()) {
+            continue;
+        }
+        for r in c
+            .clients
+            .iter()
+            .filter(|r| r.status == RegistrationStatus::Orphan)
+        {
+            let result = if delete {
+                let cleanup = registration::delete(&http, r).await;
+                if !matches!(cleanup, Cleanup::Kept(_)) {
+                    gone.push((c.name.to_string(), r.client_id.clone()));
+                }
+                Some(match cleanup {
+                    Cleanup::Deleted => "deleted at the server".to_string(),
+                    Cleanup::Forgotten(why) => format!("forgotten ({why})"),
+                    Cleanup::Kept(why) => format!("kept: {why}"),
+                })
+            } else {
+                None
+            };
+            rows.push(OrphanRow {
+                connection: c.name.to_string(),
+                client_id: mask(&r.client_id),
+                issuer: r.issuer.clone(),
+                deletable: r.registration_access_token.is_some(),
+                result,
+            });
+        }
+    }
+    if !gone.is_empty() {
+        vault
+            .transact_async(move |store: &mut Store| {
+                for (conn, client) in &gone {
+                    if let Some(c) = store.get_mut(conn) {
+                        c.clients.retain(|r| {
+                            !(r.client_id == *client && r.status == RegistrationStatus::Orphan)
+                        });
+                    }
+                }
+                Ok::<_, crate::vault::VaultError>(())
+            })
+            .await?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("No orphaned client registrations.");
+    } else {
+        for r in &rows {
+            println!(
+                "{}  {}  {}  {}",
+                r.connection,
+                r.client_id,
+                r.issuer,
+                r.result.clone().unwrap_or_else(|| if r.deletable {
+                    "deletable at the server".into()
+                } else {
+                    "can only be forgotten".into()
+                })
+            );
+        }
+        if !delete {
+            println!("{}", explain(crate::vault::DiagnosisCode::DcrOrphan).remedy);
+        }
+    }
+    Ok(())
+}

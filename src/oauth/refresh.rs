@@ -1,0 +1,696 @@
+//! The TokenManager (DESIGN §5): one per connection, the only holder of its token.
+//!
+//! The hot path — a valid token — reads an in-memory snapshot: no file, no lock. A refresh
+//! is single-flight at two levels without ever holding the vault lock across the network:
+//! the connection's async mutex in this process, then its own cross-process refresh lock
+//! (an advisory lock on `locks/<name>.lock`). Under both, the vault is re-read (another
+//! process may have refreshed already: adopt its token), a journal entry is written, the
+//! token request goes out, and the result is stored — generation + 1, journal cleared —
+//! before anything uses the new token. Refresh tokens are never dropped: a failure keeps
+//! the old one; an answer without one keeps it too.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::token::{self, ClientAuth, TokenError, TokenResponse};
+use crate::diagnosis::{RefreshFailure, classify_refresh};
+use crate::secret::{Secret, mask};
+use crate::vault::{
+    Auth, Connection, ConnectionState, DiagnosisCode, Event, EventKind, Evidence, RefreshJournal,
+    RegistrationStatus, Store, TokenSet, Vault, VaultError,
+};
+
+/// Spent refresh-token hashes kept per connection.
+const USED_HASHES_CAP: usize = 32;
+/// Waiters that arrive within this long after a failed refresh share its answer instead
+/// of each trying again.
+const FAILURE_SHARE_WINDOW: Duration = Duration::from_secs(1);
+
+/// What the proxy puts on an upstream request.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Bearer(Secret),
+    Header { name: String, value: Secret },
+    None,
+}
+
+/// The token a connection uses right now.
+#[derive(Debug)]
+pub struct Current {
+    pub credential: Credential,
+    pub generation: u64,
+    pub obtained_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Current {
+    /// Valid with a margin: a tenth of its lifetime, at most 30 s.
+    pub fn is_fresh(&self, now: DateTime<Utc>) -> bool {
+        match self.expires_at {
+            None => true,
+            Some(exp) => {
+                let life = (exp - self.obtained_at).num_milliseconds().max(0);
+                let skew = chrono::Duration::milliseconds((life / 10).min(30_000));
+                now < exp - skew
+            }
+        }
+    }
+
+    fn of(connection: &Connection) -> Option<Self> {
+        match &connection.auth {
+            Auth::None => Some(Self::forever(Credential::None, connection)),
+            Auth::ApiKey { header, value } => {
+                let value = match &header.prefix {
+                    Some(p) => Secret::new(format!("{p} {}", value.expose())),
+                    None => value.clone(),
+                };
+                let name = header.name.clone();
+                Some(Self::forever(
+                    Credential::Header { name, value },
+                    connection,
+                ))
+            }
+            Auth::OAuth { .. } => connection.token.as_ref().map(|t| Self {
+                credential: Credential::Bearer(t.access_token.clone()),
+                generation: t.generation,
+                obtained_at: t.obtained_at,
+                expires_at: t.expires_at,
+            }),
+        }
+    }
+
+    fn forever(credential: Credential, connection: &Connection) -> Self {
+        Self {
+            credential,
+            generation: 0,
+            obtained_at: connection.created_at,
+            expires_at: None,
+        }
+    }
+}
+
+/// Why a refresh was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A request found the token expired (or about to).
+    Expired { seen: Option<u64> },
+    /// The upstream answered 401 `invalid_token` to the token of generation `seen`.
+    Rejected { seen: u64 },
+    /// The scheduler: the token reached ~75% of its lifetime.
+    Scheduled,
+    /// The user asked (`tether refresh`, `r`): tries even a connection marked broken.
+    Manual,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error("no connection named '{0}'")]
+    NotFound(String),
+    #[error("'{0}' is not authorized yet: run `tether login {0}`")]
+    NeedsLogin(String),
+    #[error("{}", crate::diagnosis::explain(*diagnosis).sentence_for(name))]
+    NeedsReauth {
+        name: String,
+        diagnosis: DiagnosisCode,
+        detail: String,
+    },
+    #[error(
+        "'{name}' cannot refresh right now ({detail}); tether keeps the refresh token and retries"
+    )]
+    Unavailable { name: String, detail: String },
+    #[error("{0}")]
+    Vault(String),
+}
+
+impl From<VaultError> for AuthError {
+    fn from(e: VaultError) -> Self {
+        AuthError::Vault(e.to_string())
+    }
+}
+
+impl AuthError {
+    pub fn diagnosis(&self) -> Option<DiagnosisCode> {
+        match self {
+            AuthError::NeedsReauth { diagnosis, .. } => Some(*diagnosis),
+            AuthError::Unavailable { .. } => Some(DiagnosisCode::UpstreamUnreachable),
+            _ => None,
+        }
+    }
+}
+
+pub struct TokenManager {
+    name: String,
+    vault: Vault,
+    http: reqwest::Client,
+    lock_file: PathBuf,
+    current: ArcSwapOption<Current>,
+    flight: tokio::sync::Mutex<Option<RecentFailure>>,
+    /// Consecutive transient failures, for backoff.
+    failures: AtomicU32,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Clone)]
+struct RecentFailure {
+    generation: Option<u64>,
+    at: Instant,
+    error: AuthError,
+}
+
+/// The inputs of one refresh, read under the refresh lock.
+struct Plan {
+    generation: u64,
+    refresh_token: Secret,
+    auth: ClientAuth,
+    token_endpoint: Url,
+    resource: Option<String>,
+    suspect: bool,
+    /// The refresh token about to be sent was already spent once (an old copy).
+    spent: bool,
+}
+
+impl TokenManager {
+    pub fn new(
+        connection: &Connection,
+        vault: Vault,
+        http: reqwest::Client,
+        changed: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        let lock_file = lock_dir(&vault).join(format!("{}.lock", connection.name));
+        Self {
+            name: connection.name.to_string(),
+            vault,
+            http,
+            lock_file,
+            current: ArcSwapOption::from(Current::of(connection).map(Arc::new)),
+            flight: tokio::sync::Mutex::new(None),
+            failures: AtomicU32::new(0),
+            changed,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The token in memory, valid or not.
+    pub fn current(&self) -> Option<Arc<Current>> {
+        self.current.load_full()
+    }
+
+    /// Takes a newer token another process stored (seen on a vault reload).
+    pub fn observe(&self, connection: &Connection) {
+        let Some(new) = Current::of(connection) else {
+            self.current.store(None);
+            return;
+        };
+        let newer = self
+            .current
+            .load()
+            .as_ref()
+            .is_none_or(|c| new.generation > c.generation || c.generation == 0);
+        if newer {
+            self.current.store(Some(Arc::new(new)));
+        }
+    }
+
+    /// The credential for an upstream request: the hot path when the token is valid.
+    pub async fn credential(&self) -> Result<Arc<Current>, AuthError> {
+        let seen = match self.current.load_full() {
+            Some(c) if c.is_fresh(Utc::now()) => return Ok(c),
+            Some(c) => Some(c.generation),
+            None => None,
+        };
+        self.refresh(Trigger::Expired { seen }).await
+    }
+
+    /// Consecutive transient failures so far (0 when healthy), for backoff.
+    pub fn failure_count(&self) -> u32 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Refreshes through the single-flight path (see the module docs).
+    pub async fn refresh(&self, trigger: Trigger) -> Result<Arc<Current>, AuthError> {
+        let seen = match trigger {
+            Trigger::Expired { seen } => seen,
+            Trigger::Rejected { seen } => Some(seen),
+            Trigger::Scheduled | Trigger::Manual => self.current().map(|c| c.generation),
+        };
+        let mut recent = self.flight.lock().await;
+        if let Some(done) = self.done_while_waiting(seen, trigger) {
+            return Ok(done);
+        }
+        if let Some(f) = recent.as_ref()
+            && f.generation == seen
+            && f.at.elapsed() < FAILURE_SHARE_WINDOW
+            && trigger != Trigger::Manual
+        {
+            return Err(f.error.clone());
+        }
+        let result = self.refresh_locked(trigger, seen).await;
+        *recent = result.as_ref().err().map(|error| RecentFailure {
+            generation: seen,
+            at: Instant::now(),
+            error: error.clone(),
+        });
+        self.changed.notify_one();
+        result
+    }
+
+    /// A newer token than the one the caller saw, stored by another task meanwhile.
+    fn done_while_waiting(&self, seen: Option<u64>, trigger: Trigger) -> Option<Arc<Current>> {
+        let cur = self.current.load_full()?;
+        let moved_on = seen.is_some_and(|s| cur.generation > s);
+        match trigger {
+            Trigger::Manual | Trigger::Scheduled => moved_on.then_some(cur),
+            _ => (moved_on || cur.is_fresh(Utc::now()) && seen.is_none()).then_some(cur),
+        }
+    }
+
+    async fn refresh_locked(
+        &self,
+        trigger: Trigger,
+        seen: Option<u64>,
+    ) -> Result<Arc<Current>, AuthError> {
+        let _lock = self.cross_process_lock().await?;
+        // Another process may have refreshed while we waited for its lock.
+        let store = self.vault.load_async().await?;
+        let connection = store
+            .get(&self.name)
+            .ok_or_else(|| AuthError::NotFound(self.name.clone()))?;
+        if let Some(adopted) = self.adopt_if_newer(connection, seen) {
+            return Ok(adopted);
+        }
+        if let Some(refusal) = refusal_without_asking(connection, trigger) {
+            return Err(refusal);
+        }
+        let plan = match self.begin().await? {
+            Ok(plan) => plan,
+            Err(refusal) => return Err(refusal),
+        };
+        let started = Instant::now();
+        let result = token::request(
+            &self.http,
+            &plan.token_endpoint,
+            &plan.auth,
+            &refresh_params(&plan),
+        )
+        .await;
+        let latency = started.elapsed();
+        match result {
+            Ok(response) => self.store_success(&plan, response, latency).await,
+            Err(error) => Err(self.store_failure(&plan, &error, latency).await),
+        }
+    }
+
+    /// Takes the vault's token when it is newer than the one the caller saw and still
+    /// fresh: another process refreshed first.
+    fn adopt_if_newer(&self, connection: &Connection, seen: Option<u64>) -> Option<Arc<Current>> {
+        let token = connection.token.as_ref()?;
+        if seen.is_some_and(|s| token.generation <= s) {
+            return None;
+        }
+        let adopted = Arc::new(Current::of(connection)?);
+        if !adopted.is_fresh(Utc::now()) {
+            return None;
+        }
+        self.current.store(Some(adopted.clone()));
+        Some(adopted)
+    }
+
+    /// Writes the journal entry (or records why no request can be made).
+    async fn begin(&self) -> Result<Result<Plan, AuthError>, AuthError> {
+        let name = self.name.clone();
+        let now = Utc::now();
+        self.vault
+            .transact_async(move |store: &mut Store| {
+                let c = store
+                    .get_mut(&name)
+                    .ok_or_else(|| AuthError::NotFound(name.clone()))?;
+                let plan = match plan_for(c) {
+                    Ok(plan) => plan,
+                    Err((code, detail)) => {
+                        mark_needs_reauth(c, code, &detail, Vec::new(), now);
+                        return Ok(Err(AuthError::NeedsReauth {
+                            name: name.clone(),
+                            diagnosis: code,
+                            detail,
+                        }));
+                    }
+                };
+                // A journal left for this generation means an earlier attempt never
+                // reported back: its request may have rotated the token already.
+                let suspect = c
+                    .journal
+                    .as_ref()
+                    .is_some_and(|j| j.generation == plan.generation);
+                c.journal = Some(RefreshJournal {
+                    generation: plan.generation,
+                    client_id: plan.auth.client_id.clone(),
+                    started_at: now,
+                    pid: std::process::id(),
+                    suspect,
+                });
+                Ok(Ok(Plan { suspect, ..plan }))
+            })
+            .await
+    }
+
+    async fn store_success(
+        &self,
+        plan: &Plan,
+        response: TokenResponse,
+        latency: Duration,
+    ) -> Result<Arc<Current>, AuthError> {
+        let name = self.name.clone();
+        let generation = plan.generation;
+        let old_hash = refresh_hash(&plan.refresh_token);
+        let now = Utc::now();
+        let stored = self
+            .vault
+            .transact_async(move |store: &mut Store| {
+                let c = store
+                    .get_mut(&name)
+                    .ok_or_else(|| AuthError::NotFound(name.clone()))?;
+                let Some(old) = c.token.clone() else {
+                    return Err(AuthError::NeedsLogin(name.clone()));
+                };
+                let token = rotated(old, response, old_hash, now);
+                let mut event = Event::new(
+                    now,
+                    EventKind::Refreshed,
+                    format!("refreshed: generation {generation} → {}", token.generation),
+                );
+                event.latency_ms = Some(latency.as_millis() as u64);
+                c.token = Some(token);
+                c.journal = None;
+                c.state = ConnectionState::Healthy;
+                c.record(event);
+                Current::of(c).ok_or_else(|| AuthError::NeedsLogin(name.clone()))
+            })
+            .await;
+        match stored {
+            Ok(current) => {
+                self.failures.store(0, Ordering::Relaxed);
+                let current = Arc::new(current);
+                self.current.store(Some(current.clone()));
+                Ok(current)
+            }
+            // The server has rotated but the vault refused the new token: the journal
+            // stays, so the next attempt is diagnosed as a lost response if it fails.
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn store_failure(&self, plan: &Plan, error: &TokenError, latency: Duration) -> AuthError {
+        let name = self.name.clone();
+        let now = Utc::now();
+        let transient = error.is_transient();
+        let diagnosis = if transient {
+            DiagnosisCode::UpstreamUnreachable
+        } else {
+            classify_refresh(&RefreshFailure {
+                error,
+                suspect_lost: plan.suspect,
+                sent_spent_token: plan.spent,
+                shared_grant: false,
+            })
+        };
+        let evidence = evidence_for(error, &plan.auth.client_id, plan.generation);
+        let detail = error.to_string();
+        let keep_journal = transient && error.maybe_processed();
+        let client_id = plan.auth.client_id.clone();
+        let failures = self.failures.fetch_add(transient as u32, Ordering::Relaxed) + 1;
+        let result = self
+            .vault
+            .transact_async({
+                let detail = detail.clone();
+                move |store: &mut Store| {
+                    let c = store
+                        .get_mut(&name)
+                        .ok_or_else(|| AuthError::NotFound(name.clone()))?;
+                    if !keep_journal {
+                        c.journal = None;
+                    }
+                    let mut event = Event::new(now, EventKind::RefreshFailed, detail.clone());
+                    event.latency_ms = Some(latency.as_millis() as u64);
+                    event.diagnosis = Some(diagnosis);
+                    event.evidence = evidence.clone();
+                    c.record(event);
+                    if transient {
+                        c.state = ConnectionState::Degraded {
+                            why: format!("refresh failed ({failures} in a row): {detail}"),
+                        };
+                    } else {
+                        if diagnosis == DiagnosisCode::ClientRejected {
+                            for r in c.clients.iter_mut().filter(|r| r.client_id == client_id) {
+                                r.status = RegistrationStatus::Rejected;
+                            }
+                        }
+                        mark_needs_reauth(c, diagnosis, &detail, evidence, now);
+                    }
+                    Ok::<_, AuthError>(())
+                }
+            })
+            .await;
+        if let Err(e) = result {
+            return e;
+        }
+        if transient {
+            AuthError::Unavailable {
+                name: self.name.clone(),
+                detail,
+            }
+        } else {
+            AuthError::NeedsReauth {
+                name: self.name.clone(),
+                diagnosis,
+                detail,
+            }
+        }
+    }
+
+    async fn cross_process_lock(&self) -> Result<File, AuthError> {
+        lock_refresh(self.lock_file.clone())
+            .await
+            .map_err(AuthError::Vault)
+    }
+}
+
+/// Takes a connection's cross-process refresh lock (blocking wait on the blocking pool);
+/// released when the returned file is dropped, or when the process dies.
+pub async fn lock_refresh(path: PathBuf) -> Result<File, String> {
+    tokio::task::spawn_blocking(move || {
+        if let Some(dir) = path.parent() {
+            crate::paths::ensure_private_dir(dir).map_err(|e| e.to_string())?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        file.lock()
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Where the per-connection refresh locks live: beside the vault.
+pub fn lock_dir(vault: &Vault) -> PathBuf {
+    vault
+        .location()
+        .parent()
+        .map(|p| p.join("locks"))
+        .unwrap_or_else(|| PathBuf::from("locks"))
+}
+
+/// States in which asking the server is pointless unless the user insists.
+fn refusal_without_asking(connection: &Connection, trigger: Trigger) -> Option<AuthError> {
+    let name = connection.name.to_string();
+    match (&connection.state, trigger) {
+        (_, Trigger::Manual) => None,
+        (ConnectionState::NeedsReauth { diagnosis, detail }, _) => Some(AuthError::NeedsReauth {
+            name,
+            diagnosis: *diagnosis,
+            detail: detail.clone(),
+        }),
+        (ConnectionState::NeedsLogin, _) => Some(AuthError::NeedsLogin(name)),
+        _ => None,
+    }
+}
+
+/// What a refresh of this connection needs, or the diagnosis that forbids one.
+fn plan_for(c: &Connection) -> Result<Plan, (DiagnosisCode, String)> {
+    let Auth::OAuth { discovery, .. } = &c.auth else {
+        return Err((
+            DiagnosisCode::InvalidGrantExpiredOrRevoked,
+            "this connection does not use OAuth".to_string(),
+        ));
+    };
+    let token = c.token.as_ref().ok_or((
+        DiagnosisCode::InvalidGrantExpiredOrRevoked,
+        "no token stored; log in first".to_string(),
+    ))?;
+    let refresh_token = token.refresh_token.clone().ok_or((
+        DiagnosisCode::NoRefreshToken,
+        "the token expired and the server issued no refresh token".to_string(),
+    ))?;
+    // Drift check before sending a doomed request: the token's own client must be held.
+    let client = c
+        .clients
+        .iter()
+        .find(|r| r.client_id == token.client_id)
+        .ok_or((
+            DiagnosisCode::ClientMismatch,
+            format!(
+                "the token was issued to client {}, which tether does not hold",
+                mask(&token.client_id)
+            ),
+        ))?;
+    let discovery = discovery.as_ref().ok_or((
+        DiagnosisCode::DiscoveryFailed,
+        "no authorization server metadata stored; log in again".to_string(),
+    ))?;
+    let token_endpoint = token_endpoint(&discovery.as_metadata).ok_or((
+        DiagnosisCode::DiscoveryFailed,
+        "the stored authorization server metadata has no token_endpoint".to_string(),
+    ))?;
+    let spent = token
+        .used_refresh_hashes
+        .contains(&refresh_hash(&refresh_token));
+    Ok(Plan {
+        spent,
+        generation: token.generation,
+        refresh_token,
+        auth: ClientAuth::new(
+            &client.client_id,
+            client.client_secret.as_ref(),
+            client.token_endpoint_auth_method.as_deref(),
+        ),
+        token_endpoint,
+        resource: Some(discovery.resource.clone()),
+        suspect: false,
+    })
+}
+
+fn token_endpoint(as_metadata: &str) -> Option<Url> {
+    let doc: serde_json::Value = serde_json::from_str(as_metadata).ok()?;
+    Url::parse(doc.get("token_endpoint")?.as_str()?).ok()
+}
+
+fn refresh_params(plan: &Plan) -> Vec<(&str, &str)> {
+    let mut params = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", plan.refresh_token.expose()),
+    ];
+    if let Some(resource) = &plan.resource {
+        params.push(("resource", resource));
+    }
+    params
+}
+
+/// The next token set: generation + 1; a refresh token that did not come back is kept;
+/// the spent one is remembered by hash.
+fn rotated(
+    old: TokenSet,
+    response: TokenResponse,
+    old_hash: [u8; 8],
+    now: DateTime<Utc>,
+) -> TokenSet {
+    let rotated = response
+        .refresh_token
+        .as_ref()
+        .is_some_and(|new| old.refresh_token.as_ref() != Some(new));
+    let mut used = old.used_refresh_hashes;
+    if rotated {
+        used.push(old_hash);
+        if used.len() > USED_HASHES_CAP {
+            used.remove(0);
+        }
+    }
+    TokenSet {
+        client_id: old.client_id,
+        issuer: old.issuer,
+        access_token: response.access_token,
+        refresh_token: response.refresh_token.or(old.refresh_token),
+        scope: response.scope.or(old.scope),
+        expires_at: response
+            .expires_in
+            .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2_000) as i64)),
+        obtained_at: now,
+        generation: old.generation + 1,
+        used_refresh_hashes: used,
+    }
+}
+
+pub fn refresh_hash(token: &Secret) -> [u8; 8] {
+    let digest = Sha256::digest(token.expose().as_bytes());
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
+pub fn mark_needs_reauth(
+    c: &mut Connection,
+    diagnosis: DiagnosisCode,
+    detail: &str,
+    evidence: Vec<Evidence>,
+    now: DateTime<Utc>,
+) {
+    let already =
+        matches!(&c.state, ConnectionState::NeedsReauth { diagnosis: d, .. } if *d == diagnosis);
+    c.state = ConnectionState::NeedsReauth {
+        diagnosis,
+        detail: detail.to_string(),
+    };
+    if !already {
+        let mut event = Event::new(
+            now,
+            EventKind::StateChanged,
+            format!("needs re-authorization: {detail}"),
+        );
+        event.diagnosis = Some(diagnosis);
+        event.evidence = evidence;
+        c.record(event);
+    }
+}
+
+fn evidence_for(error: &TokenError, client_id: &str, generation: u64) -> Vec<Evidence> {
+    let mut lines = Vec::new();
+    if let Some(status) = error.status() {
+        lines.push(Evidence::new("status", status.to_string()));
+    }
+    if let TokenError::OAuth { body, .. } = error {
+        lines.push(Evidence::new("error", body.error.clone()));
+        if let Some(d) = &body.error_description {
+            lines.push(Evidence::new("error_description", d.clone()));
+        }
+    }
+    let url = match error {
+        TokenError::OAuth { url, .. }
+        | TokenError::Http { url, .. }
+        | TokenError::Network { url, .. }
+        | TokenError::BadResponse { url, .. } => url.clone(),
+    };
+    lines.push(Evidence::new("url", url));
+    if let TokenError::Network { reason, .. } = error {
+        lines.push(Evidence::new("network", reason.clone()));
+    }
+    lines.push(Evidence::new("client", mask(client_id)));
+    lines.push(Evidence::new("generation", generation.to_string()));
+    lines
+}

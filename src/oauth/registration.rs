@@ -1,0 +1,400 @@
+//! Client identity (DESIGN §5, SPEC §A.5): a pre-registered client → a stored registration
+//! for this issuer → a Client ID Metadata Document → a new RFC 7591 registration. A
+//! registration is reused on every later login; a new one is made only after the server
+//! rejected the old one, the issuer changed, or the user asked — and the old one is kept
+//! (legacy, or orphan once no token is bound to it). RFC 7592 read/delete where the
+//! server gave a registration access token.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use url::Url;
+
+use super::discovery::Discovery;
+use super::token::{describe, printable};
+use crate::secret::Secret;
+use crate::vault::{ClientRegistration, Connection, RegistrationMethod, RegistrationStatus};
+
+const CLIENT_NAME: &str = "tether";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    #[error(
+        "the authorization server {issuer} offers no dynamic client registration: register tether there by hand and add the connection with --client-id"
+    )]
+    NoRegistrationEndpoint { issuer: String },
+    #[error("client registration at {url} failed: {reason}")]
+    Failed { url: String, reason: String },
+    #[error("no free loopback port for the OAuth callback: {0}")]
+    NoPort(String),
+    #[error("client metadata document {url} is not usable: {reason}")]
+    BadMetadataDocument { url: String, reason: String },
+}
+
+/// The client a login will use, and whether it was just created.
+pub struct Chosen {
+    pub registration: ClientRegistration,
+    pub created: bool,
+}
+
+/// The stored client to reuse for `issuer`, if any: pre-registered first, then the
+/// newest active registration whose secret has not expired.
+pub fn reusable<'a>(
+    clients: &'a [ClientRegistration],
+    issuer: &str,
+    now: DateTime<Utc>,
+) -> Option<&'a ClientRegistration> {
+    let usable = |r: &&ClientRegistration| {
+        r.status == RegistrationStatus::Active
+            && (r.issuer == issuer || r.issuer.is_empty())
+            && r.secret_expires_at.is_none_or(|at| at > now)
+    };
+    clients
+        .iter()
+        .rev()
+        .filter(usable)
+        .find(|r| r.method == RegistrationMethod::Preregistered)
+        .or_else(|| clients.iter().rev().find(usable))
+}
+
+/// Picks or creates the client for a login. Does not write the vault: the caller stores
+/// a created registration (see [`adopt`]) before using it.
+pub async fn choose(
+    http: &reqwest::Client,
+    connection: &Connection,
+    discovery: &Discovery,
+    reregister: bool,
+    client_metadata_url: Option<&Url>,
+) -> Result<Chosen, RegistrationError> {
+    let now = Utc::now();
+    if !reregister && let Some(existing) = reusable(&connection.clients, &discovery.issuer, now) {
+        let mut registration = existing.clone();
+        registration.issuer = discovery.issuer.clone();
+        if registration.token_endpoint_auth_method.is_none() {
+            registration.token_endpoint_auth_method = Some(pick_auth_method(
+                discovery
+                    .as_metadata
+                    .token_endpoint_auth_methods_supported
+                    .as_deref(),
+                registration.client_secret.is_some(),
+            ));
+        }
+        return Ok(Chosen {
+            registration,
+            created: false,
+        });
+    }
+    let meta = &discovery.as_metadata;
+    if let Some(url) = client_metadata_url
+        && meta.client_id_metadata_document_supported
+    {
+        let registration = metadata_document_client(http, url, &discovery.issuer).await?;
+        return Ok(Chosen {
+            registration,
+            created: true,
+        });
+    }
+    let endpoint = meta.registration_endpoint.as_ref().ok_or_else(|| {
+        RegistrationError::NoRegistrationEndpoint {
+            issuer: discovery.issuer.clone(),
+        }
+    })?;
+    let registration = register(
+        http,
+        endpoint,
+        &discovery.issuer,
+        meta.scopes_supported.as_deref(),
+    )
+    .await?;
+    Ok(Chosen {
+        registration,
+        created: true,
+    })
+}
+
+/// How a pre-registered client authenticates: what the server supports, preferring
+/// `client_secret_basic` (RFC 6749 §2.3.1 requires servers to support it).
+fn pick_auth_method(supported: Option<&[String]>, has_secret: bool) -> String {
+    if !has_secret {
+        return "none".to_string();
+    }
+    let listed = |m: &str| supported.is_none_or(|s| s.iter().any(|x| x == m));
+    if listed("client_secret_basic") {
+        "client_secret_basic".to_string()
+    } else if listed("client_secret_post") {
+        "client_secret_post".to_string()
+    } else {
+        "none".to_string()
+    }
+}
+
+/// Adds a new registration as the active one; older active ones become legacy while a
+/// token is bound to them and orphans otherwise. Nothing is replaced in place.
+pub fn adopt(connection: &mut Connection, registration: ClientRegistration) {
+    if let Some(existing) = connection
+        .clients
+        .iter_mut()
+        .find(|r| r.client_id == registration.client_id)
+    {
+        existing.issuer = registration.issuer;
+        existing.status = RegistrationStatus::Active;
+        if existing.token_endpoint_auth_method.is_none() {
+            existing.token_endpoint_auth_method = registration.token_endpoint_auth_method;
+        }
+    } else {
+        for r in connection.clients.iter_mut() {
+            if r.status == RegistrationStatus::Active {
+                r.status = RegistrationStatus::Legacy;
+            }
+        }
+        connection.clients.push(registration);
+    }
+    settle_statuses(connection);
+}
+
+/// Legacy registrations that no longer back the token become orphans; the token's own
+/// client is never an orphan.
+pub fn settle_statuses(connection: &mut Connection) {
+    let bound = connection.token.as_ref().map(|t| t.client_id.clone());
+    for r in connection.clients.iter_mut() {
+        let has_token = bound.as_deref() == Some(r.client_id.as_str());
+        match r.status {
+            RegistrationStatus::Legacy if !has_token => r.status = RegistrationStatus::Orphan,
+            RegistrationStatus::Orphan if has_token => r.status = RegistrationStatus::Legacy,
+            _ => {}
+        }
+    }
+}
+
+/// A free port on 127.0.0.1, pinned into the redirect URI of a new registration.
+fn free_loopback_port() -> Result<u16, RegistrationError> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| RegistrationError::NoPort(e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct RegistrationResponse {
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<Secret>,
+    #[serde(default)]
+    client_secret_expires_at: Option<i64>,
+    #[serde(default)]
+    registration_access_token: Option<Secret>,
+    #[serde(default)]
+    registration_client_uri: Option<String>,
+    #[serde(default)]
+    token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    redirect_uris: Option<Vec<String>>,
+}
+
+/// RFC 7591 registration as a native app, with `refresh_token` among its grants.
+async fn register(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    issuer: &str,
+    scopes_supported: Option<&[String]>,
+) -> Result<ClientRegistration, RegistrationError> {
+    let port = free_loopback_port()?;
+    let redirect_uri = format!("http://127.0.0.1:{port}/callback");
+    let mut body = serde_json::json!({
+        "client_name": CLIENT_NAME,
+        "redirect_uris": [redirect_uri],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "application_type": "native",
+        "software_id": "tether",
+        "software_version": env!("CARGO_PKG_VERSION"),
+    });
+    if let Some(scopes) = scopes_supported {
+        body["scope"] = serde_json::Value::String(scopes.join(" "));
+    }
+    let failed = |reason: String| RegistrationError::Failed {
+        url: endpoint.to_string(),
+        reason,
+    };
+    let res = http
+        .post(endpoint.clone())
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| failed(describe(&e)))?;
+    let status = res.status();
+    let text = res.text().await.map_err(|e| failed(describe(&e)))?;
+    if !status.is_success() {
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| {
+                let e = v.get("error")?.as_str()?.to_string();
+                let d = v
+                    .get("error_description")
+                    .and_then(|d| d.as_str())
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
+                Some(printable(&format!("{e}{d}"), 300))
+            })
+            .unwrap_or_else(|| "no OAuth error in the answer".to_string());
+        return Err(failed(format!("HTTP {} {detail}", status.as_u16())));
+    }
+    let r: RegistrationResponse = serde_json::from_str(&text)
+        .map_err(|e| failed(format!("the answer is not a registration ({e})")))?;
+    // RFC 7591 §3.2.1: the server may change what was asked; use what it returns.
+    let redirect = r
+        .redirect_uris
+        .and_then(|uris| {
+            uris.into_iter()
+                .find(|u| u.starts_with("http://127.0.0.1:"))
+        })
+        .unwrap_or(redirect_uri);
+    Ok(ClientRegistration {
+        client_id: r.client_id,
+        client_secret: r.client_secret.filter(|s| !s.is_empty()),
+        issuer: issuer.to_string(),
+        method: RegistrationMethod::Dcr,
+        redirect_uri: Some(redirect),
+        registered_at: Utc::now(),
+        secret_expires_at: r
+            .client_secret_expires_at
+            .filter(|at| *at > 0)
+            .and_then(|at| DateTime::from_timestamp(at, 0)),
+        registration_access_token: r.registration_access_token,
+        registration_client_uri: r.registration_client_uri.and_then(|u| Url::parse(&u).ok()),
+        status: RegistrationStatus::Active,
+        token_endpoint_auth_method: r.token_endpoint_auth_method,
+    })
+}
+
+/// A Client ID Metadata Document client: the client id is the document's https URL,
+/// and the document must name itself and a loopback redirect URI.
+async fn metadata_document_client(
+    http: &reqwest::Client,
+    url: &Url,
+    issuer: &str,
+) -> Result<ClientRegistration, RegistrationError> {
+    let bad = |reason: String| RegistrationError::BadMetadataDocument {
+        url: url.to_string(),
+        reason,
+    };
+    let doc: serde_json::Value = http
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| bad(describe(&e)))?
+        .json()
+        .await
+        .map_err(|e| bad(format!("not JSON ({e})")))?;
+    if doc.get("client_id").and_then(|v| v.as_str()) != Some(url.as_str()) {
+        return Err(bad("its client_id is not exactly its own URL".to_string()));
+    }
+    let redirect = doc
+        .get("redirect_uris")
+        .and_then(|v| v.as_array())
+        .and_then(|uris| {
+            uris.iter()
+                .filter_map(|u| u.as_str())
+                .find(|u| u.starts_with("http://127.0.0.1:") || u.starts_with("http://localhost:"))
+        })
+        .ok_or_else(|| bad("it lists no loopback redirect_uri".to_string()))?;
+    Ok(ClientRegistration {
+        client_id: url.to_string(),
+        client_secret: None,
+        issuer: issuer.to_string(),
+        method: RegistrationMethod::Cimd,
+        redirect_uri: Some(redirect.to_string()),
+        registered_at: Utc::now(),
+        secret_expires_at: None,
+        registration_access_token: None,
+        registration_client_uri: None,
+        status: RegistrationStatus::Active,
+        token_endpoint_auth_method: Some("none".to_string()),
+    })
+}
+
+/// What became of an orphan when cleaned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cleanup {
+    /// RFC 7592 DELETE answered 204 (or 401/404: the server no longer knows it).
+    Deleted,
+    /// No registration access token, or the server does not support deletion (405):
+    /// tether forgets it locally.
+    Forgotten(String),
+    /// The server refused or could not be reached; kept for a later try.
+    Kept(String),
+}
+
+/// Deletes a registration at the server where RFC 7592 allows.
+pub async fn delete(http: &reqwest::Client, r: &ClientRegistration) -> Cleanup {
+    let (Some(uri), Some(token)) = (&r.registration_client_uri, &r.registration_access_token)
+    else {
+        return Cleanup::Forgotten("the server gave no registration access token".to_string());
+    };
+    match http
+        .delete(uri.clone())
+        .bearer_auth(token.expose())
+        .send()
+        .await
+    {
+        Ok(res) => match res.status().as_u16() {
+            200..=299 | 401 | 404 => Cleanup::Deleted,
+            405 => Cleanup::Forgotten("the server does not support deletion (405)".to_string()),
+            s => Cleanup::Kept(format!("the server answered HTTP {s}")),
+        },
+        Err(e) => Cleanup::Kept(describe(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(
+        id: &str,
+        issuer: &str,
+        method: RegistrationMethod,
+        status: RegistrationStatus,
+    ) -> ClientRegistration {
+        ClientRegistration {
+            client_id: id.into(),
+            client_secret: None,
+            issuer: issuer.into(),
+            method,
+            redirect_uri: None,
+            registered_at: Utc::now(),
+            secret_expires_at: None,
+            registration_access_token: None,
+            registration_client_uri: None,
+            status,
+            token_endpoint_auth_method: None,
+        }
+    }
+
+    #[test]
+    fn reuse_prefers_preregistered_then_newest_active_for_the_issuer() {
+        use RegistrationMethod::*;
+        use RegistrationStatus::*;
+        let now = Utc::now();
+        let clients = vec![
+            reg("old", "https://as", Dcr, Active),
+            reg("other-issuer", "https://elsewhere", Dcr, Active),
+            reg("rejected", "https://as", Dcr, Rejected),
+            reg("new", "https://as", Dcr, Active),
+        ];
+        assert_eq!(
+            reusable(&clients, "https://as", now).unwrap().client_id,
+            "new"
+        );
+        let mut with_pre = clients.clone();
+        with_pre.insert(0, reg("pre", "", Preregistered, Active));
+        assert_eq!(
+            reusable(&with_pre, "https://as", now).unwrap().client_id,
+            "pre"
+        );
+        assert!(reusable(&clients, "https://nowhere", now).is_none());
+        let mut expired = reg("expired", "https://as", Dcr, Active);
+        expired.secret_expires_at = Some(now - chrono::Duration::seconds(1));
+        assert!(reusable(&[expired], "https://as", now).is_none());
+    }
+}
