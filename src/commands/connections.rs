@@ -251,7 +251,10 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     println!("  history");
     for e in detail.history.iter().rev().take(10) {
         let code = e.diagnosis.map(|d| format!(" [{d}]")).unwrap_or_default();
-        let latency = e.latency_ms.map(|ms| format!(" ({ms} ms)")).unwrap_or_default();
+        let latency = e
+            .latency_ms
+            .map(|ms| format!(" ({ms} ms)"))
+            .unwrap_or_default();
         println!(
             "    {}  {:?}  {}{latency}{code}",
             relative(e.at, now),

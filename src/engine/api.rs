@@ -9,8 +9,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, watch};
 
+pub use crate::oauth::authorize::{LoginStep, StepOutcome};
 use crate::secret::Secret;
-use crate::vault::{DiagnosisCode, KeySource, Store};
+use crate::vault::{KeySource, Store};
 
 /// What a front end holds.
 #[derive(Clone)]
@@ -100,29 +101,6 @@ pub enum NoticeLevel {
     Info,
     Warning,
     Error,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoginStep {
-    ResourceMetadata,
-    AuthServerMetadata,
-    ClientRegistration,
-    /// The authorization URL, shown for users whose browser is on another machine.
-    BrowserOpened {
-        url: String,
-    },
-    WaitingForCallback,
-    TokenReceived,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepOutcome {
-    Running,
-    Done(String),
-    Failed {
-        diagnosis: DiagnosisCode,
-        detail: String,
-    },
 }
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,261 @@
-//! The engine owns connections at run time: their token managers, the refresh scheduler,
-//! and the state and events front ends render. It knows no front end.
+//! The engine owns connections at run time: one TokenManager per connection, the refresh
+//! scheduler, the watcher that notices other processes' changes to the shared vault, and
+//! the state and events front ends render. It knows no front end.
 
 pub mod api;
+mod commands;
+pub mod schedule;
+mod scheduler;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 pub use api::*;
+
+use crate::oauth::authorize::Browser;
+use crate::oauth::refresh::{AuthError, Current, TokenManager};
+use crate::vault::{Store, Vault, VaultError};
+
+/// How often the vault file is checked for changes made by other processes.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Refresh tokens ahead of expiry in the background (off for one-shot commands).
+    pub schedule: bool,
+    /// How logins started from a front end reach the browser.
+    pub browser: Browser,
+    pub proxy: ProxyStatus,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            schedule: true,
+            browser: Browser::System,
+            proxy: ProxyStatus::Off {
+                reason: "not started".to_string(),
+            },
+        }
+    }
+}
+
+/// A running engine. Cheap to clone; [`Engine::shutdown`] stops its tasks.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    vault: Vault,
+    http: reqwest::Client,
+    options: EngineOptions,
+    managers: RwLock<BTreeMap<String, Arc<TokenManager>>>,
+    store: RwLock<Arc<Store>>,
+    next_refresh: Mutex<BTreeMap<String, chrono::DateTime<chrono::Utc>>>,
+    logins: Mutex<BTreeMap<String, LoginProgress>>,
+    login_tasks: Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
+    traffic: Mutex<BTreeMap<String, BTreeMap<String, ClientTraffic>>>,
+    proxy: Mutex<ProxyStatus>,
+    state: watch::Sender<Arc<EngineState>>,
+    events: broadcast::Sender<EngineEvent>,
+    commands: mpsc::UnboundedSender<EngineCommand>,
+    /// Poked after this process changed the vault, so the watcher reloads at once.
+    changed: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+impl Engine {
+    /// Loads the vault, creates a token manager per connection and starts the watcher,
+    /// the command loop and (if asked) the scheduler.
+    pub async fn start(
+        vault: Vault,
+        http: reqwest::Client,
+        options: EngineOptions,
+    ) -> Result<Self, VaultError> {
+        let store = Arc::new(vault.load_async().await?);
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(256);
+        let initial = EngineState {
+            store: store.clone(),
+            next_refresh: BTreeMap::new(),
+            proxy: options.proxy.clone(),
+            key_source: vault.key_source().clone(),
+            traffic: BTreeMap::new(),
+            logins: BTreeMap::new(),
+        };
+        let (state, _) = watch::channel(Arc::new(initial));
+        let engine = Self {
+            inner: Arc::new(Inner {
+                proxy: Mutex::new(options.proxy.clone()),
+                vault,
+                http,
+                options,
+                managers: RwLock::new(BTreeMap::new()),
+                store: RwLock::new(store.clone()),
+                next_refresh: Mutex::new(BTreeMap::new()),
+                logins: Mutex::new(BTreeMap::new()),
+                login_tasks: Mutex::new(BTreeMap::new()),
+                traffic: Mutex::new(BTreeMap::new()),
+                state,
+                events,
+                commands,
+                changed: Arc::new(Notify::new()),
+                stop: CancellationToken::new(),
+            }),
+        };
+        engine.sync_managers(&store);
+        engine.publish();
+        tokio::spawn(engine.clone().watch_vault());
+        tokio::spawn(commands::run(engine.clone(), command_rx));
+        if engine.inner.options.schedule {
+            tokio::spawn(scheduler::run(engine.clone()));
+        }
+        Ok(engine)
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle {
+            state: self.inner.state.subscribe(),
+            events: self.inner.events.clone(),
+            commands: self.inner.commands.clone(),
+        }
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.inner.vault
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub fn shutdown(&self) {
+        self.inner.stop.cancel();
+        for task in self
+            .inner
+            .login_tasks
+            .lock()
+            .map(|t| t.values().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            task.abort();
+        }
+    }
+
+    pub fn manager(&self, name: &str) -> Option<Arc<TokenManager>> {
+        self.inner.managers.read().ok()?.get(name).cloned()
+    }
+
+    /// The credential for an upstream request to `name` (the proxy's hot path).
+    pub async fn credential(&self, name: &str) -> Result<Arc<Current>, AuthError> {
+        let manager = self
+            .manager(name)
+            .ok_or_else(|| AuthError::NotFound(name.to_string()))?;
+        manager.credential().await
+    }
+
+    pub fn set_proxy(&self, status: ProxyStatus) {
+        if let Ok(mut p) = self.inner.proxy.lock() {
+            *p = status;
+        }
+        self.publish();
+    }
+
+    pub fn notice(&self, level: NoticeLevel, text: impl Into<String>) {
+        let _ = self.inner.events.send(EngineEvent::Notice {
+            level,
+            text: text.into(),
+        });
+    }
+
+    /// Reloads the vault now and republishes (after this process changed it).
+    pub async fn reload(&self) -> Result<(), VaultError> {
+        let store = Arc::new(self.inner.vault.load_async().await?);
+        self.sync_managers(&store);
+        if let Ok(mut s) = self.inner.store.write() {
+            *s = store;
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Keeps one manager per connection, and hands each the newest token the vault
+    /// holds (another process may have refreshed it).
+    fn sync_managers(&self, store: &Store) {
+        let Ok(mut managers) = self.inner.managers.write() else {
+            return;
+        };
+        managers.retain(|name, _| store.get(name).is_some());
+        for c in store.connections() {
+            match managers.get(c.name.as_str()) {
+                Some(m) => m.observe(c),
+                None => {
+                    let m = TokenManager::new(
+                        c,
+                        self.inner.vault.clone(),
+                        self.inner.http.clone(),
+                        self.inner.changed.clone(),
+                    );
+                    managers.insert(c.name.to_string(), Arc::new(m));
+                }
+            }
+        }
+    }
+
+    /// Sends the current snapshot to every front end.
+    fn publish(&self) {
+        let inner = &self.inner;
+        let state = EngineState {
+            store: inner.store.read().map(|s| s.clone()).unwrap_or_default(),
+            next_refresh: inner
+                .next_refresh
+                .lock()
+                .map(|n| n.clone())
+                .unwrap_or_default(),
+            proxy: inner
+                .proxy
+                .lock()
+                .map(|p| p.clone())
+                .unwrap_or(ProxyStatus::Off {
+                    reason: "unknown".to_string(),
+                }),
+            key_source: inner.vault.key_source().clone(),
+            traffic: inner.traffic.lock().map(|t| t.clone()).unwrap_or_default(),
+            logins: inner.logins.lock().map(|l| l.clone()).unwrap_or_default(),
+        };
+        inner.state.send_replace(Arc::new(state));
+    }
+
+    /// Reloads when this process changed the vault, or when the file's modification time
+    /// or size moved (another process wrote it).
+    async fn watch_vault(self) {
+        let path = self.inner.vault.location().to_path_buf();
+        let stamp = |p: &std::path::Path| -> Option<(SystemTime, u64)> {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.modified().ok().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
+        };
+        let mut last = stamp(&path);
+        loop {
+            tokio::select! {
+                _ = self.inner.stop.cancelled() => return,
+                _ = self.inner.changed.notified() => {}
+                _ = tokio::time::sleep(WATCH_INTERVAL) => {
+                    let now = stamp(&path);
+                    if now == last {
+                        continue;
+                    }
+                }
+            }
+            last = stamp(&path);
+            if let Err(e) = self.reload().await {
+                self.notice(NoticeLevel::Error, format!("cannot read the vault: {e}"));
+            }
+        }
+    }
+}

@@ -156,6 +156,8 @@ pub struct TokenManager {
     flight: tokio::sync::Mutex<Option<RecentFailure>>,
     /// Consecutive transient failures, for backoff.
     failures: AtomicU32,
+    /// When the last transient failure happened, and the server's `Retry-After`.
+    last_transient: std::sync::Mutex<Option<(DateTime<Utc>, Option<Duration>)>>,
     changed: Arc<tokio::sync::Notify>,
 }
 
@@ -194,6 +196,7 @@ impl TokenManager {
             current: ArcSwapOption::from(Current::of(connection).map(Arc::new)),
             flight: tokio::sync::Mutex::new(None),
             failures: AtomicU32::new(0),
+            last_transient: std::sync::Mutex::new(None),
             changed,
         }
     }
@@ -236,6 +239,11 @@ impl TokenManager {
     /// Consecutive transient failures so far (0 when healthy), for backoff.
     pub fn failure_count(&self) -> u32 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// The last transient failure and the server's `Retry-After`, if any.
+    pub fn last_transient(&self) -> Option<(DateTime<Utc>, Option<Duration>)> {
+        self.last_transient.lock().ok().and_then(|g| *g)
     }
 
     /// Refreshes through the single-flight path (see the module docs).
@@ -430,6 +438,9 @@ impl TokenManager {
         let keep_journal = transient && error.maybe_processed();
         let client_id = plan.auth.client_id.clone();
         let failures = self.failures.fetch_add(transient as u32, Ordering::Relaxed) + 1;
+        if transient && let Ok(mut last) = self.last_transient.lock() {
+            *last = Some((now, error.retry_after()));
+        }
         let result = self
             .vault
             .transact_async({

@@ -1,0 +1,289 @@
+//! Carrying out what front ends ask: each command runs as its own task, so a slow
+//! authorization server never holds up the next key press; results come back as state
+//! and notices.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::{AddAuth, Engine, EngineCommand, EngineEvent, LoginProgress, NoticeLevel};
+use crate::diagnosis::explain;
+use crate::oauth::authorize::{self, LoginOptions, LoginStep, StepOutcome};
+use crate::oauth::refresh::Trigger;
+use crate::oauth::registration::{self, Cleanup};
+use crate::vault::{
+    ApiKeyHeader, Auth, ClientRegistration, Connection, ConnectionName, Event, EventKind,
+    RegistrationMethod, RegistrationStatus, Store, VaultError, parse_upstream,
+};
+
+pub async fn run(engine: Engine, mut commands: mpsc::UnboundedReceiver<EngineCommand>) {
+    loop {
+        let command = tokio::select! {
+            _ = engine.inner.stop.cancelled() => return,
+            c = commands.recv() => match c { Some(c) => c, None => return },
+        };
+        let engine = engine.clone();
+        match command {
+            EngineCommand::Login { name } => engine.start_login(name, false),
+            EngineCommand::Reauthorize { name } => engine.start_login(name, true),
+            EngineCommand::CancelLogin { name } => engine.cancel_login(&name),
+            other => {
+                tokio::spawn(async move {
+                    if let Err(text) = engine.execute(other).await {
+                        engine.notice(NoticeLevel::Error, text);
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl Engine {
+    async fn execute(&self, command: EngineCommand) -> Result<(), String> {
+        match command {
+            EngineCommand::Add { name, url, auth } => self.add(name, url, auth).await,
+            EngineCommand::Refresh { name } => {
+                let manager = self
+                    .manager(&name)
+                    .ok_or_else(|| format!("no connection named '{name}'"))?;
+                let current = manager
+                    .refresh(Trigger::Manual)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.notice(
+                    NoticeLevel::Info,
+                    format!("'{name}' refreshed (generation {})", current.generation),
+                );
+                Ok(())
+            }
+            EngineCommand::Remove { name } => {
+                self.cancel_login(&name);
+                let n = name.clone();
+                self.inner
+                    .vault
+                    .transact_async(move |store: &mut Store| {
+                        store.remove(&n);
+                        Ok::<_, VaultError>(())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.inner.changed.notify_one();
+                self.notice(NoticeLevel::Info, format!("'{name}' removed"));
+                Ok(())
+            }
+            EngineCommand::CleanOrphans { name } => self.clean_orphans(&name).await,
+            EngineCommand::ClientEndpoint { .. } | EngineCommand::RevokeClient { .. } => Err(
+                "client endpoints come with the local proxy (`tether serve`), which this build does not include yet"
+                    .to_string(),
+            ),
+            EngineCommand::Login { .. }
+            | EngineCommand::Reauthorize { .. }
+            | EngineCommand::CancelLogin { .. } => Ok(()),
+        }
+    }
+
+    async fn add(&self, name: String, url: String, auth: AddAuth) -> Result<(), String> {
+        let name: ConnectionName = name.parse().map_err(|e| format!("{e}"))?;
+        let upstream = parse_upstream(&url).map_err(|e| e.to_string())?;
+        let now = Utc::now();
+        let mut clients = Vec::new();
+        let auth = match auth {
+            AddAuth::OAuth => Auth::OAuth {
+                scopes: Vec::new(),
+                discovery: None,
+            },
+            AddAuth::Preregistered {
+                client_id,
+                client_secret,
+            } => {
+                clients.push(ClientRegistration {
+                    client_id,
+                    client_secret,
+                    issuer: String::new(),
+                    method: RegistrationMethod::Preregistered,
+                    redirect_uri: Some("http://127.0.0.1:33418/callback".to_string()),
+                    registered_at: now,
+                    secret_expires_at: None,
+                    registration_access_token: None,
+                    registration_client_uri: None,
+                    status: RegistrationStatus::Active,
+                    token_endpoint_auth_method: None,
+                });
+                Auth::OAuth {
+                    scopes: Vec::new(),
+                    discovery: None,
+                }
+            }
+            AddAuth::ApiKey { env_var, header } => {
+                let value = std::env::var(&env_var)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                    .ok_or_else(|| {
+                        format!("environment variable '{env_var}' is not set or empty: export it and start tether again")
+                    })?;
+                let header = match header {
+                    Some(h) => h.parse::<ApiKeyHeader>().map_err(|e| e.to_string())?,
+                    None => ApiKeyHeader::default(),
+                };
+                Auth::ApiKey {
+                    header,
+                    value: crate::secret::Secret::new(value.trim()),
+                }
+            }
+            AddAuth::None => Auth::None,
+        };
+        let kind = auth.kind();
+        self.inner
+            .vault
+            .transact_async(move |store: &mut Store| {
+                if store.get(name.as_str()).is_some() {
+                    return Ok(Err(format!("a connection named '{name}' already exists")));
+                }
+                let mut c = Connection::new(name.clone(), upstream.clone(), auth, now);
+                c.clients = clients;
+                c.record(Event::new(
+                    now,
+                    EventKind::Added,
+                    format!("added ({kind}) for {upstream}"),
+                ));
+                store.push(c);
+                Ok::<_, VaultError>(Ok(()))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+        self.reload().await.map_err(|e| e.to_string())
+    }
+
+    fn start_login(&self, name: String, reregister: bool) {
+        self.cancel_login(&name);
+        if let Ok(mut logins) = self.inner.logins.lock() {
+            logins.insert(name.clone(), LoginProgress::default());
+        }
+        self.publish();
+        let engine = self.clone();
+        let task_name = name.clone();
+        let task = tokio::spawn(async move {
+            let progress_engine = engine.clone();
+            let connection = task_name.clone();
+            let progress: authorize::Progress =
+                Arc::new(move |step: LoginStep, outcome: StepOutcome| {
+                    progress_engine.login_step(&connection, step, outcome);
+                });
+            let options = LoginOptions {
+                browser: engine.inner.options.browser,
+                reregister,
+                ..LoginOptions::default()
+            };
+            let result = authorize::login(
+                &engine.inner.http,
+                &engine.inner.vault,
+                &task_name,
+                options,
+                progress,
+            )
+            .await;
+            match result {
+                Ok(outcome) => engine.notice(
+                    NoticeLevel::Info,
+                    format!(
+                        "'{task_name}' authorized (generation {})",
+                        outcome.generation
+                    ),
+                ),
+                Err(e) => engine.notice(
+                    NoticeLevel::Error,
+                    format!("'{task_name}': {e} — {}", explain(e.diagnosis()).remedy),
+                ),
+            }
+            if let Ok(mut tasks) = engine.inner.login_tasks.lock() {
+                tasks.remove(&task_name);
+            }
+            let _ = engine.reload().await;
+        });
+        if let Ok(mut tasks) = self.inner.login_tasks.lock() {
+            tasks.insert(name, task.abort_handle());
+        }
+    }
+
+    fn cancel_login(&self, name: &str) {
+        let task = self
+            .inner
+            .login_tasks
+            .lock()
+            .ok()
+            .and_then(|mut t| t.remove(name));
+        if let Some(task) = task {
+            task.abort();
+            if let Ok(mut logins) = self.inner.logins.lock() {
+                logins.remove(name);
+            }
+            self.publish();
+        }
+    }
+
+    fn login_step(&self, connection: &str, step: LoginStep, outcome: StepOutcome) {
+        if let Ok(mut logins) = self.inner.logins.lock() {
+            let progress = logins.entry(connection.to_string()).or_default();
+            match progress.steps.iter_mut().find(|(s, _)| same_step(s, &step)) {
+                Some(entry) => *entry = (step.clone(), outcome.clone()),
+                None => progress.steps.push((step.clone(), outcome.clone())),
+            }
+        }
+        let _ = self.inner.events.send(EngineEvent::LoginStep {
+            connection: connection.to_string(),
+            step,
+            outcome,
+        });
+        self.publish();
+    }
+
+    async fn clean_orphans(&self, name: &str) -> Result<(), String> {
+        let store = self
+            .inner
+            .vault
+            .load_async()
+            .await
+            .map_err(|e| e.to_string())?;
+        let c = store
+            .get(name)
+            .ok_or_else(|| format!("no connection named '{name}'"))?;
+        let mut gone = Vec::new();
+        let mut kept = Vec::new();
+        for r in c
+            .clients
+            .iter()
+            .filter(|r| r.status == RegistrationStatus::Orphan)
+        {
+            match registration::delete(&self.inner.http, r).await {
+                Cleanup::Kept(why) => kept.push(why),
+                _ => gone.push(r.client_id.clone()),
+            }
+        }
+        let count = gone.len();
+        let n = name.to_string();
+        self.inner
+            .vault
+            .transact_async(move |store: &mut Store| {
+                if let Some(c) = store.get_mut(&n) {
+                    c.clients.retain(|r| {
+                        !(gone.contains(&r.client_id) && r.status == RegistrationStatus::Orphan)
+                    });
+                }
+                Ok::<_, VaultError>(())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.inner.changed.notify_one();
+        let mut text = format!("'{name}': {count} orphaned registration(s) cleaned");
+        if !kept.is_empty() {
+            text += &format!(", {} kept ({})", kept.len(), kept.join("; "));
+        }
+        self.notice(NoticeLevel::Info, text);
+        Ok(())
+    }
+}
+
+fn same_step(a: &LoginStep, b: &LoginStep) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}

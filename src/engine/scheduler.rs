@@ -1,0 +1,148 @@
+//! The refresh scheduler: refreshes every token ahead of expiry — also while no client
+//! is connected, so refresh tokens with an idle timeout do not die overnight — and retries
+//! transient failures with backoff. It recomputes every due time from the wall clock each
+//! round and never sleeps more than 30 s, so a suspend/resume (a wall-clock jump) makes it
+//! re-check everything at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::schedule::{backoff, jitter, refresh_at};
+use super::{Engine, NoticeLevel};
+use crate::oauth::refresh::{TokenManager, Trigger};
+use crate::vault::{Auth, Connection, ConnectionState};
+
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// A gap this large between wall-clock and monotonic time means the machine slept.
+const JUMP: Duration = Duration::from_secs(5);
+
+pub async fn run(engine: Engine) {
+    let in_flight: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let mut state = engine.inner.state.subscribe();
+    loop {
+        let now = Utc::now();
+        let due = due_times(&engine, now);
+        let next = due.values().copied().filter(|at| *at > now).min();
+        for (name, at) in &due {
+            if *at <= now {
+                start_refresh(&engine, name, &in_flight);
+            }
+        }
+        let changed = engine
+            .inner
+            .next_refresh
+            .lock()
+            .map(|mut n| {
+                let changed = *n != due;
+                *n = due;
+                changed
+            })
+            .unwrap_or(false);
+        if changed {
+            engine.publish();
+        }
+        let sleep = next
+            .and_then(|at| (at - now).to_std().ok())
+            .unwrap_or(MAX_SLEEP)
+            .clamp(Duration::from_millis(20), MAX_SLEEP);
+        let (mono, wall) = (Instant::now(), Utc::now());
+        tokio::select! {
+            _ = engine.inner.stop.cancelled() => return,
+            _ = tokio::time::sleep(sleep) => {}
+            _ = state.changed() => {}
+        }
+        let wall_elapsed = (Utc::now() - wall).to_std().unwrap_or_default();
+        if wall_elapsed > mono.elapsed() + JUMP {
+            engine.notice(
+                NoticeLevel::Info,
+                format!(
+                    "the clock jumped {}s (suspend/resume?): re-checking every connection",
+                    (wall_elapsed - mono.elapsed()).as_secs()
+                ),
+            );
+        }
+    }
+}
+
+/// When each refreshable connection is next due.
+fn due_times(engine: &Engine, now: DateTime<Utc>) -> BTreeMap<String, DateTime<Utc>> {
+    let store = engine
+        .inner
+        .store
+        .read()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let mut due = BTreeMap::new();
+    for c in store.connections() {
+        if let Some(manager) = engine.manager(c.name.as_str())
+            && let Some(at) = due_time(c, &manager, now)
+        {
+            due.insert(c.name.to_string(), at);
+        }
+    }
+    due
+}
+
+fn due_time(c: &Connection, manager: &TokenManager, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if !matches!(c.auth, Auth::OAuth { .. }) {
+        return None;
+    }
+    if matches!(
+        c.state,
+        ConnectionState::NeedsLogin
+            | ConnectionState::NeedsReauth { .. }
+            | ConnectionState::Disabled
+    ) {
+        return None;
+    }
+    c.token.as_ref()?.refresh_token.as_ref()?;
+    // The manager's in-memory token is the newest this process knows; the published
+    // store may lag a refresh that just finished.
+    let current = manager.current()?;
+    let expires = current.expires_at?;
+    let failures = manager.failure_count();
+    if failures > 0
+        && let Some((at, retry_after)) = manager.last_transient()
+    {
+        let wait = backoff(
+            failures,
+            jitter(c.name.as_str(), u64::from(failures)),
+            retry_after,
+        );
+        let retry = at + chrono::Duration::from_std(wait).unwrap_or_default();
+        // A retry never waits past expiry when the token is still usable until then.
+        return Some(retry.min(expires.max(now)));
+    }
+    Some(refresh_at(
+        current.obtained_at,
+        expires,
+        jitter(c.name.as_str(), current.generation),
+    ))
+}
+
+fn start_refresh(engine: &Engine, name: &str, in_flight: &Arc<Mutex<BTreeSet<String>>>) {
+    let Ok(mut flying) = in_flight.lock() else {
+        return;
+    };
+    if !flying.insert(name.to_string()) {
+        return;
+    }
+    let Some(manager) = engine.manager(name) else {
+        flying.remove(name);
+        return;
+    };
+    let in_flight = in_flight.clone();
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let result = manager.refresh(Trigger::Scheduled).await;
+        if let Err(e) = &result {
+            tracing::warn!(connection = %name, "scheduled refresh failed: {e}");
+        }
+        if let Ok(mut flying) = in_flight.lock() {
+            flying.remove(&name);
+        }
+    });
+}
