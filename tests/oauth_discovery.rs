@@ -2,12 +2,12 @@
 //! the provider simulator: which URLs are asked, in which order, and what is refused.
 
 mod discovery_support;
+#[path = "oauth_discovery/transport.rs"]
+mod transport;
 
 use discovery_support::*;
 use serde_json::json;
-use tether::oauth::discovery::{
-    DiscoveryError, MAX_METADATA_BYTES, MetadataSource, discover, fetch_as_metadata,
-};
+use tether::oauth::discovery::{DiscoveryError, MetadataSource, discover};
 use tether::sim::{FaultPlan, SimOptions};
 use tether::vault::DiagnosisCode;
 
@@ -36,7 +36,9 @@ async fn the_challenge_url_is_used_first_and_resource_is_kept_byte_for_byte() {
         "/mcp",
         Reply::unauthorized(&[
             r#"Basic realm="legacy""#,
-            &format!(r#"Bearer error="invalid_request", resource_metadata="{prm_url}", scope="read""#),
+            &format!(
+                r#"Bearer error="invalid_request", resource_metadata="{prm_url}", scope="read""#
+            ),
         ]),
     );
     // Same origin and path, spelt differently: it must travel as sent.
@@ -49,7 +51,10 @@ async fn the_challenge_url_is_used_first_and_resource_is_kept_byte_for_byte() {
 
     let d = discover(&http(), &site.mcp()).await.unwrap();
     assert_eq!(d.resource, resource);
-    assert_eq!(d.resource_metadata_url.as_ref().map(|u| u.as_str()), Some(prm_url.as_str()));
+    assert_eq!(
+        d.resource_metadata_url.as_ref().map(|u| u.as_str()),
+        Some(prm_url.as_str())
+    );
     assert_eq!(d.issuer, site.base);
     assert_eq!(d.source, MetadataSource::Discovered);
     let challenge = d.challenge.clone().unwrap();
@@ -79,7 +84,10 @@ async fn the_probe_is_an_unauthenticated_initialize() {
     let probe = &site.seen()[0];
     assert_eq!(probe.method, "POST");
     assert_eq!(probe.path, "/mcp");
-    assert_eq!(probe.headers["accept"], "application/json, text/event-stream");
+    assert_eq!(
+        probe.headers["accept"],
+        "application/json, text/event-stream"
+    );
     assert_eq!(probe.headers["content-type"], "application/json");
     assert!(probe.headers.get("authorization").is_none());
     let body: serde_json::Value = serde_json::from_str(&probe.body).unwrap();
@@ -132,7 +140,10 @@ async fn a_failing_challenge_url_falls_back_to_well_known_without_asking_twice()
         "/mcp",
         Reply::unauthorized(&[&format!("Bearer resource_metadata=\"{hinted}\"")]),
     );
-    site.get(PRM_ROOT, Reply::json(prm_doc(&site.url("/mcp"), &site.base)));
+    site.get(
+        PRM_ROOT,
+        Reply::json(prm_doc(&site.url("/mcp"), &site.base)),
+    );
     site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &site.base)));
     let d = discover(&http(), &site.mcp()).await.unwrap();
     assert_eq!(
@@ -155,7 +166,10 @@ async fn path_issuer_with_only(only: &str) -> (Site, Vec<(String, Option<u16>)>)
     let d = discover(&http(), &site.mcp()).await.unwrap();
     assert_eq!(d.issuer, issuer);
     assert_eq!(d.as_metadata.issuer, issuer);
-    assert_eq!(d.as_metadata.authorization_endpoint.as_str(), site.url("/tenant1/authorize"));
+    assert_eq!(
+        d.as_metadata.authorization_endpoint.as_str(),
+        site.url("/tenant1/authorize")
+    );
     (site, statuses(&d.tried[2..]))
 }
 
@@ -173,7 +187,10 @@ async fn a_path_issuer_is_found_at_the_oidc_path_insert_form() {
     assert_eq!(
         tried,
         vec![
-            (site.url("/.well-known/oauth-authorization-server/tenant1"), Some(404)),
+            (
+                site.url("/.well-known/oauth-authorization-server/tenant1"),
+                Some(404)
+            ),
             (site.url(form), Some(200)),
         ]
     );
@@ -186,8 +203,14 @@ async fn a_path_issuer_is_found_at_the_oidc_path_append_form() {
     assert_eq!(
         tried,
         vec![
-            (site.url("/.well-known/oauth-authorization-server/tenant1"), Some(404)),
-            (site.url("/.well-known/openid-configuration/tenant1"), Some(404)),
+            (
+                site.url("/.well-known/oauth-authorization-server/tenant1"),
+                Some(404)
+            ),
+            (
+                site.url("/.well-known/openid-configuration/tenant1"),
+                Some(404)
+            ),
             (site.url(form), Some(200)),
         ]
     );
@@ -195,7 +218,10 @@ async fn a_path_issuer_is_found_at_the_oidc_path_append_form() {
 
 #[tokio::test]
 async fn a_root_issuer_is_found_at_either_root_form() {
-    for (only, expected) in [(OAUTH_ROOT, vec![Some(200)]), (OIDC_ROOT, vec![Some(404), Some(200)])] {
+    for (only, expected) in [
+        (OAUTH_ROOT, vec![Some(200)]),
+        (OIDC_ROOT, vec![Some(404), Some(200)]),
+    ] {
         let site = protected_site().await;
         publish_prm(&site, &site.base);
         let mut doc = as_doc(&site.base, &site.base);
@@ -217,7 +243,12 @@ async fn metadata_naming_another_issuer_is_not_used() {
     site.get(OAUTH_ROOT, Reply::json(as_doc(&other, &site.base)));
     let err = discover(&http(), &site.mcp()).await.unwrap_err();
     match &err {
-        DiscoveryError::IssuerMismatch { expected, found, url, tried } => {
+        DiscoveryError::IssuerMismatch {
+            expected,
+            found,
+            url,
+            tried,
+        } => {
             assert_eq!(expected, &site.base);
             assert_eq!(found, &other);
             assert_eq!(url, &site.url(OAUTH_ROOT));
@@ -226,7 +257,10 @@ async fn metadata_naming_another_issuer_is_not_used() {
         other => panic!("expected IssuerMismatch, got {other:?}"),
     }
     assert_eq!(err.code(), DiagnosisCode::DiscoveryFailed);
-    assert!(err.to_string().contains(&format!("names issuer '{other}'")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("names issuer '{other}'")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -237,11 +271,18 @@ async fn an_authorization_server_without_s256_is_refused() {
         let mut doc = as_doc(&site.base, &site.base);
         match &methods {
             Some(m) => doc["code_challenge_methods_supported"] = m.clone(),
-            None => drop(doc.as_object_mut().unwrap().remove("code_challenge_methods_supported")),
+            None => drop(
+                doc.as_object_mut()
+                    .unwrap()
+                    .remove("code_challenge_methods_supported"),
+            ),
         }
         site.get(OAUTH_ROOT, Reply::json(doc));
         let err = discover(&http(), &site.mcp()).await.unwrap_err();
-        assert!(matches!(err, DiscoveryError::PkceUnsupported { .. }), "{err:?}");
+        assert!(
+            matches!(err, DiscoveryError::PkceUnsupported { .. }),
+            "{err:?}"
+        );
         assert_eq!(err.code(), DiagnosisCode::PkceUnsupported);
         assert!(err.to_string().contains("S256"), "{err}");
     }
@@ -250,7 +291,10 @@ async fn an_authorization_server_without_s256_is_refused() {
 #[tokio::test]
 async fn a_prm_for_another_resource_is_refused_before_any_authorization_server_is_asked() {
     let site = protected_site().await;
-    site.get(PRM_PATH, Reply::json(prm_doc("https://evil.example.com/mcp", &site.base)));
+    site.get(
+        PRM_PATH,
+        Reply::json(prm_doc("https://evil.example.com/mcp", &site.base)),
+    );
     site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &site.base)));
     let err = discover(&http(), &site.mcp()).await.unwrap_err();
     let DiscoveryError::BadDocument { url, reason, tried } = &err else {
@@ -265,7 +309,10 @@ async fn a_prm_for_another_resource_is_refused_before_any_authorization_server_i
 #[tokio::test]
 async fn a_prm_for_a_sibling_path_on_the_same_origin_is_refused() {
     let site = protected_site().await;
-    site.get(PRM_PATH, Reply::json(prm_doc(&site.url("/other"), &site.base)));
+    site.get(
+        PRM_PATH,
+        Reply::json(prm_doc(&site.url("/other"), &site.base)),
+    );
     let err = discover(&http(), &site.mcp()).await.unwrap_err();
     assert!(matches!(err, DiscoveryError::BadDocument { .. }), "{err:?}");
 }
@@ -273,13 +320,19 @@ async fn a_prm_for_a_sibling_path_on_the_same_origin_is_refused() {
 #[tokio::test]
 async fn without_prm_the_origin_metadata_of_a_2025_03_26_server_is_used() {
     let site = protected_site().await;
-    site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &format!("{}/oauth", site.base))));
+    site.get(
+        OAUTH_ROOT,
+        Reply::json(as_doc(&site.base, &format!("{}/oauth", site.base))),
+    );
     let d = discover(&http(), &site.mcp()).await.unwrap();
     assert_eq!(d.source, MetadataSource::Legacy2025_03_26Origin);
     assert_eq!(d.issuer, site.base);
     assert_eq!(d.resource, site.url("/mcp"));
     assert!(d.resource_metadata.is_none() && d.resource_metadata_url.is_none());
-    assert_eq!(d.as_metadata.token_endpoint.as_str(), site.url("/oauth/token"));
+    assert_eq!(
+        d.as_metadata.token_endpoint.as_str(),
+        site.url("/oauth/token")
+    );
     assert_eq!(
         statuses(&d.tried),
         vec![
@@ -299,11 +352,17 @@ async fn without_any_metadata_the_default_endpoints_are_used() {
     let md = &d.as_metadata;
     assert_eq!(md.authorization_endpoint.as_str(), site.url("/authorize"));
     assert_eq!(md.token_endpoint.as_str(), site.url("/token"));
-    assert_eq!(md.registration_endpoint.as_ref().unwrap().as_str(), site.url("/register"));
+    assert_eq!(
+        md.registration_endpoint.as_ref().unwrap().as_str(),
+        site.url("/register")
+    );
     assert!(md.supports_s256());
     assert_eq!(d.issuer, site.base);
     let got: Vec<Option<u16>> = d.tried.iter().map(|t| t.status).collect();
-    assert_eq!(got, vec![Some(401), Some(404), Some(404), Some(404), Some(404)]);
+    assert_eq!(
+        got,
+        vec![Some(401), Some(404), Some(404), Some(404), Some(404)]
+    );
 }
 
 #[tokio::test]
@@ -314,7 +373,11 @@ async fn a_server_that_never_asked_for_a_login_gets_no_guessed_endpoints() {
     assert!(matches!(err, DiscoveryError::NotFound { .. }), "{err:?}");
     assert_eq!(err.tried()[0].status, Some(405));
     assert_eq!(err.tried().len(), 5);
-    assert!(err.to_string().contains(&format!("{} → 405", site.url("/mcp"))), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("{} → 405", site.url("/mcp"))),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -330,95 +393,19 @@ async fn a_405_probe_still_leads_to_well_known_discovery() {
 }
 
 #[tokio::test]
-async fn plain_http_off_this_machine_is_refused_without_a_request() {
-    let site = protected_site().await;
-    publish_prm(&site, "http://example.invalid");
-    let err = discover(&http(), &site.mcp()).await.unwrap_err();
-    let DiscoveryError::Insecure { url, tried } = &err else {
-        panic!("expected Insecure, got {err:?}");
-    };
-    assert_eq!(url, "http://example.invalid");
-    assert!(tried.iter().all(|t| !t.url.contains("example.invalid")), "{tried:?}");
-
-    let mut tried = Vec::new();
-    let err = fetch_as_metadata(&http(), "http://example.invalid/tenant", &mut tried).await;
-    assert!(matches!(err, Err(DiscoveryError::Insecure { .. })), "{err:?}");
-}
-
-#[tokio::test]
-async fn an_endpoint_in_plain_http_off_this_machine_is_refused() {
-    let site = protected_site().await;
-    publish_prm(&site, &site.base);
-    let mut doc = as_doc(&site.base, &site.base);
-    doc["token_endpoint"] = json!("http://example.invalid/token");
-    site.get(OAUTH_ROOT, Reply::json(doc));
-    let err = discover(&http(), &site.mcp()).await.unwrap_err();
-    assert!(
-        matches!(&err, DiscoveryError::Insecure { url, .. } if url == "http://example.invalid/token"),
-        "{err:?}"
-    );
-}
-
-#[tokio::test]
 async fn a_server_answering_2xx_needs_no_authorization() {
     let site = Site::start().await;
-    site.post("/mcp", Reply::json(json!({"jsonrpc": "2.0", "id": 1, "result": {}})));
+    site.post(
+        "/mcp",
+        Reply::json(json!({"jsonrpc": "2.0", "id": 1, "result": {}})),
+    );
     let err = discover(&http(), &site.mcp()).await.unwrap_err();
-    assert!(matches!(err, DiscoveryError::NoAuthRequired { .. }), "{err:?}");
+    assert!(
+        matches!(err, DiscoveryError::NoAuthRequired { .. }),
+        "{err:?}"
+    );
     assert_eq!(statuses(err.tried()), vec![(site.url("/mcp"), Some(200))]);
     assert_eq!(site.seen().len(), 1, "nothing else is asked");
-}
-
-#[tokio::test]
-async fn an_unreachable_server_is_diagnosed_as_unreachable() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = url::Url::parse(&format!("http://{}/mcp", listener.local_addr().unwrap())).unwrap();
-    drop(listener);
-    let err = discover(&http(), &url).await.unwrap_err();
-    assert!(matches!(err, DiscoveryError::Unreachable { .. }), "{err:?}");
-    assert_eq!(err.code(), DiagnosisCode::UpstreamUnreachable);
-    assert_eq!(err.tried()[0].status, None);
-    assert!(err.tried()[0].error.is_some());
-}
-
-#[tokio::test]
-async fn an_oversized_document_is_skipped_and_noted() {
-    let site = protected_site().await;
-    let padding = "x".repeat(MAX_METADATA_BYTES + 1);
-    let mut huge = prm_doc(&site.url("/mcp"), &site.base);
-    huge["padding"] = json!(padding);
-    site.get(PRM_PATH, Reply::json(huge));
-    site.get(PRM_ROOT, Reply::json(prm_doc(&site.base, &site.base)));
-    site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &site.base)));
-    let d = discover(&http(), &site.mcp()).await.unwrap();
-    let big = &d.tried[1];
-    assert_eq!(big.status, Some(200));
-    assert!(big.error.as_deref().unwrap().contains("larger than"), "{big:?}");
-    assert_eq!(d.resource_metadata_url.unwrap().as_str(), site.url(PRM_ROOT));
-}
-
-#[tokio::test]
-async fn metadata_redirected_to_another_origin_is_not_used() {
-    let elsewhere = Site::start().await;
-    elsewhere.get("/prm", Reply::json(prm_doc("https://evil.example.com/mcp", &elsewhere.base)));
-    let site = protected_site().await;
-    site.get(PRM_PATH, Reply::redirect(&elsewhere.url("/prm")));
-    site.get(PRM_ROOT, Reply::json(prm_doc(&site.url("/mcp"), &site.base)));
-    site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &site.base)));
-    let d = discover(&http(), &site.mcp()).await.unwrap();
-    assert!(d.tried[1].error.as_deref().unwrap().contains("another origin"), "{:?}", d.tried);
-    assert_eq!(d.resource, site.url("/mcp"));
-}
-
-#[tokio::test]
-async fn an_html_page_at_a_metadata_url_is_skipped() {
-    let site = protected_site().await;
-    site.get(PRM_PATH, Reply::text(200, "<!doctype html><p>app</p>"));
-    site.get(PRM_ROOT, Reply::json(prm_doc(&site.base, &site.base)));
-    site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &site.base)));
-    let d = discover(&http(), &site.mcp()).await.unwrap();
-    assert!(d.tried[1].error.as_deref().unwrap().contains("not JSON"));
-    assert_eq!(d.source, MetadataSource::Discovered);
 }
 
 #[tokio::test]
@@ -439,7 +426,10 @@ async fn the_simulator_with_a_path_issuer_is_discovered_by_path_insert() {
         vec![
             (sim.mcp_url().to_string(), Some(401)),
             (format!("{base}{PRM_PATH}"), Some(200)),
-            (format!("{base}/.well-known/oauth-authorization-server/oauth"), Some(200)),
+            (
+                format!("{base}/.well-known/oauth-authorization-server/oauth"),
+                Some(200)
+            ),
         ]
     );
     assert!(d.as_metadata.authorization_response_iss_parameter_supported);

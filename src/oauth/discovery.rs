@@ -79,10 +79,11 @@ pub fn canonical_resource(mcp_url: &Url) -> String {
     let mut u = mcp_url.clone();
     u.set_fragment(None);
     let s = u.to_string();
-    if u.path() == "/" && u.query().is_none() {
-        if let Some(stripped) = s.strip_suffix('/') {
-            return stripped.to_string();
-        }
+    if u.path() == "/"
+        && u.query().is_none()
+        && let Some(stripped) = s.strip_suffix('/')
+    {
+        return stripped.to_string();
     }
     s
 }

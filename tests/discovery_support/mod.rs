@@ -20,6 +20,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Sent in chunks without `Content-Length`, so only the reader's own count can stop it.
+    pub streamed: bool,
 }
 
 impl Reply {
@@ -32,6 +34,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: body.to_string(),
+            streamed: false,
         }
     }
 
@@ -48,6 +51,11 @@ impl Reply {
 
     pub fn redirect(to: &str) -> Self {
         Self::status(302).with("location", to)
+    }
+
+    pub fn streamed(mut self) -> Self {
+        self.streamed = true;
+        self
     }
 
     pub fn with(mut self, name: &str, value: &str) -> Self {
@@ -141,7 +149,18 @@ async fn answer(State(site): State<Site>, req: Request) -> Response {
     for (k, v) in &reply.headers {
         resp = resp.header(k, v);
     }
-    resp.body(Body::from(reply.body)).unwrap()
+    let body = if reply.streamed {
+        let chunks: Vec<Result<String, std::io::Error>> = reply
+            .body
+            .as_bytes()
+            .chunks(16 * 1024)
+            .map(|c| Ok(String::from_utf8_lossy(c).into_owned()))
+            .collect();
+        Body::from_stream(futures_util::stream::iter(chunks))
+    } else {
+        Body::from(reply.body)
+    };
+    resp.body(body).unwrap()
 }
 
 /// RFC 8414 metadata for `issuer`, endpoints under `endpoints` (a base URL).

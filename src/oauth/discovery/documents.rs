@@ -245,11 +245,11 @@ pub fn prm_urls(mcp_url: &Url) -> Vec<Url> {
     const WK: &str = "/.well-known/oauth-protected-resource";
     let path = mcp_url.path().trim_end_matches('/');
     let mut out = Vec::new();
-    if !path.is_empty() {
-        if let Some(mut u) = at_origin(mcp_url, &format!("{WK}{path}")) {
-            u.set_query(mcp_url.query());
-            out.push(u);
-        }
+    if !path.is_empty()
+        && let Some(mut u) = at_origin(mcp_url, &format!("{WK}{path}"))
+    {
+        u.set_query(mcp_url.query());
+        out.push(u);
     }
     out.extend(at_origin(mcp_url, WK));
     out
