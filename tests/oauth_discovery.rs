@@ -307,12 +307,19 @@ async fn a_prm_for_another_resource_is_refused_before_any_authorization_server_i
 }
 
 #[tokio::test]
-async fn a_prm_for_a_sibling_path_on_the_same_origin_is_refused() {
+async fn a_prm_for_another_path_on_the_same_origin_is_accepted_as_sent() {
     let site = protected_site().await;
-    site.get(
-        PRM_PATH,
-        Reply::json(prm_doc(&site.url("/other"), &site.base)),
-    );
+    let sibling = site.url("/v1/sse");
+    site.get(PRM_PATH, Reply::json(prm_doc(&sibling, &site.base)));
+    site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &site.base)));
+    let d = discover(&http(), &site.mcp()).await.unwrap();
+    assert_eq!(d.resource, sibling);
+}
+
+#[tokio::test]
+async fn a_prm_whose_resource_is_not_a_url_is_refused() {
+    let site = protected_site().await;
+    site.get(PRM_PATH, Reply::json(prm_doc("mcp-server", &site.base)));
     let err = discover(&http(), &site.mcp()).await.unwrap_err();
     assert!(matches!(err, DiscoveryError::BadDocument { .. }), "{err:?}");
 }
