@@ -193,26 +193,17 @@ async fn find_prm(
     Ok(None)
 }
 
-/// RFC 9728 §3.3: the metadata must describe the resource it was fetched for. Accepted when
-/// `resource` has the MCP URL's origin and its path is the MCP path or a parent of it;
-/// anything else could send tokens meant for another server.
+/// RFC 9728 §3.3: the metadata must describe the resource it was fetched for. A `resource`
+/// on another origin would have tether ask for, and send, tokens meant for a different
+/// server, so it is refused. Another path on the same origin is accepted: that is the same
+/// operator, and servers that offer several transports (`/sse`, `/mcp`) often name one.
 fn check_resource(
     resource: &str,
     mcp_url: &Url,
     prm_url: &Url,
     tried: &mut Vec<TriedUrl>,
 ) -> Result<(), DiscoveryError> {
-    let with_slash = |p: &str| {
-        if p.ends_with('/') {
-            p.to_string()
-        } else {
-            format!("{p}/")
-        }
-    };
-    let matches = Url::parse(resource).is_ok_and(|r| {
-        r.origin() == mcp_url.origin()
-            && with_slash(mcp_url.path()).starts_with(&with_slash(r.path()))
-    });
+    let matches = Url::parse(resource).is_ok_and(|r| r.origin() == mcp_url.origin());
     if matches {
         return Ok(());
     }

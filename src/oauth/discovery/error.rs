@@ -170,6 +170,59 @@ mod tests {
     }
 
     #[test]
+    fn every_message_reads_as_one_actionable_sentence() {
+        let tried = || {
+            vec![
+                t("https://m.example/mcp", Some(401), None),
+                t(
+                    "https://m.example/.well-known/oauth-protected-resource/mcp",
+                    Some(404),
+                    None,
+                ),
+            ]
+        };
+        let all = [
+            DiscoveryError::NoAuthRequired {
+                tried: vec![t("https://m.example/mcp", Some(200), None)],
+            },
+            DiscoveryError::Unreachable {
+                url: "https://m.example/mcp".into(),
+                reason: "could not connect: Connection refused (os error 111)".into(),
+                tried: vec![t("https://m.example/mcp", None, Some("could not connect"))],
+            },
+            DiscoveryError::NotFound {
+                what: "authorization server metadata for 'https://as.example'".into(),
+                tried: tried(),
+            },
+            DiscoveryError::IssuerMismatch {
+                expected: "https://as.example".into(),
+                found: "https://as.example/".into(),
+                url: "https://as.example/.well-known/oauth-authorization-server".into(),
+                tried: tried(),
+            },
+            DiscoveryError::PkceUnsupported {
+                issuer: "https://as.example".into(),
+                methods: vec![],
+                tried: tried(),
+            },
+            DiscoveryError::Insecure {
+                url: "http://as.example/token".into(),
+                tried: tried(),
+            },
+            DiscoveryError::BadDocument {
+                url: "https://m.example/.well-known/oauth-protected-resource/mcp".into(),
+                reason: "it describes resource 'https://evil.example/mcp', not this MCP server 'https://m.example/mcp', so its authorization server cannot be trusted for it".into(),
+                tried: tried(),
+            },
+        ];
+        let text: Vec<String> = all
+            .iter()
+            .map(|e| format!("[{}] {e}", e.code().as_str()))
+            .collect();
+        insta::assert_snapshot!(text.join("\n\n"));
+    }
+
+    #[test]
     fn codes_follow_the_design_table() {
         let pkce = DiscoveryError::PkceUnsupported {
             issuer: "https://as".into(),
