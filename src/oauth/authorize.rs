@@ -289,14 +289,13 @@ pub async fn login(
         &requested,
     );
     let response = authorize(http, &found, &client, scope.as_deref(), &options, &step).await;
-    let (response, redirect_uri) = match response {
+    let response = match response {
         Ok(r) => r,
         Err(e) => {
             step(LoginStep::WaitingForCallback, failed(e.diagnosis(), &e));
             return Err(e);
         }
     };
-    let _ = redirect_uri;
     let outcome = store_login(vault, name, &found, &client, scope, response).await?;
     step(
         LoginStep::TokenReceived,
@@ -327,7 +326,7 @@ async fn authorize(
     scope: Option<&str>,
     options: &LoginOptions,
     step: &(dyn Fn(LoginStep, StepOutcome) + Send + Sync),
-) -> Result<(TokenResponse, String), LoginError> {
+) -> Result<TokenResponse, LoginError> {
     let redirect_uri = client
         .redirect_uri
         .clone()
@@ -398,7 +397,7 @@ async fn authorize(
     )
     .await
     .map_err(LoginError::Exchange)?;
-    Ok((response, redirect_uri))
+    Ok(response)
 }
 
 /// Checks `state`, then `iss` (RFC 9207 §2.4, byte for byte), then errors, then the code.
@@ -562,14 +561,7 @@ async fn store_login(
         .map_err(LoginError::Vault)?;
     let name = name.to_string();
     let now = Utc::now();
-    let discovered = Discovered {
-        resource_metadata_url: found.resource_metadata_url.clone(),
-        resource: found.resource.clone(),
-        issuer: found.issuer.clone(),
-        as_metadata: found.as_metadata.raw.clone(),
-        tried: found.tried.clone(),
-        at: now,
-    };
+    let discovered = found.to_discovered(now);
     let client = client.clone();
     let requested: Vec<String> = scope
         .as_deref()
