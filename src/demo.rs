@@ -3,20 +3,26 @@
 //! deleted when the demo stops.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use chrono::Utc;
+use futures_util::future::join_all;
 
 use crate::cli::DemoArgs;
 use crate::config::{Config, KeySourceChoice};
+use crate::engine::{Engine, EngineOptions, ProxyStatus};
+use crate::oauth::authorize::{self, Browser, LoginOptions};
 use crate::paths::Paths;
 use crate::sim::{self, Profile, SimHandle, SimOptions};
 use crate::vault::{Auth, Connection, Event, EventKind, Store, Vault, VaultError};
 
-/// A running demo: the simulators, the vault and the folder that holds it.
+/// A running demo: the simulators, the vault and the folder that holds it, and the engine
+/// that keeps the connections authorized.
 pub struct Demo {
     pub home: tempfile::TempDir,
     pub vault: Vault,
     pub providers: Vec<(Profile, SimHandle)>,
+    pub engine: Engine,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,8 @@ pub enum DemoError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Sim(#[from] sim::SimError),
+    #[error("signing in to the simulated '{0}' failed: {1}")]
+    Login(String, String),
 }
 
 impl Demo {
@@ -71,14 +79,48 @@ impl Demo {
                 Ok::<_, VaultError>(())
             })
             .await?;
+        let http = crate::http::client();
+        // The simulated servers consent automatically, so the demo signs in without a
+        // browser; every connection is authorized before the demo says it is ready.
+        let logins = providers.iter().map(|(profile, _)| {
+            let options = LoginOptions {
+                browser: Browser::Fetch,
+                timeout: std::time::Duration::from_secs(20),
+                ..LoginOptions::default()
+            };
+            authorize::login(
+                &http,
+                &vault,
+                profile.as_str(),
+                options,
+                Arc::new(|_, _| {}),
+            )
+        });
+        for (result, (profile, _)) in join_all(logins).await.into_iter().zip(&providers) {
+            result.map_err(|e| DemoError::Login(profile.to_string(), e.to_string()))?;
+        }
+        let engine = Engine::start(
+            vault.clone(),
+            http,
+            EngineOptions {
+                schedule: true,
+                browser: Browser::Fetch,
+                proxy: ProxyStatus::Off {
+                    reason: "the local proxy is not part of this build yet".to_string(),
+                },
+            },
+        )
+        .await?;
         Ok(Self {
             home,
             vault,
             providers,
+            engine,
         })
     }
 
     pub async fn stop(self) {
+        self.engine.shutdown();
         for (_, handle) in self.providers {
             handle.shutdown().await;
         }
@@ -133,6 +175,20 @@ fn print_summary(demo: &Demo, time_scale: f64) -> anyhow::Result<()> {
         )?;
     }
     writeln!(out, "vault: {}", demo.vault.location().display())?;
+    let store = demo.vault.load()?;
+    let now = Utc::now();
+    for c in store.connections() {
+        let s = crate::view::ConnectionSummary::of(c, now);
+        writeln!(
+            out,
+            "  {:<10} {:<12} token expires in {}",
+            s.name,
+            s.state,
+            s.expires_in_seconds
+                .map(crate::view::duration)
+                .unwrap_or_else(|| "never".into())
+        )?;
+    }
     writeln!(
         out,
         "ready — press Ctrl-C to stop (the throwaway vault is deleted)"

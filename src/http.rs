@@ -5,14 +5,25 @@ use std::time::Duration;
 
 /// Connect timeout: an unreachable server is reported quickly.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Whole-request timeout for OAuth calls (metadata, registration, token).
+/// Whole-request timeout for OAuth calls (metadata, registration, token), unless
+/// `TETHER_HTTP_TIMEOUT_SECS` says otherwise.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const TIMEOUT_ENV: &str = "TETHER_HTTP_TIMEOUT_SECS";
+
+pub fn request_timeout() -> Duration {
+    std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(REQUEST_TIMEOUT)
+}
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
+        .timeout(request_timeout())
         .redirect(reqwest::redirect::Policy::limited(5))
         .build()
         // Building fails only when the TLS backend cannot initialise, which leaves no

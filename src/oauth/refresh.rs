@@ -301,6 +301,16 @@ impl TokenManager {
         if let Some(refusal) = refusal_without_asking(connection, trigger) {
             return Err(refusal);
         }
+        // A token without a refresh token (Todoist) is fine until it expires: there is
+        // nothing to refresh, and nothing is wrong.
+        if let Some(token) = &connection.token
+            && token.refresh_token.is_none()
+            && let Some(current) = Current::of(connection).filter(|c| c.is_fresh(Utc::now()))
+        {
+            let current = Arc::new(current);
+            self.current.store(Some(current.clone()));
+            return Ok(current);
+        }
         let plan = match self.begin().await? {
             Ok(plan) => plan,
             Err(refusal) => return Err(refusal),

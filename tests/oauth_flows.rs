@@ -1,0 +1,282 @@
+//! Authorize once, refresh forever — through the `tether` binary, against `tether sim`
+//! processes on loopback, with a stand-in browser that follows the automatic consent.
+//! Each provider profile's quirk and each token-endpoint fault, as a user meets them.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::{Home, Run};
+use serde_json::{Value, json};
+
+/// A `tether sim` process, stopped when dropped.
+struct Sim {
+    child: Child,
+    mcp_url: String,
+    base: String,
+}
+
+impl Sim {
+    fn start(profile: &str, time_scale: &str) -> Self {
+        let mut child = Command::new(common::bin())
+            .args(["sim", "--profile", profile, "--time-scale", time_scale])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mcp_url = line.trim().to_string();
+        let base = mcp_url.trim_end_matches("/mcp").to_string();
+        Self {
+            child,
+            mcp_url,
+            base,
+        }
+    }
+
+    fn stats(&self) -> Value {
+        let out = Command::new("curl")
+            .args(["-fsS", &format!("{}/__sim/stats", self.base)])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn faults(&self, plan: Value) {
+        let ok = Command::new("curl")
+            .args([
+                "-fsS",
+                "-o",
+                "/dev/null",
+                "-H",
+                "content-type: application/json",
+            ])
+            .args([
+                "-d",
+                &plan.to_string(),
+                &format!("{}/__sim/faults", self.base),
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn browser() -> String {
+    format!(
+        "{}/tests/fixtures/fetch-browser",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn login(home: &Home, name: &str) -> Run {
+    Run::of(
+        home.cmd()
+            .args(["login", name, "--timeout", "20"])
+            .env("BROWSER", browser())
+            .output()
+            .unwrap(),
+    )
+}
+
+fn status(home: &Home, name: &str) -> Value {
+    serde_json::from_str(&home.run(&["status", name, "--json"]).ok().stdout).unwrap()
+}
+
+fn connected(profile: &str, time_scale: &str) -> (Home, Sim) {
+    let sim = Sim::start(profile, time_scale);
+    let home = Home::new();
+    home.run(&["add", profile, &sim.mcp_url]).ok();
+    let out = login(&home, profile).ok();
+    assert!(out.stdout.contains("Authorized"), "{}", out.stdout);
+    (home, sim)
+}
+
+#[test]
+fn login_discovers_registers_and_stores_a_token() {
+    let (home, sim) = connected("generic", "1");
+    let s = status(&home, "generic");
+    assert_eq!(s["state"], "healthy");
+    assert_eq!(s["token"]["generation"], 1);
+    assert_eq!(s["token"]["has_refresh_token"], true);
+    assert_eq!(s["registrations"][0]["method"], "dcr");
+    assert_eq!(s["issuer"], sim.base);
+    // The progress lines name each step; the URL is shown for SSH users.
+    let again = login(&home, "generic").ok();
+    assert!(again.stderr.contains("reusing client"), "{}", again.stderr);
+    assert!(again.stderr.contains("/authorize?"), "{}", again.stderr);
+    assert_eq!(
+        sim.stats()["registrations"],
+        1,
+        "the registration must be reused"
+    );
+    assert_eq!(status(&home, "generic")["token"]["generation"], 2);
+}
+
+#[test]
+fn linear_rotates_a_hundred_times_without_invalid_grant() {
+    let (home, sim) = connected("linear", "3600");
+    for i in 0..100 {
+        let out = home.run(&["refresh", "linear"]);
+        assert_eq!(out.status, 0, "refresh {i}: {}", out.stderr);
+    }
+    let stats = sim.stats();
+    assert_eq!(stats["totals"]["invalid_grant_responses"], 0);
+    assert_eq!(stats["totals"]["refresh_calls"], 100);
+    let s = status(&home, "linear");
+    assert_eq!(s["token"]["generation"], 101);
+    assert_eq!(s["state"], "healthy");
+}
+
+#[test]
+fn todoist_without_a_refresh_token_is_healthy() {
+    let (home, sim) = connected("todoist", "1");
+    let s = status(&home, "todoist");
+    assert_eq!(s["state"], "healthy");
+    assert_eq!(s["token"]["has_refresh_token"], false);
+    assert!(s["expires_in_seconds"].as_i64().unwrap() > 9 * 365 * 86_400);
+    let out = home.run(&["refresh", "todoist"]).ok();
+    assert!(out.stdout.contains("generation 1"), "{}", out.stdout);
+    assert_eq!(sim.stats()["totals"]["refresh_calls"], 0);
+    assert_eq!(status(&home, "todoist")["state"], "healthy");
+}
+
+#[test]
+fn notion_client_expiry_is_diagnosed_and_healed_by_a_new_registration() {
+    // A day of client lifetime lasts two seconds.
+    let (home, sim) = connected("notion", "43200");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let out = home.run(&["refresh", "notion"]);
+    assert_eq!(out.status, 1);
+    assert!(out.stderr.contains("client_rejected"), "{}", out.stderr);
+    let s = status(&home, "notion");
+    assert_eq!(s["state"], "needs-reauth");
+    assert_eq!(s["diagnosis"], "client_rejected");
+    assert_eq!(
+        s["token"]["has_refresh_token"], true,
+        "the refresh token is kept"
+    );
+    assert_eq!(s["registrations"][0]["status"], "rejected");
+
+    login(&home, "notion").ok();
+    let s = status(&home, "notion");
+    assert_eq!(s["state"], "healthy");
+    let regs = s["registrations"].as_array().unwrap();
+    assert_eq!(regs.len(), 2, "the old registration is kept: {regs:?}");
+    assert_eq!(regs[1]["status"], "active");
+    assert_eq!(sim.stats()["registrations"], 2);
+}
+
+#[test]
+fn transient_token_faults_never_lose_the_refresh_token() {
+    let (home, sim) = connected("linear", "3600");
+    for kind in ["500", "429", "timeout"] {
+        sim.faults(json!({"fail_token_calls": 1, "fail_kind": kind, "timeout_secs": 3, "retry_after_secs": 1}));
+        let out = Run::of(
+            home.cmd()
+                .args(["refresh", "linear"])
+                .env("TETHER_HTTP_TIMEOUT_SECS", "1")
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(out.status, 1, "{kind}");
+        assert!(
+            out.stderr.contains("keeps the refresh token"),
+            "{kind}: {}",
+            out.stderr
+        );
+        let s = status(&home, "linear");
+        assert_eq!(s["state"], "degraded", "{kind}");
+        assert_eq!(s["token"]["has_refresh_token"], true, "{kind}");
+        // The fault is over: the same refresh token still works.
+        std::thread::sleep(std::time::Duration::from_millis(if kind == "timeout" {
+            3000
+        } else {
+            0
+        }));
+        home.run(&["refresh", "linear"]).ok();
+        assert_eq!(status(&home, "linear")["state"], "healthy", "{kind}");
+    }
+    assert_eq!(sim.stats()["totals"]["invalid_grant_responses"], 0);
+}
+
+#[test]
+fn a_lost_refresh_response_is_diagnosed_as_such() {
+    let (home, sim) = connected("linear", "3600");
+    sim.faults(json!({"drop_next_refresh": true}));
+    let out = home.run(&["refresh", "linear"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(status(&home, "linear")["state"], "degraded");
+    // The server rotated; tether's refresh token is now the spent one.
+    let out = home.run(&["refresh", "linear"]);
+    assert_eq!(out.status, 1);
+    assert!(
+        out.stderr.contains("invalid_grant.lost_response"),
+        "{}",
+        out.stderr
+    );
+    let s = status(&home, "linear");
+    assert_eq!(s["diagnosis"], "invalid_grant.lost_response");
+    let last = s["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["diagnosis"], "invalid_grant.lost_response");
+    let evidence = serde_json::to_string(&last["evidence"]).unwrap();
+    assert!(evidence.contains("invalid_grant"), "{evidence}");
+    // A re-authorization heals it.
+    login(&home, "linear").ok();
+    assert_eq!(status(&home, "linear")["state"], "healthy");
+    assert_eq!(sim.stats()["totals"]["dropped_responses"], 1);
+}
+
+#[test]
+fn sigkill_in_the_middle_of_a_refresh_leaves_a_readable_vault() {
+    let (home, sim) = connected("linear", "3600");
+    sim.faults(json!({"fail_token_calls": 1, "fail_kind": "timeout", "timeout_secs": 3}));
+    let mut child = home.cmd().args(["refresh", "linear"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let s = status(&home, "linear");
+    assert!(
+        s["refresh_in_progress"]
+            .as_str()
+            .unwrap()
+            .contains("generation 1"),
+        "the journal records the interrupted refresh: {s}"
+    );
+    assert_eq!(s["token"]["has_refresh_token"], true);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    home.run(&["refresh", "linear"]).ok();
+    let s = status(&home, "linear");
+    assert_eq!(s["state"], "healthy");
+    assert!(s["refresh_in_progress"].is_null());
+    assert_eq!(s["token"]["generation"], 2);
+}
+
+#[test]
+fn login_errors_are_clear() {
+    let home = Home::new();
+    home.run(&["add", "nowhere", "http://127.0.0.1:9/mcp"]).ok();
+    let out = login(&home, "nowhere");
+    assert_eq!(out.status, 1);
+    assert!(
+        out.stderr.contains("upstream_unreachable"),
+        "{}",
+        out.stderr
+    );
+    home.run(&["add", "open", "http://127.0.0.1:9/mcp", "--no-auth"])
+        .ok();
+    let out = login(&home, "open");
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("not OAuth"), "{}", out.stderr);
+}
