@@ -67,6 +67,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the engine and the local proxy without a terminal UI (for servers and login
+    /// sessions); stops on Ctrl-C or SIGTERM, finishing requests in flight.
+    Serve {
+        /// Address to listen on (default from config.toml, else 127.0.0.1:7878).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<std::net::SocketAddr>,
+    },
+    /// Create, or show again, a local client's endpoint for a connection.
+    Url {
+        /// The connection's name.
+        name: String,
+        /// Which client the endpoint is for (traffic and failures are counted per client,
+        /// and each can be cut off alone).
+        #[arg(long, value_name = "LABEL", default_value = "default")]
+        client: String,
+    },
+    /// Cut one local client off a connection; its endpoint stops working at once.
+    Revoke {
+        /// The connection's name.
+        name: String,
+        #[arg(long, value_name = "LABEL")]
+        client: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,40 @@ pub const KEY_SOURCE_ENV: &str = "TETHER_KEY_SOURCE";
 pub struct Config {
     #[serde(default)]
     pub vault: VaultConfig,
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+}
+
+pub const BIND_ENV: &str = "TETHER_BIND";
+
+/// The local proxy: where it listens and what it lets in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Address to listen on; loopback unless you know why not.
+    pub bind: std::net::SocketAddr,
+    /// Host names besides loopback that requests may carry in `Host` (e.g. when tether
+    /// sits behind a reverse proxy). Anything else gets 403 (DNS-rebinding protection).
+    pub public_names: Vec<String>,
+    /// Origins (`scheme://host[:port]`) allowed besides loopback ones; a request with any
+    /// other `Origin` header gets 403.
+    pub allowed_origins: Vec<String>,
+    /// Request bodies larger than this get 413.
+    pub max_body_bytes: usize,
+    /// Give up on an upstream that sends nothing for this long.
+    pub upstream_timeout_secs: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 7878)),
+            public_names: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            upstream_timeout_secs: 120,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -89,6 +123,12 @@ impl Config {
             config.vault.key_source = value.parse().map_err(|message| ConfigError::Env {
                 var: KEY_SOURCE_ENV,
                 message,
+            })?;
+        }
+        if let Ok(value) = std::env::var(BIND_ENV) {
+            config.proxy.bind = value.parse().map_err(|_| ConfigError::Env {
+                var: BIND_ENV,
+                message: format!("'{value}' is not an address: use IP:PORT, e.g. 127.0.0.1:7878"),
             })?;
         }
         Ok(config)

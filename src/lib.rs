@@ -2,14 +2,17 @@
 //! MCP client a stable local endpoint.
 //!
 //! Module map (dependencies point one way: front ends → engine → oauth → vault):
+//! - [`access`]: downstream clients' labelled secrets (derived, stored as hashes).
 //! - [`cli`]: the command line (clap derive).
 //! - [`commands`]: each subcommand, a thin script over the library.
 //! - [`demo`]: `tether demo`, six simulated providers and a throwaway vault.
+//! - [`serve`]: `tether serve`, the engine and proxy without a terminal UI.
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM.
 //! - [`diagnosis`]: each diagnosis code's explanation and remedy.
 //! - [`engine`]: connections at run time; the state, events and commands front ends use.
 //! - [`oauth`]: the OAuth client side: discovery, registration, login, refresh.
 //! - [`http`]: the one shared HTTP client toward upstream servers.
+//! - [`proxy`]: the local MCP endpoints: guard, forwarding, metrics.
 //! - [`paths`]: where files live (`TETHER_HOME` or the XDG folders).
 //! - [`config`]: `config.toml`, defaults → file → environment.
 //! - [`sim`]: the provider simulator (OAuth server + MCP server with per-provider
@@ -20,6 +23,7 @@
 //! - [`vault`]: the encrypted, transactional store (a leaf: no protocol, no screen).
 //! - [`view`]: what `list` and `status` show, secrets masked.
 
+pub mod access;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -29,7 +33,9 @@ pub mod engine;
 pub mod http;
 pub mod oauth;
 pub mod paths;
+pub mod proxy;
 pub mod secret;
+pub mod serve;
 pub mod shutdown;
 pub mod sim;
 pub mod vault;

@@ -4,6 +4,7 @@
 
 mod auth;
 mod connections;
+mod endpoints;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -39,6 +40,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(crate::demo::run(args))),
         Command::Login(args) => runtime().and_then(|rt| rt.block_on(auth::login(args))),
         Command::Refresh { name } => runtime().and_then(|rt| rt.block_on(auth::refresh(&name))),
+        Command::Serve { bind } => runtime().and_then(|rt| rt.block_on(crate::serve::run(bind))),
+        Command::Url { name, client } => {
+            runtime().and_then(|rt| rt.block_on(endpoints::url(&name, &client)))
+        }
+        Command::Revoke { name, client } => {
+            runtime().and_then(|rt| rt.block_on(endpoints::revoke(&name, &client)))
+        }
         Command::Orphans { name, delete, json } => {
             runtime().and_then(|rt| rt.block_on(auth::orphans(name.as_deref(), delete, json)))
         }
@@ -59,6 +67,14 @@ pub fn run(cli: Cli) -> ExitCode {
 fn is_bad_input(e: &anyhow::Error) -> bool {
     use crate::sim::SimError;
     e.downcast_ref::<BadInput>().is_some()
+        || matches!(
+            e.downcast_ref::<crate::access::AccessError>(),
+            Some(
+                crate::access::AccessError::BadLabel(_)
+                    | crate::access::AccessError::NotFound(_)
+                    | crate::access::AccessError::NoSuchClient { .. }
+            )
+        )
         || matches!(
             e.downcast_ref::<crate::demo::DemoError>(),
             Some(crate::demo::DemoError::BadTimeScale(_))

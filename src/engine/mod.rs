@@ -60,6 +60,8 @@ struct Inner {
     logins: Mutex<BTreeMap<String, LoginProgress>>,
     login_tasks: Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
     traffic: Mutex<BTreeMap<String, BTreeMap<String, ClientTraffic>>>,
+    /// Traffic changed since the last publish (published at most once per second).
+    traffic_dirty: std::sync::atomic::AtomicBool,
     proxy: Mutex<ProxyStatus>,
     state: watch::Sender<Arc<EngineState>>,
     events: broadcast::Sender<EngineEvent>,
@@ -101,6 +103,7 @@ impl Engine {
                 logins: Mutex::new(BTreeMap::new()),
                 login_tasks: Mutex::new(BTreeMap::new()),
                 traffic: Mutex::new(BTreeMap::new()),
+                traffic_dirty: std::sync::atomic::AtomicBool::new(false),
                 state,
                 events,
                 commands,
@@ -171,6 +174,45 @@ impl Engine {
             level,
             text: text.into(),
         });
+    }
+
+    /// Counts one proxied request for a connection's client; front ends see it within a
+    /// second.
+    pub fn record_traffic(&self, connection: &str, client: &str, ok: bool) {
+        let now = chrono::Utc::now();
+        let minute = now.timestamp() / 60;
+        if let Ok(mut traffic) = self.inner.traffic.lock() {
+            let t = traffic
+                .entry(connection.to_string())
+                .or_default()
+                .entry(client.to_string())
+                .or_default();
+            t.requests += 1;
+            t.errors += u64::from(!ok);
+            let last_minute = t.last_seen.map(|at| at.timestamp() / 60);
+            t.last_seen = Some(now);
+            match last_minute {
+                Some(m) if m == minute && !t.per_minute.is_empty() => {}
+                Some(m) => {
+                    // Empty minutes in between count as zero.
+                    for _ in 0..(minute - m - 1).clamp(0, 60) {
+                        t.per_minute.push_back(MinuteCount::default());
+                    }
+                    t.per_minute.push_back(MinuteCount::default());
+                }
+                None => t.per_minute.push_back(MinuteCount::default()),
+            }
+            while t.per_minute.len() > 60 {
+                t.per_minute.pop_front();
+            }
+            if let Some(current) = t.per_minute.back_mut() {
+                current.requests += 1;
+                current.errors += u64::from(!ok);
+            }
+        }
+        self.inner
+            .traffic_dirty
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Reloads the vault now and republishes (after this process changed it).
@@ -248,6 +290,9 @@ impl Engine {
                 _ = tokio::time::sleep(WATCH_INTERVAL) => {
                     let now = stamp(&path);
                     if now == last {
+                        if self.inner.traffic_dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                            self.publish();
+                        }
                         continue;
                     }
                 }

@@ -105,6 +105,10 @@ pub struct Connection {
     pub state: ConnectionState,
     #[serde(with = "super::time::ts")]
     pub created_at: DateTime<Utc>,
+    /// The key downstream client secrets are derived from (HMAC), created with the
+    /// first endpoint; only their hashes are stored.
+    #[serde(default)]
+    pub access_key: Option<Secret>,
     #[serde(skip)]
     pub(super) sealed: SealedForm,
 }
@@ -126,6 +130,7 @@ impl Connection {
             journal: None,
             state,
             created_at: now,
+            access_key: None,
             sealed: SealedForm::default(),
         }
     }
@@ -466,6 +471,8 @@ pub enum EventKind {
     StateChanged,
     ClientAdded,
     ClientRevoked,
+    /// The upstream refused an access token before its expiry (e.g. a per-user cap).
+    Rejected,
     /// Written by a newer tether; kept so history survives a downgrade.
     #[serde(other)]
     Other,
@@ -538,12 +545,16 @@ impl fmt::Display for DiagnosisCode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClientAccess {
     pub label: String,
-    /// SHA-256 of the downstream secret; the secret itself is shown once and never stored.
+    /// SHA-256 of the downstream secret; the secret itself is never stored.
     pub secret_hash: [u8; 32],
     #[serde(with = "super::time::ts")]
     pub created_at: DateTime<Utc>,
     #[serde(default, with = "super::time::ts_opt")]
     pub last_seen: Option<DateTime<Utc>>,
+    /// Random input to the secret's derivation: a label revoked and created again gets
+    /// a different secret.
+    #[serde(default)]
+    pub nonce: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

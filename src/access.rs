@@ -1,0 +1,190 @@
+//! Downstream access: which local MCP client may use which connection. Each client gets
+//! a labelled 256-bit secret, derived by HMAC from a per-connection key and a random nonce,
+//! so `tether url` can show it again while the vault stores only its SHA-256. The proxy
+//! compares hashes in constant time.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::secret::Secret;
+use crate::vault::{ClientAccess, Connection, Event, EventKind, Store, Vault, VaultError};
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("no connection named '{0}'")]
+    NotFound(String),
+    #[error(
+        "client label '{0}' is not valid: use 1 to 32 characters from a-z, 0-9 and '-' (for example 'claude-code' or 'cursor')"
+    )]
+    BadLabel(String),
+    #[error("'{name}' has no client labelled '{label}' (clients: {known})")]
+    NoSuchClient {
+        name: String,
+        label: String,
+        known: String,
+    },
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+pub fn check_label(label: &str) -> Result<(), AccessError> {
+    let ok = (1..=32).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(AccessError::BadLabel(label.to_string()))
+    }
+}
+
+pub fn hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn derive(key: &Secret, name: &str, label: &str, nonce: &[u8]) -> Secret {
+    // Any key length is valid for HMAC.
+    let mut mac = HmacSha256::new_from_slice(key.expose().as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(b"tether downstream secret v1\0");
+    mac.update(name.as_bytes());
+    mac.update(b"\0");
+    mac.update(label.as_bytes());
+    mac.update(b"\0");
+    mac.update(nonce);
+    Secret::new(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+fn random_b64(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    rand::fill(&mut bytes[..]);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The secret for `label` on connection `name`: created (with an event) if the label is
+/// new, else derived again. Returns the secret and whether it was created.
+pub async fn endpoint_secret(
+    vault: &Vault,
+    name: &str,
+    label: &str,
+) -> Result<(Secret, bool), AccessError> {
+    check_label(label)?;
+    let (name, label) = (name.to_string(), label.to_string());
+    vault
+        .transact_async(move |store: &mut Store| {
+            let c = store
+                .get_mut(&name)
+                .ok_or_else(|| AccessError::NotFound(name.clone()))?;
+            let key = c
+                .access_key
+                .get_or_insert_with(|| Secret::new(random_b64(32)))
+                .clone();
+            if let Some(existing) = c.access.iter().find(|a| a.label == label) {
+                return Ok((derive(&key, &name, &label, &existing.nonce), false));
+            }
+            let mut nonce = vec![0u8; 16];
+            rand::fill(&mut nonce[..]);
+            let secret = derive(&key, &name, &label, &nonce);
+            let now = Utc::now();
+            c.access.push(ClientAccess {
+                label: label.clone(),
+                secret_hash: hash(secret.expose()),
+                created_at: now,
+                last_seen: None,
+                nonce,
+            });
+            c.record(Event::new(
+                now,
+                EventKind::ClientAdded,
+                format!("client '{label}' given an endpoint"),
+            ));
+            Ok((secret, true))
+        })
+        .await
+}
+
+/// Cuts one client off; the others keep working.
+pub async fn revoke(vault: &Vault, name: &str, label: &str) -> Result<(), AccessError> {
+    let (name, label) = (name.to_string(), label.to_string());
+    vault
+        .transact_async(move |store: &mut Store| {
+            let c = store
+                .get_mut(&name)
+                .ok_or_else(|| AccessError::NotFound(name.clone()))?;
+            let before = c.access.len();
+            c.access.retain(|a| a.label != label);
+            if c.access.len() == before {
+                let known: Vec<&str> = c.access.iter().map(|a| a.label.as_str()).collect();
+                return Err(AccessError::NoSuchClient {
+                    name: name.clone(),
+                    label: label.clone(),
+                    known: if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    },
+                });
+            }
+            c.record(Event::new(
+                Utc::now(),
+                EventKind::ClientRevoked,
+                format!("client '{label}' cut off"),
+            ));
+            Ok(())
+        })
+        .await
+}
+
+/// The client of `connection` whose secret is `presented`, compared in constant time
+/// against every stored hash.
+pub fn client_of<'a>(connection: &'a Connection, presented: &str) -> Option<&'a str> {
+    let h = hash(presented);
+    let mut found = None;
+    for a in &connection.access {
+        if bool::from(a.secret_hash.ct_eq(&h)) {
+            found = Some(a.label.as_str());
+        }
+    }
+    found
+}
+
+/// The connection and client a path secret (`/s/<secret>/mcp`) belongs to.
+pub fn find_secret<'a>(store: &'a Store, presented: &str) -> Option<(&'a Connection, &'a str)> {
+    let mut found = None;
+    for c in store.connections() {
+        if let Some(label) = client_of(c, presented) {
+            found = Some((c, label));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivation_is_stable_and_separated() {
+        let key = Secret::new("k");
+        let a = derive(&key, "linear", "cursor", b"n1");
+        assert_eq!(a, derive(&key, "linear", "cursor", b"n1"));
+        assert_ne!(a, derive(&key, "linear", "cursor", b"n2"));
+        assert_ne!(a, derive(&key, "linear", "claude", b"n1"));
+        assert_ne!(a, derive(&key, "github", "cursor", b"n1"));
+        assert_eq!(a.expose().len(), 43, "256 bits, base64url");
+    }
+
+    #[test]
+    fn labels_follow_the_name_rule() {
+        assert!(check_label("claude-code").is_ok());
+        assert!(check_label("Cursor").is_err());
+        assert!(check_label("").is_err());
+    }
+}

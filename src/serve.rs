@@ -1,0 +1,108 @@
+//! `tether serve`: the headless front end — the engine (refreshing every token ahead of
+//! expiry) and the local proxy, logging to stderr, until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::commands::open_vault;
+use crate::config::Config;
+use crate::engine::{Engine, EngineOptions, ProxyStatus};
+use crate::paths::Paths;
+
+/// In-flight requests get this long to finish after a stop is asked.
+const DRAIN: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "another tether process already serves http://{0}: use that one, or start this one with --bind 127.0.0.1:PORT"
+    )]
+    AlreadyServed(SocketAddr),
+    #[error(
+        "cannot listen on {addr}: {source}; choose another address with --bind (or [proxy] bind in config.toml)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Binds `addr`, telling apart "another tether serves it" from any other failure.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(source) if source.kind() == std::io::ErrorKind::AddrInUse => {
+            if is_tether(addr).await {
+                Err(ServeError::AlreadyServed(addr))
+            } else {
+                Err(ServeError::Bind { addr, source })
+            }
+        }
+        Err(source) => Err(ServeError::Bind { addr, source }),
+    }
+}
+
+/// Whether a tether proxy answers on `addr`.
+pub async fn is_tether(addr: SocketAddr) -> bool {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return false;
+    };
+    let Ok(res) = client.get(format!("http://{addr}/healthz")).send().await else {
+        return false;
+    };
+    res.json::<serde_json::Value>()
+        .await
+        .is_ok_and(|v| v["service"] == "tether")
+}
+
+pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
+    init_logging();
+    let vault = open_vault()?;
+    let config = Config::load(&Paths::discover()?)?;
+    let addr = bind_flag.unwrap_or(config.proxy.bind);
+    let listener = bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let engine = Engine::start(
+        vault,
+        crate::http::client(),
+        EngineOptions {
+            proxy: ProxyStatus::Serving { addr },
+            ..EngineOptions::default()
+        },
+    )
+    .await?;
+    let router = crate::proxy::router(engine.clone(), config.proxy.clone());
+    let connections = engine.handle().state.borrow().store.connections().len();
+    eprintln!("tether: serving {connections} connection(s) on http://{addr} (Ctrl-C stops)");
+    println!("http://{addr}");
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let stopping = stop.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = crate::shutdown::signal().await;
+        stopping.notify_waiters();
+    });
+    let stopped = stop.notified();
+    tokio::select! {
+        result = server => result?,
+        _ = async { stopped.await; tokio::time::sleep(DRAIN).await } => {
+            tracing::warn!("requests still open after {DRAIN:?} were cut off");
+        }
+    }
+    engine.shutdown();
+    eprintln!("tether: stopped");
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
