@@ -1,0 +1,444 @@
+//! The local proxy as MCP clients meet it, through `tether serve` over loopback: secrets in
+//! the path or as a bearer token, DNS-rebinding protection, streaming, the forced refresh
+//! on an upstream 401 (GitHub-style eviction), JSON-RPC errors that name the diagnosis,
+//! and every kind of bad input — none of which may crash it or leak a token.
+
+mod common;
+#[path = "sim_support/mod.rs"]
+mod sim_support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Home;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tether::sim::{Profile, SimHandle, SimOptions};
+
+/// A `tether serve` process on a free port; stopped (SIGTERM) when dropped.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Serve {
+    fn start(home: &Home) -> Self {
+        let mut child = home
+            .cmd()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("http://127.0.0.1:"),
+            "serve printed {line:?}"
+        );
+        Self {
+            child,
+            base: line.trim().to_string(),
+        }
+    }
+
+    /// Stops it and returns what it logged.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exited with {status:?}");
+        let mut log = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        log
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn browser() -> String {
+    format!(
+        "{}/tests/fixtures/fetch-browser",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn secret_for(home: &Home, name: &str, client: &str) -> String {
+    let out = home.run(&["url", name, "--client", client]).ok().stdout;
+    let line = out.lines().nth(1).unwrap();
+    line.trim()
+        .rsplit("/s/")
+        .next()
+        .unwrap()
+        .trim_end_matches("/mcp")
+        .to_string()
+}
+
+async fn connected(profile: Profile, time_scale: f64) -> (SimHandle, Home) {
+    let sim = tether::sim::start(SimOptions {
+        time_scale,
+        ..SimOptions::new(profile)
+    })
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.run(&["add", profile.as_str(), sim.mcp_url().as_str()])
+        .ok();
+    let out = home
+        .cmd()
+        .args(["login", profile.as_str(), "--timeout", "20"])
+        .env("BROWSER", browser())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (sim, home)
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn rpc(url: &str, body: Value) -> reqwest::Response {
+    http()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn list_tools() -> Value {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})
+}
+
+/// Any token-shaped value (`<profile>_at_…`, `<profile>_rt_…`) beyond a masked prefix.
+fn assert_no_tokens(text: &str) {
+    for marker in ["_at_", "_rt_"] {
+        for (i, _) in text.match_indices(marker) {
+            let tail: String = text[i + marker.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            assert!(tail.len() < 6, "a token leaked: …{}{}", marker, tail);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_reach_the_upstream_with_tethers_token_only() {
+    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let mut seen = String::new();
+
+    // The secret in the path.
+    let res = rpc(&format!("{}/s/{secret}/mcp", serve.base), list_tools()).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["id"], 7);
+    assert!(body["result"]["tools"].as_array().unwrap().len() >= 3);
+    seen += &body.to_string();
+
+    // The secret as a bearer token; the client's Authorization never goes upstream.
+    let res = http()
+        .post(format!("{}/c/generic/mcp", serve.base))
+        .bearer_auth(&secret)
+        .header("mcp-protocol-version", "2026-07-28")
+        .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("client_id"), "{text}");
+    seen += &text;
+
+    // Wrong, missing and revoked secrets; unknown connections.
+    let res = rpc(&format!("{}/s/not-a-secret/mcp", serve.base), list_tools()).await;
+    assert_eq!(res.status(), 401);
+    assert!(
+        res.headers().get("www-authenticate").is_none(),
+        "no OAuth challenge downstream"
+    );
+    let res = http()
+        .post(format!("{}/c/generic/mcp", serve.base))
+        .json(&list_tools())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = http()
+        .post(format!("{}/c/nope/mcp", serve.base))
+        .bearer_auth(&secret)
+        .json(&list_tools())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    // One client cut off, another unaffected.
+    let other = secret_for(&home, "generic", "claude-code");
+    home.run(&["revoke", "generic", "--client", "cursor"]).ok();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the serve process notices the vault change
+    let res = rpc(&format!("{}/s/{secret}/mcp", serve.base), list_tools()).await;
+    assert_eq!(res.status(), 401);
+    let res = rpc(&format!("{}/s/{other}/mcp", serve.base), list_tools()).await;
+    assert_eq!(res.status(), 200);
+
+    // Metrics count per connection and client.
+    let metrics = http()
+        .get(format!("{}/metrics", serve.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"tether_requests_total{connection="generic",client="cursor"} 2"#),
+        "{metrics}"
+    );
+    let log = serve.stop();
+    assert_no_tokens(&(seen + &log + &metrics));
+    assert!(
+        !log.contains(&secret),
+        "a downstream secret reached the log"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_refuses_rebinding_and_oversized_bodies() {
+    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[proxy]\nmax_body_bytes = 1024\nallowed_origins = [\"https://app.example.com\"]\n",
+    )
+    .unwrap();
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let with = |k: &'static str, v: &'static str| {
+        let url = url.clone();
+        async move {
+            http()
+                .post(url)
+                .header(k, v)
+                .header("mcp-protocol-version", "2026-07-28")
+                .json(&list_tools())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(with("host", "evil.example:80").await, 403);
+    assert_eq!(with("origin", "https://evil.example").await, 403);
+    assert_eq!(with("origin", "http://localhost:5173").await, 200);
+    assert_eq!(with("origin", "https://app.example.com").await, 200);
+    let big = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x".repeat(4096)}}});
+    assert_eq!(rpc(&url, big).await.status(), 413);
+    // Malformed JSON goes upstream as is: the upstream judges JSON-RPC.
+    let res = http()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    assert!(text.contains("-32700"), "{text}");
+    assert!(sim.stats().totals.mcp_requests >= 3);
+    drop(serve);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_events_arrive_as_the_upstream_sends_them() {
+    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let call = json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
+        "params":{"name":"progress","arguments":{"steps":5},"_meta":{"progressToken":"t"}}});
+    let started = Instant::now();
+    let res = rpc(&url, call.clone()).await;
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert_eq!(res.headers()["x-accel-buffering"], "no");
+    let mut stream = res.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    assert!(String::from_utf8_lossy(&first).contains("step 1 of 5"));
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    let total = started.elapsed();
+    assert!(String::from_utf8_lossy(&rest).contains("done: 5 steps"));
+    assert!(
+        total > first_at + Duration::from_millis(100),
+        "the first event came at {first_at:?}, the end at {total:?}: buffered?"
+    );
+    // A client that goes away mid-stream does not hurt the next one.
+    let res = rpc(&url, call).await;
+    let mut stream = res.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    drop(stream);
+    assert_eq!(rpc(&url, list_tools()).await.status(), 200);
+    drop(serve);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_token_is_refreshed_and_the_request_retried() {
+    // GitHub: the 11th token of the same OAuth app revokes the oldest — tether's.
+    let sim = tether::sim::start(SimOptions::new(Profile::Github))
+        .await
+        .unwrap();
+    let client = sim_support::register(&sim_support::http(), &sim, "none").await;
+    let home = Home::new();
+    home.run(&["add", "github", sim.mcp_url().as_str()]).ok();
+    common::Run::of(
+        home.cmd()
+            .args([
+                "add",
+                "app",
+                sim.mcp_url().as_str(),
+                "--client-id",
+                &client.id,
+            ])
+            .args(["--redirect-uri", sim_support::REDIRECT])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    let login = home
+        .cmd()
+        .args(["login", "app", "--timeout", "20"])
+        .env("BROWSER", browser())
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{login:?}");
+    let secret = secret_for(&home, "app", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    assert_eq!(rpc(&url, list_tools()).await.status(), 200);
+    // Ten other clients of the same app sign in.
+    for _ in 0..10 {
+        sim_support::login_as(&sim_support::http(), &sim, &client, None).await;
+    }
+    assert!(sim.stats().totals.evictions >= 1);
+    let res = rpc(&url, list_tools()).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["result"]["tools"].is_array(), "{body}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status: Value =
+        serde_json::from_str(&home.run(&["status", "app", "--json"]).ok().stdout).unwrap();
+    let evicted = status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["diagnosis"] == "token_evicted");
+    assert!(evicted, "eviction not diagnosed: {status}");
+    assert_eq!(status["state"], "healthy");
+    drop(serve);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_grant_is_explained_to_the_client_not_challenged() {
+    let (sim, home) = connected(Profile::Linear, 1.0).await;
+    let secret = secret_for(&home, "linear", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    assert_eq!(rpc(&url, list_tools()).await.status(), 200);
+    // The user revoked tether's access in the service's settings.
+    let revoked = sim_support::http()
+        .post(sim_support::url(&sim, "/__sim/revoke-all"))
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success());
+    let res = rpc(&url, list_tools()).await;
+    assert_eq!(res.status(), 200, "a JSON-RPC error, not an HTTP challenge");
+    assert!(res.headers().get("www-authenticate").is_none());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["id"], 7);
+    assert_eq!(body["error"]["code"], -32001);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("needs re-authorization"), "{message}");
+    assert!(message.contains("tether login linear"), "{message}");
+    assert_eq!(
+        body["error"]["data"]["diagnosis"],
+        "invalid_grant.expired_or_revoked"
+    );
+    // A GET (no JSON-RPC id) gets an HTTP error with the same words.
+    let res = http().get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let log = serve.stop();
+    assert_no_tokens(&(body.to_string() + &log));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_and_slow_upstreams_are_named() {
+    // An upstream that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let _hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().take(4) {
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(10));
+    });
+    let home = Home::new();
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[proxy]\nupstream_timeout_secs = 1\n",
+    )
+    .unwrap();
+    home.run(&["add", "down", "http://127.0.0.1:9/mcp", "--no-auth"])
+        .ok();
+    home.run(&[
+        "add",
+        "slow",
+        &format!("http://{silent_addr}/mcp"),
+        "--no-auth",
+    ])
+    .ok();
+    let down = secret_for(&home, "down", "cursor");
+    let slow = secret_for(&home, "slow", "cursor");
+    let serve = Serve::start(&home);
+    for (secret, words) in [(&down, "unreachable"), (&slow, "timed out")] {
+        let url = format!("{}/s/{secret}/mcp", serve.base);
+        let body: Value = rpc(&url, list_tools()).await.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32002, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{message}");
+        let res = http().get(&url).send().await.unwrap();
+        assert_eq!(res.status(), 502);
+    }
+    serve.stop();
+}
