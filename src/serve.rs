@@ -61,7 +61,7 @@ pub async fn is_tether(addr: SocketAddr) -> bool {
 }
 
 pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
-    init_logging();
+    let _log_guard = init_logging();
     let vault = open_vault()?;
     let config = Config::load(&Paths::discover()?)?;
     let addr = bind_flag.unwrap_or(config.proxy.bind);
@@ -98,11 +98,15 @@ pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging() {
+/// Logs to stderr through a background writer: a slow or stalled stderr (a full pipe)
+/// drops log lines instead of stalling the proxy.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .try_init();
+    guard
 }

@@ -16,10 +16,12 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tether::sim::{Profile, SimHandle, SimOptions};
 
-/// A `tether serve` process on a free port; stopped (SIGTERM) when dropped.
+/// A `tether serve` process on a free port; stopped (SIGTERM) when dropped. Its log is
+/// drained continuously, as a terminal would.
 struct Serve {
     child: Child,
     base: String,
+    log: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Serve {
@@ -27,7 +29,7 @@ impl Serve {
         let mut child = home
             .cmd()
             .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "debug,hyper_util=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -40,9 +42,16 @@ impl Serve {
             line.starts_with("http://127.0.0.1:"),
             "serve printed {line:?}"
         );
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log);
+            log
+        });
         Self {
             child,
             base: line.trim().to_string(),
+            log: Some(log),
         }
     }
 
@@ -53,14 +62,7 @@ impl Serve {
             .status();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "serve exited with {status:?}");
-        let mut log = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
-        log
+        self.log.take().unwrap().join().unwrap()
     }
 }
 
@@ -441,4 +443,69 @@ async fn unreachable_and_slow_upstreams_are_named() {
         assert_eq!(res.status(), 502);
     }
     serve.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_ride_through_two_second_tokens() {
+    const SECONDS: u64 = 20;
+    // Linear's one-hour tokens live two seconds; refresh tokens rotate and reuse kills the grant.
+    let (sim, home) = connected(Profile::Linear, 1800.0).await;
+    let secret = secret_for(&home, "linear", "load");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let probes = sim.stats().totals.mcp_401s;
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let client = http();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                while Instant::now() < deadline {
+                    let res = client
+                        .post(&url)
+                        .header("mcp-protocol-version", "2026-07-28")
+                        .json(&list_tools())
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = res.status();
+                    let body = res.text().await.unwrap();
+                    if status == 200 && body.contains("\"tools\"") {
+                        ok += 1;
+                    } else {
+                        failed.push(format!("{status} {body}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        let (ok, failed) = t.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "failed requests: {:?}",
+            &failed[..failed.len().min(3)]
+        );
+        total += ok;
+    }
+    let stats = sim.stats();
+    let status: Value =
+        serde_json::from_str(&home.run(&["status", "linear", "--json"]).ok().stdout).unwrap();
+    let generation = status["token"]["generation"].as_u64().unwrap();
+    assert!(total > 2_000, "only {total} requests");
+    assert_eq!(stats.totals.invalid_grant_responses, 0);
+    assert_eq!(stats.totals.mcp_401s, probes, "a client met a stale token");
+    // One refresh per token lifetime: each refresh made the next generation.
+    assert_eq!(stats.totals.refresh_calls, generation - 1);
+    assert!(
+        stats.totals.refresh_calls >= SECONDS / 2 - 1,
+        "{}",
+        stats.totals.refresh_calls
+    );
+    drop(serve);
+    sim.shutdown().await;
 }
