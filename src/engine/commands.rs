@@ -73,10 +73,30 @@ impl Engine {
                 Ok(())
             }
             EngineCommand::CleanOrphans { name } => self.clean_orphans(&name).await,
-            EngineCommand::ClientEndpoint { .. } | EngineCommand::RevokeClient { .. } => Err(
-                "client endpoints come with the local proxy (`tether serve`), which this build does not include yet"
-                    .to_string(),
-            ),
+            EngineCommand::ClientEndpoint { name, label } => {
+                let (secret, _) = crate::access::endpoint_secret(&self.inner.vault, &name, &label)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let url = format!("http://{}/s/{}/mcp", self.proxy_addr(), secret.expose());
+                let _ = self.inner.events.send(EngineEvent::Endpoint {
+                    connection: name,
+                    label,
+                    url: crate::secret::Secret::new(url),
+                });
+                self.inner.changed.notify_one();
+                Ok(())
+            }
+            EngineCommand::RevokeClient { name, label } => {
+                crate::access::revoke(&self.inner.vault, &name, &label)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.inner.changed.notify_one();
+                self.notice(
+                    NoticeLevel::Info,
+                    format!("client '{label}' can no longer use '{name}'"),
+                );
+                Ok(())
+            }
             EngineCommand::Login { .. }
             | EngineCommand::Reauthorize { .. }
             | EngineCommand::CancelLogin { .. } => Ok(()),
@@ -153,6 +173,17 @@ impl Engine {
             .await
             .map_err(|e| e.to_string())??;
         self.reload().await.map_err(|e| e.to_string())
+    }
+
+    /// Where local clients reach the proxy: this process's, another tether's, or the
+    /// default address.
+    fn proxy_addr(&self) -> std::net::SocketAddr {
+        match self.inner.proxy.lock().map(|p| p.clone()) {
+            Ok(
+                super::ProxyStatus::Serving { addr } | super::ProxyStatus::ServedElsewhere { addr },
+            ) => addr,
+            _ => crate::config::ProxyConfig::default().bind,
+        }
     }
 
     fn start_login(&self, name: String, reregister: bool) {
