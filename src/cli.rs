@@ -83,6 +83,15 @@ pub enum Command {
         #[arg(long, value_name = "LABEL", default_value = "default")]
         client: String,
     },
+    /// Bridge stdio to a connection, for MCP clients that only launch local commands:
+    /// JSON-RPC lines in on stdin, responses and notifications out on stdout.
+    Stdio {
+        /// The connection's name.
+        name: String,
+        /// Which client this is (traffic and failures are counted per client).
+        #[arg(long, value_name = "LABEL", default_value = "stdio")]
+        client: String,
+    },
     /// Cut one local client off a connection; its endpoint stops working at once.
     Revoke {
         /// The connection's name.

@@ -7,6 +7,7 @@
 //! - [`commands`]: each subcommand, a thin script over the library.
 //! - [`demo`]: `tether demo`, six simulated providers and a throwaway vault.
 //! - [`serve`]: `tether serve`, the engine and proxy without a terminal UI.
+//! - [`stdio`]: `tether stdio`, the stdio ↔ HTTP bridge for command-launching clients.
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM.
 //! - [`diagnosis`]: each diagnosis code's explanation and remedy.
 //! - [`engine`]: connections at run time; the state, events and commands front ends use.
@@ -38,5 +39,6 @@ pub mod secret;
 pub mod serve;
 pub mod shutdown;
 pub mod sim;
+pub mod stdio;
 pub mod vault;
 pub mod view;

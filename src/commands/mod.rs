@@ -44,6 +44,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Url { name, client } => {
             runtime().and_then(|rt| rt.block_on(endpoints::url(&name, &client)))
         }
+        Command::Stdio { name, client } => {
+            runtime().and_then(|rt| rt.block_on(crate::stdio::run(&name, &client)))
+        }
         Command::Revoke { name, client } => {
             runtime().and_then(|rt| rt.block_on(endpoints::revoke(&name, &client)))
         }
