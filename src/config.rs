@@ -16,6 +16,18 @@ pub const KEY_SOURCE_ENV: &str = "TETHER_KEY_SOURCE";
 pub struct Config {
     #[serde(default)]
     pub vault: VaultConfig,
+    #[serde(default)]
+    pub tui: TuiConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuiConfig {
+    /// The TUI's colour theme by name: a built-in (`tether-dark`, `tether-light`,
+    /// `high-contrast`, `catppuccin-mocha`, `gruvbox-dark`) or a file in the config
+    /// folder's `themes/`. `--theme` wins over it.
+    #[serde(default)]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

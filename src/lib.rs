@@ -13,6 +13,7 @@
 //! - [`sim`]: the provider simulator (OAuth server + MCP server with per-provider
 //!   policies and faults); shares no code with the client side.
 //! - [`secret`]: the masked `Secret` newtype every token and key travels in.
+//! - [`tui`]: the terminal UI, a front end over the engine's handle.
 //! - [`vault`]: the encrypted, transactional store (a leaf: no protocol, no screen).
 //! - [`view`]: what `list` and `status` show, secrets masked.
 
@@ -26,5 +27,6 @@ pub mod paths;
 pub mod secret;
 pub mod shutdown;
 pub mod sim;
+pub mod tui;
 pub mod vault;
 pub mod view;
