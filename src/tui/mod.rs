@@ -256,3 +256,24 @@ impl<F: Future> Future for MarkedTui<F> {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_theme_flag_wins_over_config_toml() {
+        let config: Config = toml::from_str("[tui]\ntheme = \"tether-light\"").unwrap();
+        let paths = Paths::under(PathBuf::from("/nonexistent"));
+        assert_eq!(
+            TuiOptions::new(&config, &paths, None).theme.as_deref(),
+            Some("tether-light")
+        );
+        let flagged = TuiOptions::new(&config, &paths, Some("high-contrast".into()));
+        assert_eq!(flagged.theme.as_deref(), Some("high-contrast"));
+        assert!(
+            toml::from_str::<Config>("[tui]\nthem = \"x\"").is_err(),
+            "typos are refused"
+        );
+    }
+}

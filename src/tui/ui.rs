@@ -48,7 +48,7 @@ impl Regions {
             if column >= x && column < x + width {
                 return Some(tab);
             }
-            x += width + detail::TAB_DIVIDER.len() as u16;
+            x += width + detail::TAB_DIVIDER.chars().count() as u16;
         }
         None
     }

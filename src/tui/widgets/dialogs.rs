@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::widgets::{Clear, Padding, Paragraph, Wrap};
 
 use super::{bold, centered, dialog};
 use crate::tui::app::{App, Confirm, Endpoint};
@@ -76,7 +76,7 @@ fn show(frame: &mut Frame, app: &App, title: &'static str, lines: Vec<Line<'stat
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(dialog(theme, title))
+            .block(dialog(theme, title).padding(Padding::horizontal(1)))
             .wrap(Wrap { trim: true }),
         area,
     );

@@ -54,7 +54,7 @@ pub fn rows(app: &App) -> Vec<EventRow> {
         }))
         .collect();
     // Newest first; the stable sort keeps each connection's own order for equal times.
-    rows.sort_by(|a, b| b.at.cmp(&a.at));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.at));
     rows
 }
 

@@ -14,6 +14,9 @@ use crate::tui::keymap::{self, Context};
 use crate::tui::wizard::{Phase, Status};
 use crate::vault::{Auth, RegistrationStatus};
 
+/// Footer words a narrow footer drops first: arrows and tabs explain themselves.
+const SELF_EVIDENT: [&str; 5] = ["move", "tabs", "focus", "theme", "events"];
+
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let theme = app.theme();
     let mut spans = Vec::new();
@@ -32,8 +35,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let budget = (area.width as usize).saturating_sub(used + 1);
     let mut shown: Vec<(String, &str)> = keys;
     while width(&shown) > budget && shown.len() > 1 {
-        // Keep help and quit, the last two, as long as anything is left.
-        let drop_at = shown.len().saturating_sub(3).min(shown.len() - 1);
+        // Self-evident keys go first; then from the end, keeping help and quit.
+        let drop_at = shown
+            .iter()
+            .position(|(_, word)| SELF_EVIDENT.contains(word))
+            .unwrap_or_else(|| shown.len().saturating_sub(3).min(shown.len() - 1));
         shown.remove(drop_at);
     }
     spans.push(Span::raw(" "));
@@ -102,7 +108,7 @@ pub fn applies(app: &App, command: Command) -> bool {
     match command {
         Command::Login => oauth,
         Command::Reauthorize => oauth && !c.clients.is_empty(),
-        Command::Refresh => oauth && c.token.is_some(),
+        Command::Refresh => oauth && c.token.is_some() && c.state.diagnosis().is_none(),
         Command::CleanOrphans => c
             .clients
             .iter()

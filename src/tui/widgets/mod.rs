@@ -187,3 +187,52 @@ pub fn wrapped_height(lines: &[Line], width: u16) -> u16 {
         .sum::<usize>()
         .min(u16::MAX as usize) as u16
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn countdowns_turn_warning_then_error_as_expiry_nears() {
+        let t = Theme::default_theme();
+        assert_eq!(urgency(&t, 3000, Some(3600)), t.ok);
+        assert_eq!(
+            urgency(&t, 600, Some(3600)),
+            t.warning,
+            "under a fifth of the lifetime"
+        );
+        assert_eq!(urgency(&t, 299, None), t.warning, "under five minutes");
+        assert_eq!(
+            urgency(&t, 59, Some(60 * 86_400)),
+            t.error,
+            "under a minute"
+        );
+        let now = Utc::now();
+        let token = |left: i64| TokenSet {
+            client_id: String::new(),
+            issuer: String::new(),
+            access_token: crate::secret::Secret::new("x"),
+            refresh_token: None,
+            scope: None,
+            expires_at: Some(now + Duration::seconds(left)),
+            obtained_at: now - Duration::seconds(3600 - left),
+            generation: 1,
+            used_refresh_hashes: Vec::new(),
+        };
+        assert_eq!(countdown(&t, Some(&token(-5)), now).content, "expired");
+        assert_eq!(countdown(&t, Some(&token(250)), now).content, "4m 10s");
+        assert_eq!(countdown(&t, None, now).content, "—");
+    }
+
+    #[test]
+    fn short_times_fit_a_column() {
+        let now = Utc::now();
+        assert_eq!(short_ago(now - Duration::seconds(2736), now), "45m ago");
+        assert_eq!(short_ago(now - Duration::days(3), now), "3d ago");
+        assert_eq!(short_ago(now + Duration::seconds(90), now), "in 1m");
+        assert_eq!(short_ago(now, now), "now");
+        assert_eq!(fit("invalid_grant.reused", 8), "invalid…");
+        assert_eq!(fit("ok", 8), "ok");
+    }
+}

@@ -132,7 +132,7 @@ fn draw_form(frame: &mut Frame, app: &App, wizard: &Wizard, area: Rect) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
-        " Enter: next field, and on the last one add it (OAuth kinds then open your browser).",
+        " Enter moves on; on the last field it adds the connection.",
         theme.muted(),
     ));
     let rest = Rect {
@@ -143,7 +143,10 @@ fn draw_form(frame: &mut Frame, app: &App, wizard: &Wizard, area: Rect) {
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), rest);
 }
 
-const STEPS: [(&str, fn(&LoginStep) -> bool); 6] = [
+/// Tells whether a reported step is this one.
+type IsStep = fn(&LoginStep) -> bool;
+
+const STEPS: [(&str, IsStep); 6] = [
     ("Protected resource metadata", |s| {
         matches!(s, LoginStep::ResourceMetadata)
     }),
