@@ -69,8 +69,8 @@ pub fn layout(area: Rect, app: &App) -> Regions {
     ])
     .areas(area);
     // The table takes what its rows need, up to 45% of the middle; the detail pane the rest.
-    let wanted = app.visible().len().max(1) as u16 + 3;
-    let table_height = wanted.clamp(5, (middle.height * 45 / 100).max(5));
+    let wanted = app.visible().len().clamp(1, 1000) as u16 + 3;
+    let table_height = wanted.clamp(5, (u32::from(middle.height) * 45 / 100).max(5) as u16);
     let [table, detail] =
         Layout::vertical([Constraint::Length(table_height), Constraint::Fill(1)]).areas(middle);
     let table_inner = Block::bordered().inner(table);

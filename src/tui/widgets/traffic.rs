@@ -50,7 +50,7 @@ pub fn draw(frame: &mut Frame, app: &App, c: &Connection, area: Rect) {
     };
     let mut y = body.y;
     for (label, t) in traffic.iter().skip(app.detail_scroll as usize) {
-        if y + 2 > body.y + body.height {
+        if u32::from(y) + 2 > u32::from(body.y) + u32::from(body.height) {
             break;
         }
         let row = Rect {
@@ -110,6 +110,6 @@ pub fn draw(frame: &mut Frame, app: &App, c: &Connection, area: Rect) {
             ]),
             totals,
         );
-        y += 3;
+        y = y.saturating_add(3);
     }
 }
