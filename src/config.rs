@@ -18,6 +18,8 @@ pub struct Config {
     pub vault: VaultConfig,
     #[serde(default)]
     pub proxy: ProxyConfig,
+    #[serde(default)]
+    pub tui: TuiConfig,
 }
 
 pub const BIND_ENV: &str = "TETHER_BIND";
@@ -50,6 +52,16 @@ impl Default for ProxyConfig {
             upstream_timeout_secs: 120,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuiConfig {
+    /// The TUI's colour theme by name: a built-in (`tether-dark`, `tether-light`,
+    /// `high-contrast`, `catppuccin-mocha`, `gruvbox-dark`) or a file in the config
+    /// folder's `themes/`. `--theme` wins over it.
+    #[serde(default)]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

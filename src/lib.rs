@@ -21,6 +21,7 @@
 //! - [`oauth`]: tether as an OAuth client toward upstream MCP servers (discovery,
 //!   `WWW-Authenticate` challenges); knows no screen and no server.
 //! - [`secret`]: the masked `Secret` newtype every token and key travels in.
+//! - [`tui`]: the terminal UI, a front end over the engine's handle.
 //! - [`vault`]: the encrypted, transactional store (a leaf: no protocol, no screen).
 //! - [`view`]: what `list` and `status` show, secrets masked.
 
@@ -40,5 +41,6 @@ pub mod serve;
 pub mod shutdown;
 pub mod sim;
 pub mod stdio;
+pub mod tui;
 pub mod vault;
 pub mod view;

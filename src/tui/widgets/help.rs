@@ -1,0 +1,106 @@
+//! The help overlay (`?`), generated from the keymap so it can never disagree with it,
+//! followed by what each state glyph means.
+
+use ratatui::Frame;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph};
+
+use super::{centered, dialog, state_span};
+use crate::tui::app::App;
+use crate::tui::keymap::{self, Context};
+use crate::tui::theme::Theme;
+use crate::vault::{ConnectionState, DiagnosisCode};
+
+const KEY_COLUMN: usize = 16;
+
+pub fn lines(theme: &Theme) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    for context in Context::ALL {
+        if context == Context::Help {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(Line::raw(""));
+        }
+        out.push(Line::styled(context.title(), theme.title()));
+        for b in keymap::bindings(context) {
+            let keys = b
+                .keys
+                .iter()
+                .map(|k| k.label())
+                .collect::<Vec<_>>()
+                .join(" ");
+            out.push(Line::from(vec![
+                Span::styled(format!("  {keys:<KEY_COLUMN$}"), theme.key()),
+                Span::raw(b.help),
+            ]));
+        }
+    }
+    out.push(Line::raw(""));
+    out.push(Line::styled("States", theme.title()));
+    let states = [
+        (
+            ConnectionState::Healthy,
+            "token valid, refreshed ahead of expiry",
+        ),
+        (
+            ConnectionState::Expiring,
+            "token close to expiry, a refresh is due",
+        ),
+        (ConnectionState::Refreshing, "a refresh is in flight"),
+        (
+            ConnectionState::Degraded { why: String::new() },
+            "the server failed; retrying, token kept",
+        ),
+        (
+            ConnectionState::NeedsReauth {
+                diagnosis: DiagnosisCode::InvalidGrantExpiredOrRevoked,
+                detail: String::new(),
+            },
+            "cannot refresh: see the Diagnosis tab",
+        ),
+        (
+            ConnectionState::NeedsLogin,
+            "added, not authorized yet: press l",
+        ),
+        (ConnectionState::Disabled, "switched off"),
+    ];
+    for (state, meaning) in states {
+        let span = state_span(theme, &state);
+        let pad = (KEY_COLUMN + 2).saturating_sub(span.content.chars().count());
+        out.push(Line::from(vec![
+            Span::raw("  "),
+            span,
+            Span::raw(" ".repeat(pad.saturating_sub(2))),
+            Span::styled(meaning, theme.muted()),
+        ]));
+    }
+    out.push(Line::raw(""));
+    out.push(Line::styled(
+        "Mouse: click a row to select it, a tab to open it; the wheel scrolls.",
+        theme.muted(),
+    ));
+    out
+}
+
+/// Lines in the help, for scrolling.
+pub fn len() -> usize {
+    lines(&Theme::default_theme()).len()
+}
+
+pub fn draw(frame: &mut Frame, app: &App, scroll: u16) {
+    let theme = app.theme();
+    let area = centered(frame.area(), 84, frame.area().height.saturating_sub(4));
+    let lines = lines(theme);
+    let inner_height = area.height.saturating_sub(2);
+    let max = (lines.len() as u16).saturating_sub(inner_height);
+    let block = dialog(theme, " Help — keys ")
+        .title_bottom(Line::styled(" ↑/↓ scroll · Esc close ", theme.muted()).right_aligned());
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .scroll((scroll.min(max), 0)),
+        area,
+    );
+}
