@@ -244,6 +244,7 @@ fn registration(
             .then(|| url::Url::parse(&format!("{issuer}/register/{id}")).ok())
             .flatten(),
         status,
+        token_endpoint_auth_method: Some("none".to_string()),
     }
 }
 
@@ -375,5 +376,6 @@ fn access(label: &str, now: DateTime<Utc>, seen_minutes_ago: Option<i64>) -> Cli
         secret_hash: [7; 32],
         created_at: now - Duration::days(12),
         last_seen: seen_minutes_ago.map(|m| now - Duration::minutes(m)),
+        nonce: vec![1; 16],
     }
 }

@@ -148,6 +148,7 @@ pub fn event_word(kind: EventKind) -> &'static str {
         EventKind::StateChanged => "state changed",
         EventKind::ClientAdded => "client added",
         EventKind::ClientRevoked => "client revoked",
+        EventKind::Rejected => "token rejected early",
         EventKind::Other => "other",
     }
 }
@@ -156,7 +157,7 @@ pub fn event_colour(theme: &Theme, kind: EventKind) -> Color {
     match kind {
         EventKind::RefreshFailed => theme.error,
         EventKind::Refreshed | EventKind::Authorized | EventKind::Adopted => theme.ok,
-        EventKind::StateChanged | EventKind::ClientRevoked => theme.warning,
+        EventKind::StateChanged | EventKind::ClientRevoked | EventKind::Rejected => theme.warning,
         _ => theme.text,
     }
 }
