@@ -7,8 +7,14 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "tether", version, about, long_about = None)]
 pub struct Cli {
+    /// Without a command, tether opens its terminal UI with the engine and the local proxy
+    /// running inside it.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// The terminal UI's colour theme: tether-dark, tether-light, high-contrast,
+    /// catppuccin-mocha, gruvbox-dark, or a user theme's name.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -99,18 +99,22 @@ impl Demo {
         for (result, (profile, _)) in join_all(logins).await.into_iter().zip(&providers) {
             result.map_err(|e| DemoError::Login(profile.to_string(), e.to_string()))?;
         }
+        // Its own proxy on a free port, so the demo never competes with a real tether.
+        let listener = tokio::net::TcpListener::bind(crate::front::any_loopback())
+            .await
+            .map_err(DemoError::Home)?;
+        let addr = listener.local_addr().map_err(DemoError::Home)?;
         let engine = Engine::start(
             vault.clone(),
             http,
             EngineOptions {
                 schedule: true,
                 browser: Browser::Fetch,
-                proxy: ProxyStatus::Off {
-                    reason: "the local proxy is not part of this build yet".to_string(),
-                },
+                proxy: ProxyStatus::Serving { addr },
             },
         )
         .await?;
+        crate::front::spawn_proxy(&engine, listener, &Config::default());
         Ok(Self {
             home,
             vault,
@@ -150,15 +154,36 @@ fn demo_connection(profile: Profile, handle: &SimHandle) -> Connection {
     c
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(args: DemoArgs, theme: Option<String>) -> anyhow::Result<()> {
+    if !args.headless {
+        let demo = Demo::start(args.time_scale).await?;
+        // Logs stay in the throwaway folder with everything else the demo made.
+        let _log = crate::front::log_to_file(&Paths::under(demo.home.path().to_path_buf()))?;
+        let paths = Paths::discover()?;
+        let config = Config::load(&paths).unwrap_or_default();
+        let options = crate::tui::TuiOptions::new(&config, &paths, theme);
+        let result = crate::tui::run(demo.engine.handle(), options).await;
+        demo.stop().await;
+        return result;
+    }
     let demo = Demo::start(args.time_scale).await?;
-    print_summary(&demo, args.time_scale)?;
+    print_summary(&demo, args.time_scale).await?;
     crate::shutdown::signal().await?;
     demo.stop().await;
     Ok(())
 }
 
-fn print_summary(demo: &Demo, time_scale: f64) -> anyhow::Result<()> {
+async fn print_summary(demo: &Demo, time_scale: f64) -> anyhow::Result<()> {
+    let addr = match &demo.engine.handle().state.borrow().proxy {
+        ProxyStatus::Serving { addr } => Some(*addr),
+        _ => None,
+    };
+    let mut endpoints = Vec::new();
+    for (profile, _) in &demo.providers {
+        let (secret, _) =
+            crate::access::endpoint_secret(&demo.vault, profile.as_str(), "demo").await?;
+        endpoints.push(addr.map(|a| format!("http://{a}/s/{}/mcp", secret.expose())));
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -177,16 +202,17 @@ fn print_summary(demo: &Demo, time_scale: f64) -> anyhow::Result<()> {
     writeln!(out, "vault: {}", demo.vault.location().display())?;
     let store = demo.vault.load()?;
     let now = Utc::now();
-    for c in store.connections() {
+    for (c, endpoint) in store.connections().iter().zip(&endpoints) {
         let s = crate::view::ConnectionSummary::of(c, now);
         writeln!(
             out,
-            "  {:<10} {:<12} token expires in {}",
+            "  {:<10} {:<12} token expires in {:<9} local endpoint: {}",
             s.name,
             s.state,
             s.expires_in_seconds
                 .map(crate::view::duration)
-                .unwrap_or_else(|| "never".into())
+                .unwrap_or_else(|| "never".into()),
+            endpoint.as_deref().unwrap_or("-")
         )?;
     }
     writeln!(

@@ -14,6 +14,7 @@
 //! - [`oauth`]: the OAuth client side: discovery, registration, login, refresh.
 //! - [`http`]: the one shared HTTP client toward upstream servers.
 //! - [`proxy`]: the local MCP endpoints: guard, forwarding, metrics.
+//! - [`front`]: `tether` with no command: the TUI with engine and proxy inside.
 //! - [`paths`]: where files live (`TETHER_HOME` or the XDG folders).
 //! - [`config`]: `config.toml`, defaults → file → environment.
 //! - [`sim`]: the provider simulator (OAuth server + MCP server with per-provider
@@ -32,6 +33,7 @@ pub mod config;
 pub mod demo;
 pub mod diagnosis;
 pub mod engine;
+pub mod front;
 pub mod http;
 pub mod oauth;
 pub mod paths;

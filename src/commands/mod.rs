@@ -31,13 +31,17 @@ pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command {
+    let theme = cli.theme;
+    let Some(command) = cli.command else {
+        return finish(runtime().and_then(|rt| rt.block_on(crate::front::run_tui(theme))));
+    };
+    let result = match command {
         Command::Add(args) => connections::add(args),
         Command::List { json } => connections::list(json),
         Command::Status { name, json } => connections::status(&name, json),
         Command::Remove { name } => connections::remove(&name),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(crate::sim::run_cli(args))),
-        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(crate::demo::run(args))),
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(crate::demo::run(args, theme))),
         Command::Login(args) => runtime().and_then(|rt| rt.block_on(auth::login(args))),
         Command::Refresh { name } => runtime().and_then(|rt| rt.block_on(auth::refresh(&name))),
         Command::Serve { bind } => runtime().and_then(|rt| rt.block_on(crate::serve::run(bind))),
@@ -54,6 +58,10 @@ pub fn run(cli: Cli) -> ExitCode {
             runtime().and_then(|rt| rt.block_on(auth::orphans(name.as_deref(), delete, json)))
         }
     };
+    finish(result)
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -94,11 +102,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Opens the vault as every command does, printing the key-fallback warning once.
 pub fn open_vault() -> anyhow::Result<Vault> {
-    let paths = Paths::discover()?;
-    let config = Config::load(&paths)?;
-    let vault = Vault::open(&paths, &config)?;
+    let vault = open_vault_quietly()?;
     if let Some(warning) = vault.key_source().fallback_warning() {
         eprintln!("tether: warning: {warning}");
     }
     Ok(vault)
+}
+
+/// Opens the vault without printing: the TUI shows the key warning in its header.
+pub fn open_vault_quietly() -> anyhow::Result<Vault> {
+    let paths = Paths::discover()?;
+    let config = Config::load(&paths)?;
+    Ok(Vault::open(&paths, &config)?)
 }

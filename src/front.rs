@@ -1,0 +1,81 @@
+//! `tether` with no command: the terminal UI with the engine and the local proxy running
+//! inside it — the way users leave tether open. If another tether process already serves
+//! the proxy port, this one says so and watches the shared vault instead.
+
+use std::net::SocketAddr;
+
+use crate::commands::open_vault_quietly;
+use crate::config::Config;
+use crate::engine::{Engine, EngineOptions, ProxyStatus};
+use crate::paths::Paths;
+use crate::serve::ServeError;
+
+pub async fn run_tui(theme: Option<String>) -> anyhow::Result<()> {
+    let paths = Paths::discover()?;
+    let config = Config::load(&paths)?;
+    let _log = log_to_file(&paths)?;
+    let vault = open_vault_quietly()?;
+    let (listener, proxy) = match crate::serve::bind(config.proxy.bind).await {
+        Ok(l) => {
+            let addr = l.local_addr()?;
+            (Some(l), ProxyStatus::Serving { addr })
+        }
+        Err(ServeError::AlreadyServed(addr)) => (None, ProxyStatus::ServedElsewhere { addr }),
+        Err(e) => (
+            None,
+            ProxyStatus::Off {
+                reason: e.to_string(),
+            },
+        ),
+    };
+    let engine = Engine::start(
+        vault,
+        crate::http::client(),
+        EngineOptions {
+            proxy,
+            ..EngineOptions::default()
+        },
+    )
+    .await?;
+    if let Some(listener) = listener {
+        spawn_proxy(&engine, listener, &config);
+    }
+    let result = crate::tui::run(
+        engine.handle(),
+        crate::tui::TuiOptions::new(&config, &paths, theme),
+    )
+    .await;
+    engine.shutdown();
+    result
+}
+
+/// Serves the proxy in the background for as long as the process lives.
+pub fn spawn_proxy(engine: &Engine, listener: tokio::net::TcpListener, config: &Config) {
+    let router = crate::proxy::router(engine.clone(), config.proxy.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!("the local proxy stopped: {e}");
+        }
+    });
+}
+
+/// While the TUI owns the terminal, logs go to `<state>/logs/tether.log`.
+pub fn log_to_file(paths: &Paths) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = paths.log_dir();
+    crate::paths::ensure_private_dir(&dir)?;
+    let file = tracing_appender::rolling::never(&dir, "tether.log");
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(writer)
+        .try_init();
+    Ok(guard)
+}
+
+/// The address a demo or test proxy takes when the usual one is busy.
+pub fn any_loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
