@@ -1,43 +1,205 @@
-//! Writes the README's screenshots: `cargo run --example screenshots [OUT_DIR]`
-//! (default `screenshots/`). Each is the TUI drawn from `tui::fixture` at a fixed clock,
-//! rendered to PNG with the embedded DejaVu Sans Mono — no display needed.
+//! Writes the README's screenshots from a live `tether demo`:
+//! `cargo run --example screenshots [OUT_DIR]` (default `screenshots/`).
+//!
+//! It starts the demo in-process (six simulated providers, a throwaway vault, the engine
+//! and its proxy), sends some client traffic through the proxy, loses one refresh
+//! response on the Linear-style provider so that connection breaks for real, records a real
+//! login's steps for the wizard, and draws each screen from the engine's live state into
+//! PNGs with the embedded DejaVu Sans Mono — no display needed.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tether::tui::{fixture, screenshot};
+use tether::demo::Demo;
+use tether::engine::EngineEvent;
+use tether::oauth::authorize::{self, Browser, LoginOptions, LoginStep, StepOutcome};
+use tether::oauth::refresh::Trigger;
+use tether::sim::{FaultPlan, Profile};
+use tether::tui::{Action, App, Command, DetailTab, fixture, screenshot};
+use tether::vault::{Auth, Connection, Store, VaultError};
 
 const WIDTH: u16 = 120;
 const HEIGHT: u16 = 34;
 const SCALE: f32 = 1.5;
 
-/// (file name, scene name) pairs: the README shows these.
-const SHOTS: [(&str, &str); 6] = [
-    ("main", "main"),
-    ("history", "history"),
-    ("diagnosis", "diagnosis"),
-    ("add-wizard", "wizard-steps"),
-    ("theme-light", "theme-light"),
-    ("theme-catppuccin", "theme-catppuccin"),
-];
-
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let out = PathBuf::from(
         std::env::args()
             .nth(1)
             .unwrap_or_else(|| "screenshots".to_string()),
     );
     std::fs::create_dir_all(&out)?;
-    let scenes = fixture::scenes(WIDTH, HEIGHT);
-    for (file, scene) in SHOTS {
-        let app = scenes
-            .iter()
-            .find(|(name, _)| *name == scene)
-            .map(|(_, app)| app)
-            .ok_or_else(|| anyhow::anyhow!("no scene called '{scene}'"))?;
-        let png = screenshot::render_png(app, WIDTH, HEIGHT, SCALE)?;
+    let demo = Demo::start(600.0).await?;
+    send_traffic(&demo).await?;
+    break_linear(&demo).await;
+    // Let the short demo tokens refresh a few times on their own.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    demo.engine.reload().await?;
+    let state = demo.engine.handle().state.borrow().as_ref().clone();
+    let (steps, url) = record_a_login(&demo).await?;
+    let now = chrono::Utc::now();
+    let app = |theme: Option<&str>| fixture::app(state.clone(), theme, now, WIDTH, HEIGHT);
+    let shots: Vec<(&str, App)> = vec![
+        ("main", select(app(None), "generic", &[])),
+        (
+            "history",
+            select(
+                app(None),
+                "atlassian",
+                &[Command::ShowTab(DetailTab::History)],
+            ),
+        ),
+        (
+            "diagnosis",
+            select(
+                app(None),
+                "linear",
+                &[Command::ShowTab(DetailTab::Diagnosis)],
+            ),
+        ),
+        ("add-wizard", wizard(app(None), &url, &steps)),
+        (
+            "theme-light",
+            select(app(Some("tether-light")), "github", &[]),
+        ),
+        (
+            "theme-catppuccin",
+            select(
+                app(Some("catppuccin-mocha")),
+                "linear",
+                &[Command::ShowTab(DetailTab::Diagnosis)],
+            ),
+        ),
+    ];
+    for (file, app) in shots {
+        let png = screenshot::render_png(&app, WIDTH, HEIGHT, SCALE)?;
         let path = out.join(format!("{file}.png"));
         std::fs::write(&path, png)?;
         println!("{}", path.display());
     }
+    demo.stop().await;
     Ok(())
+}
+
+/// Two local clients calling through the demo's proxy, so the Traffic and Clients tabs
+/// have something to show.
+async fn send_traffic(demo: &Demo) -> anyhow::Result<()> {
+    let addr = match &demo.engine.handle().state.borrow().proxy {
+        tether::engine::ProxyStatus::Serving { addr } => *addr,
+        other => anyhow::bail!("the demo proxy is not serving: {other:?}"),
+    };
+    let http = reqwest::Client::new();
+    for (name, label, calls) in [
+        ("generic", "claude-code", 40),
+        ("generic", "cursor", 15),
+        ("github", "claude-code", 25),
+    ] {
+        let (secret, _) = tether::access::endpoint_secret(&demo.vault, name, label).await?;
+        let url = format!("http://{addr}/s/{}/mcp", secret.expose());
+        for _ in 0..calls {
+            http.post(&url)
+                .header("mcp-protocol-version", "2026-07-28")
+                .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+                .send()
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The Linear-style provider rotates a refresh token but the response is lost; the next
+/// refresh presents the spent token and the grant is dead — as in the field.
+async fn break_linear(demo: &Demo) {
+    if let Some((_, sim)) = demo.providers.iter().find(|(p, _)| *p == Profile::Linear) {
+        sim.set_faults(FaultPlan {
+            drop_next_refresh: true,
+            ..FaultPlan::default()
+        });
+    }
+    if let Some(manager) = demo.engine.manager("linear") {
+        let _ = manager.refresh(Trigger::Manual).await;
+        let _ = manager.refresh(Trigger::Manual).await;
+    }
+}
+
+/// A real login's steps, against the demo's generic provider, for the wizard screen.
+type Steps = Vec<(LoginStep, StepOutcome)>;
+
+async fn record_a_login(demo: &Demo) -> anyhow::Result<(Steps, String)> {
+    let upstream = demo
+        .providers
+        .iter()
+        .find(|(p, _)| *p == Profile::Generic)
+        .map(|(_, sim)| sim.mcp_url())
+        .ok_or_else(|| anyhow::anyhow!("no generic provider"))?;
+    let url = upstream.to_string();
+    demo.vault
+        .transact_async(move |s: &mut Store| {
+            s.push(Connection::new(
+                "linear-work".parse().expect("valid name"),
+                upstream,
+                Auth::OAuth {
+                    scopes: vec![],
+                    discovery: None,
+                },
+                chrono::Utc::now(),
+            ));
+            Ok::<_, VaultError>(())
+        })
+        .await?;
+    let steps = Arc::new(Mutex::new(Vec::new()));
+    let recorder = steps.clone();
+    let options = LoginOptions {
+        browser: Browser::Fetch,
+        ..LoginOptions::default()
+    };
+    authorize::login(
+        demo.engine.http(),
+        &demo.vault,
+        "linear-work",
+        options,
+        Arc::new(move |step, outcome| {
+            if let Ok(mut s) = recorder.lock() {
+                s.push((step, outcome));
+            }
+        }),
+    )
+    .await?;
+    let steps = steps.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok((steps, url))
+}
+
+fn select(mut app: App, name: &str, commands: &[Command]) -> App {
+    let index = app
+        .visible()
+        .iter()
+        .position(|c| c.name.as_str() == name)
+        .unwrap_or(0);
+    for _ in 0..index {
+        app.update(Action::Command(Command::Down));
+    }
+    for c in commands {
+        app.update(Action::Command(*c));
+    }
+    app
+}
+
+/// The add wizard as a user fills it in, then the login steps as the engine reported them.
+fn wizard(mut app: App, url: &str, steps: &[(LoginStep, StepOutcome)]) -> App {
+    app.update(Action::Command(Command::Add));
+    fixture::type_text(&mut app, "linear-work");
+    app.update(Action::Command(Command::NextField));
+    fixture::type_text(&mut app, url);
+    app.update(Action::Command(Command::NextField));
+    app.update(Action::Command(Command::Submit));
+    for (step, outcome) in steps {
+        app.update(Action::Engine(EngineEvent::LoginStep {
+            connection: "linear-work".to_string(),
+            step: step.clone(),
+            outcome: outcome.clone(),
+        }));
+    }
+    app
 }
