@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether::config::{Config, KeySourceChoice};
-use tether::oauth::authorize::{self, Browser, LoginOptions};
 use tether::oauth::refresh::TokenManager;
 use tether::paths::Paths;
 use tether::sim::{Profile, SimOptions};
-use tether::vault::{Auth, Connection, Store, Vault, VaultError, parse_upstream};
+use tether::vault::{Store, Vault, VaultError, parse_upstream};
 
 const HOT_TASKS: usize = 8;
 const HOT_CALLS_PER_TASK: usize = 1_000_000;
@@ -23,29 +22,11 @@ async fn authorized_vault(dir: &std::path::Path, mcp_url: &str) -> Vault {
     config.vault.key_source = KeySourceChoice::File;
     let vault = Vault::open(&Paths::under(dir.to_path_buf()), &config).expect("vault");
     let upstream = parse_upstream(mcp_url).expect("url");
-    vault
-        .transact(|s: &mut Store| {
-            s.push(Connection::new(
-                "bench".parse().expect("name"),
-                upstream,
-                Auth::OAuth {
-                    scopes: vec![],
-                    discovery: None,
-                },
-                chrono::Utc::now(),
-            ));
-            Ok::<_, VaultError>(())
-        })
-        .expect("add");
-    let options = LoginOptions {
-        browser: Browser::Fetch,
-        ..LoginOptions::default()
-    };
-    authorize::login(
+    tether::demo::add_and_sign_in(
         &tether::http::client(),
         &vault,
         "bench",
-        options,
+        upstream,
         Arc::new(|_, _| {}),
     )
     .await

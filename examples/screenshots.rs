@@ -13,11 +13,10 @@ use std::time::Duration;
 
 use tether::demo::Demo;
 use tether::engine::EngineEvent;
-use tether::oauth::authorize::{self, Browser, LoginOptions, LoginStep, StepOutcome};
+use tether::oauth::authorize::{LoginStep, StepOutcome};
 use tether::oauth::refresh::Trigger;
 use tether::sim::{FaultPlan, Profile};
 use tether::tui::{Action, App, Command, DetailTab, fixture, screenshot};
-use tether::vault::{Auth, Connection, Store, VaultError};
 
 const WIDTH: u16 = 120;
 const HEIGHT: u16 = 34;
@@ -135,31 +134,13 @@ async fn record_a_login(demo: &Demo) -> anyhow::Result<(Steps, String)> {
         .map(|(_, sim)| sim.mcp_url())
         .ok_or_else(|| anyhow::anyhow!("no generic provider"))?;
     let url = upstream.to_string();
-    demo.vault
-        .transact_async(move |s: &mut Store| {
-            s.push(Connection::new(
-                "linear-work".parse().expect("valid name"),
-                upstream,
-                Auth::OAuth {
-                    scopes: vec![],
-                    discovery: None,
-                },
-                chrono::Utc::now(),
-            ));
-            Ok::<_, VaultError>(())
-        })
-        .await?;
     let steps = Arc::new(Mutex::new(Vec::new()));
     let recorder = steps.clone();
-    let options = LoginOptions {
-        browser: Browser::Fetch,
-        ..LoginOptions::default()
-    };
-    authorize::login(
+    tether::demo::add_and_sign_in(
         demo.engine.http(),
         &demo.vault,
         "linear-work",
-        options,
+        upstream,
         Arc::new(move |step, outcome| {
             if let Ok(mut s) = recorder.lock() {
                 s.push((step, outcome));

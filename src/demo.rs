@@ -131,6 +131,51 @@ impl Demo {
     }
 }
 
+/// Adds an OAuth connection to `upstream` and signs in without a browser, for servers
+/// that consent automatically (the simulator); `progress` sees each login step.
+pub async fn add_and_sign_in(
+    http: &reqwest::Client,
+    vault: &Vault,
+    name: &str,
+    upstream: url::Url,
+    progress: authorize::Progress,
+) -> Result<authorize::LoginOutcome, DemoError> {
+    let connection_name = name
+        .parse()
+        .map_err(|e| DemoError::Login(name.to_string(), format!("{e}")))?;
+    vault
+        .transact_async(move |store: &mut Store| {
+            store.push(Connection::new(
+                connection_name,
+                upstream,
+                Auth::OAuth {
+                    scopes: Vec::new(),
+                    discovery: None,
+                },
+                Utc::now(),
+            ));
+            Ok::<_, VaultError>(())
+        })
+        .await?;
+    sign_in(http, vault, name, progress).await
+}
+
+async fn sign_in(
+    http: &reqwest::Client,
+    vault: &Vault,
+    name: &str,
+    progress: authorize::Progress,
+) -> Result<authorize::LoginOutcome, DemoError> {
+    let options = LoginOptions {
+        browser: Browser::Fetch,
+        timeout: std::time::Duration::from_secs(20),
+        ..LoginOptions::default()
+    };
+    authorize::login(http, vault, name, options, progress)
+        .await
+        .map_err(|e| DemoError::Login(name.to_string(), e.to_string()))
+}
+
 fn demo_connection(profile: Profile, handle: &SimHandle) -> Connection {
     let now = Utc::now();
     let name = profile

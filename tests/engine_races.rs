@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use tether::config::{Config, KeySourceChoice};
 use tether::engine::{Engine, EngineOptions};
-use tether::oauth::authorize::{self, Browser, LoginOptions};
 use tether::oauth::refresh::Credential;
 use tether::paths::Paths;
 use tether::sim::{Profile, SimOptions};
-use tether::vault::{Auth, Connection, Store, Vault, VaultError, parse_upstream};
+use tether::vault::{Vault, parse_upstream};
 
 fn vault_at(home: &Path) -> Vault {
     let mut config = Config::default();
@@ -29,32 +28,11 @@ fn vault_at(home: &Path) -> Vault {
 
 async fn authorized(home: &Path, name: &str, mcp_url: &str) -> Vault {
     let vault = vault_at(home);
-    let upstream = parse_upstream(mcp_url).unwrap();
-    let n = name.to_string();
-    vault
-        .transact(|s: &mut Store| {
-            s.push(Connection::new(
-                n.parse().unwrap(),
-                upstream,
-                Auth::OAuth {
-                    scopes: vec![],
-                    discovery: None,
-                },
-                chrono::Utc::now(),
-            ));
-            Ok::<_, VaultError>(())
-        })
-        .unwrap();
-    let options = LoginOptions {
-        browser: Browser::Fetch,
-        timeout: Duration::from_secs(20),
-        ..LoginOptions::default()
-    };
-    authorize::login(
+    tether::demo::add_and_sign_in(
         &tether::http::client(),
         &vault,
         name,
-        options,
+        parse_upstream(mcp_url).unwrap(),
         Arc::new(|_, _| {}),
     )
     .await

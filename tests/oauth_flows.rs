@@ -73,18 +73,11 @@ impl Drop for Sim {
     }
 }
 
-fn browser() -> String {
-    format!(
-        "{}/tests/fixtures/fetch-browser",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
 fn login(home: &Home, name: &str) -> Run {
     Run::of(
         home.cmd()
             .args(["login", name, "--timeout", "20"])
-            .env("BROWSER", browser())
+            .env("BROWSER", common::browser())
             .output()
             .unwrap(),
     )

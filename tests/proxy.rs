@@ -73,13 +73,6 @@ impl Drop for Serve {
     }
 }
 
-fn browser() -> String {
-    format!(
-        "{}/tests/fixtures/fetch-browser",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
 fn secret_for(home: &Home, name: &str, client: &str) -> String {
     let out = home.run(&["url", name, "--client", client]).ok().stdout;
     let line = out.lines().nth(1).unwrap();
@@ -104,7 +97,7 @@ async fn connected(profile: Profile, time_scale: f64) -> (SimHandle, Home) {
     let out = home
         .cmd()
         .args(["login", profile.as_str(), "--timeout", "20"])
-        .env("BROWSER", browser())
+        .env("BROWSER", common::browser())
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -317,9 +310,29 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
     let sim = tether::sim::start(SimOptions::new(Profile::Github))
         .await
         .unwrap();
-    let client = sim_support::register(&sim_support::http(), &sim, "none").await;
+    // The app's redirect URI, on a port free right now (tether listens there to log in).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let registered: Value = sim_support::http()
+        .post(sim_support::endpoint(&sim, "register"))
+        .json(&json!({
+            "client_name": "the GitHub app",
+            "redirect_uris": [redirect],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap().to_string();
     let home = Home::new();
-    home.run(&["add", "github", sim.mcp_url().as_str()]).ok();
     common::Run::of(
         home.cmd()
             .args([
@@ -327,9 +340,9 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
                 "app",
                 sim.mcp_url().as_str(),
                 "--client-id",
-                &client.id,
+                &client_id,
             ])
-            .args(["--redirect-uri", sim_support::REDIRECT])
+            .args(["--redirect-uri", &redirect])
             .output()
             .unwrap(),
     )
@@ -337,7 +350,7 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
     let login = home
         .cmd()
         .args(["login", "app", "--timeout", "20"])
-        .env("BROWSER", browser())
+        .env("BROWSER", common::browser())
         .output()
         .unwrap();
     assert!(login.status.success(), "{login:?}");
@@ -345,9 +358,9 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
     let serve = Serve::start(&home);
     let url = format!("{}/s/{secret}/mcp", serve.base);
     assert_eq!(rpc(&url, list_tools()).await.status(), 200);
-    // Ten other clients of the same app sign in.
+    // Ten other clients of the same app sign in (their browsers never reach tether).
     for _ in 0..10 {
-        sim_support::login_as(&sim_support::http(), &sim, &client, None).await;
+        other_client_signs_in(&sim, &client_id, &redirect).await;
     }
     assert!(sim.stats().totals.evictions >= 1);
     let res = rpc(&url, list_tools()).await;
@@ -366,6 +379,46 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
     assert_eq!(status["state"], "healthy");
     drop(serve);
     sim.shutdown().await;
+}
+
+/// Another MCP client of the same OAuth app signs in: authorization code + PKCE.
+async fn other_client_signs_in(sim: &SimHandle, client_id: &str, redirect: &str) {
+    let http = sim_support::http();
+    let (verifier, challenge) = sim_support::pkce();
+    let mcp = sim.mcp_url().to_string();
+    let res = sim_support::authorize_raw(
+        &http,
+        sim,
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("state", "s"),
+            ("resource", &mcp),
+        ],
+    )
+    .await;
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let code = sim_support::query(&location)["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = http
+        .post(sim_support::endpoint(sim, "token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier.as_str()),
+            ("resource", mcp.as_str()),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,8 +44,11 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| {
-        let code = e.diagnosis();
-        anyhow::anyhow!("{e} [{code}]")
+        if e.is_diagnosed() {
+            anyhow::anyhow!("{e} [{}]", e.diagnosis())
+        } else {
+            anyhow::anyhow!("{e}")
+        }
     })?;
     println!(
         "Authorized '{}' at {} (client {}, {}, {}).",

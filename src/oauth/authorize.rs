@@ -143,6 +143,14 @@ impl From<VaultError> for LoginError {
 }
 
 impl LoginError {
+    /// Whether the failure is one of the diagnoses (else the message says it all).
+    pub fn is_diagnosed(&self) -> bool {
+        matches!(
+            self,
+            LoginError::Discovery(_) | LoginError::Registration(_) | LoginError::Exchange(_)
+        )
+    }
+
     pub fn diagnosis(&self) -> DiagnosisCode {
         match self {
             LoginError::Discovery(e) => e.code(),

@@ -9,6 +9,15 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tether")
 }
 
+/// A stand-in browser (curl) that follows the automatic consent of a simulated provider
+/// to tether's loopback callback; set it as `$BROWSER`.
+pub fn browser() -> String {
+    format!(
+        "{}/tests/fixtures/fetch-browser",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
 /// A fresh TETHER_HOME that is removed when dropped.
 pub struct Home {
     pub dir: tempfile::TempDir,
