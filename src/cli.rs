@@ -89,6 +89,16 @@ pub enum Command {
         #[arg(long, value_name = "LABEL", default_value = "default")]
         client: String,
     },
+    /// Check everything a broken connection could be suffering from: the vault and its
+    /// key, the proxy, discovery, the server's capabilities, the token against the
+    /// upstream, clock skew, orphans. Exits 1 when something needs action.
+    Doctor {
+        /// Only this connection.
+        name: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Bridge stdio to a connection, for MCP clients that only launch local commands:
     /// JSON-RPC lines in on stdin, responses and notifications out on stdout.
     Stdio {

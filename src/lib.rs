@@ -10,6 +10,7 @@
 //! - [`stdio`]: `tether stdio`, the stdio ↔ HTTP bridge for command-launching clients.
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM.
 //! - [`diagnosis`]: each diagnosis code's explanation and remedy.
+//! - [`doctor`]: `tether doctor`, every check with evidence and remedy.
 //! - [`engine`]: connections at run time; the state, events and commands front ends use.
 //! - [`oauth`]: the OAuth client side: discovery, registration, login, refresh.
 //! - [`http`]: the one shared HTTP client toward upstream servers.
@@ -32,6 +33,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod diagnosis;
+pub mod doctor;
 pub mod engine;
 pub mod front;
 pub mod http;

@@ -4,74 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-use common::{Home, Run};
+use common::{Home, Run, Sim};
 use serde_json::{Value, json};
-
-/// A `tether sim` process, stopped when dropped.
-struct Sim {
-    child: Child,
-    mcp_url: String,
-    base: String,
-}
-
-impl Sim {
-    fn start(profile: &str, time_scale: &str) -> Self {
-        let mut child = Command::new(common::bin())
-            .args(["sim", "--profile", profile, "--time-scale", time_scale])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let mcp_url = line.trim().to_string();
-        let base = mcp_url.trim_end_matches("/mcp").to_string();
-        Self {
-            child,
-            mcp_url,
-            base,
-        }
-    }
-
-    fn stats(&self) -> Value {
-        let out = Command::new("curl")
-            .args(["-fsS", &format!("{}/__sim/stats", self.base)])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn faults(&self, plan: Value) {
-        let ok = Command::new("curl")
-            .args([
-                "-fsS",
-                "-o",
-                "/dev/null",
-                "-H",
-                "content-type: application/json",
-            ])
-            .args([
-                "-d",
-                &plan.to_string(),
-                &format!("{}/__sim/faults", self.base),
-            ])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn login(home: &Home, name: &str) -> Run {
     Run::of(

@@ -1,4 +1,5 @@
-//! `url` and `revoke`: giving local MCP clients their endpoints, and taking them back.
+//! `url` and `revoke`: giving local MCP clients their endpoints, and taking them back;
+//! `doctor`: checking everything between them and the upstream.
 
 use super::open_vault;
 use crate::access;
@@ -30,5 +31,45 @@ pub async fn revoke(name: &str, label: &str) -> anyhow::Result<()> {
     let vault = open_vault()?;
     access::revoke(&vault, name, label).await?;
     println!("Client '{label}' can no longer use '{name}'.");
+    Ok(())
+}
+
+pub async fn doctor(name: Option<&str>, json: bool) -> anyhow::Result<()> {
+    use crate::doctor::{self, Status};
+    let vault = open_vault()?;
+    let config = Config::load(&Paths::discover()?)?;
+    if let Some(name) = name
+        && vault.load_async().await?.get(name).is_none()
+    {
+        return Err(super::bad_input(format!("no connection named '{name}'")));
+    }
+    let findings = doctor::run(&vault, config.proxy.bind, name).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        let mut subject = "";
+        for f in &findings {
+            if f.subject != subject {
+                subject = &f.subject;
+                println!("{subject}");
+            }
+            let mark = match f.status {
+                Status::Ok => "✓",
+                Status::Warn => "!",
+                Status::Fail => "✗",
+            };
+            let code = f.diagnosis.map(|d| format!(" [{d}]")).unwrap_or_default();
+            println!("  {mark} {:<13} {}{code}", f.check, f.summary);
+            for e in &f.evidence {
+                println!("      {:<20} {}", e.label, e.value);
+            }
+            if let Some(remedy) = &f.remedy {
+                println!("      fix: {remedy}");
+            }
+        }
+    }
+    if doctor::needs_action(&findings) {
+        anyhow::bail!("something needs action (see above)");
+    }
     Ok(())
 }

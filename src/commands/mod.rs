@@ -48,6 +48,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Url { name, client } => {
             runtime().and_then(|rt| rt.block_on(endpoints::url(&name, &client)))
         }
+        Command::Doctor { name, json } => {
+            runtime().and_then(|rt| rt.block_on(endpoints::doctor(name.as_deref(), json)))
+        }
         Command::Stdio { name, client } => {
             runtime().and_then(|rt| rt.block_on(crate::stdio::run(&name, &client)))
         }

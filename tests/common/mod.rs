@@ -2,8 +2,11 @@
 //! throwaway home folder, isolated from the user's keyring and environment.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tether")
@@ -103,4 +106,67 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A `tether sim` process, stopped when dropped.
+pub struct Sim {
+    child: Child,
+    pub mcp_url: String,
+    pub base: String,
+}
+
+impl Sim {
+    pub fn start(profile: &str, time_scale: &str) -> Self {
+        let mut child = Command::new(bin())
+            .args(["sim", "--profile", profile, "--time-scale", time_scale])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mcp_url = line.trim().to_string();
+        let base = mcp_url.trim_end_matches("/mcp").to_string();
+        Self {
+            child,
+            mcp_url,
+            base,
+        }
+    }
+
+    pub fn stats(&self) -> Value {
+        let out = Command::new("curl")
+            .args(["-fsS", &format!("{}/__sim/stats", self.base)])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn faults(&self, plan: Value) {
+        let ok = Command::new("curl")
+            .args([
+                "-fsS",
+                "-o",
+                "/dev/null",
+                "-H",
+                "content-type: application/json",
+            ])
+            .args([
+                "-d",
+                &plan.to_string(),
+                &format!("{}/__sim/faults", self.base),
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,88 @@
+//! `tether doctor` as a user runs it when something is wrong: every check on a healthy
+//! connection, and the exact diagnosis (and a non-zero exit) on a broken one.
+
+mod common;
+
+use common::{Home, Run, Sim};
+use serde_json::Value;
+
+fn findings(run: &Run) -> Vec<Value> {
+    serde_json::from_str::<Value>(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn find<'a>(all: &'a [Value], subject: &str, check: &str) -> &'a Value {
+    all.iter()
+        .find(|f| f["subject"] == subject && f["check"] == check)
+        .unwrap_or_else(|| panic!("no {subject}/{check} finding in {all:?}"))
+}
+
+fn signed_in(profile: &str) -> (Home, Sim) {
+    let sim = Sim::start(profile, "1");
+    let home = Home::new();
+    home.run(&["add", profile, &sim.mcp_url]).ok();
+    Run::of(
+        home.cmd()
+            .args(["login", profile, "--timeout", "20"])
+            .env("BROWSER", common::browser())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    (home, sim)
+}
+
+#[test]
+fn a_healthy_connection_passes_every_check() {
+    let (home, sim) = signed_in("generic");
+    let run = home.run(&["doctor", "--json"]).ok();
+    let all = findings(&run);
+    assert_eq!(find(&all, "vault", "readable")["status"], "ok");
+    assert_eq!(
+        find(&all, "proxy", "reachable")["status"],
+        "warn",
+        "no serve runs here"
+    );
+    assert_eq!(find(&all, "generic", "state")["status"], "ok");
+    let discovery = find(&all, "generic", "discovery");
+    assert_eq!(discovery["status"], "ok");
+    let evidence = discovery["evidence"].to_string();
+    assert!(evidence.contains("oauth-protected-resource"), "{evidence}");
+    assert!(evidence.contains("PKCE S256"), "{evidence}");
+    assert_eq!(find(&all, "generic", "upstream")["status"], "ok");
+    assert_eq!(find(&all, "generic", "clock")["status"], "ok");
+    assert!(!run.stdout.contains("gen_at_"), "a token leaked");
+    let text = home.run(&["doctor", "generic"]).ok().stdout;
+    assert!(text.contains("✓ upstream"), "{text}");
+    drop(sim);
+}
+
+#[test]
+fn a_revoked_grant_is_named_and_fails_the_run() {
+    let (home, sim) = signed_in("linear");
+    let revoked = std::process::Command::new("curl")
+        .args([
+            "-fsS",
+            "-X",
+            "POST",
+            &format!("{}/__sim/revoke-all", sim.base),
+        ])
+        .status()
+        .unwrap();
+    assert!(revoked.success());
+    // The next refresh discovers the dead grant.
+    assert_eq!(home.run(&["refresh", "linear"]).status, 1);
+    let run = home.run(&["doctor", "linear", "--json"]);
+    assert_eq!(run.status, 1, "doctor must exit non-zero: {}", run.stderr);
+    let all = findings(&run);
+    let state = find(&all, "linear", "state");
+    assert_eq!(state["status"], "fail");
+    assert_eq!(state["diagnosis"], "invalid_grant.expired_or_revoked");
+    assert_eq!(state["remedy"], "tether login linear");
+    assert!(!run.stdout.contains("lin_rt_") && !run.stdout.contains("lin_at_"));
+    let unknown = home.run(&["doctor", "nope"]);
+    assert_eq!(unknown.status, 2);
+}
