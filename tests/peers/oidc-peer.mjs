@@ -51,7 +51,8 @@ const prmUrl = `${rsBase}/.well-known/oauth-protected-resource/mcp`;
 const provider = new Provider(issuer, {
   clients: [],
   cookies: { keys: ['tether-peer-cookie-key'] },
-  scopes: ['openid', 'offline_access', SCOPE],
+  // OpenID scopes only: mcp:tools belongs to the MCP resource (see getResourceServerInfo).
+  scopes: ['openid', 'offline_access'],
   features: {
     devInteractions: { enabled: false },
     registration: { enabled: true },
@@ -123,17 +124,21 @@ async function interaction(req, res) {
   try {
     const details = await provider.interactionDetails(req, res);
     const { params, prompt, grantId } = details;
+    if (process.env.PEER_DEBUG) console.error('interaction', prompt.name, prompt.reasons, JSON.stringify(prompt.details));
     const grant = grantId
       ? await provider.Grant.find(grantId)
       : new provider.Grant({ accountId: ACCOUNT, clientId: params.client_id });
+    const missing = prompt.details || {};
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes || {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    // The login prompt comes first and lists nothing yet: grant what was asked for.
     const asked = String(params.scope || '').split(' ').filter(Boolean);
     const oidc = asked.filter((s) => s === 'openid' || s === 'offline_access');
     if (oidc.length) grant.addOIDCScope(oidc.join(' '));
-    const missing = prompt.details?.missingResourceScopes || {};
-    for (const [indicator, scopes] of Object.entries(missing)) {
-      grant.addResourceScope(indicator, scopes.join(' '));
-    }
-    grant.addResourceScope(resource, SCOPE);
+    if (asked.includes(SCOPE) || !params.scope) grant.addResourceScope(resource, SCOPE);
     const result = {
       login: { accountId: ACCOUNT },
       consent: { grantId: await grant.save() },
