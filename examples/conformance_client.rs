@@ -73,7 +73,7 @@ async fn run() -> anyhow::Result<()> {
         .tempdir()?;
     let vault = throwaway_vault(home.path(), &url, &context)?;
     let http = tether::http::client();
-    let mut session = Session {
+    let session = Session {
         http: http.clone(),
         url: url.clone(),
         version,
@@ -81,9 +81,8 @@ async fn run() -> anyhow::Result<()> {
         next_id: 1,
     };
 
-    let mut scopes: Vec<String> = Vec::new();
     let mut logins = 0;
-    login(&http, &vault, &scopes, &mut logins).await?;
+    login(&http, &vault, &[], &mut logins).await?;
     let engine = Engine::start(
         vault.clone(),
         http.clone(),
@@ -96,79 +95,103 @@ async fn run() -> anyhow::Result<()> {
         },
     )
     .await?;
-
-    let steps: [(&str, Value); 3] = [
-        ("initialize", Value::Null),
-        ("tools/list", json!({})),
-        (
+    let mut client = Client {
+        http,
+        vault,
+        engine,
+        session,
+        scopes: Vec::new(),
+        logins,
+    };
+    if !client.session.stateless() {
+        client.request("initialize", Value::Null).await?;
+        client.notify("notifications/initialized").await?;
+    }
+    client.request("tools/list", json!({})).await?;
+    client
+        .request(
             "tools/call",
             json!({ "name": "test-tool", "arguments": {} }),
-        ),
-    ];
-    for (method, params) in steps {
-        if method == "initialize" && session.stateless() {
-            continue;
-        }
+        )
+        .await?;
+    client.engine.shutdown();
+    Ok(())
+}
+
+/// tether's side of one MCP session: the vault, the engine's tokens, and the logins
+/// spent so far.
+struct Client {
+    http: reqwest::Client,
+    vault: Vault,
+    engine: Engine,
+    session: Session,
+    /// Scopes asked for by step-up so far.
+    scopes: Vec<String>,
+    logins: usize,
+}
+
+impl Client {
+    /// One request with the engine's token, recovering the way a proxy would: a 401 gets
+    /// a refresh, then a new login; a 403 `insufficient_scope` gets a step-up login.
+    async fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
         let mut refreshed = false;
         loop {
-            let current = engine.credential(NAME).await?;
+            let current = self.engine.credential(NAME).await?;
             let Credential::Bearer(token) = &current.credential else {
                 bail!("the connection holds no bearer token");
             };
-            let answer = session.call(method, params.clone(), token.expose()).await?;
-            match answer {
+            match self
+                .session
+                .call(method, params.clone(), token.expose())
+                .await?
+            {
                 Answer::Ok(result) => {
                     eprintln!("conformance client: {method} ok: {}", short(&result));
-                    break;
+                    return Ok(result);
                 }
                 Answer::Unauthorized if !refreshed => {
                     // Expired or revoked: one refresh through the engine, then retry.
                     refreshed = true;
-                    let manager = engine.manager(NAME).context("no token manager")?;
-                    if let Err(e) = manager
-                        .refresh(Trigger::Rejected {
-                            seen: current.generation,
-                        })
-                        .await
-                    {
+                    let manager = self.engine.manager(NAME).context("no token manager")?;
+                    let seen = current.generation;
+                    if let Err(e) = manager.refresh(Trigger::Rejected { seen }).await {
                         eprintln!("conformance client: refresh failed ({e}); logging in again");
-                        login(&http, &vault, &scopes, &mut logins).await?;
-                        engine.reload().await?;
+                        self.login().await?;
                     }
                 }
                 Answer::Unauthorized => {
                     // A fresh token is refused too: the server may have moved to another
                     // authorization server, which only a new discovery finds.
-                    eprintln!(
-                        "conformance client: {method} refused a refreshed token; logging in again"
-                    );
+                    eprintln!("conformance client: {method} refused a refreshed token");
                     refreshed = false;
-                    login(&http, &vault, &scopes, &mut logins).await?;
-                    engine.reload().await?;
+                    self.login().await?;
                 }
                 Answer::Forbidden(challenge) => {
                     let wanted = challenge.and_then(|c| c.scope).unwrap_or_default();
-                    scopes = union(&granted_scopes(&vault)?, &scopes, &wanted);
+                    self.scopes = union(&granted_scopes(&self.vault)?, &self.scopes, &wanted);
                     eprintln!(
                         "conformance client: {method} needs scope '{wanted}': step-up to '{}'",
-                        scopes.join(" ")
+                        self.scopes.join(" ")
                     );
-                    login(&http, &vault, &scopes, &mut logins).await?;
-                    engine.reload().await?;
+                    self.login().await?;
                 }
             }
         }
-        if method == "initialize" {
-            let current = engine.credential(NAME).await?;
-            if let Credential::Bearer(token) = &current.credential {
-                session
-                    .notify("notifications/initialized", token.expose())
-                    .await;
-            }
-        }
     }
-    engine.shutdown();
-    Ok(())
+
+    async fn login(&mut self) -> anyhow::Result<()> {
+        login(&self.http, &self.vault, &self.scopes, &mut self.logins).await?;
+        self.engine.reload().await?;
+        Ok(())
+    }
+
+    async fn notify(&self, method: &str) -> anyhow::Result<()> {
+        let current = self.engine.credential(NAME).await?;
+        if let Credential::Bearer(token) = &current.credential {
+            self.session.notify(method, token.expose()).await;
+        }
+        Ok(())
+    }
 }
 
 /// A vault in a temporary folder holding one OAuth connection, with the suite's

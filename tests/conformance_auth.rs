@@ -122,12 +122,20 @@ impl Counts {
 fn adapter() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--example", "conformance_client"])
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--locked", "--example", "conformance_client"]);
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let out = build
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
+        .output()
         .expect("run cargo build --example conformance_client");
-    assert!(status.success(), "building the conformance adapter failed");
+    assert!(
+        out.status.success(),
+        "building the conformance adapter failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let adapter = profile_dir.join("examples/conformance_client");
     assert!(adapter.exists(), "{} is missing", adapter.display());
     adapter
