@@ -4,6 +4,7 @@
 //! reason printed.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 
 pub fn dir() -> PathBuf {
@@ -34,6 +35,7 @@ pub fn require(packages: &[&str]) -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{reason} (.ci/run does this before cargo test)");
     }
-    eprintln!("skipped: {reason}");
+    // Straight to stderr, past the test harness's capture, so the skip is seen.
+    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
     None
 }
