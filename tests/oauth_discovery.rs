@@ -400,7 +400,7 @@ async fn a_405_probe_still_leads_to_well_known_discovery() {
 }
 
 #[tokio::test]
-async fn a_server_answering_2xx_needs_no_authorization() {
+async fn a_server_answering_2xx_without_resource_metadata_needs_no_authorization() {
     let site = Site::start().await;
     site.post(
         "/mcp",
@@ -411,8 +411,41 @@ async fn a_server_answering_2xx_needs_no_authorization() {
         matches!(err, DiscoveryError::NoAuthRequired { .. }),
         "{err:?}"
     );
-    assert_eq!(statuses(err.tried()), vec![(site.url("/mcp"), Some(200))]);
-    assert_eq!(site.seen().len(), 1, "nothing else is asked");
+    assert_eq!(
+        statuses(err.tried()),
+        vec![
+            (site.url("/mcp"), Some(200)),
+            (site.url(PRM_PATH), Some(404)),
+            (site.url(PRM_ROOT), Some(404)),
+        ],
+        "only the protected resource metadata is looked for; no authorization server"
+    );
+}
+
+/// Servers that authorize per method let `initialize` through and ask for a token (or
+/// more scope) on later calls; their protected resource metadata still names the
+/// authorization server, so a login can start.
+#[tokio::test]
+async fn a_server_that_lets_initialize_through_but_publishes_resource_metadata_is_discovered() {
+    let site = Site::start().await;
+    site.post(
+        "/mcp",
+        Reply::json(json!({"jsonrpc": "2.0", "id": 1, "result": {}})),
+    );
+    publish_prm(&site, &site.base);
+    site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &site.base)));
+    let d = discover(&http(), &site.mcp()).await.unwrap();
+    assert_eq!(d.source, MetadataSource::Discovered);
+    assert!(d.challenge.is_none());
+    assert_eq!(d.issuer, site.base);
+    assert_eq!(
+        statuses(&d.tried),
+        vec![
+            (site.url("/mcp"), Some(200)),
+            (site.url(PRM_PATH), Some(200)),
+            (site.url(OAUTH_ROOT), Some(200)),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -187,20 +187,24 @@ pub struct LoginOutcome {
     pub generation: u64,
 }
 
-/// Scope for the authorization request (SPEC §A.9): the challenge's, else every
-/// supported scope, plus `offline_access` only where listed, plus any step-up extras.
+/// Scope for the authorization request (SPEC §A.9, the MCP spec's "Scope Selection
+/// Strategy"): the challenge's, else every scope the *protected resource* metadata lists,
+/// else none; plus `offline_access` only where the *authorization server* lists it
+/// (SEP-2207: resources should not list it, so it is looked for where it belongs); plus
+/// any step-up extras.
 pub fn choose_scope(
     challenge: Option<&str>,
-    supported: Option<&[String]>,
+    resource_scopes: Option<&[String]>,
+    server_scopes: Option<&[String]>,
     extra: &[String],
 ) -> Option<String> {
-    let mut scopes: Vec<String> = match (challenge, supported) {
+    let mut scopes: Vec<String> = match (challenge, resource_scopes) {
         (Some(c), _) if !c.trim().is_empty() => c.split_whitespace().map(String::from).collect(),
         (_, Some(s)) => s.to_vec(),
         _ => Vec::new(),
     };
     let offline = "offline_access".to_string();
-    if supported.is_some_and(|s| s.contains(&offline)) && !scopes.contains(&offline) {
+    if server_scopes.is_some_and(|s| s.contains(&offline)) && !scopes.contains(&offline) {
         scopes.push(offline);
     }
     for s in extra {
@@ -209,6 +213,15 @@ pub fn choose_scope(
         }
     }
     (!scopes.is_empty()).then(|| scopes.join(" "))
+}
+
+/// The scopes a resource lists: its protected resource metadata's, or for a 2025-03-26
+/// server without that document, its authorization server's.
+fn resource_scopes(found: &Discovery) -> Option<&[String]> {
+    match &found.resource_metadata {
+        Some(prm) => prm.scopes_supported.as_deref(),
+        None => found.as_metadata.scopes_supported.as_deref(),
+    }
 }
 
 pub async fn login(
@@ -293,6 +306,7 @@ pub async fn login(
     requested.extend(options.extra_scopes.iter().cloned());
     let scope = choose_scope(
         found.challenge.as_ref().and_then(|c| c.scope.as_deref()),
+        resource_scopes(&found),
         found.as_metadata.scopes_supported.as_deref(),
         &requested,
     );
@@ -671,22 +685,30 @@ mod tests {
 
     #[test]
     fn scope_follows_the_spec_order() {
-        let supported = v(&["read", "write", "offline_access"]);
+        let listed = v(&["read", "write"]);
+        let server = v(&["read", "write", "offline_access"]);
         assert_eq!(
-            choose_scope(Some("read"), Some(&supported), &[]).as_deref(),
-            Some("read offline_access")
+            choose_scope(Some("read"), Some(&listed), Some(&server), &[]).as_deref(),
+            Some("read offline_access"),
+            "the challenge wins; offline_access where the server lists it"
         );
         assert_eq!(
-            choose_scope(None, Some(&supported), &[]).as_deref(),
-            Some("read write offline_access")
+            choose_scope(None, Some(&listed), Some(&server), &[]).as_deref(),
+            Some("read write offline_access"),
+            "no challenge: every scope the resource lists"
         );
         assert_eq!(
-            choose_scope(Some("read"), Some(&v(&["read"])), &[]).as_deref(),
+            choose_scope(Some("read"), Some(&listed), Some(&v(&["read"])), &[]).as_deref(),
             Some("read")
         );
-        assert_eq!(choose_scope(None, None, &[]), None);
+        assert_eq!(choose_scope(None, None, None, &[]), None);
         assert_eq!(
-            choose_scope(Some("read"), None, &v(&["admin"])).as_deref(),
+            choose_scope(None, None, Some(&v(&["read", "write"])), &[]),
+            None,
+            "the server's list is not the resource's: with neither challenge nor resource scopes, none"
+        );
+        assert_eq!(
+            choose_scope(Some("read"), None, None, &v(&["admin"])).as_deref(),
             Some("read admin")
         );
     }

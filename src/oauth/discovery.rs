@@ -108,9 +108,6 @@ pub async fn discover(http: &reqwest::Client, mcp_url: &Url) -> Result<Discovery
             });
         }
     };
-    if probe.status.is_success() {
-        return Err(DiscoveryError::NoAuthRequired { tried });
-    }
     // Some servers answer 400 or 405 to a tokenless POST; discovery goes on regardless.
     let challenge = www_authenticate::bearer(&probe.headers);
     let asked_for_login = probe.status == StatusCode::UNAUTHORIZED;
@@ -118,7 +115,14 @@ pub async fn discover(http: &reqwest::Client, mcp_url: &Url) -> Result<Discovery
         .as_ref()
         .and_then(|c| c.resource_metadata.as_deref());
 
-    let Some((prm_url, prm)) = find_prm(http, mcp_url, hint, &mut tried).await? else {
+    let found = find_prm(http, mcp_url, hint, &mut tried).await?;
+    let Some((prm_url, prm)) = found else {
+        // A server that lets `initialize` through and publishes no protected resource
+        // metadata needs no OAuth; one that does publish it authorizes per method (its
+        // tools ask for a token, or more scope, later), so discovery goes on.
+        if probe.status.is_success() {
+            return Err(DiscoveryError::NoAuthRequired { tried });
+        }
         return legacy(http, mcp_url, challenge, asked_for_login, tried).await;
     };
     let resource = match &prm.resource {
