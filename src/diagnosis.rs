@@ -223,11 +223,21 @@ pub fn classify_refresh(f: &RefreshFailure<'_>) -> DiagnosisCode {
         "invalid_client" | "unauthorized_client" => DiagnosisCode::ClientRejected,
         "invalid_scope" | "insufficient_scope" => DiagnosisCode::InsufficientScope,
         "invalid_grant" if f.suspect_lost => DiagnosisCode::InvalidGrantLostResponse,
-        "invalid_grant" if f.sent_spent_token => DiagnosisCode::InvalidGrantReused,
+        "invalid_grant" if f.sent_spent_token || names_reuse(description) => {
+            DiagnosisCode::InvalidGrantReused
+        }
         "invalid_grant" if names_another_client(description) => DiagnosisCode::ClientMismatch,
         "invalid_grant" if f.shared_grant => DiagnosisCode::InvalidGrantRotatedElsewhere,
         _ => DiagnosisCode::InvalidGrantExpiredOrRevoked,
     }
+}
+
+/// Servers that detect refresh-token reuse often say so ("already used", "reuse").
+fn names_reuse(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    ["already used", "reuse", "replay"]
+        .iter()
+        .any(|w| d.contains(w))
 }
 
 /// Authorization servers word "this grant belongs to another client" in their own way

@@ -207,3 +207,22 @@ fn login_errors_are_clear() {
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("not OAuth"), "{}", out.stderr);
 }
+
+#[test]
+fn a_vault_restored_from_an_old_backup_is_diagnosed_as_reuse() {
+    let (home, sim) = connected("linear", "3600");
+    let backup = std::fs::read(home.vault_file()).unwrap();
+    home.run(&["refresh", "linear"]).ok();
+    // The user restores yesterday's vault: its refresh token is the one tether spent.
+    std::fs::write(home.vault_file(), &backup).unwrap();
+    let out = home.run(&["refresh", "linear"]);
+    assert_eq!(out.status, 1);
+    assert!(
+        out.stderr.contains("invalid_grant.reused"),
+        "{}",
+        out.stderr
+    );
+    let s = status(&home, "linear");
+    assert_eq!(s["diagnosis"], "invalid_grant.reused");
+    assert_eq!(sim.stats()["totals"]["family_revocations"], 1);
+}

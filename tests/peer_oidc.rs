@@ -264,12 +264,11 @@ fn a_lost_refresh_response_is_diagnosed_as_lost_response() {
 /// by tether itself from a restored vault backup, once by another program at the token
 /// endpoint. oidc-provider detects the reuse and revokes the grant both times.
 ///
-/// What tether can infer: the restored vault carries no record that its token was spent
-/// (that record travels inside the same file), and the provider words its answer like any
-/// dead grant ("grant request is invalid"), so tether reports
-/// `invalid_grant.expired_or_revoked` where `invalid_grant.reused` would be the truth.
-/// This is a known gap, reported in the README's conformance notes; the assertions pin
-/// today's behaviour so a fix shows up here.
+/// What tether can infer: the restored vault's token is one the refresh high-water mark
+/// (kept outside the vault) records as spent, so the first case is `invalid_grant.reused`.
+/// In the second, tether's own token was never spent by tether and the provider words its
+/// answer like any dead grant ("grant request is invalid"), so tether can only say
+/// `invalid_grant.expired_or_revoked`.
 #[test]
 fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() {
     let Some(peer) = Peer::start() else { return };
@@ -283,7 +282,7 @@ fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() 
     assert_eq!(out.status, 1, "{}", out.stderr);
     let s = status(&home, "oidc");
     assert_eq!(s["state"], "needs-reauth");
-    assert_eq!(s["diagnosis"], "invalid_grant.expired_or_revoked");
+    assert_eq!(s["diagnosis"], "invalid_grant.reused");
     let evidence = &s["history"].as_array().unwrap().last().unwrap()["evidence"];
     assert!(
         evidence.to_string().contains("grant request is invalid"),

@@ -578,7 +578,8 @@ async fn store_login(
 ) -> Result<LoginOutcome, LoginError> {
     // The token may only change under the connection's refresh lock, so a refresh in
     // another process never interleaves with a login.
-    let _lock = lock_refresh(lock_dir(vault).join(format!("{name}.lock")))
+    let lock_file = lock_dir(vault).join(format!("{name}.lock"));
+    let _lock = lock_refresh(lock_file.clone())
         .await
         .map_err(LoginError::Vault)?;
     let name = name.to_string();
@@ -589,15 +590,17 @@ async fn store_login(
         .as_deref()
         .map(|s| s.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
-    vault
+    let outcome = vault
         .transact_async(move |store: &mut Store| {
             let c = store
                 .get_mut(&name)
                 .ok_or_else(|| LoginError::NotFound(name.clone()))?;
-            let outcome = apply_login(c, discovered, client, requested, response, now);
-            Ok(outcome)
+            Ok::<_, LoginError>(apply_login(c, discovered, client, requested, response, now))
         })
-        .await
+        .await?;
+    // Still under the refresh lock: the mark never lags the vault.
+    super::watermark::raise(super::watermark::path(&lock_file), outcome.generation, None).await;
+    Ok(outcome)
 }
 
 fn apply_login(

@@ -7,4 +7,5 @@ pub mod discovery;
 pub mod refresh;
 pub mod registration;
 pub mod token;
+pub mod watermark;
 pub mod www_authenticate;

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::token::{self, ClientAuth, TokenError, TokenResponse};
+use super::watermark;
 use crate::diagnosis::{RefreshFailure, classify_refresh};
 use crate::secret::{Secret, mask};
 use crate::vault::{
@@ -311,7 +312,8 @@ impl TokenManager {
             self.current.store(Some(current.clone()));
             return Ok(current);
         }
-        let plan = match self.begin().await? {
+        let mark = watermark::read(watermark::path(&self.lock_file)).await;
+        let plan = match self.begin(mark).await? {
             Ok(plan) => plan,
             Err(refusal) => return Err(refusal),
         };
@@ -346,7 +348,10 @@ impl TokenManager {
     }
 
     /// Writes the journal entry (or records why no request can be made).
-    async fn begin(&self) -> Result<Result<Plan, AuthError>, AuthError> {
+    async fn begin(
+        &self,
+        mark: Option<watermark::Watermark>,
+    ) -> Result<Result<Plan, AuthError>, AuthError> {
         let name = self.name.clone();
         let now = Utc::now();
         self.vault
@@ -354,7 +359,7 @@ impl TokenManager {
                 let c = store
                     .get_mut(&name)
                     .ok_or_else(|| AuthError::NotFound(name.clone()))?;
-                let plan = match plan_for(c) {
+                let plan = match plan_for(c, mark.as_ref()) {
                     Ok(plan) => plan,
                     Err((code, detail)) => {
                         mark_needs_reauth(c, code, &detail, Vec::new(), now);
@@ -392,6 +397,10 @@ impl TokenManager {
         let name = self.name.clone();
         let generation = plan.generation;
         let old_hash = refresh_hash(&plan.refresh_token);
+        let rotated_away = response
+            .refresh_token
+            .as_ref()
+            .is_some_and(|new| new.expose() != plan.refresh_token.expose());
         let now = Utc::now();
         let stored = self
             .vault
@@ -419,6 +428,12 @@ impl TokenManager {
         match stored {
             Ok(current) => {
                 self.failures.store(0, Ordering::Relaxed);
+                watermark::raise(
+                    watermark::path(&self.lock_file),
+                    current.generation,
+                    rotated_away.then_some(old_hash),
+                )
+                .await;
                 let current = Arc::new(current);
                 self.current.store(Some(current.clone()));
                 Ok(current)
@@ -555,7 +570,10 @@ fn refusal_without_asking(connection: &Connection, trigger: Trigger) -> Option<A
 }
 
 /// What a refresh of this connection needs, or the diagnosis that forbids one.
-fn plan_for(c: &Connection) -> Result<Plan, (DiagnosisCode, String)> {
+fn plan_for(
+    c: &Connection,
+    mark: Option<&watermark::Watermark>,
+) -> Result<Plan, (DiagnosisCode, String)> {
     let Auth::OAuth { discovery, .. } = &c.auth else {
         return Err((
             DiagnosisCode::InvalidGrantExpiredOrRevoked,
@@ -590,9 +608,9 @@ fn plan_for(c: &Connection) -> Result<Plan, (DiagnosisCode, String)> {
         DiagnosisCode::DiscoveryFailed,
         "the stored authorization server metadata has no token_endpoint".to_string(),
     ))?;
-    let spent = token
-        .used_refresh_hashes
-        .contains(&refresh_hash(&refresh_token));
+    let hash = refresh_hash(&refresh_token);
+    let spent = token.used_refresh_hashes.contains(&hash)
+        || mark.is_some_and(|m| m.shows_reuse(token.generation, &hash));
     Ok(Plan {
         spent,
         generation: token.generation,

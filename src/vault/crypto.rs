@@ -48,6 +48,13 @@ impl Key {
     }
 }
 
+impl Key {
+    /// Lower-case hex of any bytes (key ids, short hashes).
+    pub fn hex_of(bytes: &[u8]) -> String {
+        hex(bytes)
+    }
+}
+
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Key(id {})", hex(&self.id()))
