@@ -130,6 +130,10 @@ pub struct LoginArgs {
     /// Also ask for these scopes (space-separated), e.g. after an insufficient_scope error.
     #[arg(long, value_name = "SCOPES")]
     pub scope: Option<String>,
+    /// Identify tether with this Client ID Metadata Document (an https URL whose document
+    /// names it as client_id) where the authorization server supports them.
+    #[arg(long, value_name = "URL")]
+    pub client_metadata_url: Option<url::Url>,
     /// Give up waiting for the browser after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,

@@ -562,3 +562,37 @@ async fn fifty_clients_ride_through_two_second_tokens() {
     drop(serve);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_api_key_is_explained() {
+    let sim = tether::sim::start(SimOptions::new(Profile::Generic))
+        .await
+        .unwrap();
+    let home = Home::new();
+    let added = home
+        .cmd()
+        .args([
+            "add",
+            "keyed",
+            sim.mcp_url().as_str(),
+            "--api-key-env",
+            "KEY",
+        ])
+        .env("KEY", "not-a-key-the-server-knows-0123456789")
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let secret = secret_for(&home, "keyed", "cursor");
+    let serve = Serve::start(&home);
+    let body: Value = rpc(&format!("{}/s/{secret}/mcp", serve.base), list_tools())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("rejected its API key"), "{message}");
+    assert!(!message.contains("0123456789"), "the key leaked: {message}");
+    drop(serve);
+    sim.shutdown().await;
+}

@@ -31,7 +31,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
             .as_deref()
             .map(|s| s.split_whitespace().map(String::from).collect())
             .unwrap_or_default(),
-        client_metadata_url: None,
+        client_metadata_url: args.client_metadata_url.clone(),
         timeout: Duration::from_secs(args.timeout),
     };
     let progress: authorize::Progress = Arc::new(print_step);

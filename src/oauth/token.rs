@@ -339,6 +339,28 @@ mod tests {
         assert!(decode_success(b"<html>").is_err());
     }
 
+    proptest::proptest! {
+        /// Whatever a server sends, decoding answers Ok or Err — never a panic.
+        #[test]
+        fn decoding_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode_success(&body);
+            let _ = serde_json::from_slice::<OAuthErrorBody>(&body);
+        }
+
+        #[test]
+        fn json_shaped_token_responses_never_panic(
+            token in ".{0,40}",
+            expires in proptest::prelude::any::<f64>(),
+            kind in ".{0,12}",
+        ) {
+            let body = serde_json::json!({
+                "access_token": token, "token_type": kind, "expires_in": expires,
+                "refresh_token": token, "scope": kind,
+            });
+            let _ = decode_success(body.to_string().as_bytes());
+        }
+    }
+
     #[test]
     fn error_text_is_made_printable() {
         assert_eq!(printable("bad\u{1b}[31m grant", 100), "bad[31m grant");

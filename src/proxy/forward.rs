@@ -83,6 +83,7 @@ async fn forward_buffered(proxy: &Proxy, name: &str, parts: &Parts, body: Bytes)
     };
     let upstream = connection.upstream.clone();
     let oauth = matches!(connection.auth, Auth::OAuth { .. });
+    let api_key = matches!(connection.auth, Auth::ApiKey { .. });
     let current = match proxy.engine.credential(name).await {
         Ok(c) => c,
         Err(e) => return auth_failure(name, &e, parts, &body),
@@ -128,6 +129,21 @@ async fn forward_buffered(proxy: &Proxy, name: &str, parts: &Parts, body: Bytes)
                 detail: "the server refused a freshly refreshed token".to_string(),
             };
             auth_failure(name, &e, parts, &body)
+        }
+        Ok(res) if res.status() == StatusCode::UNAUTHORIZED && api_key => {
+            let message = format!(
+                "tether: the upstream of '{name}' rejected its API key (401): replace the key with `tether remove {name}` and `tether add {name} … --api-key-env VAR`"
+            );
+            let data =
+                json!({"connection": name, "diagnosis": DiagnosisCode::TokenEvicted.as_str()});
+            rpc_error(
+                StatusCode::BAD_GATEWAY,
+                AUTH_ERROR,
+                message,
+                data,
+                parts,
+                &body,
+            )
         }
         Ok(res) => stream_back(res),
         Err(e) => unreachable(name, &e, parts, &body),

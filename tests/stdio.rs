@@ -1,0 +1,79 @@
+//! `tether stdio` as a command-launching MCP client uses it: JSON-RPC lines in, one message
+//! per line out (SSE progress notifications included), a clean end on EOF — with no tether
+//! serving the port, so the bridge runs its own engine and proxy.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::{Home, Run, Sim};
+use serde_json::Value;
+
+#[test]
+fn the_bridge_carries_a_whole_session() {
+    let sim = Sim::start("generic", "1");
+    let home = Home::new();
+    home.run(&["add", "generic", &sim.mcp_url]).ok();
+    Run::of(
+        home.cmd()
+            .args(["login", "generic", "--timeout", "20"])
+            .env("BROWSER", common::browser())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    let mut child = home
+        .cmd()
+        .args(["stdio", "generic", "--client", "desktop"])
+        // A port no tether serves: the bridge must serve the session itself.
+        .env("TETHER_BIND", "127.0.0.1:9")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"progress","arguments":{"steps":3},"_meta":{"progressToken":"p"}}}"#,
+        ] {
+            writeln!(stdin, "{line}").unwrap();
+        }
+    } // EOF ends the session
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let messages: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let by_id = |id: i64| messages.iter().find(|m| m["id"] == id).cloned();
+    assert_eq!(
+        by_id(1).unwrap()["result"]["serverInfo"]["name"],
+        "tether-sim-generic"
+    );
+    assert!(by_id(2).unwrap()["result"]["tools"].is_array());
+    assert_eq!(
+        by_id(3).unwrap()["result"]["content"][0]["text"],
+        "done: 3 steps"
+    );
+    let progress = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .count();
+    assert_eq!(progress, 3, "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("serving this session in-process"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("gen_at_") && !stderr.contains("gen_at_"));
+    // Traffic is attributed to the client label.
+    let status: Value =
+        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    assert!(status["downstream_clients"].to_string().contains("desktop"));
+}
