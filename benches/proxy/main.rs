@@ -9,7 +9,8 @@
 //!
 //! Run: `cargo bench --bench proxy` (needs `taskset`; nginx from `apt-get install nginx`,
 //! without it the rest is measured). `TETHER_BENCH_ROUNDS` (default 3) and
-//! `TETHER_BENCH_SECS` (measured seconds per run, default 4) trade time for steadiness.
+//! `TETHER_BENCH_SECS` (measured seconds per run, default 4) trade time for steadiness;
+//! `TETHER_BENCH_BIN=path/to/tether` measures another build of tether.
 
 mod load;
 mod peers;

@@ -264,9 +264,14 @@ pub struct Tether {
 }
 
 /// `tether serve` in a fresh home, with connection `bench` (no auth) to the upstream and
-/// the client secret of `bench-client`.
+/// the client secret of `bench-client`. `TETHER_BENCH_BIN` measures another build instead
+/// (to compare before and after a change).
 pub fn tether(cpu: Option<usize>, upstream: SocketAddr) -> Tether {
-    let binary = Path::new(env!("CARGO_BIN_EXE_tether"));
+    let binary = std::env::var_os("TETHER_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_tether")),
+        PathBuf::from,
+    );
+    let binary = binary.as_path();
     let home = tempfile::Builder::new()
         .prefix("tether-bench-")
         .tempdir()
