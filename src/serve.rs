@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::commands::open_vault;
@@ -82,6 +83,13 @@ pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
     println!("http://{addr}");
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
     let stopping = stop.clone();
+    // Answers go out in several small writes (headers, then each streamed chunk): without
+    // TCP_NODELAY, Nagle holds each behind the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on a client connection: {e}");
+        }
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         let _ = crate::shutdown::signal().await;
         stopping.notify_waiters();
@@ -98,12 +106,20 @@ pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Log lines held for a slow stderr before new ones are dropped. The queue's slots are
+/// allocated and touched up front: the library's default (128,000 lines) alone kept 4 MB
+/// resident in an idle `tether serve`.
+const LOG_QUEUE_LINES: usize = 8_192;
+
 /// Logs to stderr through a background writer: a slow or stalled stderr (a full pipe)
 /// drops log lines instead of stalling the proxy.
 fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(true)
+        .finish(std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
