@@ -191,16 +191,7 @@ async fn discovery_finding(http: &reqwest::Client, c: &Connection) -> Finding {
                 format!("authorization server {}", d.issuer),
             );
             for t in &d.tried {
-                f = f.with(
-                    "tried",
-                    format!(
-                        "{} → {}",
-                        t.url,
-                        t.status
-                            .map(|s| s.to_string())
-                            .unwrap_or_else(|| t.error.clone().unwrap_or_default())
-                    ),
-                );
+                f = f.with("tried", tried_line(t));
             }
             f = f
                 .with("resource", d.resource.clone())
@@ -239,16 +230,7 @@ async fn discovery_finding(http: &reqwest::Client, c: &Connection) -> Finding {
         Err(e) => {
             let mut f = Finding::new(name, "discovery", Status::Fail, e.to_string());
             for t in e.tried() {
-                f = f.with(
-                    "tried",
-                    format!(
-                        "{} → {}",
-                        t.url,
-                        t.status
-                            .map(|s| s.to_string())
-                            .unwrap_or_else(|| t.error.clone().unwrap_or_default())
-                    ),
-                );
+                f = f.with("tried", tried_line(t));
             }
             f.diagnosed(e.code(), name)
         }
@@ -364,6 +346,15 @@ async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection
         out.push(f);
     }
     out
+}
+
+/// `URL → status` (or the error, when no answer came).
+fn tried_line(t: &crate::vault::TriedUrl) -> String {
+    let outcome = t
+        .status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| t.error.clone().unwrap_or_default());
+    format!("{} → {outcome}", t.url)
 }
 
 /// Whether any finding needs the user to act.
