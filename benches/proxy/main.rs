@@ -4,8 +4,8 @@
 //! For each: requests/s at concurrency 1, 16 and 64; added p50/p99 latency at concurrency 1;
 //! time to the first event and to the end of a 1,000-event SSE stream; upstream requests
 //! per client call; tether's resident memory idle and under load. The load generator runs
-//! on CPU 0, the upstream and the proxy under test on CPU 1 (`taskset`); targets are
-//! interleaved within each round and every figure is the median of the rounds.
+//! on CPU 0, the upstream and the proxy under test on CPU 1 (`taskset`); direct, nginx and
+//! tether take turns within each round, and every figure is the median of the rounds.
 //!
 //! Run: `cargo bench --bench proxy` (needs `taskset`; nginx from `apt-get install nginx`,
 //! without it the rest is measured). `TETHER_BENCH_ROUNDS` (default 3) and
