@@ -30,8 +30,7 @@ use tether::oauth::refresh::{Credential, Trigger};
 use tether::oauth::www_authenticate;
 use tether::paths::Paths;
 use tether::vault::{
-    Auth, ClientRegistration, Connection, RegistrationMethod, RegistrationStatus, Store, Vault,
-    VaultError, parse_upstream,
+    Auth, ClientRegistration, Connection, Store, Vault, VaultError, parse_upstream,
 };
 
 const NAME: &str = "conformance";
@@ -215,22 +214,15 @@ fn throwaway_vault(home: &std::path::Path, url: &str, context: &Value) -> anyhow
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
             .local_addr()?
             .port();
-        connection.clients.push(ClientRegistration {
-            client_id: client_id.to_string(),
-            client_secret: context
+        connection.clients.push(ClientRegistration::preregistered(
+            client_id.to_string(),
+            context
                 .get("client_secret")
                 .and_then(Value::as_str)
                 .map(tether::secret::Secret::new),
-            issuer: String::new(),
-            method: RegistrationMethod::Preregistered,
-            redirect_uri: Some(format!("http://127.0.0.1:{port}/callback")),
-            registered_at: now,
-            secret_expires_at: None,
-            registration_access_token: None,
-            registration_client_uri: None,
-            status: RegistrationStatus::Active,
-            token_endpoint_auth_method: None,
-        });
+            format!("http://127.0.0.1:{port}/callback"),
+            now,
+        ));
     }
     vault.transact(|s: &mut Store| {
         s.push(connection);

@@ -7,8 +7,8 @@ use super::{bad_input, open_vault};
 use crate::cli::AddArgs;
 use crate::secret::Secret;
 use crate::vault::{
-    ApiKeyHeader, Auth, ClientRegistration, Connection, ConnectionName, Event, EventKind,
-    RegistrationMethod, RegistrationStatus, Store, parse_upstream,
+    ApiKeyHeader, Auth, ClientRegistration, Connection, ConnectionName, Event, EventKind, Store,
+    parse_upstream,
 };
 use crate::view::{ConnectionDetail, ConnectionSummary, duration, relative};
 
@@ -72,19 +72,12 @@ fn preregistered_client(
             "redirect URI '{redirect_uri}' is not valid: use a loopback http URL with a port, such as http://127.0.0.1:33418/callback"
         )));
     }
-    Ok(Some(ClientRegistration {
-        client_id: client_id.trim().to_string(),
+    Ok(Some(ClientRegistration::preregistered(
+        client_id.trim().to_string(),
         client_secret,
-        issuer: String::new(),
-        method: RegistrationMethod::Preregistered,
-        redirect_uri: Some(redirect_uri),
-        registered_at: now,
-        secret_expires_at: None,
-        registration_access_token: None,
-        registration_client_uri: None,
-        status: RegistrationStatus::Active,
-        token_endpoint_auth_method: None,
-    }))
+        redirect_uri,
+        now,
+    )))
 }
 
 fn read_env_secret(var: &str, what: &str) -> anyhow::Result<Secret> {

@@ -14,7 +14,7 @@ use crate::oauth::refresh::Trigger;
 use crate::oauth::registration::{self, Cleanup};
 use crate::vault::{
     ApiKeyHeader, Auth, ClientRegistration, Connection, ConnectionName, Event, EventKind,
-    RegistrationMethod, RegistrationStatus, Store, VaultError, parse_upstream,
+    RegistrationStatus, Store, VaultError, parse_upstream,
 };
 
 pub async fn run(engine: Engine, mut commands: mpsc::UnboundedReceiver<EngineCommand>) {
@@ -117,19 +117,12 @@ impl Engine {
                 client_id,
                 client_secret,
             } => {
-                clients.push(ClientRegistration {
+                clients.push(ClientRegistration::preregistered(
                     client_id,
                     client_secret,
-                    issuer: String::new(),
-                    method: RegistrationMethod::Preregistered,
-                    redirect_uri: Some("http://127.0.0.1:33418/callback".to_string()),
-                    registered_at: now,
-                    secret_expires_at: None,
-                    registration_access_token: None,
-                    registration_client_uri: None,
-                    status: RegistrationStatus::Active,
-                    token_endpoint_auth_method: None,
-                });
+                    "http://127.0.0.1:33418/callback".to_string(),
+                    now,
+                ));
                 Auth::OAuth {
                     scopes: Vec::new(),
                     discovery: None,

@@ -374,6 +374,30 @@ pub struct ClientRegistration {
     pub token_endpoint_auth_method: Option<String>,
 }
 
+impl ClientRegistration {
+    /// A client the user registered by hand; its issuer is bound at the first login.
+    pub fn preregistered(
+        client_id: String,
+        client_secret: Option<Secret>,
+        redirect_uri: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            client_id,
+            client_secret,
+            issuer: String::new(),
+            method: RegistrationMethod::Preregistered,
+            redirect_uri: Some(redirect_uri),
+            registered_at: now,
+            secret_expires_at: None,
+            registration_access_token: None,
+            registration_client_uri: None,
+            status: RegistrationStatus::Active,
+            token_endpoint_auth_method: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RegistrationMethod {
