@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the third-party test peers (oidc-provider, the MCP conformance suite 0.1.x and
-# 0.2 alpha, and the Node 22 the suite needs) from package-lock.json, exactly as pinned.
+# 0.2 alpha, the Node 22 the suite needs, the MCP TypeScript SDK, server-everything and
+# mcp-remote) from package-lock.json, exactly as pinned.
 # Idempotent and fast when nothing changed: a copy of the lockfile in node_modules records
 # what was installed.
 set -euo pipefail
