@@ -7,82 +7,12 @@ mod common;
 #[path = "sim_support/mod.rs"]
 mod sim_support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Home;
+use common::{Home, Serve, secret_for};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tether::sim::{Profile, SimHandle, SimOptions};
-
-/// A `tether serve` process on a free port; stopped (SIGTERM) when dropped. Its log is
-/// drained continuously, as a terminal would.
-struct Serve {
-    child: Child,
-    base: String,
-    log: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Serve {
-    fn start(home: &Home) -> Self {
-        let mut child = home
-            .cmd()
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("RUST_LOG", "debug,hyper_util=info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("http://127.0.0.1:"),
-            "serve printed {line:?}"
-        );
-        let mut stderr = child.stderr.take().unwrap();
-        let log = std::thread::spawn(move || {
-            let mut log = String::new();
-            let _ = stderr.read_to_string(&mut log);
-            log
-        });
-        Self {
-            child,
-            base: line.trim().to_string(),
-            log: Some(log),
-        }
-    }
-
-    /// Stops it and returns what it logged.
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "serve exited with {status:?}");
-        self.log.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn secret_for(home: &Home, name: &str, client: &str) -> String {
-    let out = home.run(&["url", name, "--client", client]).ok().stdout;
-    let line = out.lines().nth(1).unwrap();
-    line.trim()
-        .rsplit("/s/")
-        .next()
-        .unwrap()
-        .trim_end_matches("/mcp")
-        .to_string()
-}
 
 async fn connected(profile: Profile, time_scale: f64) -> (SimHandle, Home) {
     let sim = tether::sim::start(SimOptions {

@@ -2,7 +2,7 @@
 //! throwaway home folder, isolated from the user's keyring and environment.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -169,4 +169,73 @@ impl Drop for Sim {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A `tether serve` process on a free port; stopped (SIGTERM) when dropped. Its log is
+/// drained continuously, as a terminal would.
+pub struct Serve {
+    child: Child,
+    pub base: String,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Serve {
+    pub fn start(home: &Home) -> Self {
+        let mut child = home
+            .cmd()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "debug,hyper_util=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("http://127.0.0.1:"),
+            "serve printed {line:?}"
+        );
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log);
+            log
+        });
+        Self {
+            child,
+            base: line.trim().to_string(),
+            log: Some(log),
+        }
+    }
+
+    /// Stops it and returns what it logged.
+    pub fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exited with {status:?}");
+        self.log.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The secret of `client`'s endpoint for connection `name` (created on first use).
+pub fn secret_for(home: &Home, name: &str, client: &str) -> String {
+    let out = home.run(&["url", name, "--client", client]).ok().stdout;
+    let line = out.lines().nth(1).unwrap();
+    line.trim()
+        .rsplit("/s/")
+        .next()
+        .unwrap()
+        .trim_end_matches("/mcp")
+        .to_string()
 }
