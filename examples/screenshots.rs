@@ -100,6 +100,7 @@ async fn send_traffic(demo: &Demo) -> anyhow::Result<()> {
         for _ in 0..calls {
             http.post(&url)
                 .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/list")
                 .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
                 .send()
                 .await?;

@@ -208,4 +208,7 @@ pub struct SimArgs {
     /// Answer 404 on this metadata path (repeatable), e.g. /.well-known/oauth-authorization-server.
     #[arg(long, value_name = "PATH")]
     pub missing_metadata: Vec<String>,
+    /// Serve MCP with no sign-in (a self-hosted server): no bearer token is asked for.
+    #[arg(long)]
+    pub no_auth: bool,
 }

@@ -142,6 +142,32 @@ fn request(
     req
 }
 
+/// The headers an HTTP client repeats from the body (SEP-2243, required from 2026-07-28,
+/// ignored before): `Mcp-Method`, and `Mcp-Name` for the tool or prompt name or resource
+/// URI. A value that cannot travel as a plain header is left out.
+fn standard_headers(message: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let method = message.get("method").and_then(|m| m.as_str());
+    let params = message.get("params");
+    let name = match method {
+        Some("tools/call" | "prompts/get") => params.and_then(|p| p.get("name")),
+        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
+            params.and_then(|p| p.get("uri"))
+        }
+        _ => None,
+    };
+    [
+        ("mcp-method", method),
+        ("mcp-name", name.and_then(|n| n.as_str())),
+    ]
+    .into_iter()
+    .filter_map(|(header, value)| {
+        let value = value?;
+        let plain = value.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+        (plain && !value.is_empty()).then(|| (header, value.to_string()))
+    })
+    .collect()
+}
+
 async fn post(
     http: &reqwest::Client,
     endpoint: &str,
@@ -149,14 +175,14 @@ async fn post(
     line: String,
     out: &mpsc::UnboundedSender<String>,
 ) {
-    let id = serde_json::from_str::<serde_json::Value>(&line)
-        .ok()
-        .and_then(|v| v.get("id").cloned());
-    let res = request(http, reqwest::Method::POST, endpoint, session)
-        .header("content-type", "application/json")
-        .body(line)
-        .send()
-        .await;
+    let message = serde_json::from_str::<serde_json::Value>(&line).ok();
+    let id = message.as_ref().and_then(|v| v.get("id").cloned());
+    let mut req = request(http, reqwest::Method::POST, endpoint, session)
+        .header("content-type", "application/json");
+    for (name, value) in message.as_ref().map(standard_headers).unwrap_or_default() {
+        req = req.header(name, value);
+    }
+    let res = req.body(line).send().await;
     let res = match res {
         Ok(res) => res,
         Err(e) => {

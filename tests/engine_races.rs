@@ -54,6 +54,7 @@ async fn call(http: &reqwest::Client, engine: &Engine, name: &str, url: &str) ->
         .bearer_auth(token.expose())
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
         .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
         .send()
         .await

@@ -46,6 +46,11 @@ async fn rpc(url: &str, body: Value) -> reqwest::Response {
         .post(url)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", body["method"].as_str().unwrap_or_default())
+        .header(
+            "mcp-name",
+            body["params"]["name"].as_str().unwrap_or_default(),
+        )
         .json(&body)
         .send()
         .await
@@ -89,6 +94,8 @@ async fn clients_reach_the_upstream_with_tethers_token_only() {
         .post(format!("{}/c/generic/mcp", serve.base))
         .bearer_auth(&secret)
         .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "whoami")
         .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}))
         .send()
         .await
@@ -170,6 +177,7 @@ async fn the_guard_refuses_rebinding_and_oversized_bodies() {
                 .post(url)
                 .header(k, v)
                 .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/list")
                 .json(&list_tools())
                 .send()
                 .await
@@ -448,6 +456,7 @@ async fn fifty_clients_ride_through_two_second_tokens() {
                     let res = client
                         .post(&url)
                         .header("mcp-protocol-version", "2026-07-28")
+                        .header("mcp-method", "tools/list")
                         .json(&list_tools())
                         .send()
                         .await

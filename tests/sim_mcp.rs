@@ -143,7 +143,16 @@ async fn initialize_negotiates_the_version_and_sessions_are_enforced() {
         .iter()
         .map(|t| s(&t["name"]))
         .collect();
-    assert_eq!(names, ["echo", "progress", "whoami", "admin_report"]);
+    assert_eq!(
+        names,
+        [
+            "whoami",
+            "echo",
+            "progress",
+            "test_reconnection",
+            "admin_report"
+        ]
+    );
 
     // Stateless revision: no session needed when the version header says so.
     let stateless = http
@@ -157,6 +166,33 @@ async fn initialize_negotiates_the_version_and_sessions_are_enforced() {
         .await
         .unwrap();
     assert_eq!(stateless.status(), StatusCode::OK);
+    let body: Value = stateless.json().await.unwrap();
+    assert_eq!(body["result"]["resultType"], "complete");
+    assert_eq!(body["result"]["cacheScope"], "public");
+    // SEP-2243: from 2026-07-28 on the method must also travel as a header.
+    let headless = http
+        .post(sim.mcp_url())
+        .bearer_auth(&token)
+        .header("accept", BOTH)
+        .header("mcp-protocol-version", "2026-07-28")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(headless.status(), StatusCode::BAD_REQUEST);
+    let body: Value = headless.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32020, "{body}");
+    // DNS rebinding: a Host naming another site is refused before anything else.
+    let rebound = http
+        .post(sim.mcp_url())
+        .bearer_auth(&token)
+        .header("host", "evil.example.com")
+        .header("accept", BOTH)
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
 
     // DELETE ends the session; it is then unknown.
     let del = http

@@ -16,12 +16,15 @@ use super::server::{Shared, now_ms};
 use super::state::{Session, secret};
 use super::{sse, tools};
 
-pub(crate) const SUPPORTED_VERSIONS: [&str; 3] = ["2025-06-18", "2025-11-25", "2026-07-28"];
+pub(crate) const SUPPORTED_VERSIONS: [&str; 4] =
+    ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"];
 const LATEST: &str = "2026-07-28";
 /// Revisions from this one on have no sessions, GET streams or DELETE.
 const STATELESS_FROM: &str = "2026-07-28";
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
+/// The JSON-RPC error code for a standard header that disagrees with the body (SEP-2243).
+const HEADER_MISMATCH: i64 = -32020;
 /// How often an open GET stream carries a server notification.
 const STREAM_TICK: Duration = Duration::from_secs(2);
 
@@ -49,28 +52,36 @@ pub(crate) fn challenge(status: StatusCode, params: &[(&str, &str)], body: Value
     resp
 }
 
-/// Browsers on other sites must not reach a loopback server (DNS rebinding).
-fn origin_allowed(headers: &HeaderMap) -> bool {
-    let Some(origin) = header_str(headers, "origin") else {
-        return true;
-    };
-    url::Url::parse(origin).is_ok_and(|u| {
-        matches!(
-            u.host_str(),
-            Some("127.0.0.1") | Some("localhost") | Some("[::1]")
-        )
-    })
+fn is_loopback_name(host: Option<&str>) -> bool {
+    matches!(host, Some("127.0.0.1") | Some("localhost") | Some("[::1]"))
+}
+
+/// Browsers on other sites must not reach a loopback server (DNS rebinding): the `Host`
+/// must name this machine, and a present `Origin` too.
+fn host_and_origin_allowed(headers: &HeaderMap) -> bool {
+    let host_ok = header_str(headers, "host").is_none_or(|host| {
+        url::Url::parse(&format!("http://{host}")).is_ok_and(|u| is_loopback_name(u.host_str()))
+    });
+    let origin_ok = header_str(headers, "origin")
+        .is_none_or(|origin| url::Url::parse(origin).is_ok_and(|u| is_loopback_name(u.host_str())));
+    host_ok && origin_ok
 }
 
 /// Checks the bearer token; counts the request, and the 401 if there is one.
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
     shared.count(|t| t.mcp_requests += 1);
-    if !origin_allowed(headers) {
+    if !host_and_origin_allowed(headers) {
         return Err(Box::new(
-            (StatusCode::FORBIDDEN, "origin not allowed").into_response(),
+            (StatusCode::FORBIDDEN, "host or origin not allowed").into_response(),
         ));
     }
     let cfg = &shared.cfg;
+    if cfg.open {
+        return Ok(Caller {
+            client_id: "anonymous".into(),
+            scope: cfg.policy.scopes_supported.join(" "),
+        });
+    }
     let metadata = cfg.resource_metadata_url();
     let token = header_str(headers, "authorization")
         .and_then(|v| v.split_once(' '))
@@ -163,27 +174,14 @@ fn check_session(shared: &Shared, headers: &HeaderMap) -> Result<Option<String>,
         )));
     }
     match header_str(headers, SESSION_HEADER) {
-        Some(id) => {
-            let protocol = shared.store().sessions.get(id).map(|s| s.protocol.clone());
-            match protocol {
-                None => Err(Box::new(rpc_error(
-                    StatusCode::NOT_FOUND,
-                    Value::Null,
-                    -32001,
-                    "session not found: initialize again",
-                ))),
-                // The header must repeat the version negotiated for this session.
-                Some(p) if header_str(headers, VERSION_HEADER).is_some_and(|v| v != p) => {
-                    Err(Box::new(rpc_error(
-                        StatusCode::BAD_REQUEST,
-                        Value::Null,
-                        -32600,
-                        &format!("MCP-Protocol-Version differs from the session's '{p}'"),
-                    )))
-                }
-                Some(_) => Ok(Some(id.to_string())),
-            }
-        }
+        // Like the reference SDK's server, any supported version is taken within a session.
+        Some(id) if shared.store().sessions.contains_key(id) => Ok(Some(id.to_string())),
+        Some(_) => Err(Box::new(rpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            -32001,
+            "session not found: initialize again",
+        ))),
         None if header_str(headers, VERSION_HEADER).is_some_and(|v| v >= STATELESS_FROM) => {
             Ok(None)
         }
@@ -227,14 +225,12 @@ pub(crate) async fn post(
     }
     let method = msg.get("method").and_then(Value::as_str);
     let id = msg.get("id").cloned();
-    if let (Some(m), Some(h)) = (method, header_str(&headers, "mcp-method"))
-        && m != h
-    {
+    if let Err(why) = check_standard_headers(&headers, &msg) {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             id.unwrap_or(Value::Null),
-            -32600,
-            "Mcp-Method header does not match the body",
+            HEADER_MISMATCH,
+            &format!("HeaderMismatch: {why}"),
         );
     }
     let (Some(method), Some(id)) = (method, id) else {
@@ -254,9 +250,11 @@ pub(crate) async fn post(
     if method == "initialize" {
         return initialize(&shared, id, &params, accept).await;
     }
-    if let Err(resp) = check_session(&shared, &headers) {
-        return *resp;
-    }
+    let session = match check_session(&shared, &headers) {
+        Ok(session) => session,
+        Err(resp) => return *resp,
+    };
+    let modern = header_str(&headers, VERSION_HEADER).is_some_and(|v| v >= STATELESS_FROM);
     let outcome = match method {
         "ping" => tools::Outcome::Result(json!({})),
         "server/discover" => tools::Outcome::Result(server_description(&shared, LATEST)),
@@ -264,7 +262,63 @@ pub(crate) async fn post(
         "tools/call" => tools::call(&shared, &caller, &params),
         _ => tools::Outcome::Error(-32601, format!("method not found: {method}")),
     };
-    tools::respond(&shared, id, outcome, accept).await
+    let outcome = if modern {
+        outcome.typed(method == "tools/list")
+    } else {
+        outcome
+    };
+    match (outcome, session) {
+        (tools::Outcome::Reconnect(result), Some(session)) if accept.sse => {
+            close_before_answering(&shared, &session, id, result)
+        }
+        (outcome, _) => tools::respond(&shared, id, outcome, accept).await,
+    }
+}
+
+/// SEP-2243: from 2026-07-28 on, `Mcp-Method` must repeat the body's method and `Mcp-Name`
+/// its tool or prompt name or resource URI, byte for byte once surrounding whitespace is
+/// trimmed; earlier revisions are only held to a header they chose to send.
+fn check_standard_headers(headers: &HeaderMap, msg: &Value) -> Result<(), String> {
+    let required = header_str(headers, VERSION_HEADER).is_some_and(|v| v >= STATELESS_FROM);
+    let params = msg.get("params");
+    let name = match msg.get("method").and_then(Value::as_str) {
+        Some("tools/call" | "prompts/get") => params.and_then(|p| p.get("name")),
+        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
+            params.and_then(|p| p.get("uri"))
+        }
+        _ => None,
+    };
+    let pairs = [
+        ("Mcp-Method", msg.get("method").and_then(Value::as_str)),
+        ("Mcp-Name", name.and_then(Value::as_str)),
+    ];
+    for (header, body) in pairs {
+        let Some(body) = body else { continue };
+        match header_str(headers, header).map(str::trim) {
+            Some(sent) if sent != body => {
+                return Err(format!(
+                    "{header} '{sent}' does not match the body's '{body}'"
+                ));
+            }
+            None if required => return Err(format!("{header} header is missing")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `test_reconnection` over SSE: a priming event, then the stream closes; the result is
+/// owed to whoever reopens the session's stream with that event's id.
+fn close_before_answering(shared: &Shared, session: &str, id: Value, result: Value) -> Response {
+    let event_id = secret("evt", "resume");
+    if let Some(s) = shared.store().sessions.get_mut(session) {
+        s.owed
+            .insert(event_id.clone(), tools::message(&id, Ok(result)));
+    }
+    let (tx, resp) = sse::channel();
+    // The channel holds 16 events; the priming one always fits. Dropping `tx` closes it.
+    let _ = tx.try_send(sse::priming(&event_id));
+    resp
 }
 
 fn server_description(shared: &Shared, version: &str) -> Value {
@@ -295,8 +349,8 @@ async fn initialize(shared: &Shared, id: Value, params: &Value, accept: Accepts)
         shared.store().sessions.insert(
             session.clone(),
             Session {
-                protocol: version.to_string(),
                 ended: CancellationToken::new(),
+                owed: Default::default(),
             },
         );
         if let Ok(v) = HeaderValue::from_str(&session) {
@@ -329,14 +383,23 @@ pub(crate) async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -
         Ok(None) => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
         Err(resp) => return *resp,
     };
-    let ended = match shared.store().sessions.get(&session) {
-        Some(s) => s.ended.clone(),
+    let resumed_after = header_str(&headers, "last-event-id");
+    let (ended, owed) = match shared.store().sessions.get_mut(&session) {
+        Some(s) => (
+            s.ended.clone(),
+            resumed_after.and_then(|e| s.owed.remove(e)),
+        ),
         None => return StatusCode::NOT_FOUND.into_response(),
     };
     let (tx, resp) = sse::channel();
     let stop = shared.shutdown.clone();
     tokio::spawn(async move {
         if tx.send(sse::priming(0)).await.is_err() {
+            return;
+        }
+        if let Some(message) = owed
+            && tx.send(sse::event("resumed", &message)).await.is_err()
+        {
             return;
         }
         for n in 1u64.. {

@@ -49,6 +49,9 @@ pub struct SimOptions {
     /// A path such as `/oauth` makes the issuer `http://127.0.0.1:PORT/oauth`, so
     /// discovery must use the RFC 8414 path-insert form; `None`: the issuer is the origin.
     pub issuer_path: Option<String>,
+    /// Serve MCP with no sign-in at all, as a self-hosted server on a trusted machine
+    /// does: every request is answered without a bearer token.
+    pub open: bool,
 }
 
 impl Default for SimOptions {
@@ -59,6 +62,7 @@ impl Default for SimOptions {
             time_scale: 1.0,
             faults: FaultPlan::default(),
             issuer_path: None,
+            open: false,
         }
     }
 }

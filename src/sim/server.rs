@@ -31,6 +31,8 @@ pub(crate) struct Config {
     pub issuer: String,
     /// The protected resource: the exact MCP URL.
     pub resource: String,
+    /// MCP needs no bearer token.
+    pub open: bool,
 }
 
 impl Config {
@@ -143,6 +145,7 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
         resource: format!("{origin}/mcp"),
         origin,
         issuer_path,
+        open: opts.open,
     };
     let shared = Arc::new(Shared {
         cfg,

@@ -10,13 +10,13 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 /// One SSE event carrying a JSON-RPC message.
-pub(crate) fn event(id: u64, message: &Value) -> Bytes {
+pub(crate) fn event(id: impl std::fmt::Display, message: &Value) -> Bytes {
     Bytes::from(format!("id: {id}\nevent: message\ndata: {message}\n\n"))
 }
 
 /// The priming event of a stream (an id and an empty data field), so a client can
 /// resume from it and knows the stream is open.
-pub(crate) fn priming(id: u64) -> Bytes {
+pub(crate) fn priming(id: impl std::fmt::Display) -> Bytes {
     Bytes::from(format!("id: {id}\nretry: 1000\ndata:\n\n"))
 }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::profile::{Policy, ReusePolicy, scaled};
@@ -175,9 +176,11 @@ pub(crate) struct Family {
 
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub protocol: String,
     /// Cancelled when the session ends, closing its GET streams.
     pub ended: CancellationToken,
+    /// Messages owed to the client on a stream the server closed early (SEP-1699 polling),
+    /// keyed by the last event id it sent there; a GET with that `Last-Event-ID` gets them.
+    pub owed: HashMap<String, Value>,
 }
 
 /// Totals for `/__sim/stats`. Never holds a secret.

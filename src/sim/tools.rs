@@ -26,11 +26,53 @@ pub(crate) enum Outcome {
         steps: u64,
         delay: Duration,
         token: Option<Value>,
+        /// The final result carries `resultType` (2026-07-28).
+        typed: bool,
     },
+    /// `test_reconnection`: the result comes after the client reconnects (SEP-1699), where
+    /// the session and the client's `Accept` allow; otherwise at once.
+    Reconnect(Value),
+}
+
+impl Outcome {
+    /// The 2026-07-28 shape: every result says `resultType`, and a cacheable one (a
+    /// list) carries its caching hints (SEP-2549).
+    pub(crate) fn typed(self, cacheable: bool) -> Self {
+        let stamp = |mut result: Value| {
+            result["resultType"] = json!("complete");
+            if cacheable {
+                result["ttlMs"] = json!(60_000);
+                result["cacheScope"] = json!("public");
+            }
+            result
+        };
+        match self {
+            Outcome::Result(r) => Outcome::Result(stamp(r)),
+            Outcome::Reconnect(r) => Outcome::Reconnect(stamp(r)),
+            Outcome::Progress {
+                steps,
+                delay,
+                token,
+                ..
+            } => Outcome::Progress {
+                steps,
+                delay,
+                token,
+                typed: true,
+            },
+            other => other,
+        }
+    }
 }
 
 pub(crate) fn list() -> Value {
+    // The first tool needs no arguments: generic checkers call it with none.
     json!({ "tools": [
+        {
+            "name": "whoami",
+            "description": "Names the OAuth client and scope of the token used.",
+            "inputSchema": { "type": "object", "properties": {} },
+        },
         {
             "name": "echo",
             "description": "Returns its text argument unchanged.",
@@ -52,8 +94,9 @@ pub(crate) fn list() -> Value {
             },
         },
         {
-            "name": "whoami",
-            "description": "Names the OAuth client and scope of the token used.",
+            "name": "test_reconnection",
+            "description": "Closes its SSE stream before answering; the answer comes on the \
+                            GET stream the client reopens with Last-Event-ID (SEP-1699).",
             "inputSchema": { "type": "object", "properties": {} },
         },
         {
@@ -86,6 +129,7 @@ pub(crate) fn call(shared: &Shared, caller: &Caller, params: &Value) -> Outcome 
                     .get("_meta")
                     .and_then(|m| m.get("progressToken"))
                     .cloned(),
+                typed: false,
             }
         }
         "whoami" => {
@@ -108,11 +152,14 @@ pub(crate) fn call(shared: &Shared, caller: &Caller, params: &Value) -> Outcome 
             result["structuredContent"] = totals;
             Outcome::Result(result)
         }
+        "test_reconnection" => {
+            Outcome::Reconnect(text("reconnected: the answer survived the closed stream"))
+        }
         other => Outcome::Error(-32602, format!("unknown tool '{other}'")),
     }
 }
 
-fn message(id: &Value, outcome: Result<Value, (i64, String)>) -> Value {
+pub(crate) fn message(id: &Value, outcome: Result<Value, (i64, String)>) -> Value {
     match outcome {
         Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
         Err((code, msg)) => {
@@ -141,7 +188,7 @@ pub(crate) async fn respond(
     accept: Accepts,
 ) -> Response {
     match outcome {
-        Outcome::Result(r) => single(id, Ok(r), accept),
+        Outcome::Result(r) | Outcome::Reconnect(r) => single(id, Ok(r), accept),
         Outcome::Error(code, m) => single(id, Err((code, m)), accept),
         Outcome::Forbidden => {
             shared.count(|t| t.mcp_403s += 1);
@@ -165,17 +212,28 @@ pub(crate) async fn respond(
             steps,
             delay,
             token,
+            typed,
         } => {
+            let done = progress_done(steps, typed);
             if !accept.sse {
                 tokio::select! {
                     _ = tokio::time::sleep(delay * steps as u32) => {}
                     _ = shared.shutdown.cancelled() => {}
                 }
-                return single(id, Ok(text(format!("done: {steps} steps"))), accept);
+                return single(id, Ok(done), accept);
             }
-            stream_progress(shared, id, steps, delay, token)
+            stream_progress(shared, id, steps, delay, token, done)
         }
     }
+}
+
+/// The progress tool's result, in the 2026-07-28 shape when `typed`.
+fn progress_done(steps: u64, typed: bool) -> Value {
+    let mut done = text(format!("done: {steps} steps"));
+    if typed {
+        done["resultType"] = json!("complete");
+    }
+    done
 }
 
 /// Each step is its own SSE event, sent after a pause, then the result closes the stream.
@@ -185,6 +243,7 @@ fn stream_progress(
     steps: u64,
     delay: Duration,
     token: Option<Value>,
+    done: Value,
 ) -> Response {
     let (tx, resp) = sse::channel();
     let stop = shared.shutdown.clone();
@@ -217,8 +276,9 @@ fn stream_progress(
                 return;
             }
         }
-        let done = message(&id, Ok(text(format!("done: {steps} steps"))));
-        let _ = tx.send(sse::event(steps + 1, &done)).await;
+        let _ = tx
+            .send(sse::event(steps + 1, &message(&id, Ok(done))))
+            .await;
     });
     resp
 }

@@ -117,8 +117,14 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(profile: &str, time_scale: &str) -> Self {
+        Self::start_with(profile, &["--time-scale", time_scale])
+    }
+
+    /// A simulator with more `tether sim` options, e.g. `--no-auth`.
+    pub fn start_with(profile: &str, options: &[&str]) -> Self {
         let mut child = Command::new(bin())
-            .args(["sim", "--profile", profile, "--time-scale", time_scale])
+            .args(["sim", "--profile", profile])
+            .args(options)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
