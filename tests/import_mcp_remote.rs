@@ -368,6 +368,12 @@ fn bad_input_is_named_with_its_fix() {
 }
 
 #[test]
+fn help_says_what_is_read() {
+    let out = Home::new().run(&["import", "mcp-remote", "--help"]).ok();
+    insta::assert_snapshot!(out.stdout);
+}
+
+#[test]
 fn an_empty_store_says_so() {
     let machine = Machine::new();
     std::fs::create_dir_all(machine.v1()).unwrap();
@@ -389,4 +395,28 @@ fn a_login_whose_server_cannot_be_reached_is_reported_and_nothing_is_written() {
     assert!(
         !home.vault_file().exists() || home.run(&["list", "--json"]).ok().stdout.trim() == "[]"
     );
+}
+
+#[test]
+fn a_connection_waiting_for_its_login_takes_the_imported_one() {
+    let sim = Sim::start("generic", "1");
+    let machine = Machine::new();
+    let Some(()) = machine.mcp_remote_signs_in(&sim) else {
+        return;
+    };
+    let home = Home::new();
+    home.run(&["add", "work", &sim.mcp_url]).ok();
+    // The URL comes from the connection itself: nothing on the command line, no config.
+    let out = machine.import(&home, &[]).ok();
+    assert!(out.stdout.contains("imported as 'work'"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("tether connection 'work'"),
+        "{}",
+        out.stdout
+    );
+    let s = status(&home, "work");
+    assert_eq!(s["state"], "healthy");
+    assert_eq!(s["token"]["generation"], 1);
+    home.run(&["refresh", "work"]).ok();
+    assert_eq!(sim.stats()["registrations"], 1);
 }

@@ -310,6 +310,45 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_folder_wins_and_older_releases_expire_from_the_file_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |folder: &str, hash: &str, tokens: &str| {
+            let d = dir.path().join(folder);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(format!("{hash}{TOKENS_SUFFIX}")), tokens).unwrap();
+            std::fs::write(
+                d.join(format!("{hash}{CLIENT_SUFFIX}")),
+                r#"{"client_id":"c"}"#,
+            )
+            .unwrap();
+        };
+        let current = r#"{"access_token":"new","expires_in":60,"expires_at":4102444800000}"#;
+        write("mcp-remote-v1", "aa", current);
+        write("mcp-remote-0.1.29", "aa", r#"{"access_token":"old"}"#);
+        write(
+            "mcp-remote-0.1.29",
+            "bb",
+            r#"{"access_token":"old","expires_in":3600}"#,
+        );
+        let scan = scan(dir.path()).unwrap();
+        assert_eq!(scan.folders, ["mcp-remote-v1", "mcp-remote-0.1.29"]);
+        assert_eq!(scan.logins.len(), 2);
+        let aa = &scan.logins[0];
+        assert_eq!(
+            (aa.hash.as_str(), aa.folder.as_str()),
+            ("aa", "mcp-remote-v1")
+        );
+        assert_eq!(aa.expires_at().unwrap().timestamp(), 4_102_444_800);
+        assert_eq!(aa.obtained_at().unwrap().timestamp(), 4_102_444_740);
+        let bb = &scan.logins[1];
+        let lifetime = bb.expires_at().unwrap() - bb.written_at.unwrap();
+        assert_eq!(lifetime.num_seconds(), 3600);
+        // Pointed at the version folder itself.
+        let inner = super::scan(&dir.path().join("mcp-remote-v1")).unwrap();
+        assert_eq!(inner.logins.len(), 1);
+    }
+
+    #[test]
     fn a_type_error_never_quotes_the_value() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("x");
