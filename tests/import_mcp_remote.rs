@@ -129,6 +129,22 @@ impl Machine {
     }
 }
 
+/// A simulator, and mcp-remote signed in to it; `None` without the Node peers.
+fn signed_in() -> Option<(Sim, Machine)> {
+    let sim = Sim::start("generic", "1");
+    let machine = Machine::new();
+    machine.mcp_remote_signs_in(&sim)?;
+    Some((sim, machine))
+}
+
+/// The raw tokens mcp-remote stored, which no output may show.
+fn raw_tokens(tokens: &Value) -> Vec<String> {
+    ["access_token", "refresh_token"]
+        .iter()
+        .map(|k| tokens[k].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn status(home: &Home, name: &str) -> Value {
     serde_json::from_str(&home.run(&["status", name, "--json"]).ok().stdout).unwrap()
 }
@@ -151,17 +167,14 @@ fn assert_no_secret(out: &Run, secrets: &[&str]) {
 
 #[test]
 fn an_mcp_remote_login_is_imported_refreshed_with_its_client_and_left_in_place() {
-    let sim = Sim::start("generic", "1");
-    let machine = Machine::new();
-    let Some(()) = machine.mcp_remote_signs_in(&sim) else {
+    let Some((sim, machine)) = signed_in() else {
         return;
     };
     let (tokens_file, tokens) = machine.only("_tokens.json");
     let (_, client) = machine.only("_client_info.json");
     let client_id = client["client_id"].as_str().unwrap().to_string();
-    let access = tokens["access_token"].as_str().unwrap().to_string();
-    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
-    let secrets = [access.as_str(), refresh.as_str()];
+    let raw = raw_tokens(&tokens);
+    let secrets: Vec<&str> = raw.iter().map(String::as_str).collect();
     // The file is named after the md5 of the URL, as tether computes it.
     assert!(tokens_file.to_string_lossy().ends_with(&format!(
         "{}_tokens.json",
@@ -223,18 +236,13 @@ fn an_mcp_remote_login_is_imported_refreshed_with_its_client_and_left_in_place()
 
 #[test]
 fn a_dry_run_writes_nothing_and_bad_entries_are_named_while_the_rest_imports() {
-    let sim = Sim::start("generic", "1");
-    let machine = Machine::new();
-    let Some(()) = machine.mcp_remote_signs_in(&sim) else {
+    let Some((sim, machine)) = signed_in() else {
         return;
     };
     let (tokens_file, tokens) = machine.only("_tokens.json");
     let (client_file, _) = machine.only("_client_info.json");
-    let secrets = [
-        tokens["access_token"].as_str().unwrap().to_string(),
-        tokens["refresh_token"].as_str().unwrap().to_string(),
-    ];
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let raw = raw_tokens(&tokens);
+    let secrets: Vec<&str> = raw.iter().map(String::as_str).collect();
     // A login for a server nobody names, a malformed file, a token without its client.
     let unknown = "0123456789abcdef0123456789abcdef";
     let v1 = machine.v1();
@@ -399,9 +407,7 @@ fn a_login_whose_server_cannot_be_reached_is_reported_and_nothing_is_written() {
 
 #[test]
 fn a_connection_waiting_for_its_login_takes_the_imported_one() {
-    let sim = Sim::start("generic", "1");
-    let machine = Machine::new();
-    let Some(()) = machine.mcp_remote_signs_in(&sim) else {
+    let Some((sim, machine)) = signed_in() else {
         return;
     };
     let home = Home::new();
