@@ -4,9 +4,10 @@
 //!
 //! Scan the store (`store`) → recover each login's server URL from its hash (`servers`) →
 //! discover each server and check the stored client's issuer → place every login in one
-//! vault transaction (`convert`).
+//! vault transaction (`place`, `convert`).
 
 pub mod convert;
+mod place;
 pub mod servers;
 pub mod store;
 
@@ -15,9 +16,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::oauth::discovery::{self, canonical_resource};
+use crate::oauth::discovery;
 use crate::secret::mask;
-use crate::vault::{Connection, ConnectionName, Discovered, Event, EventKind, Store, Vault};
+use crate::vault::{ConnectionName, Discovered, Store, Vault};
 use servers::{Candidate, Index, Source};
 use store::Login;
 
@@ -174,14 +175,14 @@ pub async fn run(
     }
     let now = Utc::now();
     let mut rehearsal = current.clone();
-    let planned = place_all(&mut rehearsal, &prepared, request.name.as_ref(), now);
+    let planned = place::place_all(&mut rehearsal, &prepared, request.name.as_ref(), now);
     let placed = if request.dry_run || !planned.iter().any(|e| e.outcome == Outcome::Imported) {
         planned
     } else {
         let name = request.name.clone();
         vault
             .transact_async(move |store: &mut Store| {
-                Ok::<_, ImportError>(place_all(store, &prepared, name.as_ref(), now))
+                Ok::<_, ImportError>(place::place_all(store, &prepared, name.as_ref(), now))
             })
             .await?
     };
@@ -358,118 +359,6 @@ fn login_notes(login: &Login, candidate: &Candidate) -> Vec<String> {
         ));
     }
     notes
-}
-
-/// Places every prepared login in `store`, deciding names against what it holds.
-fn place_all(
-    store: &mut Store,
-    prepared: &[Prepared],
-    name: Option<&ConnectionName>,
-    now: DateTime<Utc>,
-) -> Vec<Entry> {
-    prepared
-        .iter()
-        .map(|p| place(store, p, name, now))
-        .collect()
-}
-
-fn place(
-    store: &mut Store,
-    p: &Prepared,
-    name: Option<&ConnectionName>,
-    now: DateTime<Utc>,
-) -> Entry {
-    let same = |c: &&Connection| canonical_resource(&c.upstream) == canonical_resource(&p.upstream);
-    let existing = store.connections().iter().find(same).cloned();
-    let mut entry = Entry::of_login(Outcome::Imported, &p.login, String::new());
-    entry.url = Some(p.upstream.to_string());
-    entry.url_from = Some(p.candidate.source.to_string());
-    entry.notes = p.notes.clone();
-    let target = match existing {
-        Some(c) if convert::works(&c, now) => {
-            entry.outcome = Outcome::Skipped;
-            entry.name = Some(c.name.to_string());
-            entry.message = skip_message(&c, &p.login);
-            return entry;
-        }
-        Some(c) => c.name.to_string(),
-        None => match new_connection(store, p, name, now) {
-            Ok(name) => name,
-            Err(message) => {
-                entry.outcome = Outcome::Failed;
-                entry.message = message;
-                return entry.with_fix("choose another --name");
-            }
-        },
-    };
-    let c = store.get_mut(&target).expect("placed above");
-    convert::apply(c, &p.login, p.discovered.clone(), now);
-    entry.message = import_message(c);
-    entry.name = Some(target);
-    entry
-}
-
-fn skip_message(c: &Connection, login: &Login) -> String {
-    let same_client = c
-        .token
-        .as_ref()
-        .is_some_and(|t| t.client_id == login.client.client_id);
-    if same_client {
-        format!("already imported: '{}' holds this login", c.name)
-    } else {
-        format!(
-            "'{}' already has a working {} login for this server; kept it",
-            c.name,
-            c.auth.kind()
-        )
-    }
-}
-
-fn import_message(c: &Connection) -> String {
-    match &c.token {
-        Some(t) if c.state == crate::vault::ConnectionState::Healthy => {
-            format!("imported as '{}' (generation {})", c.name, t.generation)
-        }
-        _ => format!(
-            "client imported as '{}', but its token had expired and cannot be refreshed: run `tether login {}` (it reuses this client)",
-            c.name, c.name
-        ),
-    }
-}
-
-/// Adds an empty connection for `p` under `name`, or one derived from the host.
-fn new_connection(
-    store: &mut Store,
-    p: &Prepared,
-    name: Option<&ConnectionName>,
-    now: DateTime<Utc>,
-) -> Result<String, String> {
-    let taken = |n: &str| store.get(n).is_some();
-    let chosen = match name {
-        Some(n) if taken(n.as_str()) => {
-            return Err(format!(
-                "a connection named '{n}' already exists for another server"
-            ));
-        }
-        Some(n) => n.clone(),
-        None => {
-            let base = convert::name_from_host(&p.upstream);
-            let unique = convert::unique_name(&base, taken);
-            unique.parse().map_err(|e| format!("{e}"))?
-        }
-    };
-    let auth = crate::vault::Auth::OAuth {
-        scopes: Vec::new(),
-        discovery: None,
-    };
-    let mut c = Connection::new(chosen.clone(), p.upstream.clone(), auth, now);
-    c.record(Event::new(
-        now,
-        EventKind::Added,
-        format!("added for {} from mcp-remote's store", p.upstream),
-    ));
-    store.push(c);
-    Ok(chosen.to_string())
 }
 
 /// Raises each imported connection's refresh high-water mark to its new generation, as a
