@@ -108,6 +108,10 @@ pub enum Command {
         #[arg(long, value_name = "LABEL", default_value = "stdio")]
         client: String,
     },
+    /// Bring logins another tool already holds into tether, keeping their client ids so
+    /// nobody signs in again. The source is only read, never changed or deleted.
+    #[command(subcommand)]
+    Import(ImportSource),
     /// Cut one local client off a connection; its endpoint stops working at once.
     Revoke {
         /// The connection's name.
@@ -115,6 +119,40 @@ pub enum Command {
         #[arg(long, value_name = "LABEL")]
         client: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// Import mcp-remote's logins from ~/.mcp-auth (or $MCP_REMOTE_CONFIG_DIR): every
+    /// mcp-remote-* folder, each <hash>_tokens.json with its <hash>_client_info.json.
+    ///
+    /// mcp-remote names its files after a hash of the server URL, so the URL is recovered
+    /// from the URLs given here, tether's connections, and the `mcp-remote <url>` command
+    /// lines in Claude Desktop's, Cursor's, Claude Code's and VS Code's configs.
+    /// Exits 0 when every login was imported or skipped with a reason, 1 when some could
+    /// not be imported (each is listed with the fix), 2 for a wrong command line.
+    #[command(name = "mcp-remote")]
+    McpRemote(McpRemoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpRemoteArgs {
+    /// Import only these servers' logins (their MCP URLs, as given to mcp-remote).
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
+    /// mcp-remote's folder (default: $MCP_REMOTE_CONFIG_DIR, else ~/.mcp-auth).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Name the connection (only when exactly one login is imported); default: from the
+    /// server's host, e.g. mcp.linear.app → linear.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Show what would be imported; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON instead of text (tokens and secrets masked).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM.
 //! - [`diagnosis`]: each diagnosis code's explanation and remedy.
 //! - [`doctor`]: `tether doctor`, every check with evidence and remedy.
+//! - [`import`]: `tether import mcp-remote`, other tools' stored logins brought into the vault.
 //! - [`engine`]: connections at run time; the state, events and commands front ends use.
 //! - [`oauth`]: the OAuth client side: discovery, registration, login, refresh.
 //! - [`http`]: the one shared HTTP client toward upstream servers.
@@ -37,6 +38,7 @@ pub mod doctor;
 pub mod engine;
 pub mod front;
 pub mod http;
+pub mod import;
 pub mod oauth;
 pub mod paths;
 pub mod proxy;

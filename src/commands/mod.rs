@@ -5,6 +5,7 @@
 mod auth;
 mod connections;
 mod endpoints;
+mod import;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -53,6 +54,9 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Stdio { name, client } => {
             runtime().and_then(|rt| rt.block_on(crate::stdio::run(&name, &client)))
+        }
+        Command::Import(crate::cli::ImportSource::McpRemote(args)) => {
+            runtime().and_then(|rt| rt.block_on(import::mcp_remote(args)))
         }
         Command::Revoke { name, client } => {
             runtime().and_then(|rt| rt.block_on(endpoints::revoke(&name, &client)))
