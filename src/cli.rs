@@ -208,4 +208,8 @@ pub struct SimArgs {
     /// Answer 404 on this metadata path (repeatable), e.g. /.well-known/oauth-authorization-server.
     #[arg(long, value_name = "PATH")]
     pub missing_metadata: Vec<String>,
+    /// Offer the device authorization grant (RFC 8628) with any profile (github offers it
+    /// anyway). The verification page /device?user_code=CODE approves; &deny=1 denies.
+    #[arg(long)]
+    pub device_flow: bool,
 }

@@ -18,6 +18,7 @@ pub fn options_from_args(args: &SimArgs) -> Result<SimOptions, super::SimError> 
         port: args.port,
         time_scale: args.time_scale,
         issuer_path: args.issuer_path.clone(),
+        device_flow: args.device_flow,
         faults: FaultPlan {
             fail_token_calls: args.fail_token_calls,
             fail_kind,

@@ -9,12 +9,15 @@
 //!   and, for a path issuer, `{iss}/.well-known/openid-configuration` — RFC 8414 / OIDC
 //! - `{iss}/register` (POST), `{iss}/register/{client_id}` (GET, DELETE) — RFC 7591 / 7592
 //! - `{iss}/authorize` (GET, automatic consent), `{iss}/token`, `{iss}/revoke` — RFC 6749 / 7009
+//! - with the device flow: `{iss}/device_authorization` (POST) and `{iss}/device` (GET, the
+//!   verification page: approves `?user_code=…`, denies with `&deny=1`) — RFC 8628
 //! - `/mcp` (POST, GET, DELETE) — MCP Streamable HTTP
 //! - `/__sim/stats` (GET), `/__sim/faults` (GET, POST), `/__sim/revoke-all` (POST) — admin
 
 mod admin;
 mod authorize;
 mod cli;
+mod device;
 mod faults;
 mod mcp;
 mod metadata;
@@ -49,6 +52,9 @@ pub struct SimOptions {
     /// A path such as `/oauth` makes the issuer `http://127.0.0.1:PORT/oauth`, so
     /// discovery must use the RFC 8414 path-insert form; `None`: the issuer is the origin.
     pub issuer_path: Option<String>,
+    /// Offer the device authorization grant (RFC 8628) whatever the profile; the github
+    /// profile offers it anyway.
+    pub device_flow: bool,
 }
 
 impl Default for SimOptions {
@@ -59,6 +65,7 @@ impl Default for SimOptions {
             time_scale: 1.0,
             faults: FaultPlan::default(),
             issuer_path: None,
+            device_flow: false,
         }
     }
 }
