@@ -150,6 +150,14 @@ fn added(profile: &str, time_scale: &str, sim_flags: &[&str]) -> (Home, Sim) {
     (home, sim)
 }
 
+/// The login failed (exit 1) saying `why`, and left no token behind.
+#[track_caller]
+fn assert_failed_without_token(out: &Run, home: &Home, name: &str, why: &str) {
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stderr.contains(why), "{}", out.stderr);
+    assert!(status(home, name)["token"].is_null());
+}
+
 /// Secrets the simulator issues carry `<prefix>_<kind>_`; none may be printed whole.
 #[track_caller]
 fn assert_no_secrets(run: &Run, extra: &[&str]) {
@@ -219,15 +227,8 @@ fn a_pasted_error_redirect_fails_the_login_with_the_servers_reason() {
         .append_pair("state", &query(&auth_url, "state"))
         .append_pair("iss", &sim.base);
     login.paste(denied.as_str());
-    let out = login.finish();
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("answered the login with 'access_denied' (the user said no)"),
-        "{}",
-        out.stderr
-    );
-    assert!(status(&home, "generic")["token"].is_null());
+    let why = "answered the login with 'access_denied' (the user said no)";
+    assert_failed_without_token(&login.finish(), &home, "generic", why);
 }
 
 #[test]
@@ -307,15 +308,8 @@ fn a_denied_device_sign_in_fails_clearly_and_stores_nothing() {
     let (home, sim) = added("github", "5", &[]);
     let (login, approve) = device_login(&home, "github", &["--no-browser"]);
     assert!(get(&format!("{approve}&deny=1")).contains("denied"));
-    let out = login.finish();
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("answered the login with 'access_denied'"),
-        "{}",
-        out.stderr
-    );
-    assert!(status(&home, "github")["token"].is_null());
+    let why = "answered the login with 'access_denied'";
+    assert_failed_without_token(&login.finish(), &home, "github", why);
     assert_eq!(sim.stats()["totals"]["device_denials"], 1);
 }
 
@@ -324,15 +318,8 @@ fn an_expired_device_code_fails_clearly() {
     // A 15-minute device code lasts two seconds.
     let (home, _sim) = added("github", "450", &[]);
     let (login, _approve) = device_login(&home, "github", &["--no-browser"]);
-    let out = login.finish();
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("the device code expired before the sign-in was approved"),
-        "{}",
-        out.stderr
-    );
-    assert!(status(&home, "github")["token"].is_null());
+    let why = "the device code expired before the sign-in was approved";
+    assert_failed_without_token(&login.finish(), &home, "github", why);
 }
 
 #[test]

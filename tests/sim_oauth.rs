@@ -532,20 +532,8 @@ async fn the_device_grant_is_offered_only_where_configured_and_polls_follow_rfc8
         .unwrap();
     assert_eq!(oauth_error(resp).await.1, "unauthorized_client");
 
-    let reg: Value = http
-        .post(endpoint(&sim, "register"))
-        .json(&json!({
-            "redirect_uris": [REDIRECT],
-            "grant_types": ["authorization_code", "refresh_token", device_grant],
-            "token_endpoint_auth_method": "none",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let client_id = s(&reg["client_id"]).to_string();
+    let grants = ["authorization_code", "refresh_token", device_grant];
+    let client_id = register_for(&http, &sim, "none", &grants).await.id;
     let resp = start(client_id.clone(), "https://elsewhere/mcp".into())
         .await
         .unwrap();
