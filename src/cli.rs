@@ -53,7 +53,9 @@ pub enum Command {
     /// Authorize a connection: discovery, client registration, browser sign-in, token.
     ///
     /// The authorization URL is always printed too, for sessions whose browser is
-    /// elsewhere. `$BROWSER` chooses the browser.
+    /// elsewhere. `$BROWSER` chooses the browser. Over SSH, use --no-browser: a device
+    /// code where the server offers the device grant, else the URL and a paste of the
+    /// address the sign-in ended on.
     Login(LoginArgs),
     /// Refresh a connection's token now, through the same single-flight path the
     /// scheduler uses (safe to run from several processes at once).
@@ -159,9 +161,20 @@ pub struct McpRemoteArgs {
 pub struct LoginArgs {
     /// The connection's name.
     pub name: String,
-    /// Do not open a browser: print the authorization URL and wait for the callback.
+    /// Sign in without a browser on this machine (SSH sessions). Where the authorization
+    /// server offers the device grant (RFC 8628), print a code to enter on any device;
+    /// otherwise print the authorization URL and wait for the browser to come back to
+    /// this machine, or for the address its sign-in ended on to be pasted here.
     #[arg(long)]
     pub no_browser: bool,
+    /// Sign in with the device grant (RFC 8628) whether or not a browser is at hand; fail
+    /// if the authorization server does not offer it.
+    #[arg(long, conflicts_with = "no_device")]
+    pub device: bool,
+    /// Never use the device grant: with --no-browser, print the URL and take the pasted
+    /// address.
+    #[arg(long)]
+    pub no_device: bool,
     /// Register a new OAuth client first (the old registration is kept as legacy).
     #[arg(long)]
     pub reregister: bool,
@@ -172,7 +185,7 @@ pub struct LoginArgs {
     /// names it as client_id) where the authorization server supports them.
     #[arg(long, value_name = "URL")]
     pub client_metadata_url: Option<url::Url>,
-    /// Give up waiting for the browser after this many seconds.
+    /// Give up waiting for the browser (or the device approval) after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
 }
@@ -249,4 +262,8 @@ pub struct SimArgs {
     /// Serve MCP with no sign-in (a self-hosted server): no bearer token is asked for.
     #[arg(long)]
     pub no_auth: bool,
+    /// Offer the device authorization grant (RFC 8628) with any profile (github offers it
+    /// anyway). The verification page /device?user_code=CODE approves; &deny=1 denies.
+    #[arg(long)]
+    pub device_flow: bool,
 }

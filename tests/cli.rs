@@ -202,3 +202,9 @@ fn help_lists_the_commands() {
     let home = Home::new();
     insta::assert_snapshot!(home.run(&["--help"]).ok().stdout);
 }
+
+#[test]
+fn login_help_states_the_headless_flag_rules() {
+    let home = Home::new();
+    insta::assert_snapshot!(home.run(&["login", "--help"]).ok().stdout);
+}

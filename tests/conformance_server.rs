@@ -110,7 +110,7 @@ fn the_proxy_passes_the_server_scenarios_its_upstream_passes() {
     let Some(node) = peers::require(&["conformance-0.1", "conformance-0.2"]) else {
         return;
     };
-    let sim = Sim::start_with("generic", &["--no-auth"]);
+    let sim = Sim::start_with("generic", "1", &["--no-auth"]);
     let direct = failures(&node, &sim.mcp_url, "direct");
     assert!(
         direct.is_empty(),

@@ -485,3 +485,105 @@ async fn bad_options_are_refused_with_the_value_and_the_fix() {
         assert!(!p.description().is_empty());
     }
 }
+
+#[tokio::test]
+async fn the_device_grant_is_offered_only_where_configured_and_polls_follow_rfc8628() {
+    let http = http();
+    let plain = sim(Profile::Generic).await;
+    let (_, meta) = get_json(
+        &http,
+        &url(&plain, "/.well-known/oauth-authorization-server"),
+    )
+    .await;
+    assert!(meta.get("device_authorization_endpoint").is_none());
+    let resp = http
+        .post(endpoint(&plain, "device_authorization"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // GitHub offers it; a 5-second interval lasts one.
+    let sim = sim_with(SimOptions {
+        time_scale: 5.0,
+        ..SimOptions::new(Profile::Github)
+    })
+    .await;
+    let (_, meta) = get_json(&http, &url(&sim, "/.well-known/oauth-authorization-server")).await;
+    assert_eq!(
+        meta["device_authorization_endpoint"],
+        endpoint(&sim, "device_authorization").as_str()
+    );
+    let device_grant = "urn:ietf:params:oauth:grant-type:device_code";
+    assert!(
+        meta["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(device_grant))
+    );
+    let start = |client_id: String, resource: String| {
+        http.post(endpoint(&sim, "device_authorization"))
+            .form(&[("client_id", client_id), ("resource", resource)])
+            .send()
+    };
+    let without = register(&http, &sim, "none").await;
+    let resp = start(without.id.clone(), sim.mcp_url().to_string())
+        .await
+        .unwrap();
+    assert_eq!(oauth_error(resp).await.1, "unauthorized_client");
+
+    let grants = ["authorization_code", "refresh_token", device_grant];
+    let client_id = register_for(&http, &sim, "none", &grants).await.id;
+    let resp = start(client_id.clone(), "https://elsewhere/mcp".into())
+        .await
+        .unwrap();
+    assert_eq!(oauth_error(resp).await.1, "invalid_target");
+    let begin = || async {
+        let resp = start(client_id.clone(), sim.mcp_url().to_string()).await;
+        resp.unwrap().json::<Value>().await.unwrap()
+    };
+    let poll = |started: &Value| {
+        let form = [
+            ("grant_type", device_grant.to_string()),
+            ("device_code", s(&started["device_code"]).to_string()),
+            ("client_id", client_id.clone()),
+        ];
+        http.post(endpoint(&sim, "token")).form(&form).send()
+    };
+    let hasty = begin().await;
+    let (_, error) = oauth_error(poll(&hasty).await.unwrap()).await;
+    assert_eq!(
+        error, "slow_down",
+        "polled before the first interval passed"
+    );
+
+    let started = begin().await;
+    assert_eq!(started["interval"], 1);
+    assert_eq!(started["expires_in"], 180);
+    let unknown = http.get(format!("{}?user_code=BBBB-BBBB", endpoint(&sim, "device")));
+    assert_eq!(
+        unknown.send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let second = std::time::Duration::from_millis(1100);
+    tokio::time::sleep(second).await;
+    let (_, error) = oauth_error(poll(&started).await.unwrap()).await;
+    assert_eq!(error, "authorization_pending");
+    let typed = s(&started["user_code"]).to_lowercase().replace('-', "");
+    let page = http.get(format!("{}?user_code={typed}", endpoint(&sim, "device")));
+    assert_eq!(page.send().await.unwrap().status(), StatusCode::OK);
+    tokio::time::sleep(second).await;
+    let tokens: Value = poll(&started).await.unwrap().json().await.unwrap();
+    probe(&http, &sim, s(&tokens["access_token"]))
+        .await
+        .unwrap();
+    tokio::time::sleep(second).await;
+    let (_, error) = oauth_error(poll(&started).await.unwrap()).await;
+    assert_eq!(error, "invalid_grant", "a device code is spent once used");
+    let totals = &stats(&http, &sim).await["totals"];
+    assert_eq!(totals["device_authorizations"], 2);
+    assert_eq!(totals["device_approvals"], 1);
+    assert_eq!(totals["device_polls"], 4);
+    assert_eq!(totals["device_polls_too_fast"], 1);
+    assert_eq!(totals["device_code_grants"], 1);
+}

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use super::{bad_input, open_vault};
 use crate::cli::LoginArgs;
 use crate::diagnosis::explain;
-use crate::oauth::authorize::{self, Browser, LoginOptions, LoginStep, StepOutcome};
+use crate::oauth::authorize::{self, Browser, DeviceGrant, LoginOptions, LoginStep, StepOutcome};
 use crate::oauth::refresh::{TokenManager, Trigger};
 use crate::oauth::registration::{self, Cleanup};
 use crate::secret::mask;
@@ -33,8 +34,11 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         client_metadata_url: args.client_metadata_url.clone(),
         timeout: Duration::from_secs(args.timeout),
+        device: device_choice(&args),
+        pasted: args.no_browser.then(stdin_lines),
     };
-    let progress: authorize::Progress = Arc::new(print_step);
+    let headless = args.no_browser;
+    let progress: authorize::Progress = Arc::new(move |s, o| print_step(s, o, headless));
     let outcome = authorize::login(
         &crate::http::client(),
         &vault,
@@ -68,22 +72,89 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The flag rules: `--device` requires the device grant, `--no-device` rules it out, and
+/// `--no-browser` alone prefers it where the server offers it.
+fn device_choice(args: &LoginArgs) -> DeviceGrant {
+    match (args.device, args.no_device, args.no_browser) {
+        (true, _, _) => DeviceGrant::Require,
+        (_, true, _) => DeviceGrant::Off,
+        (_, _, true) => DeviceGrant::Prefer,
+        _ => DeviceGrant::Off,
+    }
+}
+
+/// Lines pasted on stdin, read on a thread of their own: a blocking read must hold up
+/// neither the runtime nor the exit once the login is over. The channel closes at EOF.
+fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(8);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// What the user must act on, on stdout (scripts over SSH capture it); `false` for the
+/// other steps.
+fn print_instruction(step: &LoginStep, headless: bool) -> bool {
+    match step {
+        LoginStep::BrowserOpened { url } if headless => {
+            println!("Open this URL in a browser to authorize:\n  {url}")
+        }
+        LoginStep::BrowserOpened { url } => {
+            eprintln!("Open this URL to authorize (it is also sent to your browser):\n  {url}")
+        }
+        LoginStep::AwaitingPaste { redirect_uri } => println!(
+            "If that browser is on another machine, the sign-in ends on a page that cannot load \
+             ({redirect_uri}?code=…): copy its whole address from the address bar, paste it \
+             here and press Enter."
+        ),
+        LoginStep::PasteRejected { reason } => eprintln!("  ✗ {reason}. Paste again:"),
+        LoginStep::DeviceCode {
+            verification_uri,
+            verification_uri_complete,
+            user_code,
+            expires_in,
+        } => {
+            println!("To authorize, open {verification_uri} on any device and enter the code:");
+            println!("  {user_code}");
+            if let Some(complete) = verification_uri_complete {
+                println!("(or open {complete})");
+            }
+            println!(
+                "The code is valid for {}.",
+                crate::view::duration(*expires_in as i64)
+            );
+        }
+        _ => return false,
+    }
+    true
+}
+
 /// Login progress on stderr, one line per finished step; the URL always in full.
-fn print_step(step: LoginStep, outcome: StepOutcome) {
+fn print_step(step: LoginStep, outcome: StepOutcome, headless: bool) {
+    if print_instruction(&step, headless) {
+        return;
+    }
     let label = match &step {
         LoginStep::ResourceMetadata => "protected resource metadata",
         LoginStep::AuthServerMetadata => "authorization server",
         LoginStep::ClientRegistration => "client",
-        LoginStep::BrowserOpened { url } => {
-            eprintln!("Open this URL to authorize (it is also sent to your browser):\n  {url}");
-            return;
-        }
         LoginStep::WaitingForCallback => "browser sign-in",
-        LoginStep::TokenReceived => "token",
+        LoginStep::DeviceAuthorization => "device authorization",
+        LoginStep::WaitingForApproval => "device sign-in",
+        _ => "token",
     };
     match outcome {
         StepOutcome::Running if step == LoginStep::WaitingForCallback => {
             eprintln!("  … waiting for the browser to come back")
+        }
+        StepOutcome::Running if step == LoginStep::WaitingForApproval => {
+            eprintln!("  … waiting for the sign-in to be approved")
         }
         StepOutcome::Running => {}
         StepOutcome::Done(detail) => eprintln!("  ✓ {label}: {detail}"),

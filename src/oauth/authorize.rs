@@ -2,26 +2,27 @@
 //! authorization and token requests, scope from the challenge or the metadata, a loopback
 //! callback on the port pinned in the client's registration, the browser opened (and the
 //! URL shown for SSH users), `state` and `iss` verified, the code exchanged, and the
-//! result stored in one vault transaction.
+//! result stored in one vault transaction. Without a browser on this machine: the
+//! redirect URL pasted by the user, or the device authorization grant (RFC 8628).
 
-use std::collections::HashMap;
+mod callback;
+mod device;
+mod store;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use oauth2::{CsrfToken, PkceCodeChallenge};
 use tokio::sync::mpsc;
 use url::Url;
 
 use super::discovery::{self, Discovery, DiscoveryError};
-use super::refresh::{lock_dir, lock_refresh};
 use super::registration::{self, RegistrationError};
-use super::token::{self, ClientAuth, TokenError, TokenResponse, printable};
+use super::token::{self, ClientAuth, TokenError, TokenResponse};
 use crate::secret::mask;
-use crate::vault::{
-    Auth, ClientRegistration, Connection, ConnectionState, DiagnosisCode, Discovered, Event,
-    EventKind, Evidence, Store, TokenSet, Vault, VaultError,
-};
+use crate::vault::{Auth, ClientRegistration, DiagnosisCode, Vault, VaultError};
+
+pub use callback::{PasteProblem, parse_pasted};
 
 /// One step of a login, as a front end shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,25 @@ pub enum LoginStep {
         url: String,
     },
     WaitingForCallback,
+    /// The user may paste the address the sign-in ended on (the browser is elsewhere).
+    AwaitingPaste {
+        redirect_uri: String,
+    },
+    /// A pasted address was refused; the user may paste again.
+    PasteRejected {
+        reason: String,
+    },
+    /// The device authorization request (RFC 8628 §3.1).
+    DeviceAuthorization,
+    /// What the user opens and types on another device (RFC 8628 §3.3).
+    DeviceCode {
+        verification_uri: String,
+        verification_uri_complete: Option<String>,
+        user_code: String,
+        expires_in: u64,
+    },
+    /// Polling the token endpoint until the user approves (RFC 8628 §3.4).
+    WaitingForApproval,
     TokenReceived,
 }
 
@@ -59,6 +79,19 @@ pub enum Browser {
     Fetch,
 }
 
+/// When the device authorization grant (RFC 8628) replaces the browser sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceGrant {
+    /// Never.
+    #[default]
+    Off,
+    /// Where the authorization server offers it; where it refuses to start one, the
+    /// browser sign-in instead.
+    Prefer,
+    /// Always; a server that does not offer it is an error.
+    Require,
+}
+
 pub struct LoginOptions {
     pub browser: Browser,
     /// Register a new client first (the old one is kept as legacy).
@@ -66,8 +99,12 @@ pub struct LoginOptions {
     /// Scopes to add to what the server asks for (step-up after `insufficient_scope`).
     pub extra_scopes: Vec<String>,
     pub client_metadata_url: Option<Url>,
-    /// How long to wait for the browser to come back.
+    /// How long to wait for the browser to come back (or the device to be approved).
     pub timeout: Duration,
+    pub device: DeviceGrant,
+    /// Redirect URLs the user pastes, one per message, while the loopback callback is
+    /// awaited too (a browser on another machine); `None`: the callback only.
+    pub pasted: Option<mpsc::Receiver<String>>,
 }
 
 impl Default for LoginOptions {
@@ -78,6 +115,8 @@ impl Default for LoginOptions {
             extra_scopes: Vec::new(),
             client_metadata_url: None,
             timeout: Duration::from_secs(300),
+            device: DeviceGrant::Off,
+            pasted: None,
         }
     }
 }
@@ -124,7 +163,7 @@ pub enum LoginError {
     },
     #[error("the login callback carried no code: start the login again")]
     NoCode,
-    #[error("no answer from the browser within {0:?}: start the login again")]
+    #[error("no sign-in within {0:?} (browser or device): start the login again")]
     Timeout(Duration),
     #[error("the login was cancelled")]
     Cancelled,
@@ -132,6 +171,16 @@ pub enum LoginError {
     Exchange(TokenError),
     #[error("cannot open the browser ({0}); open the URL shown above by hand")]
     Browser(String),
+    #[error(
+        "the authorization server {issuer} does not offer the device authorization grant (RFC 8628): sign in through a browser (`tether login NAME --no-browser --no-device` prints the URL and takes the pasted address)"
+    )]
+    DeviceUnsupported { issuer: String },
+    #[error(
+        "the authorization server refused to start a device sign-in: {0}; a client registered without the device grant needs `tether login NAME --reregister --device`"
+    )]
+    DeviceRefused(TokenError),
+    #[error("the device code expired before the sign-in was approved: start the login again")]
+    DeviceExpired,
     #[error("{0}")]
     Vault(String),
 }
@@ -147,7 +196,10 @@ impl LoginError {
     pub fn is_diagnosed(&self) -> bool {
         matches!(
             self,
-            LoginError::Discovery(_) | LoginError::Registration(_) | LoginError::Exchange(_)
+            LoginError::Discovery(_)
+                | LoginError::Registration(_)
+                | LoginError::Exchange(_)
+                | LoginError::DeviceRefused(_)
         )
     }
 
@@ -157,22 +209,19 @@ impl LoginError {
             LoginError::Registration(RegistrationError::Failed { .. }) => {
                 DiagnosisCode::ClientRejected
             }
-            LoginError::Exchange(e) if e.is_transient() => DiagnosisCode::UpstreamUnreachable,
-            LoginError::Exchange(TokenError::OAuth { body, .. })
-                if matches!(
-                    body.error.as_str(),
-                    "invalid_client" | "unauthorized_client"
-                ) =>
-            {
-                DiagnosisCode::ClientRejected
-            }
-            LoginError::Exchange(TokenError::OAuth { body, .. })
-                if body.error == "invalid_scope" =>
-            {
-                DiagnosisCode::InsufficientScope
-            }
+            LoginError::Exchange(e) | LoginError::DeviceRefused(e) => token_diagnosis(e),
             _ => DiagnosisCode::DiscoveryFailed,
         }
+    }
+}
+
+/// What a token-endpoint (or device-endpoint) failure during a login means.
+fn token_diagnosis(e: &TokenError) -> DiagnosisCode {
+    match e.oauth_error() {
+        _ if e.is_transient() => DiagnosisCode::UpstreamUnreachable,
+        Some("invalid_client" | "unauthorized_client") => DiagnosisCode::ClientRejected,
+        Some("invalid_scope") => DiagnosisCode::InsufficientScope,
+        _ => DiagnosisCode::DiscoveryFailed,
     }
 }
 
@@ -265,6 +314,13 @@ pub async fn login(
         StepOutcome::Done(found.issuer.clone()),
     );
 
+    let device = match device::wanted(options.device, &found) {
+        Ok(d) => d,
+        Err(e) => {
+            step(LoginStep::DeviceAuthorization, failed(e.diagnosis(), &e));
+            return Err(e);
+        }
+    };
     step(LoginStep::ClientRegistration, StepOutcome::Running);
     let chosen = match registration::choose(
         http,
@@ -272,6 +328,7 @@ pub async fn login(
         &found,
         options.reregister,
         options.client_metadata_url.as_ref(),
+        device,
     )
     .await
     {
@@ -287,7 +344,7 @@ pub async fn login(
     let client = chosen.registration;
     if chosen.created {
         // Stored at once, so a later login reuses it even if this one is abandoned.
-        store_registration(vault, name, client.clone()).await?;
+        store::store_registration(vault, name, client.clone()).await?;
     }
     step(
         LoginStep::ClientRegistration,
@@ -310,15 +367,17 @@ pub async fn login(
         found.as_metadata.scopes_supported.as_deref(),
         &requested,
     );
-    let response = authorize(http, &found, &client, scope.as_deref(), &options, &step).await;
-    let response = match response {
-        Ok(r) => r,
-        Err(e) => {
-            step(LoginStep::WaitingForCallback, failed(e.diagnosis(), &e));
-            return Err(e);
-        }
-    };
-    let outcome = store_login(vault, name, &found, &client, scope, response).await?;
+    let response = obtain_token(
+        http,
+        &found,
+        &client,
+        scope.as_deref(),
+        options,
+        device,
+        &step,
+    );
+    let response = response.await?;
+    let outcome = store::store_login(vault, name, &found, &client, scope, response).await?;
     step(
         LoginStep::TokenReceived,
         StepOutcome::Done(format!(
@@ -340,13 +399,74 @@ fn failed(diagnosis: DiagnosisCode, e: &dyn std::fmt::Display) -> StepOutcome {
     }
 }
 
-/// The browser part: listen, open, wait for the callback, check it, exchange the code.
-async fn authorize(
+/// The user's part of the login: the device grant when chosen (falling back to the
+/// browser where the server refuses to start one and the user did not insist), else the
+/// browser sign-in.
+async fn obtain_token(
     http: &reqwest::Client,
     found: &Discovery,
     client: &ClientRegistration,
     scope: Option<&str>,
-    options: &LoginOptions,
+    mut options: LoginOptions,
+    device: bool,
+    step: &(dyn Fn(LoginStep, StepOutcome) + Send + Sync),
+) -> Result<TokenResponse, LoginError> {
+    if device {
+        match device::sign_in(http, found, client, scope, options.timeout, step).await {
+            Err(LoginError::DeviceRefused(e)) if options.device == DeviceGrant::Prefer => step(
+                LoginStep::DeviceAuthorization,
+                StepOutcome::Done(format!(
+                    "refused ({e}); signing in through the browser instead"
+                )),
+            ),
+            Err(e @ LoginError::DeviceRefused(_)) => {
+                step(LoginStep::DeviceAuthorization, failed(e.diagnosis(), &e));
+                return Err(e);
+            }
+            other => return other,
+        }
+    }
+    let result = browser_sign_in(http, found, client, scope, &mut options, step).await;
+    if let Err(e) = &result {
+        step(LoginStep::WaitingForCallback, failed(e.diagnosis(), e));
+    }
+    result
+}
+
+/// The authorization request's URL (RFC 6749 §4.1.1 with PKCE, RFC 8707 `resource`).
+fn authorization_url(
+    found: &Discovery,
+    client: &ClientRegistration,
+    redirect_uri: &str,
+    scope: Option<&str>,
+    challenge: &PkceCodeChallenge,
+    state: &CsrfToken,
+) -> Url {
+    let mut auth_url = found.as_metadata.authorization_endpoint.clone();
+    {
+        let mut q = auth_url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &client.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", state.secret())
+            .append_pair("resource", &found.resource);
+        if let Some(scope) = scope {
+            q.append_pair("scope", scope);
+        }
+    }
+    auth_url
+}
+
+/// The browser part: listen, open, wait for the callback (or a pasted redirect), check
+/// it, exchange the code.
+async fn browser_sign_in(
+    http: &reqwest::Client,
+    found: &Discovery,
+    client: &ClientRegistration,
+    scope: Option<&str>,
+    options: &mut LoginOptions,
     step: &(dyn Fn(LoginStep, StepOutcome) + Send + Sync),
 ) -> Result<TokenResponse, LoginError> {
     let redirect_uri = client
@@ -357,24 +477,11 @@ async fn authorize(
         .ok()
         .filter(|u| u.scheme() == "http" && crate::vault::is_loopback(u))
         .ok_or_else(|| LoginError::BadRedirect(redirect_uri.clone()))?;
-    let (mut callbacks, _server) = listen(&redirect).await?;
+    let (callbacks, _server) = callback::listen(&redirect).await?;
 
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let state = CsrfToken::new_random();
-    let mut auth_url = found.as_metadata.authorization_endpoint.clone();
-    {
-        let mut q = auth_url.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", &client.client_id)
-            .append_pair("redirect_uri", &redirect_uri)
-            .append_pair("code_challenge", challenge.as_str())
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("state", state.secret())
-            .append_pair("resource", &found.resource);
-        if let Some(scope) = scope {
-            q.append_pair("scope", scope);
-        }
-    }
+    let auth_url = authorization_url(found, client, &redirect_uri, scope, &challenge, &state);
     step(
         LoginStep::BrowserOpened {
             url: auth_url.to_string(),
@@ -387,28 +494,22 @@ async fn authorize(
         }
         Browser::Print => {}
         Browser::Fetch => {
-            tokio::spawn(follow_without_browser(auth_url.clone()));
+            tokio::spawn(callback::follow_without_browser(auth_url.clone()));
         }
     }
-    step(LoginStep::WaitingForCallback, StepOutcome::Running);
-    let params = tokio::time::timeout(options.timeout, callbacks.recv())
+    let expected = callback::Expected {
+        state: state.secret(),
+        redirect: &redirect,
+        found,
+    };
+    let wait = callback::wait(callbacks, options.pasted.take(), &expected, step);
+    let code = tokio::time::timeout(options.timeout, wait)
         .await
-        .map_err(|_| LoginError::Timeout(options.timeout))?
-        .ok_or(LoginError::Cancelled)?;
-    let code = check_callback(&params, state.secret(), found)?;
-    step(
-        LoginStep::WaitingForCallback,
-        StepOutcome::Done("callback received".to_string()),
-    );
-    let auth = ClientAuth::new(
-        &client.client_id,
-        client.client_secret.as_ref(),
-        client.token_endpoint_auth_method.as_deref(),
-    );
-    let response = token::request(
+        .map_err(|_| LoginError::Timeout(options.timeout))??;
+    token::request(
         http,
         &found.as_metadata.token_endpoint,
-        &auth,
+        &ClientAuth::of(client),
         &[
             ("grant_type", "authorization_code"),
             ("code", &code),
@@ -418,264 +519,7 @@ async fn authorize(
         ],
     )
     .await
-    .map_err(LoginError::Exchange)?;
-    Ok(response)
-}
-
-/// Checks `state`, then `iss` (RFC 9207 §2.4, byte for byte), then errors, then the code.
-fn check_callback(
-    params: &HashMap<String, String>,
-    state: &str,
-    found: &Discovery,
-) -> Result<String, LoginError> {
-    if params.get("state").map(String::as_str) != Some(state) {
-        return Err(LoginError::StateMismatch);
-    }
-    let iss = params.get("iss");
-    let advertised = found
-        .as_metadata
-        .authorization_response_iss_parameter_supported;
-    match iss {
-        Some(iss) if iss != &found.issuer => {
-            // On a mismatch nothing else in the response is trusted or shown.
-            return Err(LoginError::IssuerMismatch {
-                expected: found.issuer.clone(),
-                found: Some(printable(iss, 200)),
-            });
-        }
-        None if advertised => {
-            return Err(LoginError::IssuerMismatch {
-                expected: found.issuer.clone(),
-                found: None,
-            });
-        }
-        _ => {}
-    }
-    if let Some(error) = params.get("error") {
-        return Err(LoginError::Denied {
-            error: printable(error, 64),
-            description: params.get("error_description").map(|d| printable(d, 300)),
-        });
-    }
-    params
-        .get("code")
-        .filter(|c| !c.is_empty())
-        .cloned()
-        .ok_or(LoginError::NoCode)
-}
-
-/// Serves the loopback callback until the returned guard is dropped.
-async fn listen(
-    redirect: &Url,
-) -> Result<(mpsc::Receiver<HashMap<String, String>>, ServerGuard), LoginError> {
-    let port = redirect.port_or_known_default().unwrap_or(80);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|e| LoginError::PortBusy {
-            port,
-            redirect_uri: redirect.to_string(),
-            reason: e.to_string(),
-        })?;
-    let (tx, rx) = mpsc::channel(4);
-    let path = redirect.path().to_string();
-    let app = axum::Router::new().route(
-        &path,
-        axum::routing::get(
-            move |axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
-                let tx = tx.clone();
-                async move {
-                    let ok = q.contains_key("code") && !q.contains_key("error");
-                    let _ = tx.send(q).await;
-                    axum::response::Html(if ok {
-                        "<!doctype html><title>tether</title><p>tether: signed in. You can close this tab.</p>"
-                    } else {
-                        "<!doctype html><title>tether</title><p>tether: the sign-in did not complete. Return to tether for the reason.</p>"
-                    })
-                }
-            },
-        ),
-    );
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((rx, ServerGuard(task)))
-}
-
-struct ServerGuard(tokio::task::JoinHandle<()>);
-
-impl Drop for ServerGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Plays a browser for a server that consents automatically: GET the authorization URL
-/// without following redirects, then deliver the redirect to the loopback callback.
-async fn follow_without_browser(url: Url) {
-    let Ok(client) = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-    else {
-        return;
-    };
-    let Ok(res) = client.get(url).send().await else {
-        return;
-    };
-    let location = res
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|l| l.to_str().ok())
-        .and_then(|l| Url::parse(l).ok());
-    if let Some(target) = location.filter(crate::vault::is_loopback) {
-        let _ = client.get(target).send().await;
-    }
-}
-
-async fn store_registration(
-    vault: &Vault,
-    name: &str,
-    registration: ClientRegistration,
-) -> Result<(), LoginError> {
-    let name = name.to_string();
-    let now = Utc::now();
-    vault
-        .transact_async(move |store: &mut Store| {
-            let c = store
-                .get_mut(&name)
-                .ok_or_else(|| LoginError::NotFound(name.clone()))?;
-            let mut event = Event::new(
-                now,
-                EventKind::Registered,
-                format!(
-                    "registered client {} at {}",
-                    mask(&registration.client_id),
-                    registration.issuer
-                ),
-            );
-            event.evidence = vec![
-                Evidence::new("client", mask(&registration.client_id)),
-                Evidence::new("issuer", registration.issuer.clone()),
-                Evidence::new(
-                    "redirect_uri",
-                    registration.redirect_uri.clone().unwrap_or_default(),
-                ),
-            ];
-            c.record(event);
-            registration::adopt(c, registration);
-            Ok(())
-        })
-        .await
-}
-
-async fn store_login(
-    vault: &Vault,
-    name: &str,
-    found: &Discovery,
-    client: &ClientRegistration,
-    scope: Option<String>,
-    response: TokenResponse,
-) -> Result<LoginOutcome, LoginError> {
-    // The token may only change under the connection's refresh lock, so a refresh in
-    // another process never interleaves with a login.
-    let lock_file = lock_dir(vault).join(format!("{name}.lock"));
-    let _lock = lock_refresh(lock_file.clone())
-        .await
-        .map_err(LoginError::Vault)?;
-    let name = name.to_string();
-    let now = Utc::now();
-    let discovered = found.to_discovered(now);
-    let client = client.clone();
-    let requested: Vec<String> = scope
-        .as_deref()
-        .map(|s| s.split_whitespace().map(String::from).collect())
-        .unwrap_or_default();
-    let outcome = vault
-        .transact_async(move |store: &mut Store| {
-            let c = store
-                .get_mut(&name)
-                .ok_or_else(|| LoginError::NotFound(name.clone()))?;
-            Ok::<_, LoginError>(apply_login(c, discovered, client, requested, response, now))
-        })
-        .await?;
-    // Still under the refresh lock: the mark never lags the vault.
-    super::watermark::raise(super::watermark::path(&lock_file), outcome.generation, None).await;
-    Ok(outcome)
-}
-
-fn apply_login(
-    c: &mut Connection,
-    discovered: Discovered,
-    client: ClientRegistration,
-    requested: Vec<String>,
-    response: TokenResponse,
-    now: chrono::DateTime<Utc>,
-) -> LoginOutcome {
-    let previous = c.token.as_ref();
-    let generation = previous.map(|t| t.generation + 1).unwrap_or(1);
-    let used = previous
-        .map(|t| t.used_refresh_hashes.clone())
-        .unwrap_or_default();
-    let issuer = discovered.issuer.clone();
-    let outcome = LoginOutcome {
-        issuer: issuer.clone(),
-        client_id: client.client_id.clone(),
-        scope: response
-            .scope
-            .clone()
-            .or_else(|| Some(requested.join(" ")).filter(|s| !s.is_empty())),
-        expires_in: response.expires_in,
-        has_refresh_token: response.refresh_token.is_some(),
-        generation,
-    };
-    c.auth = Auth::OAuth {
-        scopes: requested,
-        discovery: Some(discovered),
-    };
-    c.token = Some(TokenSet {
-        client_id: client.client_id.clone(),
-        issuer: issuer.clone(),
-        access_token: response.access_token,
-        refresh_token: response.refresh_token,
-        scope: outcome.scope.clone(),
-        expires_at: response
-            .expires_in
-            .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2_000) as i64)),
-        obtained_at: now,
-        generation,
-        used_refresh_hashes: used,
-    });
-    c.journal = None;
-    c.state = ConnectionState::Healthy;
-    registration::adopt(c, client);
-    let mut event = Event::new(
-        now,
-        EventKind::Authorized,
-        format!("authorized at {issuer} (generation {generation})"),
-    );
-    event.evidence = vec![
-        Evidence::new("issuer", issuer),
-        Evidence::new("client", mask(&outcome.client_id)),
-        Evidence::new(
-            "scope",
-            outcome.scope.clone().unwrap_or_else(|| "(none)".into()),
-        ),
-        Evidence::new(
-            "lifetime",
-            outcome
-                .expires_in
-                .map(|s| crate::view::duration(s as i64))
-                .unwrap_or_else(|| "no expiry".into()),
-        ),
-    ];
-    // Worth knowing, not worth alarming: how this server's tokens behave.
-    if !outcome.has_refresh_token {
-        event.diagnosis = Some(DiagnosisCode::NoRefreshToken);
-    } else if outcome.expires_in.is_some_and(|s| s < 3600) {
-        event.diagnosis = Some(DiagnosisCode::ShortLived);
-    }
-    c.record(event);
-    outcome
+    .map_err(LoginError::Exchange)
 }
 
 #[cfg(test)]

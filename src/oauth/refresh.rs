@@ -615,11 +615,7 @@ fn plan_for(
         spent,
         generation: token.generation,
         refresh_token,
-        auth: ClientAuth::new(
-            &client.client_id,
-            client.client_secret.as_ref(),
-            client.token_endpoint_auth_method.as_deref(),
-        ),
+        auth: ClientAuth::of(client),
         token_endpoint,
         resource: Some(discovery.resource.clone()),
         suspect: false,

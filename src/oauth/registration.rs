@@ -10,7 +10,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::discovery::Discovery;
-use super::token::{describe, printable};
+use super::token::{DEVICE_CODE_GRANT, describe, printable};
 use crate::secret::Secret;
 use crate::vault::{ClientRegistration, Connection, RegistrationMethod, RegistrationStatus};
 
@@ -64,6 +64,7 @@ pub async fn choose(
     discovery: &Discovery,
     reregister: bool,
     client_metadata_url: Option<&Url>,
+    device: bool,
 ) -> Result<Chosen, RegistrationError> {
     let now = Utc::now();
     if !reregister && let Some(existing) = reusable(&connection.clients, &discovery.issuer, now) {
@@ -103,6 +104,7 @@ pub async fn choose(
         endpoint,
         &discovery.issuer,
         meta.scopes_supported.as_deref(),
+        device,
     )
     .await?;
     Ok(Chosen {
@@ -190,19 +192,31 @@ struct RegistrationResponse {
     redirect_uris: Option<Vec<String>>,
 }
 
+/// The grants a new registration asks for: `refresh_token` always (SPEC §A.11), and the
+/// device grant only for a login that will use it — a server may refuse a registration
+/// that asks for more than it lets such clients have.
+fn grant_types(device: bool) -> Vec<&'static str> {
+    let mut grants = vec!["authorization_code", "refresh_token"];
+    if device {
+        grants.push(DEVICE_CODE_GRANT);
+    }
+    grants
+}
+
 /// RFC 7591 registration as a native app, with `refresh_token` among its grants.
 async fn register(
     http: &reqwest::Client,
     endpoint: &Url,
     issuer: &str,
     scopes_supported: Option<&[String]>,
+    device: bool,
 ) -> Result<ClientRegistration, RegistrationError> {
     let port = free_loopback_port()?;
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
     let mut body = serde_json::json!({
         "client_name": CLIENT_NAME,
         "redirect_uris": [redirect_uri],
-        "grant_types": ["authorization_code", "refresh_token"],
+        "grant_types": grant_types(device),
         "response_types": ["code"],
         "token_endpoint_auth_method": "none",
         "application_type": "native",

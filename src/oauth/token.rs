@@ -11,6 +11,10 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::secret::Secret;
+use crate::vault::ClientRegistration;
+
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Token responses and error bodies larger than this are refused unread.
 const MAX_BODY: usize = 64 * 1024;
@@ -26,6 +30,15 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
+    /// How a stored client authenticates: its secret and registered method.
+    pub fn of(client: &ClientRegistration) -> Self {
+        Self::new(
+            &client.client_id,
+            client.client_secret.as_ref(),
+            client.token_endpoint_auth_method.as_deref(),
+        )
+    }
+
     pub fn new(client_id: &str, client_secret: Option<&Secret>, method: Option<&str>) -> Self {
         let method = match (method, client_secret) {
             (Some(m), _) => m.to_string(),
@@ -169,10 +182,26 @@ pub async fn request(
     auth: &ClientAuth,
     params: &[(&str, &str)],
 ) -> Result<TokenResponse, TokenError> {
-    let url = token_endpoint.to_string();
+    let body = post(http, token_endpoint, auth, params).await?;
+    decode_success(&body).map_err(|reason| TokenError::BadResponse {
+        url: token_endpoint.to_string(),
+        reason,
+    })
+}
+
+/// POSTs `params` plus the client's authentication to an endpoint that answers like the
+/// token endpoint (the token endpoint itself, RFC 8628's device authorization endpoint):
+/// the body of a 2xx answer, else the error sorted.
+pub async fn post(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    auth: &ClientAuth,
+    params: &[(&str, &str)],
+) -> Result<Vec<u8>, TokenError> {
+    let url = endpoint.to_string();
     let mut form: Vec<(&str, &str)> = params.to_vec();
     let mut req = http
-        .post(token_endpoint.clone())
+        .post(endpoint.clone())
         .header(reqwest::header::ACCEPT, "application/json");
     match (auth.method.as_str(), &auth.client_secret) {
         ("client_secret_basic", Some(secret)) => {
@@ -212,7 +241,7 @@ pub async fn request(
         },
     })?;
     if status.is_success() {
-        return decode_success(&body).map_err(|reason| TokenError::BadResponse { url, reason });
+        return Ok(body);
     }
     match serde_json::from_slice::<OAuthErrorBody>(&body) {
         Ok(body) if !body.error.is_empty() => Err(TokenError::OAuth {

@@ -172,6 +172,15 @@ fn check_request(
         ));
     }
     let scope = granted_scope(cfg, params.get("scope")?)?;
+    let resource = requested_resource(cfg, params)?;
+    Ok((challenge.to_string(), scope, resource))
+}
+
+/// The RFC 8707 `resource` a request names, if any: every value must be this server's.
+pub(crate) fn requested_resource(
+    cfg: &Config,
+    params: &Params,
+) -> Result<Option<String>, OAuthError> {
     let resources = params.get_all("resource");
     if let Some(bad) = resources.iter().find(|r| **r != cfg.resource) {
         return Err(OAuthError::new(
@@ -182,8 +191,7 @@ fn check_request(
             ),
         ));
     }
-    let resource = resources.first().map(|r| r.to_string());
-    Ok((challenge.to_string(), scope, resource))
+    Ok(resources.first().map(|r| r.to_string()))
 }
 
 /// The scope to grant: the requested one if every part is known, else the profile's

@@ -19,6 +19,7 @@ pub fn options_from_args(args: &SimArgs) -> Result<SimOptions, super::SimError> 
         time_scale: args.time_scale,
         issuer_path: args.issuer_path.clone(),
         open: args.no_auth,
+        device_flow: args.device_flow,
         faults: FaultPlan {
             fail_token_calls: args.fail_token_calls,
             fail_kind,

@@ -46,6 +46,9 @@ pub struct FaultPlan {
     pub drop_next_refresh: bool,
     /// Request paths (e.g. `/.well-known/oauth-authorization-server`) answered with 404.
     pub missing_metadata: Vec<String>,
+    /// Answer this many of the next device-code polls with `slow_down` (RFC 8628 §3.5),
+    /// however patient the client was; each one adds 5 seconds to the interval.
+    pub slow_down_polls: u32,
 }
 
 impl Default for FaultPlan {
@@ -57,6 +60,7 @@ impl Default for FaultPlan {
             timeout_secs: 30,
             drop_next_refresh: false,
             missing_metadata: Vec::new(),
+            slow_down_polls: 0,
         }
     }
 }

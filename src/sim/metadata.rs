@@ -25,7 +25,7 @@ pub(crate) async fn authorization_server(State(shared): State<Arc<Shared>>) -> J
 }
 
 fn as_metadata(cfg: &Config) -> Value {
-    json!({
+    let mut doc = json!({
         "issuer": cfg.issuer,
         "authorization_endpoint": cfg.endpoint("authorize"),
         "token_endpoint": cfg.endpoint("token"),
@@ -36,11 +36,15 @@ fn as_metadata(cfg: &Config) -> Value {
         "scopes_supported": cfg.policy.scopes_supported,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": cfg.policy.grant_types(),
+        "grant_types_supported": cfg.grant_types(),
         "token_endpoint_auth_methods_supported":
             ["none", "client_secret_post", "client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": false,
-    })
+    });
+    if cfg.device_flow {
+        doc["device_authorization_endpoint"] = cfg.endpoint("device_authorization").into();
+    }
+    doc
 }

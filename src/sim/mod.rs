@@ -9,12 +9,15 @@
 //!   and, for a path issuer, `{iss}/.well-known/openid-configuration` — RFC 8414 / OIDC
 //! - `{iss}/register` (POST), `{iss}/register/{client_id}` (GET, DELETE) — RFC 7591 / 7592
 //! - `{iss}/authorize` (GET, automatic consent), `{iss}/token`, `{iss}/revoke` — RFC 6749 / 7009
+//! - with the device flow: `{iss}/device_authorization` (POST) and `{iss}/device` (GET, the
+//!   verification page: approves `?user_code=…`, denies with `&deny=1`) — RFC 8628
 //! - `/mcp` (POST, GET, DELETE) — MCP Streamable HTTP
 //! - `/__sim/stats` (GET), `/__sim/faults` (GET, POST), `/__sim/revoke-all` (POST) — admin
 
 mod admin;
 mod authorize;
 mod cli;
+mod device;
 mod faults;
 mod mcp;
 mod metadata;
@@ -52,6 +55,9 @@ pub struct SimOptions {
     /// Serve MCP with no sign-in at all, as a self-hosted server on a trusted machine
     /// does: every request is answered without a bearer token.
     pub open: bool,
+    /// Offer the device authorization grant (RFC 8628) whatever the profile; the github
+    /// profile offers it anyway.
+    pub device_flow: bool,
 }
 
 impl Default for SimOptions {
@@ -63,6 +69,7 @@ impl Default for SimOptions {
             faults: FaultPlan::default(),
             issuer_path: None,
             open: false,
+            device_flow: false,
         }
     }
 }

@@ -58,6 +58,8 @@ pub(crate) struct Policy {
     pub scopes_supported: &'static [&'static str],
     /// The scope granted when the client asks for none, and named in 401 challenges.
     pub default_scope: &'static str,
+    /// The device authorization grant (RFC 8628) is offered, as GitHub does.
+    pub device_flow: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -100,7 +102,7 @@ impl Profile {
                 "single-use refresh tokens; reusing one revokes the whole grant (1 h access tokens)"
             }
             Profile::Github => {
-                "at most 10 live tokens per user and app; the 11th silently revokes the oldest (8 h access tokens)"
+                "at most 10 live tokens per user and app; the 11th silently revokes the oldest (8 h access tokens); device flow offered"
             }
             Profile::Notion => {
                 "dynamically registered clients expire after a day; their tokens then fail with invalid_client"
@@ -130,6 +132,7 @@ impl Profile {
             force_client_secret: false,
             scopes_supported: SCOPES_OFFLINE,
             default_scope: "mcp:read mcp:write",
+            device_flow: false,
         };
         match self {
             Profile::Linear => Policy {
@@ -144,6 +147,7 @@ impl Profile {
                 refresh: rotate(Some(184 * DAY), ReusePolicy::Reject),
                 max_live_access: Some(10),
                 scopes_supported: SCOPES_PLAIN,
+                device_flow: true,
                 ..base
             },
             Profile::Notion => Policy {
@@ -190,6 +194,20 @@ impl Policy {
             None => vec!["authorization_code"],
         }
     }
+}
+
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub(crate) const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// RFC 8628's recommendations, in real seconds: GitHub's device codes live 15 minutes and
+/// are polled every 5 seconds.
+pub(crate) const DEVICE_CODE_LIFE: u64 = 900;
+pub(crate) const DEVICE_POLL_INTERVAL: u64 = 5;
+
+/// Divides a real-world lifetime by the time scale, like [`scaled`], but in whole seconds
+/// of at least one, as the wire carries them.
+pub(crate) fn scaled_secs(real_secs: u64, time_scale: f64) -> u64 {
+    (scaled(real_secs, time_scale).as_millis() as u64 / 1000).max(1)
 }
 
 /// Divides a real-world lifetime by the time scale, keeping millisecond precision and

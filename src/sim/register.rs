@@ -89,11 +89,10 @@ pub(crate) async fn register(State(shared): State<Arc<Shared>>, body: Bytes) -> 
         );
     };
     let asked_grants = asked_grants.unwrap_or_else(|| vec!["authorization_code".into()]);
-    let supported = policy.grant_types();
-    if let Some(bad) = asked_grants
-        .iter()
-        .find(|g| !["authorization_code", "refresh_token"].contains(&g.as_str()))
-    {
+    let supported = shared.cfg.grant_types();
+    let known =
+        |g: &str| ["authorization_code", "refresh_token"].contains(&g) || supported.contains(&g);
+    if let Some(bad) = asked_grants.iter().find(|g| !known(g)) {
         return reg_error(
             "invalid_client_metadata",
             format!("grant type '{bad}' is not supported"),

@@ -13,9 +13,9 @@ use url::Url;
 use super::admin::{self, Stats};
 use super::faults::{self, FaultPlan};
 use super::net::{ConnCutter, Connections, SimListener};
-use super::profile::{Policy, Profile};
+use super::profile::{DEVICE_GRANT, Policy, Profile};
 use super::state::{Store, Totals};
-use super::{SimError, SimOptions, authorize, mcp, metadata, register, token};
+use super::{SimError, SimOptions, authorize, device, mcp, metadata, register, token};
 
 /// Fixed facts about one running simulator.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub(crate) struct Config {
     pub resource: String,
     /// MCP needs no bearer token.
     pub open: bool,
+    /// The device authorization grant (RFC 8628) is offered.
+    pub device_flow: bool,
 }
 
 impl Config {
@@ -43,6 +45,16 @@ impl Config {
 
     pub fn resource_metadata_url(&self) -> String {
         format!("{}/.well-known/oauth-protected-resource/mcp", self.origin)
+    }
+
+    /// The grant types this server honours: the profile's, plus the device grant when
+    /// it is offered.
+    pub fn grant_types(&self) -> Vec<&'static str> {
+        let mut grants = self.policy.grant_types();
+        if self.device_flow {
+            grants.push(DEVICE_GRANT);
+        }
+        grants
     }
 }
 
@@ -137,9 +149,11 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
         port: opts.port,
         source: std::io::Error::other(e),
     })?;
+    let policy = opts.profile.policy();
     let cfg = Config {
         profile: opts.profile,
-        policy: opts.profile.policy(),
+        device_flow: opts.device_flow || policy.device_flow,
+        policy,
         time_scale: opts.time_scale,
         issuer: format!("{origin}{issuer_path}"),
         resource: format!("{origin}/mcp"),
@@ -197,6 +211,14 @@ fn router(shared: Arc<Shared>) -> Router {
     };
     for path in as_paths {
         r = r.route(&path, get(metadata::authorization_server));
+    }
+    if shared.cfg.device_flow {
+        r = r
+            .route(
+                &format!("{p}/device_authorization"),
+                post(device::authorization),
+            )
+            .route(&format!("{p}/device"), get(device::verify));
     }
     r.route(&format!("{p}/authorize"), get(authorize::authorize))
         .route(&format!("{p}/token"), post(token::token))

@@ -183,6 +183,31 @@ pub(crate) struct Session {
     pub owed: HashMap<String, Value>,
 }
 
+/// Where a device authorization stands (RFC 8628 §3.3–3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeviceStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Exchanged for tokens: the device code is spent.
+    Used,
+}
+
+/// One device authorization, from its code to its tokens.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceAuthorization {
+    pub client_id: String,
+    pub user_code: String,
+    pub scope: String,
+    pub resource: Option<String>,
+    pub expires_ms: u64,
+    /// The polling interval in force: the one announced, plus 5 s per `slow_down`.
+    pub interval_ms: u64,
+    /// The last poll, or the authorization itself before the first poll.
+    pub last_poll_ms: u64,
+    pub status: DeviceStatus,
+}
+
 /// Totals for `/__sim/stats`. Never holds a secret.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
@@ -206,6 +231,17 @@ pub struct Totals {
     pub mcp_403s: u64,
     pub faults_injected: u64,
     pub dropped_responses: u64,
+    /// Device authorization requests answered with a code (RFC 8628 §3.2).
+    pub device_authorizations: u64,
+    pub device_approvals: u64,
+    pub device_denials: u64,
+    /// Token requests with the device-code grant, whatever their answer.
+    pub device_polls: u64,
+    /// Polls that came sooner than the interval then in force (each was told `slow_down`).
+    pub device_polls_too_fast: u64,
+    pub slow_down_responses: u64,
+    pub expired_token_responses: u64,
+    pub device_code_grants: u64,
 }
 
 /// The tokens one successful grant hands out.
@@ -226,6 +262,8 @@ pub(crate) struct Store {
     pub tokens: HashMap<String, Token>,
     pub families: HashMap<u64, Family>,
     pub sessions: HashMap<String, Session>,
+    /// Pending and finished device authorizations, by device code.
+    pub devices: HashMap<String, DeviceAuthorization>,
     pub totals: Totals,
     next_family: u64,
     next_seq: u64,

@@ -1,5 +1,5 @@
 //! The token endpoint (authorization-code and refresh grants, RFC 6749 §4.1.3 and §6,
-//! PKCE verification, RFC 8707 binding) and the revocation endpoint (RFC 7009).
+//! PKCE verification, RFC 8707 binding; the device-code grant lives in `device.rs`) and the revocation endpoint (RFC 7009).
 
 use std::sync::Arc;
 
@@ -11,14 +11,16 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use super::authorize::requested_resource;
+use super::device;
 use super::faults;
 use super::net::ConnCutter;
 use super::params::{OAuthError, Params, authenticate, presented};
-use super::profile::ReusePolicy;
+use super::profile::{DEVICE_GRANT, ReusePolicy};
 use super::server::{Shared, now_ms};
 use super::state::{Client, Death, Family, Issued, Kind};
 
-fn form_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
+pub(crate) fn form_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -128,6 +130,7 @@ fn grant(
     let refresh = match grant_type {
         "authorization_code" => false,
         "refresh_token" if cfg.policy.refresh.is_some() => true,
+        DEVICE_GRANT if cfg.device_flow => false,
         other => {
             return Err(OAuthError::new(
                 "unsupported_grant_type",
@@ -144,27 +147,19 @@ fn grant(
             format!("this client did not register the '{grant_type}' grant type"),
         ));
     }
-    let resources = params.get_all("resource");
-    if let Some(bad) = resources.iter().find(|r| **r != cfg.resource) {
-        return Err(OAuthError::new(
-            "invalid_target",
-            format!(
-                "resource '{bad}' is not served here; use '{}'",
-                cfg.resource
-            ),
-        ));
-    }
-    let issued = if refresh {
-        refresh_grant(shared, &client, params, now)?
-    } else {
-        code_grant(shared, &client, params, resources.first().copied(), now)?
+    let resource = requested_resource(cfg, params)?;
+    let resource = resource.as_deref();
+    let issued = match grant_type {
+        "refresh_token" => refresh_grant(shared, &client, params, now)?,
+        DEVICE_GRANT => device::grant(shared, &client, params, resource, now)?,
+        _ => code_grant(shared, &client, params, resource, now)?,
     };
     Ok((issued, refresh))
 }
 
 /// A token whose grant family is gone: cannot happen while families are never removed,
 /// but answered as a server error rather than with empty tokens.
-fn lost_grant() -> OAuthError {
+pub(crate) fn lost_grant() -> OAuthError {
     OAuthError::new("server_error", "the grant for this token no longer exists")
 }
 

@@ -117,14 +117,14 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(profile: &str, time_scale: &str) -> Self {
-        Self::start_with(profile, &["--time-scale", time_scale])
+        Self::start_with(profile, time_scale, &[])
     }
 
-    /// A simulator with more `tether sim` options, e.g. `--no-auth`.
-    pub fn start_with(profile: &str, options: &[&str]) -> Self {
+    /// A simulator with more `tether sim` options, e.g. `--device-flow`.
+    pub fn start_with(profile: &str, time_scale: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(bin())
-            .args(["sim", "--profile", profile])
-            .args(options)
+            .args(["sim", "--profile", profile, "--time-scale", time_scale])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -59,12 +59,22 @@ pub struct TestClient {
 }
 
 pub async fn register(http: &Client, sim: &SimHandle, method: &str) -> TestClient {
+    register_for(http, sim, method, &["authorization_code", "refresh_token"]).await
+}
+
+/// A registration asking for these grant types.
+pub async fn register_for(
+    http: &Client,
+    sim: &SimHandle,
+    method: &str,
+    grant_types: &[&str],
+) -> TestClient {
     let resp = http
         .post(endpoint(sim, "register"))
         .json(&json!({
             "client_name": "sim test",
             "redirect_uris": [REDIRECT],
-            "grant_types": ["authorization_code", "refresh_token"],
+            "grant_types": grant_types,
             "response_types": ["code"],
             "token_endpoint_auth_method": method,
         }))

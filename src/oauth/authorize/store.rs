@@ -1,0 +1,166 @@
+//! Storing a login's results: a new client registration at once, and the token with its
+//! client and discovery in one locked vault transaction.
+
+use chrono::Utc;
+
+use super::super::discovery::Discovery;
+use super::super::refresh::{lock_dir, lock_refresh};
+use super::super::registration;
+use super::super::token::TokenResponse;
+use super::{LoginError, LoginOutcome};
+use crate::secret::mask;
+use crate::vault::{
+    Auth, ClientRegistration, Connection, ConnectionState, DiagnosisCode, Discovered, Event,
+    EventKind, Evidence, Store, TokenSet, Vault,
+};
+
+pub(super) async fn store_registration(
+    vault: &Vault,
+    name: &str,
+    registration: ClientRegistration,
+) -> Result<(), LoginError> {
+    let name = name.to_string();
+    let now = Utc::now();
+    vault
+        .transact_async(move |store: &mut Store| {
+            let c = store
+                .get_mut(&name)
+                .ok_or_else(|| LoginError::NotFound(name.clone()))?;
+            let mut event = Event::new(
+                now,
+                EventKind::Registered,
+                format!(
+                    "registered client {} at {}",
+                    mask(&registration.client_id),
+                    registration.issuer
+                ),
+            );
+            event.evidence = vec![
+                Evidence::new("client", mask(&registration.client_id)),
+                Evidence::new("issuer", registration.issuer.clone()),
+                Evidence::new(
+                    "redirect_uri",
+                    registration.redirect_uri.clone().unwrap_or_default(),
+                ),
+            ];
+            c.record(event);
+            registration::adopt(c, registration);
+            Ok(())
+        })
+        .await
+}
+
+pub(super) async fn store_login(
+    vault: &Vault,
+    name: &str,
+    found: &Discovery,
+    client: &ClientRegistration,
+    scope: Option<String>,
+    response: TokenResponse,
+) -> Result<LoginOutcome, LoginError> {
+    // The token may only change under the connection's refresh lock, so a refresh in
+    // another process never interleaves with a login.
+    let lock_file = lock_dir(vault).join(format!("{name}.lock"));
+    let _lock = lock_refresh(lock_file.clone())
+        .await
+        .map_err(LoginError::Vault)?;
+    let name = name.to_string();
+    let now = Utc::now();
+    let discovered = found.to_discovered(now);
+    let client = client.clone();
+    let requested: Vec<String> = scope
+        .as_deref()
+        .map(|s| s.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let outcome = vault
+        .transact_async(move |store: &mut Store| {
+            let c = store
+                .get_mut(&name)
+                .ok_or_else(|| LoginError::NotFound(name.clone()))?;
+            Ok::<_, LoginError>(apply_login(c, discovered, client, requested, response, now))
+        })
+        .await?;
+    // Still under the refresh lock: the mark never lags the vault.
+    super::super::watermark::raise(
+        super::super::watermark::path(&lock_file),
+        outcome.generation,
+        None,
+    )
+    .await;
+    Ok(outcome)
+}
+
+fn apply_login(
+    c: &mut Connection,
+    discovered: Discovered,
+    client: ClientRegistration,
+    requested: Vec<String>,
+    response: TokenResponse,
+    now: chrono::DateTime<Utc>,
+) -> LoginOutcome {
+    let previous = c.token.as_ref();
+    let generation = previous.map(|t| t.generation + 1).unwrap_or(1);
+    let used = previous
+        .map(|t| t.used_refresh_hashes.clone())
+        .unwrap_or_default();
+    let issuer = discovered.issuer.clone();
+    let outcome = LoginOutcome {
+        issuer: issuer.clone(),
+        client_id: client.client_id.clone(),
+        scope: response
+            .scope
+            .clone()
+            .or_else(|| Some(requested.join(" ")).filter(|s| !s.is_empty())),
+        expires_in: response.expires_in,
+        has_refresh_token: response.refresh_token.is_some(),
+        generation,
+    };
+    c.auth = Auth::OAuth {
+        scopes: requested,
+        discovery: Some(discovered),
+    };
+    c.token = Some(TokenSet {
+        client_id: client.client_id.clone(),
+        issuer: issuer.clone(),
+        access_token: response.access_token,
+        refresh_token: response.refresh_token,
+        scope: outcome.scope.clone(),
+        expires_at: response
+            .expires_in
+            .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2_000) as i64)),
+        obtained_at: now,
+        generation,
+        used_refresh_hashes: used,
+    });
+    c.journal = None;
+    c.state = ConnectionState::Healthy;
+    registration::adopt(c, client);
+    let mut event = Event::new(
+        now,
+        EventKind::Authorized,
+        format!("authorized at {issuer} (generation {generation})"),
+    );
+    event.evidence = vec![
+        Evidence::new("issuer", issuer),
+        Evidence::new("client", mask(&outcome.client_id)),
+        Evidence::new(
+            "scope",
+            outcome.scope.clone().unwrap_or_else(|| "(none)".into()),
+        ),
+        Evidence::new(
+            "lifetime",
+            outcome
+                .expires_in
+                .map(|s| crate::view::duration(s as i64))
+                .unwrap_or_else(|| "no expiry".into()),
+        ),
+    ];
+    // Worth knowing, not worth alarming: how this server's tokens behave.
+    if !outcome.has_refresh_token {
+        event.diagnosis = Some(DiagnosisCode::NoRefreshToken);
+    } else if outcome.expires_in.is_some_and(|s| s < 3600) {
+        event.diagnosis = Some(DiagnosisCode::ShortLived);
+    }
+    c.record(event);
+    outcome
+}
