@@ -145,10 +145,13 @@ pub async fn revoke(vault: &Vault, name: &str, label: &str) -> Result<(), Access
 /// The client of `connection` whose secret is `presented`, compared in constant time
 /// against every stored hash.
 pub fn client_of<'a>(connection: &'a Connection, presented: &str) -> Option<&'a str> {
-    let h = hash(presented);
+    client_of_hash(connection, &hash(presented))
+}
+
+fn client_of_hash<'a>(connection: &'a Connection, h: &[u8; 32]) -> Option<&'a str> {
     let mut found = None;
     for a in &connection.access {
-        if bool::from(a.secret_hash.ct_eq(&h)) {
+        if bool::from(a.secret_hash.ct_eq(h)) {
             found = Some(a.label.as_str());
         }
     }
@@ -157,9 +160,10 @@ pub fn client_of<'a>(connection: &'a Connection, presented: &str) -> Option<&'a 
 
 /// The connection and client a path secret (`/s/<secret>/mcp`) belongs to.
 pub fn find_secret<'a>(store: &'a Store, presented: &str) -> Option<(&'a Connection, &'a str)> {
+    let h = hash(presented);
     let mut found = None;
     for c in store.connections() {
-        if let Some(label) = client_of(c, presented) {
+        if let Some(label) = client_of_hash(c, &h) {
             found = Some((c, label));
         }
     }

@@ -129,6 +129,11 @@ impl Engine {
         }
     }
 
+    /// The vault as last seen: a cheap handle, for a hot path that needs no other state.
+    pub fn store(&self) -> Arc<Store> {
+        self.inner.state.borrow().store.clone()
+    }
+
     pub fn vault(&self) -> &Vault {
         &self.inner.vault
     }

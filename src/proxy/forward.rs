@@ -15,6 +15,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::Proxy;
+use super::upstream::{UpstreamError, UpstreamResponse};
 use crate::diagnosis::explain;
 use crate::oauth::refresh::{AuthError, Credential, Current, Trigger};
 use crate::oauth::www_authenticate;
@@ -73,8 +74,8 @@ pub async fn forward(proxy: &Proxy, name: &str, label: &str, request: Request) -
 }
 
 async fn forward_buffered(proxy: &Proxy, name: &str, parts: &Parts, body: Bytes) -> Response {
-    let state = proxy.engine.handle().state.borrow().clone();
-    let Some(connection) = state.store.get(name) else {
+    let store = proxy.engine.store();
+    let Some(connection) = store.get(name) else {
         return (
             StatusCode::NOT_FOUND,
             format!("tether has no connection named '{name}'"),
@@ -156,27 +157,42 @@ async fn send(
     parts: &Parts,
     body: Bytes,
     current: &Current,
-) -> Result<reqwest::Response, reqwest::Error> {
-    let mut req = proxy
-        .upstream
-        .request(parts.method.clone(), upstream.clone());
+) -> Result<UpstreamResponse, UpstreamError> {
+    let mut req = axum::http::Request::new(http_body_util::Full::new(body));
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = upstream
+        .as_str()
+        .parse()
+        .map_err(|e| UpstreamError::Failed(format!("the upstream URL is not usable: {e}")))?;
+    let headers = req.headers_mut();
     for (k, v) in parts.headers.iter().filter(|(k, _)| passes_upstream(k)) {
-        req = req.header(k, v);
+        headers.append(k, v.clone());
     }
-    req = match &current.credential {
-        Credential::Bearer(token) => req.bearer_auth(token.expose()),
-        Credential::Header { name, value } => req.header(name.as_str(), value.expose()),
-        Credential::None => req,
+    let credential = match &current.credential {
+        Credential::Bearer(token) => Some((
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())),
+        )),
+        Credential::Header { name, value } => Some((
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| UpstreamError::Failed(format!("'{name}' is not a header name")))?,
+            HeaderValue::from_str(value.expose()),
+        )),
+        Credential::None => None,
     };
-    if parts.method != Method::GET && parts.method != Method::DELETE || !body.is_empty() {
-        req = req.body(body);
+    if let Some((name, value)) = credential {
+        let mut value = value.map_err(|_| {
+            UpstreamError::Failed("the credential cannot be sent as a header".to_string())
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
     }
-    req.send().await
+    proxy.upstream.send(req).await
 }
 
 /// Streams the upstream answer back chunk by chunk; dropping the client's side drops
 /// the upstream request too.
-fn stream_back(res: reqwest::Response) -> Response {
+fn stream_back(res: UpstreamResponse) -> Response {
     let status = res.status();
     let mut headers = HeaderMap::new();
     for (k, v) in res.headers().iter().filter(|(k, _)| passes_downstream(k)) {
@@ -190,7 +206,7 @@ fn stream_back(res: reqwest::Response) -> Response {
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
-    let mut response = Response::new(Body::from_stream(res.bytes_stream()));
+    let mut response = Response::new(Body::new(res.into_body()));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
@@ -319,10 +335,9 @@ fn auth_failure(name: &str, error: &AuthError, parts: &Parts, body: &Bytes) -> R
     )
 }
 
-fn unreachable(name: &str, error: &reqwest::Error, parts: &Parts, body: &Bytes) -> Response {
+fn unreachable(name: &str, error: &UpstreamError, parts: &Parts, body: &Bytes) -> Response {
     let message = format!(
-        "tether: the upstream of '{name}' is unreachable ({}); tether passes requests on as soon as it answers",
-        crate::oauth::token::describe(error)
+        "tether: the upstream of '{name}' is unreachable ({error}); tether passes requests on as soon as it answers"
     );
     let data =
         json!({"connection": name, "diagnosis": DiagnosisCode::UpstreamUnreachable.as_str()});
@@ -336,7 +351,7 @@ fn unreachable(name: &str, error: &reqwest::Error, parts: &Parts, body: &Bytes) 
     )
 }
 
-fn insufficient_scope(name: &str, res: reqwest::Response, parts: &Parts, body: &Bytes) -> Response {
+fn insufficient_scope(name: &str, res: UpstreamResponse, parts: &Parts, body: &Bytes) -> Response {
     let challenge = www_authenticate::bearer(res.headers()).unwrap_or_default();
     if challenge.error.as_deref() != Some("insufficient_scope") {
         return stream_back(res);

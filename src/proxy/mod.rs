@@ -8,9 +8,9 @@
 mod forward;
 mod guard;
 mod metrics;
+mod upstream;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -28,7 +28,7 @@ use crate::engine::Engine;
 pub struct Proxy {
     engine: Engine,
     /// The one shared client toward upstream MCP servers.
-    upstream: reqwest::Client,
+    upstream: upstream::Upstream,
     config: Arc<ProxyConfig>,
     metrics: Arc<Metrics>,
 }
@@ -37,7 +37,7 @@ pub struct Proxy {
 pub fn router(engine: Engine, config: ProxyConfig) -> Router {
     let proxy = Proxy {
         engine,
-        upstream: upstream_client(&config),
+        upstream: upstream::Upstream::new(&config),
         metrics: Arc::new(Metrics::default()),
         config: Arc::new(config),
     };
@@ -54,35 +54,22 @@ pub fn router(engine: Engine, config: ProxyConfig) -> Router {
         .with_state(proxy)
 }
 
-/// Connect quickly or fail; then no overall deadline (SSE streams last), but an upstream
-/// silent for `upstream_timeout_secs` is given up on.
-fn upstream_client(config: &ProxyConfig) -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(crate::http::CONNECT_TIMEOUT)
-        .read_timeout(Duration::from_secs(config.upstream_timeout_secs.max(1)))
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .expect("the HTTP client (TLS backend) could not be initialised")
-}
-
 async fn healthz(State(proxy): State<Proxy>) -> Response {
-    let state = proxy.engine.handle().state.borrow().clone();
+    let store = proxy.engine.store();
     axum::Json(serde_json::json!({
         "status": "ok",
         "service": "tether",
         "version": env!("CARGO_PKG_VERSION"),
-        "connections": state.store.connections().len(),
+        "connections": store.connections().len(),
     }))
     .into_response()
 }
 
 async fn metrics_text(State(proxy): State<Proxy>) -> Response {
-    let state = proxy.engine.handle().state.borrow().clone();
+    let store = proxy.engine.store();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        proxy.metrics.render(&state.store),
+        proxy.metrics.render(&store),
     )
         .into_response()
 }
@@ -92,8 +79,8 @@ async fn by_secret(
     Path(secret): Path<String>,
     request: Request,
 ) -> Response {
-    let state = proxy.engine.handle().state.borrow().clone();
-    match crate::access::find_secret(&state.store, &secret) {
+    let store = proxy.engine.store();
+    match crate::access::find_secret(&store, &secret) {
         Some((c, label)) => {
             let (name, label) = (c.name.to_string(), label.to_string());
             forward::forward(&proxy, &name, &label, request).await
@@ -109,8 +96,8 @@ async fn by_name(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let state = proxy.engine.handle().state.borrow().clone();
-    let Some(connection) = state.store.get(&name) else {
+    let store = proxy.engine.store();
+    let Some(connection) = store.get(&name) else {
         return (
             StatusCode::NOT_FOUND,
             format!("tether has no connection named '{name}'"),
