@@ -108,6 +108,18 @@ pub enum Command {
         #[arg(long, value_name = "LABEL", default_value = "stdio")]
         client: String,
     },
+    /// Point an MCP client at tether for a connection: print the snippet (or command) to
+    /// paste, or with --write merge it into the client's configuration file (backed up
+    /// first; everything else in the file is kept).
+    Config(ConfigArgs),
+    /// List the MCP servers every client on this machine is configured with, and which
+    /// still talk to a connection's upstream directly (drift: a second, competing login).
+    /// Exits 1 when any entry drifts.
+    Clients {
+        /// Print JSON instead of text (secrets are masked).
+        #[arg(long)]
+        json: bool,
+    },
     /// Cut one local client off a connection; its endpoint stops working at once.
     Revoke {
         /// The connection's name.
@@ -115,6 +127,25 @@ pub enum Command {
         #[arg(long, value_name = "LABEL")]
         client: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The MCP client: claude-code, claude-desktop, cursor, vscode or codex.
+    #[arg(value_name = "CLIENT")]
+    pub app: String,
+    /// The connection's name.
+    pub name: String,
+    /// The client label its traffic is counted under (default: the CLIENT name).
+    #[arg(long = "client", value_name = "LABEL")]
+    pub label: Option<String>,
+    /// Merge the entry into the client's configuration file instead of printing it.
+    #[arg(long)]
+    pub write: bool,
+    /// The configuration file to use instead of the client's user-level one (e.g.
+    /// .vscode/mcp.json for a VS Code workspace).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
