@@ -91,7 +91,8 @@ pub enum Command {
     },
     /// Check everything a broken connection could be suffering from: the vault and its
     /// key, the proxy, discovery, the server's capabilities, the token against the
-    /// upstream, clock skew, orphans. Exits 1 when something needs action.
+    /// upstream, clock skew, orphans, MCP clients that bypass tether. Exits 1 when
+    /// something needs action.
     Doctor {
         /// Only this connection.
         name: Option<String>,
