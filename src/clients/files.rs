@@ -97,8 +97,24 @@ impl Original {
             .set_permissions(fs::Permissions::from_mode(self.mode))?;
         temp.write_all(text.as_bytes())?;
         temp.as_file().sync_all()?;
+        // Clients rewrite their own files (Claude Code does, often): never clobber a change
+        // made since we read it.
+        if self.changed_since_read() {
+            return Err(io::Error::other(
+                "the file changed while tether was editing it; run the command again",
+            ));
+        }
         temp.persist(&self.path).map_err(|e| e.error)?;
         File::open(&dir)?.sync_all()
+    }
+}
+
+impl Original {
+    fn changed_since_read(&self) -> bool {
+        match fs::read(&self.path) {
+            Ok(now) => self.bytes.as_ref() != Some(&now),
+            Err(e) => e.kind() != io::ErrorKind::NotFound || self.bytes.is_some(),
+        }
     }
 }
 
@@ -144,6 +160,22 @@ mod tests {
         assert_eq!(
             fs::metadata(&file).unwrap().permissions().mode() & 0o777,
             0o600
+        );
+    }
+
+    #[test]
+    fn a_change_made_meanwhile_is_not_clobbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("claude.json");
+        fs::write(&file, "{}").unwrap();
+        let original = Original::read(&file).unwrap();
+        fs::write(&file, "{\"numStartups\": 2}").unwrap();
+        assert!(original.replace("{\"a\": 1}").is_err());
+        assert_eq!(fs::read_to_string(&file).unwrap(), "{\"numStartups\": 2}");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
         );
     }
 }

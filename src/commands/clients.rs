@@ -37,7 +37,10 @@ pub async fn config(args: ConfigArgs) -> anyhow::Result<()> {
     let (secret, _) = access::endpoint_secret(&vault, &args.name, label).await?;
     let target = if client.launches_commands_only() {
         let exe = std::env::current_exe().context("cannot find tether's own path")?;
-        let home = std::env::var_os(crate::paths::HOME_ENV).map(PathBuf::from);
+        // The bridge starts in the client's working folder: give it an absolute vault path.
+        let home = std::env::var_os(crate::paths::HOME_ENV)
+            .map(PathBuf::from)
+            .map(|h| std::path::absolute(&h).unwrap_or(h));
         Target::stdio(&exe, &args.name, label, home.as_deref())
     } else {
         let bind = Config::load(&Paths::discover()?)?.proxy.bind;
