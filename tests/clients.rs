@@ -321,3 +321,55 @@ fn no_drift_exits_zero() {
     let run = home.run(&["clients"]).ok();
     assert!(run.stdout.contains("tether"), "{}", run.stdout);
 }
+
+/// The entry written for Claude Desktop works as Claude Desktop runs it: its command, args
+/// and env alone (no test environment) carry an MCP session to the upstream.
+#[test]
+fn the_claude_desktop_entry_runs_a_session() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let (home, _sim) = common::signed_in("generic");
+    home.run(&["config", "claude-desktop", "generic", "--write"])
+        .ok();
+    let path = Client::ClaudeDesktop.config_file(&locations(&home));
+    let text = fs::read_to_string(&path).unwrap();
+    let e = Document::parse(Client::ClaudeDesktop.format(), &text)
+        .unwrap()
+        .get("generic")
+        .unwrap();
+    let args: Vec<&str> = e["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let mut child = Command::new(e["command"].as_str().unwrap())
+        .args(args)
+        .env_clear()
+        .env("HOME", home.user())
+        .envs(
+            e["env"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())),
+        )
+        // No tether serves this port: the bridge serves the session itself.
+        .env("TETHER_BIND", "127.0.0.1:9")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(
+        child.stdin.take().unwrap(),
+        r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"desktop","version":"1"}}}}}}"#
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let reply: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(reply["result"]["serverInfo"]["name"], "tether-sim-generic");
+}

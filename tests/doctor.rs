@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Home, Run, Sim};
+use common::{Home, Run, signed_in};
 use serde_json::Value;
 
 fn findings(run: &Run) -> Vec<Value> {
@@ -18,21 +18,6 @@ fn find<'a>(all: &'a [Value], subject: &str, check: &str) -> &'a Value {
     all.iter()
         .find(|f| f["subject"] == subject && f["check"] == check)
         .unwrap_or_else(|| panic!("no {subject}/{check} finding in {all:?}"))
-}
-
-fn signed_in(profile: &str) -> (Home, Sim) {
-    let sim = Sim::start(profile, "1");
-    let home = Home::new();
-    home.run(&["add", profile, &sim.mcp_url]).ok();
-    Run::of(
-        home.cmd()
-            .args(["login", profile, "--timeout", "20"])
-            .env("BROWSER", common::browser())
-            .output()
-            .unwrap(),
-    )
-    .ok();
-    (home, sim)
 }
 
 #[test]

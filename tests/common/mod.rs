@@ -117,6 +117,22 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A home with connection `profile` to a fresh simulator of that profile, signed in.
+pub fn signed_in(profile: &str) -> (Home, Sim) {
+    let sim = Sim::start(profile, "1");
+    let home = Home::new();
+    home.run(&["add", profile, &sim.mcp_url]).ok();
+    Run::of(
+        home.cmd()
+            .args(["login", profile, "--timeout", "20"])
+            .env("BROWSER", browser())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    (home, sim)
+}
+
 /// A `tether sim` process, stopped when dropped.
 pub struct Sim {
     child: Child,
