@@ -17,6 +17,7 @@ use crate::clients::files::Original;
 use crate::clients::{Client, Locations, Target, tilde};
 use crate::config::Config;
 use crate::paths::Paths;
+use crate::secret::Secret;
 
 pub async fn config(args: ConfigArgs) -> anyhow::Result<()> {
     let client = Client::parse(&args.app).ok_or_else(|| {
@@ -35,21 +36,41 @@ pub async fn config(args: ConfigArgs) -> anyhow::Result<()> {
         )));
     }
     let (secret, _) = access::endpoint_secret(&vault, &args.name, label).await?;
-    let target = if client.launches_commands_only() {
+    let target = target(client, &args.name, label, &secret)?;
+    let entry = client.entry(&target);
+    let (file, shown) = config_file(client, args.file.as_deref())?;
+    if args.write {
+        write(client, &file, &shown, &args.name, &entry)
+    } else {
+        print_snippet(client, &shown, &args.name, &target, &entry);
+        Ok(())
+    }
+}
+
+/// What the client's entry points at: the stdio bridge for clients that only launch
+/// commands, else the same endpoint `tether url` shows.
+fn target(client: Client, name: &str, label: &str, secret: &Secret) -> anyhow::Result<Target> {
+    if client.launches_commands_only() {
         let exe = std::env::current_exe().context("cannot find tether's own path")?;
         // The bridge starts in the client's working folder: give it an absolute vault path.
         let home = std::env::var_os(crate::paths::HOME_ENV)
             .map(PathBuf::from)
             .map(|h| std::path::absolute(&h).unwrap_or(h));
-        Target::stdio(&exe, &args.name, label, home.as_deref())
+        Ok(Target::stdio(&exe, name, label, home.as_deref()))
     } else {
         let bind = Config::load(&Paths::discover()?)?.proxy.bind;
-        Target::Url(access::path_endpoint(&format!("http://{bind}"), &secret))
-    };
-    let entry = client.entry(&target);
+        Ok(Target::Url(access::path_endpoint(
+            &format!("http://{bind}"),
+            secret,
+        )))
+    }
+}
+
+/// The file to write (`--file`, else the client's own) and how to name it in messages.
+fn config_file(client: Client, given: Option<&Path>) -> anyhow::Result<(PathBuf, String)> {
     let home = Locations::from_env();
-    let file = match (&args.file, &home) {
-        (Some(file), _) => file.clone(),
+    let file = match (given, &home) {
+        (Some(file), _) => file.to_path_buf(),
         (None, Some(at)) => client.config_file(at),
         (None, None) => anyhow::bail!("cannot find your home folder: set HOME or pass --file PATH"),
     };
@@ -57,12 +78,7 @@ pub async fn config(args: ConfigArgs) -> anyhow::Result<()> {
         Some(at) => tilde(&file, &at.home),
         None => file.display().to_string(),
     };
-    if args.write {
-        write(client, &file, &shown, &args.name, &entry)
-    } else {
-        print_snippet(client, &shown, &args.name, &target, &entry);
-        Ok(())
-    }
+    Ok((file, shown))
 }
 
 fn print_snippet(client: Client, file: &str, name: &str, target: &Target, entry: &Value) {
