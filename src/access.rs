@@ -110,6 +110,12 @@ pub async fn endpoint_secret(
         .await
 }
 
+/// The endpoint a client reaches a connection at, with its secret in the path:
+/// `<base>/s/<secret>/mcp`.
+pub fn path_endpoint(base: &str, secret: &Secret) -> String {
+    format!("{base}/s/{}/mcp", secret.expose())
+}
+
 /// Cuts one client off; the others keep working.
 pub async fn revoke(vault: &Vault, name: &str, label: &str) -> Result<(), AccessError> {
     let (name, label) = (name.to_string(), label.to_string());

@@ -93,7 +93,8 @@ pub enum Command {
     },
     /// Check everything a broken connection could be suffering from: the vault and its
     /// key, the proxy, discovery, the server's capabilities, the token against the
-    /// upstream, clock skew, orphans. Exits 1 when something needs action.
+    /// upstream, clock skew, orphans, MCP clients that bypass tether. Exits 1 when
+    /// something needs action.
     Doctor {
         /// Only this connection.
         name: Option<String>,
@@ -114,6 +115,18 @@ pub enum Command {
     /// nobody signs in again. The source is only read, never changed or deleted.
     #[command(subcommand)]
     Import(ImportSource),
+    /// Point an MCP client at tether for a connection: print the snippet (or command) to
+    /// paste, or with --write merge it into the client's configuration file (backed up
+    /// first; everything else in the file is kept).
+    Config(ConfigArgs),
+    /// List the MCP servers every client on this machine is configured with, and which
+    /// still talk to a connection's upstream directly (drift: a second, competing login).
+    /// Exits 1 when any entry drifts.
+    Clients {
+        /// Print JSON instead of text (secrets are masked).
+        #[arg(long)]
+        json: bool,
+    },
     /// Cut one local client off a connection; its endpoint stops working at once.
     Revoke {
         /// The connection's name.
@@ -155,6 +168,25 @@ pub struct McpRemoteArgs {
     /// Print JSON instead of text (tokens and secrets masked).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The MCP client: claude-code, claude-desktop, cursor, vscode or codex.
+    #[arg(value_name = "CLIENT")]
+    pub app: String,
+    /// The connection's name.
+    pub name: String,
+    /// The client label its traffic is counted under (default: the CLIENT name).
+    #[arg(long = "client", value_name = "LABEL")]
+    pub label: Option<String>,
+    /// Merge the entry into the client's configuration file instead of printing it.
+    #[arg(long)]
+    pub write: bool,
+    /// The configuration file to use instead of the client's user-level one (e.g.
+    /// .vscode/mcp.json for a VS Code workspace).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -196,6 +196,17 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
             Some("tether url {name}"),
             true,
         ),
+        ClientDrift => e(
+            "an MCP client talks to this server directly, beside tether",
+            "A client on this machine is configured with the connection's upstream URL (or runs \
+             mcp-remote against it), so it signs in on its own and holds a second grant for the \
+             same login. Its refreshes rotate the refresh token away from tether, and under \
+             per-user token caps its sign-ins evict tether's token.",
+            "Point the client at tether instead; `tether clients` lists every such entry.",
+            None,
+            Some("tether clients"),
+            true,
+        ),
     }
 }
 
@@ -257,7 +268,7 @@ fn names_another_client(description: &str) -> bool {
 }
 
 /// Every code, for documentation and the help overlay.
-pub const ALL: [DiagnosisCode; 15] = {
+pub const ALL: [DiagnosisCode; 16] = {
     use DiagnosisCode::*;
     [
         InvalidGrantReused,
@@ -275,6 +286,7 @@ pub const ALL: [DiagnosisCode; 15] = {
         PkceUnsupported,
         UpstreamUnreachable,
         DownstreamUnauthorized,
+        ClientDrift,
     ]
 };
 

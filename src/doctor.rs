@@ -2,7 +2,8 @@
 //! and its key; the local proxy; and for each connection: its state, discovery re-run with
 //! every URL and status, the authorization server's capabilities, the token tried against
 //! the upstream with a cheap MCP call, the clock skew from the upstream's `Date` header,
-//! and orphaned registrations. Every finding has a status, evidence and (where one
+//! orphaned registrations, and MCP clients on this machine that still reach an upstream
+//! directly (drift). Every finding has a status, evidence and (where one
 //! exists) a diagnosis code and remedy.
 
 use std::sync::Arc;
@@ -16,6 +17,10 @@ use crate::oauth::refresh::{Credential, TokenManager};
 use crate::vault::{
     Auth, Connection, ConnectionState, DiagnosisCode, Evidence, RegistrationStatus, Vault,
 };
+
+/// The subject of findings about client files; not a valid connection name (it has a
+/// space), so it never mixes with a connection's findings.
+const CLIENT_FILES: &str = "client files";
 
 /// Clock differences beyond this break token lifetimes and are worth fixing.
 const SKEW_WARN_SECS: i64 = 30;
@@ -115,13 +120,69 @@ pub async fn run(vault: &Vault, proxy: std::net::SocketAddr, only: Option<&str>)
         f
     });
     let http = crate::http::client();
+    let clients = client_findings(&store, only);
     for c in store.connections() {
         if only.is_some_and(|n| n != c.name.as_str()) {
             continue;
         }
         findings.extend(check_connection(vault, &http, c).await);
+        // Drift findings carry the connection as subject: shown with its other checks.
+        findings.extend(
+            clients
+                .iter()
+                .filter(|f| f.subject == c.name.as_str())
+                .cloned(),
+        );
     }
+    findings.extend(clients.into_iter().filter(|f| f.subject == CLIENT_FILES));
     findings
+}
+
+/// Client entries that reach a connection's upstream directly (drift), and client files
+/// that cannot be read. Never writes a client's file.
+fn client_findings(store: &crate::vault::Store, only: Option<&str>) -> Vec<Finding> {
+    use crate::clients::drift::{self, FileState};
+    let Some(at) = crate::clients::Locations::from_env() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for report in drift::scan(&at, store) {
+        if report.state == FileState::Unreadable && only.is_none() {
+            out.push(
+                Finding::new(
+                    CLIENT_FILES,
+                    "readable",
+                    Status::Warn,
+                    format!("cannot read {}'s configuration", report.title),
+                )
+                .with("file", report.file.clone())
+                .with("error", report.error.clone().unwrap_or_default()),
+            );
+        }
+        for entry in report.drifting() {
+            let connection = entry.connection.as_deref().unwrap_or_default();
+            if only.is_some_and(|n| n != connection) {
+                continue;
+            }
+            let mut f = Finding::new(
+                connection,
+                "clients",
+                Status::Fail,
+                format!(
+                    "{} talks to the upstream directly, beside tether",
+                    report.title
+                ),
+            )
+            .with("client", report.client)
+            .with("file", report.file.clone())
+            .with("entry", entry.name.clone())
+            .with("url", entry.target.clone());
+            f.diagnosis = Some(DiagnosisCode::ClientDrift);
+            f.remedy = entry.remedy.clone();
+            out.push(f);
+        }
+    }
+    out
 }
 
 async fn check_connection(vault: &Vault, http: &reqwest::Client, c: &Connection) -> Vec<Finding> {

@@ -4,6 +4,7 @@
 //! Module map (dependencies point one way: front ends → engine → oauth → vault):
 //! - [`access`]: downstream clients' labelled secrets (derived, stored as hashes).
 //! - [`cli`]: the command line (clap derive).
+//! - [`clients`]: MCP clients' configuration files: locations, safe edits, drift.
 //! - [`commands`]: each subcommand, a thin script over the library.
 //! - [`demo`]: `tether demo`, six simulated providers and a throwaway vault.
 //! - [`serve`]: `tether serve`, the engine and proxy without a terminal UI.
@@ -30,6 +31,7 @@
 
 pub mod access;
 pub mod cli;
+pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod demo;

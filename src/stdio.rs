@@ -33,7 +33,7 @@ pub async fn run(name: &str, label: &str) -> anyhow::Result<()> {
     let config = Config::load(&Paths::discover()?)?;
     let (secret, _) = crate::access::endpoint_secret(&vault, name, label).await?;
     let (base, _local) = proxy_base(vault, &config).await?;
-    let endpoint = format!("{base}/s/{}/mcp", secret.expose());
+    let endpoint = crate::access::path_endpoint(&base, &secret);
     let http = reqwest::Client::builder()
         .connect_timeout(crate::http::CONNECT_TIMEOUT)
         .build()?;

@@ -156,6 +156,9 @@ fn bad_input_messages() {
         ],
         &["status", "missing"],
         &["remove", "missing"],
+        &["config", "zed", "taken"],
+        &["config", "cursor", "missing"],
+        &["config", "cursor", "taken", "--client", "Bad_Label"],
     ];
     let mut transcript = String::new();
     for args in cases {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Home, Run, Sim};
+use common::{Home, Run, signed_in};
 use serde_json::Value;
 
 fn findings(run: &Run) -> Vec<Value> {
@@ -18,21 +18,6 @@ fn find<'a>(all: &'a [Value], subject: &str, check: &str) -> &'a Value {
     all.iter()
         .find(|f| f["subject"] == subject && f["check"] == check)
         .unwrap_or_else(|| panic!("no {subject}/{check} finding in {all:?}"))
-}
-
-fn signed_in(profile: &str) -> (Home, Sim) {
-    let sim = Sim::start(profile, "1");
-    let home = Home::new();
-    home.run(&["add", profile, &sim.mcp_url]).ok();
-    Run::of(
-        home.cmd()
-            .args(["login", profile, "--timeout", "20"])
-            .env("BROWSER", common::browser())
-            .output()
-            .unwrap(),
-    )
-    .ok();
-    (home, sim)
 }
 
 #[test]
@@ -85,4 +70,35 @@ fn a_revoked_grant_is_named_and_fails_the_run() {
     assert!(!run.stdout.contains("lin_rt_") && !run.stdout.contains("lin_at_"));
     let unknown = home.run(&["doctor", "nope"]);
     assert_eq!(unknown.status, 2);
+}
+
+#[test]
+fn a_client_talking_to_the_upstream_directly_is_drift() {
+    let home = Home::new();
+    // A loopback upstream nobody serves: doctor's network checks fail fast.
+    let upstream = "http://127.0.0.1:9/mcp";
+    home.run(&["add", "local", upstream, "--no-auth"]).ok();
+    let cursor = home.user().join(".cursor/mcp.json");
+    std::fs::create_dir_all(cursor.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cursor,
+        format!(r#"{{"mcpServers": {{"local-direct": {{"url": "{upstream}"}}}}}}"#),
+    )
+    .unwrap();
+    let run = home.run(&["doctor", "local", "--json"]);
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    let all = findings(&run);
+    let drift = find(&all, "local", "clients");
+    assert_eq!(drift["status"], "fail");
+    assert_eq!(drift["diagnosis"], "client.drift");
+    let evidence = drift["evidence"].to_string();
+    for shown in ["cursor", "~/.cursor/mcp.json", "local-direct", upstream] {
+        assert!(evidence.contains(shown), "{shown} missing: {evidence}");
+    }
+    assert_eq!(
+        drift["remedy"],
+        "tether config cursor local --write, then remove the entry 'local-direct'"
+    );
+    let text = home.run(&["doctor", "local"]).stdout;
+    assert!(text.contains("[client.drift]"), "{text}");
 }

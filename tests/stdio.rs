@@ -7,22 +7,11 @@ mod common;
 use std::io::Write;
 use std::process::Stdio;
 
-use common::{Home, Run, Sim};
 use serde_json::Value;
 
 #[test]
 fn the_bridge_carries_a_whole_session() {
-    let sim = Sim::start("generic", "1");
-    let home = Home::new();
-    home.run(&["add", "generic", &sim.mcp_url]).ok();
-    Run::of(
-        home.cmd()
-            .args(["login", "generic", "--timeout", "20"])
-            .env("BROWSER", common::browser())
-            .output()
-            .unwrap(),
-    )
-    .ok();
+    let (home, _sim) = common::signed_in("generic");
     let mut child = home
         .cmd()
         .args(["stdio", "generic", "--client", "desktop"])

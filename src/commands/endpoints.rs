@@ -15,7 +15,7 @@ pub async fn url(name: &str, label: &str) -> anyhow::Result<()> {
         "{} endpoint for '{name}', client '{label}':",
         if created { "New" } else { "The" }
     );
-    println!("  {base}/s/{}/mcp", secret.expose());
+    println!("  {}", access::path_endpoint(&base, &secret));
     println!("or, for clients that can send a header:");
     println!(
         "  {base}/c/{name}/mcp  with  Authorization: Bearer {}",

@@ -3,6 +3,7 @@
 //! 2 for bad input (the message names the value and the fix), 1 for everything else.
 
 mod auth;
+mod clients;
 mod connections;
 mod endpoints;
 mod import;
@@ -61,6 +62,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Revoke { name, client } => {
             runtime().and_then(|rt| rt.block_on(endpoints::revoke(&name, &client)))
         }
+        Command::Config(args) => runtime().and_then(|rt| rt.block_on(clients::config(args))),
+        Command::Clients { json } => clients::clients(json),
         Command::Orphans { name, delete, json } => {
             runtime().and_then(|rt| rt.block_on(auth::orphans(name.as_deref(), delete, json)))
         }

@@ -536,6 +536,8 @@ pub enum DiagnosisCode {
     UpstreamUnreachable,
     #[serde(rename = "downstream_unauthorized")]
     DownstreamUnauthorized,
+    #[serde(rename = "client.drift")]
+    ClientDrift,
 }
 
 impl DiagnosisCode {
@@ -556,6 +558,7 @@ impl DiagnosisCode {
             Self::PkceUnsupported => "pkce_unsupported",
             Self::UpstreamUnreachable => "upstream_unreachable",
             Self::DownstreamUnauthorized => "downstream_unauthorized",
+            Self::ClientDrift => "client.drift",
         }
     }
 }

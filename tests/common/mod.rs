@@ -44,11 +44,20 @@ impl Home {
         self.path().join("vault.tether")
     }
 
+    /// The user's home folder as `tether` sees it (`$HOME`): where MCP clients' config
+    /// files are looked for, so tests never read or write the real ones.
+    pub fn user(&self) -> PathBuf {
+        self.path().join("user")
+    }
+
     /// `tether` with this home, the key on file, and no session bus, so tests never
     /// touch the keyring of the machine they run on.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(bin());
         cmd.env("TETHER_HOME", self.path())
+            .env("HOME", self.user())
+            .env("XDG_CONFIG_HOME", self.user().join(".config"))
+            .env_remove("CODEX_HOME")
             .env("TETHER_KEY_SOURCE", "file")
             .env_remove("TETHER_VAULT_KEY")
             .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
@@ -106,6 +115,22 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A home with connection `profile` to a fresh simulator of that profile, signed in.
+pub fn signed_in(profile: &str) -> (Home, Sim) {
+    let sim = Sim::start(profile, "1");
+    let home = Home::new();
+    home.run(&["add", profile, &sim.mcp_url]).ok();
+    Run::of(
+        home.cmd()
+            .args(["login", profile, "--timeout", "20"])
+            .env("BROWSER", browser())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    (home, sim)
 }
 
 /// A `tether sim` process, stopped when dropped.
