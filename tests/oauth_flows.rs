@@ -226,3 +226,22 @@ fn a_vault_restored_from_an_old_backup_is_diagnosed_as_reuse() {
     assert_eq!(s["diagnosis"], "invalid_grant.reused");
     assert_eq!(sim.stats()["totals"]["family_revocations"], 1);
 }
+
+#[test]
+fn a_removed_connection_leaves_no_refresh_mark_behind() {
+    let (home, sim) = connected("linear", "3600");
+    for _ in 0..3 {
+        home.run(&["refresh", "linear"]).ok();
+    }
+    let mark = home.path().join("locks/linear.mark");
+    assert!(mark.exists(), "refreshes keep a high-water mark");
+    home.run(&["remove", "linear"]).ok();
+    assert!(!mark.exists(), "the mark outlived its connection");
+    // A new connection of the same name starts afresh and refreshes normally.
+    home.run(&["add", "linear", &sim.mcp_url]).ok();
+    login(&home, "linear").ok();
+    home.run(&["refresh", "linear"]).ok();
+    let s = status(&home, "linear");
+    assert_eq!(s["state"], "healthy");
+    assert_eq!(s["token"]["generation"], 2);
+}

@@ -265,6 +265,7 @@ pub fn remove(name: &str) -> anyhow::Result<()> {
         store.remove(name);
         Ok::<_, anyhow::Error>(())
     })?;
+    crate::oauth::watermark::forget(&vault, name);
     println!("Removed connection '{name}'.");
     Ok(())
 }

@@ -48,12 +48,10 @@ fn request(
         .or_else(|| std::env::var_os("MCP_REMOTE_CONFIG_DIR").filter(|d| !d.is_empty()).map(PathBuf::from))
         .or_else(|| home_dir.as_ref().map(|h| h.join(".mcp-auth")))
         .ok_or_else(|| bad_input("cannot find your home folder: pass --dir DIR (mcp-remote's folder, usually ~/.mcp-auth)"))?;
-    let config_files = match &home {
-        Some(h) => import::servers::client_config_files(
-            h.home_dir(),
-            h.config_dir(),
-            &std::env::current_dir().unwrap_or_default(),
-        ),
+    let config_files = match crate::clients::Locations::from_env() {
+        Some(at) => {
+            import::servers::client_config_files(&at, &std::env::current_dir().unwrap_or_default())
+        }
         None => Vec::new(),
     };
     Ok(Request {

@@ -68,6 +68,7 @@ impl Engine {
                     })
                     .await
                     .map_err(|e| e.to_string())?;
+                crate::oauth::watermark::forget(&self.inner.vault, &name);
                 self.inner.changed.notify_one();
                 self.notice(NoticeLevel::Info, format!("'{name}' removed"));
                 Ok(())

@@ -367,7 +367,6 @@ async fn mark_generations(vault: &Vault, entries: &[Entry]) {
     let Ok(store) = vault.load_async().await else {
         return;
     };
-    let dir = crate::oauth::refresh::lock_dir(vault);
     for e in entries.iter().filter(|e| e.outcome == Outcome::Imported) {
         let Some(name) = &e.name else { continue };
         let Some(generation) = store
@@ -377,7 +376,7 @@ async fn mark_generations(vault: &Vault, entries: &[Entry]) {
         else {
             continue;
         };
-        let lock_file = dir.join(format!("{name}.lock"));
+        let lock_file = crate::oauth::refresh::lock_file(vault, name);
         let Ok(_lock) = crate::oauth::refresh::lock_refresh(lock_file.clone()).await else {
             continue;
         };

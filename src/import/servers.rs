@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use md5::{Digest, Md5};
 use serde_json::Value;
 
+use crate::clients::{Client, Format, Locations};
+
 /// Where a URL was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -227,20 +229,16 @@ pub struct ConfigNote {
     pub reason: String,
 }
 
-/// The config files of the MCP clients that launch mcp-remote: Claude Desktop, Cursor,
-/// Claude Code and VS Code, user-wide, and the project files in `cwd`.
-pub fn client_config_files(home: &Path, config_dir: &Path, cwd: &Path) -> Vec<PathBuf> {
-    vec![
-        config_dir.join("Claude/claude_desktop_config.json"),
-        home.join("Library/Application Support/Claude/claude_desktop_config.json"),
-        home.join(".cursor/mcp.json"),
-        home.join(".claude.json"),
-        config_dir.join("Code/User/mcp.json"),
-        home.join("Library/Application Support/Code/User/mcp.json"),
-        cwd.join(".mcp.json"),
-        cwd.join(".cursor/mcp.json"),
-        cwd.join(".vscode/mcp.json"),
-    ]
+/// The config files of the MCP clients that launch mcp-remote: every JSON-configured
+/// client's user-wide file (where `tether clients` reads them), and the project files in
+/// `cwd`.
+pub fn client_config_files(at: &Locations, cwd: &Path) -> Vec<PathBuf> {
+    Client::ALL
+        .into_iter()
+        .filter(|c| matches!(c.format(), Format::Json { .. }))
+        .map(|c| c.config_file(at))
+        .chain([".mcp.json", ".cursor/mcp.json", ".vscode/mcp.json"].map(|f| cwd.join(f)))
+        .collect()
 }
 
 /// Adds every `mcp-remote` invocation found in `files` (missing files are skipped).

@@ -188,7 +188,7 @@ impl TokenManager {
         http: reqwest::Client,
         changed: Arc<tokio::sync::Notify>,
     ) -> Self {
-        let lock_file = lock_dir(&vault).join(format!("{}.lock", connection.name));
+        let lock_file = lock_file(&vault, connection.name.as_str());
         Self {
             name: connection.name.to_string(),
             vault,
@@ -552,6 +552,11 @@ pub fn lock_dir(vault: &Vault) -> PathBuf {
         .parent()
         .map(|p| p.join("locks"))
         .unwrap_or_else(|| PathBuf::from("locks"))
+}
+
+/// The refresh lock of connection `name`.
+pub fn lock_file(vault: &Vault, name: &str) -> PathBuf {
+    lock_dir(vault).join(format!("{name}.lock"))
 }
 
 /// States in which asking the server is pointless unless the user insists.

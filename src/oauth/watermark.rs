@@ -33,6 +33,19 @@ pub fn path(lock_file: &Path) -> PathBuf {
     lock_file.with_extension("mark")
 }
 
+/// Forgets the mark of a removed connection, so a new connection of the same name starts
+/// afresh instead of looking like a vault gone backwards. A mark that cannot be removed
+/// is logged: it could only make a later `invalid_grant` read as reuse.
+pub fn forget(vault: &crate::vault::Vault, name: &str) {
+    let path = path(&crate::oauth::refresh::lock_file(vault, name));
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!("could not remove {}: {e}", path.display());
+        }
+        _ => {}
+    }
+}
+
 pub async fn read(path: PathBuf) -> Option<Watermark> {
     let bytes = tokio::fs::read(path).await.ok()?;
     serde_json::from_slice(&bytes).ok()

@@ -4,7 +4,7 @@
 use chrono::Utc;
 
 use super::super::discovery::Discovery;
-use super::super::refresh::{lock_dir, lock_refresh};
+use super::super::refresh::lock_refresh;
 use super::super::registration;
 use super::super::token::TokenResponse;
 use super::{LoginError, LoginOutcome};
@@ -60,7 +60,7 @@ pub(super) async fn store_login(
 ) -> Result<LoginOutcome, LoginError> {
     // The token may only change under the connection's refresh lock, so a refresh in
     // another process never interleaves with a login.
-    let lock_file = lock_dir(vault).join(format!("{name}.lock"));
+    let lock_file = crate::oauth::refresh::lock_file(vault, name);
     let _lock = lock_refresh(lock_file.clone())
         .await
         .map_err(LoginError::Vault)?;
