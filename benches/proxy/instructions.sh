@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Counts the user-space instructions tether spends per proxied call, with callgrind
+# (repeatable whatever else the machine is doing, unlike timings). Starts `tether sim
+# --no-auth` as the upstream and `tether serve` under valgrind with a throwaway home, sends
+# N keep-alive `tools/list` calls (default 1,000) and the same with none, and prints the
+# difference per call.
+#
+#   cargo build --release && bash benches/proxy/instructions.sh [N] [path/to/tether]
+#
+# Needs valgrind, python3 and curl.
+set -euo pipefail
+calls=${1:-1000}
+bin=${2:-$(dirname "$0")/../../target/release/tether}
+bin=$(realpath "$bin")
+
+# Prints the instruction total of one `tether serve` that answered $1 calls.
+run() {
+  local n=$1 home sim port secret vg
+  home=$(mktemp -d)
+  export TETHER_HOME=$home TETHER_KEY_SOURCE=file DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent
+  "$bin" sim --no-auth >"$home/sim.url" 2>/dev/null &
+  sim=$!
+  for _ in $(seq 50); do [ -s "$home/sim.url" ] && break; sleep 0.1; done
+  "$bin" add open "$(cat "$home/sim.url")" --no-auth >/dev/null
+  secret=$("$bin" url open --client bench | sed -n 2p | sed 's|.*/s/||; s|/mcp||' | tr -d ' ')
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  valgrind --tool=callgrind --callgrind-out-file="$home/cg.out" \
+    "$bin" serve --bind "127.0.0.1:$port" >/dev/null 2>"$home/valgrind.log" &
+  vg=$!
+  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.2; done
+  python3 - "$port" "$secret" "$n" <<'PY'
+import http.client, json, sys
+port, secret, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+conn = http.client.HTTPConnection("127.0.0.1", port)
+body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+           "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list"}
+for _ in range(n):
+    conn.request("POST", f"/s/{secret}/mcp", body, headers)
+    answer = conn.getresponse()
+    answer.read()
+    assert answer.status == 200, answer.status
+PY
+  kill -INT "$vg"
+  wait "$vg" || true
+  kill "$sim"
+  sed -n 's/^summary: //p' "$home/cg.out"
+  rm -rf "$home"
+}
+
+base=$(run 0)
+loaded=$(run "$calls")
+echo "tether serve: $(( (loaded - base) / calls )) instructions per proxied call ($calls calls; start-up and shutdown: $base)"
