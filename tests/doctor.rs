@@ -102,3 +102,72 @@ fn a_client_talking_to_the_upstream_directly_is_drift() {
     let text = home.run(&["doctor", "local"]).stdout;
     assert!(text.contains("[client.drift]"), "{text}");
 }
+
+/// A connection to `profile` signed in against a simulator running at `time_scale`.
+fn signed_in_at(profile: &str, time_scale: &str) -> (Home, common::Sim) {
+    let sim = common::Sim::start(profile, time_scale);
+    let home = Home::new();
+    home.run(&["add", profile, &sim.mcp_url]).ok();
+    Run::of(
+        home.cmd()
+            .args(["login", profile, "--timeout", "20"])
+            .env("BROWSER", common::browser())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    (home, sim)
+}
+
+/// The state finding `doctor NAME --json` gives, with the exit status it expects; no token
+/// of the simulator (`<prefix>_at_…`, `<prefix>_rt_…`) may appear.
+fn state_finding(home: &Home, name: &str, prefix: &str, exit: i32) -> (Value, Vec<Value>) {
+    let run = home.run(&["doctor", name, "--json"]);
+    assert_eq!(run.status, exit, "{}\n{}", run.stdout, run.stderr);
+    for marker in ["_at_", "_rt_"] {
+        let token = format!("{prefix}{marker}");
+        assert!(
+            !run.stdout.contains(&token),
+            "a token leaked: {}",
+            run.stdout
+        );
+    }
+    let all = findings(&run);
+    (find(&all, name, "state").clone(), all)
+}
+
+#[test]
+fn each_provider_quirk_reads_as_its_diagnosis() {
+    // Linear: a refresh whose response was lost, then the spent token refused.
+    let (home, sim) = signed_in_at("linear", "1");
+    sim.faults(serde_json::json!({"drop_next_refresh": true}));
+    assert_eq!(home.run(&["refresh", "linear"]).status, 1);
+    assert_eq!(home.run(&["refresh", "linear"]).status, 1);
+    let (state, _) = state_finding(&home, "linear", "lin", 1);
+    assert_eq!(state["status"], "fail");
+    assert_eq!(state["diagnosis"], "invalid_grant.lost_response");
+    assert_eq!(state["remedy"], "tether login linear");
+
+    // Notion: the dynamic client expired (a day lasts two seconds here).
+    let (home, _sim) = signed_in_at("notion", "43200");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(home.run(&["refresh", "notion"]).status, 1);
+    let (state, _) = state_finding(&home, "notion", "ntn", 1);
+    assert_eq!(state["status"], "fail");
+    assert_eq!(state["diagnosis"], "client_rejected");
+    assert_eq!(state["remedy"], "tether login notion --reregister");
+
+    // Todoist: no refresh token, and none needed for a ten-year token.
+    let (home, _sim) = signed_in_at("todoist", "1");
+    let (state, all) = state_finding(&home, "todoist", "td", 0);
+    assert_eq!(state["status"], "ok");
+    let discovery = find(&all, "todoist", "discovery")["evidence"].to_string();
+    assert!(discovery.contains("refresh grant"), "{discovery}");
+    assert_eq!(find(&all, "todoist", "upstream")["status"], "ok");
+
+    // Atlassian: 30–55 minute tokens, refreshed ahead of time; healthy.
+    let (home, _sim) = signed_in_at("atlassian", "1");
+    let (state, all) = state_finding(&home, "atlassian", "atl", 0);
+    assert_eq!(state["status"], "ok");
+    assert_eq!(find(&all, "atlassian", "upstream")["status"], "ok");
+}
