@@ -301,6 +301,18 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
         other_client_signs_in(&sim, &client_id, &redirect).await;
     }
     assert!(sim.stats().totals.evictions >= 1);
+    // What `tether doctor` makes of it before the proxy heals it.
+    let doctor = home.run(&["doctor", "app", "--json"]);
+    assert_eq!(doctor.status, 1, "{}", doctor.stdout);
+    let findings: Value = serde_json::from_str(&doctor.stdout).unwrap();
+    let upstream = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["subject"] == "app" && f["check"] == "upstream")
+        .unwrap_or_else(|| panic!("no upstream finding: {findings}"));
+    assert_eq!(upstream["diagnosis"], "token_evicted", "{upstream}");
+    assert_no_tokens(&doctor.stdout);
     let res = rpc(&url, list_tools()).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
