@@ -45,6 +45,7 @@ pub async fn run_tui(theme: Option<String>) -> anyhow::Result<()> {
         crate::tui::TuiOptions::new(&config, &paths, theme),
     )
     .await;
+    engine.save_client_activity().await;
     engine.shutdown();
     result
 }

@@ -101,6 +101,7 @@ pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
             tracing::warn!("requests still open after {DRAIN:?} were cut off");
         }
     }
+    engine.save_client_activity().await;
     engine.shutdown();
     eprintln!("tether: stopped");
     Ok(())

@@ -2,6 +2,8 @@
 //! `status`. Built from the vault model with every secret already masked, so an output
 //! path cannot print a token by accident.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -65,6 +67,8 @@ pub struct ConnectionDetail {
     pub token: Option<TokenView>,
     pub registrations: Vec<RegistrationView>,
     pub downstream_clients: Vec<String>,
+    /// When each local client was last served (by any tether process), by label.
+    pub clients_last_seen: BTreeMap<String, DateTime<Utc>>,
     pub refresh_in_progress: Option<String>,
     pub history: Vec<Event>,
 }
@@ -151,6 +155,11 @@ impl ConnectionDetail {
             }),
             registrations: c.clients.iter().map(RegistrationView::of).collect(),
             downstream_clients: c.access.iter().map(|a| a.label.clone()).collect(),
+            clients_last_seen: c
+                .access
+                .iter()
+                .filter_map(|a| Some((a.label.clone(), a.last_seen?)))
+                .collect(),
             refresh_in_progress: c.journal.as_ref().map(|j| {
                 format!(
                     "refresh from generation {} started {} by process {}",

@@ -156,6 +156,13 @@ async fn clients_reach_the_upstream_with_tethers_token_only() {
         !log.contains(&secret),
         "a downstream secret reached the log"
     );
+    // The clients it served are in the vault for a terminal UI in another process.
+    let status: Value =
+        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    let seen_at = status["clients_last_seen"]["claude-code"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(seen_at.starts_with("20"), "{status}");
     sim.shutdown().await;
 }
 

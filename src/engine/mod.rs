@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +23,9 @@ use crate::vault::{Store, Vault, VaultError};
 
 /// How often the vault file is checked for changes made by other processes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the clients seen by this process's proxy are written to the vault, so a
+/// terminal UI in another process shows them too.
+const ACTIVITY_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -56,12 +60,14 @@ struct Inner {
     options: EngineOptions,
     managers: RwLock<BTreeMap<String, Arc<TokenManager>>>,
     store: RwLock<Arc<Store>>,
-    next_refresh: Mutex<BTreeMap<String, chrono::DateTime<chrono::Utc>>>,
+    next_refresh: Mutex<BTreeMap<String, DateTime<Utc>>>,
     logins: Mutex<BTreeMap<String, LoginProgress>>,
     login_tasks: Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
     traffic: Mutex<BTreeMap<String, BTreeMap<String, ClientTraffic>>>,
     /// Traffic changed since the last publish (published at most once per second).
     traffic_dirty: std::sync::atomic::AtomicBool,
+    /// When each (connection, client) was last written to the vault as seen.
+    activity_saved: Mutex<BTreeMap<(String, String), DateTime<Utc>>>,
     proxy: Mutex<ProxyStatus>,
     state: watch::Sender<Arc<EngineState>>,
     events: broadcast::Sender<EngineEvent>,
@@ -104,6 +110,7 @@ impl Engine {
                 login_tasks: Mutex::new(BTreeMap::new()),
                 traffic: Mutex::new(BTreeMap::new()),
                 traffic_dirty: std::sync::atomic::AtomicBool::new(false),
+                activity_saved: Mutex::new(BTreeMap::new()),
                 state,
                 events,
                 commands,
@@ -114,6 +121,7 @@ impl Engine {
         engine.sync_managers(&store);
         engine.publish();
         tokio::spawn(engine.clone().watch_vault());
+        tokio::spawn(engine.clone().persist_client_activity());
         tokio::spawn(commands::run(engine.clone(), command_rx));
         if engine.inner.options.schedule {
             tokio::spawn(scheduler::run(engine.clone()));
@@ -276,6 +284,69 @@ impl Engine {
             logins: inner.logins.lock().map(|l| l.clone()).unwrap_or_default(),
         };
         inner.state.send_replace(Arc::new(state));
+    }
+
+    /// Writes when each local client was last seen into the vault every
+    /// [`ACTIVITY_INTERVAL`], while clients come (never on a request's path).
+    async fn persist_client_activity(self) {
+        loop {
+            tokio::select! {
+                _ = self.inner.stop.cancelled() => return,
+                _ = tokio::time::sleep(ACTIVITY_INTERVAL) => {}
+            }
+            self.save_client_activity().await;
+        }
+    }
+
+    /// Writes when each local client this process's proxy served was last seen into the
+    /// vault — one small transaction, skipped when no client was seen since the last one —
+    /// so a terminal UI in another process shows them too. Front ends call it once more
+    /// as they stop.
+    pub async fn save_client_activity(&self) {
+        let seen: Vec<((String, String), DateTime<Utc>)> = {
+            let (Ok(traffic), Ok(written)) =
+                (self.inner.traffic.lock(), self.inner.activity_saved.lock())
+            else {
+                return;
+            };
+            traffic
+                .iter()
+                .flat_map(|(name, clients)| {
+                    clients.iter().filter_map(|(label, t)| {
+                        Some(((name.clone(), label.clone()), t.last_seen?))
+                    })
+                })
+                .filter(|(key, at)| written.get(key).is_none_or(|w| w < at))
+                .collect()
+        };
+        if seen.is_empty() {
+            return;
+        }
+        let update = seen.clone();
+        let result = self
+            .inner
+            .vault
+            .transact_async(move |store: &mut Store| {
+                for ((name, label), at) in &update {
+                    let access = store
+                        .get_mut(name)
+                        .and_then(|c| c.access.iter_mut().find(|a| &a.label == label));
+                    if let Some(a) = access {
+                        a.last_seen = a.last_seen.max(Some(*at));
+                    }
+                }
+                Ok::<_, VaultError>(())
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                if let Ok(mut written) = self.inner.activity_saved.lock() {
+                    written.extend(seen);
+                }
+                self.inner.changed.notify_one();
+            }
+            Err(e) => tracing::warn!("could not record when local clients were seen: {e}"),
+        }
     }
 
     /// Reloads when this process changed the vault, or when the file's modification time
