@@ -32,6 +32,15 @@ const textOf = (result) => result.content.filter((c) => c.type === "text").map((
 const client = new Client({ name: "tether-test-sdk-client", version: "1.0.0" });
 const transport = transportFor(plan);
 await client.connect(transport);
+// Progress notifications as they arrive on the wire: the SDK hands notifications to their
+// handlers a microtask late, after a response in the same read has already retired the
+// call's progress handler, so its `onprogress` can miss the last one.
+let wire = [];
+const deliver = transport.onmessage;
+transport.onmessage = (message, extra) => {
+  if (message.method === "notifications/progress") wire.push(message.params.progress);
+  deliver?.call(transport, message, extra);
+};
 
 const report = {
   server: client.getServerVersion(),
@@ -43,6 +52,7 @@ for (let round = 0; round < (plan.rounds ?? 1); round++) {
   const tools = await client.listTools();
   const echo = await client.callTool(plan.echo);
   const progress = [];
+  wire = [];
   const stream = await client.callTool(plan.stream, undefined, {
     onprogress: (p) => progress.push(p.progress),
     timeout: 60_000,
@@ -53,7 +63,8 @@ for (let round = 0; round < (plan.rounds ?? 1); round++) {
     echo_error: echo.isError ?? false,
     stream: textOf(stream),
     stream_error: stream.isError ?? false,
-    progress,
+    progress: wire,
+    progress_handled: progress,
   });
 }
 await client.close();
