@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Home, Run, signed_in};
+use common::{Home, Run, signed_in, signed_in_at};
 use serde_json::Value;
 
 fn findings(run: &Run) -> Vec<Value> {
@@ -101,22 +101,6 @@ fn a_client_talking_to_the_upstream_directly_is_drift() {
     );
     let text = home.run(&["doctor", "local"]).stdout;
     assert!(text.contains("[client.drift]"), "{text}");
-}
-
-/// A connection to `profile` signed in against a simulator running at `time_scale`.
-fn signed_in_at(profile: &str, time_scale: &str) -> (Home, common::Sim) {
-    let sim = common::Sim::start(profile, time_scale);
-    let home = Home::new();
-    home.run(&["add", profile, &sim.mcp_url]).ok();
-    Run::of(
-        home.cmd()
-            .args(["login", profile, "--timeout", "20"])
-            .env("BROWSER", common::browser())
-            .output()
-            .unwrap(),
-    )
-    .ok();
-    (home, sim)
 }
 
 /// The state finding `doctor NAME --json` gives, with the exit status it expects; no token

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{Home, Run, Serve, Sim, secret_for};
+use common::{Home, Serve, secret_for, signed_in_at};
 use serde_json::{Value, json};
 
 /// Runs `sdk-client.mjs` with `plan`, with the environment `home` gives tether (the stdio
@@ -37,22 +37,6 @@ fn sdk_client(node: &Path, home: &Home, env: &[(&str, &str)], plan: Value) -> Va
     assert!(out.status.success(), "the SDK client failed: {stderr}");
     assert_no_tokens(&stderr);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
-}
-
-/// A connection named after `profile`, signed in to a simulator through the real login flow.
-fn signed_in(profile: &str, time_scale: &str) -> (Sim, Home) {
-    let sim = Sim::start(profile, time_scale);
-    let home = Home::new();
-    home.run(&["add", profile, &sim.mcp_url]).ok();
-    Run::of(
-        home.cmd()
-            .args(["login", profile, "--timeout", "20"])
-            .env("BROWSER", common::browser())
-            .output()
-            .unwrap(),
-    )
-    .ok();
-    (sim, home)
 }
 
 fn sim_plan(rounds: u32, pause_ms: u32) -> Value {
@@ -108,7 +92,7 @@ fn the_sdk_client_rides_through_expiring_tokens() {
         return;
     };
     // Linear's one-hour tokens live two seconds; refresh tokens rotate, reuse kills the grant.
-    let (sim, home) = signed_in("linear", "1800");
+    let (home, sim) = signed_in_at("linear", "1800");
     let secret = secret_for(&home, "linear", "sdk");
     let serve = Serve::start(&home);
     let before = sim.stats()["totals"].clone();
@@ -143,7 +127,7 @@ fn the_sdk_client_launches_the_stdio_bridge() {
     let Some(node) = peers::require(&["@modelcontextprotocol/sdk"]) else {
         return;
     };
-    let (sim, home) = signed_in("generic", "1");
+    let (home, sim) = signed_in_at("generic", "1");
     let mut plan = sim_plan(2, 0);
     plan["command"] = json!([common::bin(), "stdio", "generic", "--client", "sdk-stdio"]);
     // A port no tether serves: the bridge runs its own engine and proxy.

@@ -119,7 +119,12 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// A home with connection `profile` to a fresh simulator of that profile, signed in.
 pub fn signed_in(profile: &str) -> (Home, Sim) {
-    let sim = Sim::start(profile, "1");
+    signed_in_at(profile, "1")
+}
+
+/// The same against a simulator whose lifetimes are divided by `time_scale`.
+pub fn signed_in_at(profile: &str, time_scale: &str) -> (Home, Sim) {
+    let sim = Sim::start(profile, time_scale);
     let home = Home::new();
     home.run(&["add", profile, &sim.mcp_url]).ok();
     Run::of(
