@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{Home, Serve, secret_for, signed_in_at};
+use common::{Home, Serve, assert_no_tokens, secret_for, signed_in_at};
 use serde_json::{Value, json};
 
 /// Runs `sdk-client.mjs` with `plan`, with the environment `home` gives tether (the stdio
@@ -70,19 +70,6 @@ fn assert_rounds(report: &Value, rounds: usize, echo: &str, tool: &str, steps: u
         );
         let handled = round["progress_handled"].as_array().unwrap().len();
         assert!(handled + 1 >= steps, "the SDK saw too few: {round}");
-    }
-}
-
-/// Any token-shaped value (`<profile>_at_…`, `<profile>_rt_…`) beyond a masked prefix.
-fn assert_no_tokens(text: &str) {
-    for marker in ["_at_", "_rt_"] {
-        for (i, _) in text.match_indices(marker) {
-            let tail: String = text[i + marker.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-                .collect();
-            assert!(tail.len() < 6, "a token leaked: …{marker}{tail}");
-        }
     }
 }
 

@@ -9,7 +9,7 @@ mod sim_support;
 
 use std::time::{Duration, Instant};
 
-use common::{Home, Serve, secret_for};
+use common::{Home, Serve, assert_no_tokens, secret_for};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tether::sim::{Profile, SimHandle, SimOptions};
@@ -59,19 +59,6 @@ async fn rpc(url: &str, body: Value) -> reqwest::Response {
 
 fn list_tools() -> Value {
     json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})
-}
-
-/// Any token-shaped value (`<profile>_at_…`, `<profile>_rt_…`) beyond a masked prefix.
-fn assert_no_tokens(text: &str) {
-    for marker in ["_at_", "_rt_"] {
-        for (i, _) in text.match_indices(marker) {
-            let tail: String = text[i + marker.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-                .collect();
-            assert!(tail.len() < 6, "a token leaked: …{}{}", marker, tail);
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

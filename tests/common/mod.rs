@@ -159,10 +159,7 @@ impl Sim {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(&mut child);
         let mcp_url = line.trim().to_string();
         let base = mcp_url.trim_end_matches("/mcp").to_string();
         Self {
@@ -225,10 +222,7 @@ impl Serve {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(&mut child);
         assert!(
             line.starts_with("http://127.0.0.1:"),
             "serve printed {line:?}"
@@ -274,4 +268,26 @@ pub fn secret_for(home: &Home, name: &str, client: &str) -> String {
         .unwrap()
         .trim_end_matches("/mcp")
         .to_string()
+}
+
+/// The first line a child printed on its (piped) stdout: the URL it serves.
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+/// Any token-shaped value (`<profile>_at_…`, `<profile>_rt_…`) beyond a masked prefix.
+pub fn assert_no_tokens(text: &str) {
+    for marker in ["_at_", "_rt_"] {
+        for (i, _) in text.match_indices(marker) {
+            let tail: String = text[i + marker.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            assert!(tail.len() < 6, "a token leaked: …{marker}{tail}");
+        }
+    }
 }
