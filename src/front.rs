@@ -52,17 +52,22 @@ pub async fn run_tui(theme: Option<String>) -> anyhow::Result<()> {
 
 /// Serves the proxy in the background for as long as the process lives.
 pub fn spawn_proxy(engine: &Engine, listener: tokio::net::TcpListener, config: &Config) {
-    use axum::serve::ListenerExt;
-    let router = crate::proxy::router(engine.clone(), config.proxy.clone());
-    // As in `tether serve`: small streamed writes must not wait behind Nagle.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!("the local proxy stopped: {e}");
+    let engine = engine.clone();
+    match crate::proxy::spawn(engine.clone(), config.proxy.clone(), listener) {
+        Ok(mut proxy) => {
+            tokio::spawn(async move {
+                if let Err(e) = proxy.finished().await {
+                    tracing::error!("the local proxy stopped: {e}");
+                    engine.set_proxy(ProxyStatus::Off {
+                        reason: format!("the local proxy stopped: {e}"),
+                    });
+                }
+            });
         }
-    });
+        Err(e) => engine.set_proxy(ProxyStatus::Off {
+            reason: format!("the local proxy could not start: {e}"),
+        }),
+    }
 }
 
 /// While the TUI owns the terminal, logs go to `<state>/logs/tether.log`.

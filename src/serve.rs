@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::commands::open_vault;
@@ -77,28 +76,16 @@ pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let router = crate::proxy::router(engine.clone(), config.proxy.clone());
+    let mut proxy = crate::proxy::spawn(engine.clone(), config.proxy.clone(), listener)?;
     let connections = engine.handle().state.borrow().store.connections().len();
     eprintln!("tether: serving {connections} connection(s) on http://{addr} (Ctrl-C stops)");
     println!("http://{addr}");
-    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
-    let stopping = stop.clone();
-    // Answers go out in several small writes (headers, then each streamed chunk): without
-    // TCP_NODELAY, Nagle holds each behind the client's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY on a client connection: {e}");
-        }
-    });
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = crate::shutdown::signal().await;
-        stopping.notify_waiters();
-    });
-    let stopped = stop.notified();
     tokio::select! {
-        result = server => result?,
-        _ = async { stopped.await; tokio::time::sleep(DRAIN).await } => {
-            tracing::warn!("requests still open after {DRAIN:?} were cut off");
+        result = proxy.finished() => result?,
+        _ = crate::shutdown::signal() => {
+            if !proxy.stop(DRAIN).await {
+                tracing::warn!("requests still open after {DRAIN:?} were cut off");
+            }
         }
     }
     engine.save_client_activity().await;

@@ -114,10 +114,8 @@ async fn proxy_base(
         },
     )
     .await?;
-    let router = crate::proxy::router(engine.clone(), config.proxy.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    // Serves until the process ends.
+    let _serving = crate::proxy::spawn(engine.clone(), config.proxy.clone(), listener)?;
     eprintln!("tether stdio: no tether serves {addr}; serving this session in-process");
     Ok((format!("http://{local}"), Some(engine)))
 }

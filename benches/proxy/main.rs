@@ -12,6 +12,7 @@
 //! `TETHER_BENCH_SECS` (measured seconds per run, default 4) trade time for steadiness;
 //! `TETHER_BENCH_BIN=path/to/tether` measures another build of tether.
 
+mod floor;
 mod load;
 mod peers;
 mod upstream;
@@ -83,9 +84,10 @@ struct Measured {
 }
 
 fn main() {
-    if std::env::var(upstream::ROLE_ENV).as_deref() == Ok(upstream::ROLE) {
-        upstream::run();
-        return;
+    match std::env::var(upstream::ROLE_ENV).as_deref() {
+        Ok(upstream::ROLE) => return upstream::run(),
+        Ok(floor::ROLE) => return floor::run(),
+        _ => {}
     }
     let settings = Settings::from_env();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -102,6 +104,7 @@ fn main() {
     let load_before = load_average();
     let up = peers::upstream(server_cpu);
     let nginx = peers::nginx(server_cpu, up.addr);
+    let floor = peers::floor(server_cpu, up.addr);
     let tether = peers::tether(server_cpu, up.addr);
     // Let both finish starting before the idle reading.
     std::thread::sleep(Duration::from_secs(1));
@@ -127,6 +130,15 @@ fn main() {
         }),
         Err(why) => println!("{why}: measuring direct and tether only"),
     }
+    measured.push(Measured {
+        target: Target {
+            name: "floor",
+            addr: floor.addr,
+            path: "/mcp".to_string(),
+        },
+        pids: vec![floor.pid()],
+        figures: Figures::default(),
+    });
     measured.push(Measured {
         target: Target {
             name: "tether",

@@ -128,8 +128,14 @@ pub fn cpu_time(pids: &[u32]) -> Duration {
 
 pub struct Upstream {
     /// Held open: the upstream exits when this is dropped.
-    _process: Process,
+    process: Process,
     pub addr: SocketAddr,
+}
+
+impl Upstream {
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
 }
 
 /// This bench binary again, as the upstream; it prints its address, then serves until
@@ -146,7 +152,26 @@ pub fn upstream(cpu: Option<usize>) -> Upstream {
         .parse()
         .expect("the upstream's address");
     Upstream {
-        _process: Process { child },
+        process: Process { child },
+        addr,
+    }
+}
+
+/// The floor proxy (hyper alone, see `floor.rs`), in front of `upstream`.
+pub fn floor(cpu: Option<usize>, upstream: SocketAddr) -> Upstream {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let mut child = pinned(cpu, &exe)
+        .env(crate::upstream::ROLE_ENV, crate::floor::ROLE)
+        .env(crate::floor::UPSTREAM_ENV, upstream.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the floor proxy");
+    let addr = first_line(&mut child)
+        .parse()
+        .expect("the floor proxy's address");
+    Upstream {
+        process: Process { child },
         addr,
     }
 }

@@ -234,7 +234,9 @@ impl TokenManager {
             Some(c) => Some(c.generation),
             None => None,
         };
-        self.refresh(Trigger::Expired { seen }).await
+        // Boxed: the refresh's state is large and rarely needed, and every proxied call
+        // awaits this.
+        Box::pin(self.refresh(Trigger::Expired { seen })).await
     }
 
     /// Consecutive transient failures so far (0 when healthy), for backoff.

@@ -100,12 +100,11 @@ async fn forward_buffered(proxy: &Proxy, name: &str, parts: &Parts, body: Bytes)
         let challenge = www_authenticate::bearer(res.headers()).unwrap_or_default();
         // Another request may have refreshed since this one took its token: then this
         // only picks up the newer token.
-        let fresh = match manager
-            .refresh(Trigger::Rejected {
-                seen: current.generation,
-            })
-            .await
-        {
+        // Boxed: rare, and large enough that every call would otherwise carry its state.
+        let refreshed = Box::pin(manager.refresh(Trigger::Rejected {
+            seen: current.generation,
+        }));
+        let fresh = match refreshed.await {
             Ok(fresh) => fresh,
             Err(e) => return auth_failure(name, &e, parts, &body),
         };

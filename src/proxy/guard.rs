@@ -2,31 +2,34 @@
 //! a configured public name, and an `Origin`, when present, must be a loopback origin or a
 //! configured one. Anything else is answered 403 without touching a connection.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::Proxy;
+use crate::config::ProxyConfig;
 
-pub async fn host_and_origin(State(proxy): State<Proxy>, request: Request, next: Next) -> Response {
+/// The 403 answer when the request's Host or Origin is not allowed.
+pub fn refusal(config: &ProxyConfig, request: &Request) -> Option<Response> {
     let headers = request.headers();
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| request.uri().authority().map(|a| a.as_str()));
     match host {
-        Some(h) if host_allowed(h, &proxy.config.public_names) => {}
-        Some(h) => return forbidden(&format!("Host '{}' is not allowed", shorten(h))),
-        None => return forbidden("a Host header is required"),
+        Some(h) if host_allowed(h, &config.public_names) => {}
+        Some(h) => return Some(forbidden(&format!("Host '{}' is not allowed", shorten(h)))),
+        None => return Some(forbidden("a Host header is required")),
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        if !origin_allowed(origin, &proxy.config.allowed_origins) {
-            return forbidden(&format!("Origin '{}' is not allowed", shorten(origin)));
+        if !origin_allowed(origin, &config.allowed_origins) {
+            return Some(forbidden(&format!(
+                "Origin '{}' is not allowed",
+                shorten(origin)
+            )));
         }
     }
-    next.run(request).await
+    None
 }
 
 fn forbidden(why: &str) -> Response {

@@ -1,26 +1,39 @@
 //! The one shared client toward upstream MCP servers, on the proxy's hot path: hyper's
-//! pooled client (HTTP/1.1 and HTTP/2, keep-alive) over rustls with the platform's
-//! certificate verifier, as the rest of tether uses. Every client call becomes exactly one
-//! upstream request — no redirects followed, no retries here (the one retry after a 401
-//! is the forwarder's decision). An upstream that connects slowly, sends no answer, or
-//! falls silent mid-body for `upstream_timeout_secs` is given up on; an SSE stream that
-//! keeps sending lasts as long as it likes.
+//! HTTP/1.1 and HTTP/2 client connections over hyper-rustls's connector (rustls with the
+//! platform's certificate verifier, as the rest of tether uses), kept alive in a small
+//! pool. Every client call becomes exactly one upstream request — no redirects followed,
+//! no retries here (the one retry after a 401 is the forwarder's decision), except that
+//! a request a reused connection never took (the server had just closed it) goes out on
+//! a new one. An upstream that connects slowly, sends no answer, or falls silent mid-body
+//! for `upstream_timeout_secs` is given up on; an SSE stream that keeps sending lasts as
+//! long as it likes.
+//!
+//! The pool is a `Vec` behind a mutex rather than hyper-util's general-purpose client:
+//! a proxy has a handful of upstreams, and the general client's per-request clone, keyed
+//! hash lookups and hand-offs cost more than the rest of a proxied call (see the proxy
+//! bench).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::{HeaderValue, Request, Response, header};
+use axum::http::uri::{Authority, Scheme};
+use axum::http::{HeaderValue, Request, Response, Uri, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http1, http2};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use tower_http::timeout::TimeoutBody;
+use tower_service::Service;
 
 use crate::config::ProxyConfig;
 
 const USER_AGENT: &str = concat!("tether/", env!("CARGO_PKG_VERSION"));
+
+/// An idle connection is closed after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// An upstream answer whose body gives up after the idle timeout.
 pub type UpstreamResponse = Response<TimeoutBody<Incoming>>;
@@ -37,8 +50,55 @@ pub enum UpstreamError {
 
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    connector: HttpsConnector<HttpConnector>,
+    pool: Arc<Mutex<Vec<Idle>>>,
     timeout: Duration,
+}
+
+/// Where a connection goes.
+#[derive(Clone, PartialEq, Eq)]
+struct Origin {
+    scheme: Scheme,
+    authority: Authority,
+}
+
+/// A kept-alive connection, ready or busy finishing an answer's body.
+struct Idle {
+    origin: Origin,
+    sender: Sender,
+    since: Instant,
+}
+
+enum Sender {
+    Http1(http1::SendRequest<Full<Bytes>>),
+    /// Shared by every request to its origin (HTTP/2 multiplexes).
+    Http2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http1(s) => s.is_closed(),
+            Sender::Http2(s) => s.is_closed(),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match self {
+            Sender::Http1(s) => s.is_ready(),
+            Sender::Http2(s) => s.is_ready(),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>> {
+        match self {
+            Sender::Http1(s) => s.try_send_request(request).await,
+            Sender::Http2(s) => s.try_send_request(request).await,
+        }
+    }
 }
 
 impl Upstream {
@@ -47,55 +107,182 @@ impl Upstream {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(crate::http::CONNECT_TIMEOUT));
-        let https = HttpsConnectorBuilder::new()
+        let connector = HttpsConnectorBuilder::new()
             .try_with_platform_verifier()
             .expect("the TLS backend (platform certificate verifier) could not be initialised")
             .https_or_http()
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
         Self {
-            client,
+            connector,
+            pool: Arc::default(),
             timeout: Duration::from_secs(config.upstream_timeout_secs.max(1)),
         }
     }
 
-    /// Sends one request; its answer's head must arrive within the timeout.
+    /// Sends one request to the absolute URI it carries; its answer's head must arrive
+    /// within the timeout.
     pub async fn send(
         &self,
-        mut request: Request<Full<Bytes>>,
+        request: Request<Full<Bytes>>,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        request
-            .headers_mut()
-            .insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-        let answer = tokio::time::timeout(self.timeout, self.client.request(request))
+        let answer = tokio::time::timeout(self.timeout, self.exchange(request))
             .await
-            .map_err(|_| UpstreamError::Timeout(self.timeout.as_secs()))?
-            .map_err(|e| describe(&e))?;
+            .map_err(|_| UpstreamError::Timeout(self.timeout.as_secs()))??;
         Ok(answer.map(|body| TimeoutBody::new(self.timeout, body)))
+    }
+
+    async fn exchange(
+        &self,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let origin = origin(request.uri())?;
+        let headers = request.headers_mut();
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        if !headers.contains_key(header::HOST) {
+            let host = HeaderValue::from_str(host(&origin).as_str())
+                .map_err(|_| UpstreamError::Failed("the upstream host is not usable".into()))?;
+            headers.insert(header::HOST, host);
+        }
+        let absolute = request.uri().clone();
+        let (mut sender, mut reused) = match self.take(&origin) {
+            Some(sender) => (sender, true),
+            None => (self.connect(&origin).await?, false),
+        };
+        loop {
+            // HTTP/1.1 names only the path (the host is in `Host`); HTTP/2 the whole URI.
+            *request.uri_mut() = match sender {
+                Sender::Http1(_) => absolute
+                    .path_and_query()
+                    .map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone())),
+                Sender::Http2(_) => absolute.clone(),
+            };
+            match sender.send(request).await {
+                Ok(answer) => {
+                    self.give_back(origin, sender);
+                    return Ok(answer);
+                }
+                Err(mut e) => match e.take_message() {
+                    // A reused connection the server closed just before this request:
+                    // the request was never sent, so it goes out on a new connection.
+                    Some(unsent) if reused => {
+                        request = unsent;
+                        sender = self.connect(&origin).await?;
+                        reused = false;
+                    }
+                    _ => return Err(UpstreamError::Failed(chain(e.error()))),
+                },
+            }
+        }
+    }
+
+    /// A kept-alive connection to `origin` ready for a request, forgetting the ones
+    /// that closed or sat idle too long.
+    fn take(&self, origin: &Origin) -> Option<Sender> {
+        let mut pool = self.pool.lock().ok()?;
+        let now = Instant::now();
+        pool.retain(|idle| !idle.sender.is_closed() && now - idle.since < IDLE_TIMEOUT);
+        let i = pool
+            .iter()
+            .position(|idle| idle.origin == *origin && idle.sender.is_ready())?;
+        match &pool[i].sender {
+            Sender::Http2(shared) => Some(Sender::Http2(shared.clone())),
+            Sender::Http1(_) => Some(pool.swap_remove(i).sender),
+        }
+    }
+
+    /// Back in the pool as soon as the answer's head arrived: it is taken again once
+    /// hyper reports it ready for the next request (its body read to the end).
+    fn give_back(&self, origin: Origin, sender: Sender) {
+        if let (Sender::Http1(_), Ok(mut pool)) = (&sender, self.pool.lock()) {
+            pool.push(Idle {
+                origin,
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// A new connection. Boxed: the TLS handshake's state is large, and every call
+    /// that reuses a connection would otherwise carry it.
+    fn connect<'a>(
+        &'a self,
+        origin: &'a Origin,
+    ) -> futures_util::future::BoxFuture<'a, Result<Sender, UpstreamError>> {
+        Box::pin(self.open(origin))
+    }
+
+    async fn open(&self, origin: &Origin) -> Result<Sender, UpstreamError> {
+        let uri = Uri::builder()
+            .scheme(origin.scheme.clone())
+            .authority(origin.authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let io = self
+            .connector
+            .clone()
+            .call(uri)
+            .await
+            .map_err(|e| UpstreamError::Connect(chain(&*e)))?;
+        if io.connected().is_negotiated_h2() {
+            let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| UpstreamError::Connect(chain(&e)))?;
+            tokio::spawn(connection);
+            if let Ok(mut pool) = self.pool.lock() {
+                pool.push(Idle {
+                    origin: origin.clone(),
+                    sender: Sender::Http2(sender.clone()),
+                    since: Instant::now(),
+                });
+            }
+            Ok(Sender::Http2(sender))
+        } else {
+            let (sender, connection) = http1::handshake(io)
+                .await
+                .map_err(|e| UpstreamError::Connect(chain(&e)))?;
+            tokio::spawn(connection);
+            Ok(Sender::Http1(sender))
+        }
+    }
+}
+
+fn origin(uri: &Uri) -> Result<Origin, UpstreamError> {
+    match (uri.scheme(), uri.authority()) {
+        (Some(scheme), Some(authority)) => Ok(Origin {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+        }),
+        _ => Err(UpstreamError::Failed(format!(
+            "the upstream URL '{uri}' has no scheme or host"
+        ))),
+    }
+}
+
+/// The `Host` header for `origin`: the host, and the port where it is not the scheme's
+/// default.
+fn host(origin: &Origin) -> String {
+    let default = if origin.scheme == Scheme::HTTPS {
+        443
+    } else {
+        80
+    };
+    match origin.authority.port_u16() {
+        Some(port) if port != default => format!("{}:{port}", origin.authority.host()),
+        _ => origin.authority.host().to_string(),
     }
 }
 
 /// The error and its causes, most general first, each said once.
-fn describe(e: &hyper_util::client::legacy::Error) -> UpstreamError {
-    let mut parts = Vec::new();
-    let mut source = std::error::Error::source(e);
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
     while let Some(s) = source {
         parts.push(s.to_string());
         source = s.source();
     }
     parts.dedup();
-    let text = if parts.is_empty() {
-        e.to_string()
-    } else {
-        parts.join(": ")
-    };
-    if e.is_connect() {
-        UpstreamError::Connect(text)
-    } else {
-        UpstreamError::Failed(text)
-    }
+    parts.join(": ")
 }
