@@ -195,11 +195,7 @@ impl Engine {
         let now = chrono::Utc::now();
         let minute = now.timestamp() / 60;
         if let Ok(mut traffic) = self.inner.traffic.lock() {
-            let t = traffic
-                .entry(connection.to_string())
-                .or_default()
-                .entry(client.to_string())
-                .or_default();
+            let t = crate::proxy::slot(crate::proxy::slot(&mut traffic, connection), client);
             t.requests += 1;
             t.errors += u64::from(!ok);
             let last_minute = t.last_seen.map(|at| at.timestamp() / 60);

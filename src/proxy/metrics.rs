@@ -13,7 +13,17 @@ const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 #[derive(Default)]
 pub struct Metrics {
-    series: Mutex<BTreeMap<(String, String), Series>>,
+    /// By connection, then client.
+    series: Mutex<BTreeMap<String, BTreeMap<String, Series>>>,
+}
+
+/// The value under `key`, inserted if missing; allocates only then (the proxy counts every
+/// call this way).
+pub fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 #[derive(Default, Clone)]
@@ -29,9 +39,7 @@ impl Metrics {
         let Ok(mut series) = self.series.lock() else {
             return;
         };
-        let s = series
-            .entry((connection.to_string(), client.to_string()))
-            .or_default();
+        let s = slot(slot(&mut series, connection), client);
         let secs = latency.as_secs_f64();
         s.requests += 1;
         s.errors += u64::from(!ok);
@@ -42,7 +50,19 @@ impl Metrics {
     }
 
     pub fn render(&self, store: &Store) -> String {
-        let series = self.series.lock().map(|s| s.clone()).unwrap_or_default();
+        let series: BTreeMap<(String, String), Series> = self
+            .series
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .flat_map(|(c, clients)| {
+                        clients
+                            .iter()
+                            .map(|(l, s)| ((c.clone(), l.clone()), s.clone()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut out = String::new();
         let labels = |(c, l): &(String, String)| format!("connection=\"{c}\",client=\"{l}\"");
         out += "# HELP tether_requests_total MCP requests proxied, per connection and client.\n# TYPE tether_requests_total counter\n";

@@ -25,7 +25,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-pub use metrics::Metrics;
+pub use metrics::{Metrics, slot};
 
 use crate::config::ProxyConfig;
 use crate::engine::Engine;
