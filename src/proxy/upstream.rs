@@ -2,9 +2,8 @@
 //! HTTP/1.1 and HTTP/2 client connections over hyper-rustls's connector (rustls with the
 //! platform's certificate verifier, as the rest of tether uses), kept alive in a small
 //! pool. Every client call becomes exactly one upstream request — no redirects followed,
-//! no retries here (the one retry after a 401 is the forwarder's decision), except that
-//! a request a reused connection never took (the server had just closed it) goes out on
-//! a new one. An upstream that connects slowly, sends no answer, or falls silent mid-body
+//! no retries here (the one retry after a 401 is the forwarder's decision); a connection
+//! the upstream closed is never handed a request. An upstream that connects slowly, sends no answer, or falls silent mid-body
 //! for `upstream_timeout_secs` is given up on; an SSE stream that keeps sending lasts as
 //! long as it likes.
 //!
@@ -21,7 +20,7 @@ use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderValue, Request, Response, Uri, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::{TrySendError, http1, http2};
+use hyper::client::conn::{http1, http2};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::TokioExecutor;
@@ -90,13 +89,10 @@ impl Sender {
         }
     }
 
-    async fn send(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>> {
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> hyper::Result<Response<Incoming>> {
         match self {
-            Sender::Http1(s) => s.try_send_request(request).await,
-            Sender::Http2(s) => s.try_send_request(request).await,
+            Sender::Http1(s) => s.send_request(request).await,
+            Sender::Http2(s) => s.send_request(request).await,
         }
     }
 }
@@ -145,36 +141,24 @@ impl Upstream {
                 .map_err(|_| UpstreamError::Failed("the upstream host is not usable".into()))?;
             headers.insert(header::HOST, host);
         }
-        let absolute = request.uri().clone();
-        let (mut sender, mut reused) = match self.take(&origin) {
-            Some(sender) => (sender, true),
-            None => (self.connect(&origin).await?, false),
+        let mut sender = match self.take(&origin) {
+            Some(sender) => sender,
+            None => self.connect(&origin).await?,
         };
-        loop {
-            // HTTP/1.1 names only the path (the host is in `Host`); HTTP/2 the whole URI.
-            *request.uri_mut() = match sender {
-                Sender::Http1(_) => absolute
-                    .path_and_query()
-                    .map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone())),
-                Sender::Http2(_) => absolute.clone(),
-            };
-            match sender.send(request).await {
-                Ok(answer) => {
-                    self.give_back(origin, sender);
-                    return Ok(answer);
-                }
-                Err(mut e) => match e.take_message() {
-                    // A reused connection the server closed just before this request:
-                    // the request was never sent, so it goes out on a new connection.
-                    Some(unsent) if reused => {
-                        request = unsent;
-                        sender = self.connect(&origin).await?;
-                        reused = false;
-                    }
-                    _ => return Err(UpstreamError::Failed(chain(e.error()))),
-                },
-            }
+        // HTTP/1.1 names only the path (the host is in `Host`); HTTP/2 the whole URI.
+        if let Sender::Http1(_) = sender {
+            let path = request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone()));
+            *request.uri_mut() = path;
         }
+        let answer = sender
+            .send(request)
+            .await
+            .map_err(|e| UpstreamError::Failed(chain(&e)))?;
+        self.give_back(origin, sender);
+        Ok(answer)
     }
 
     /// A kept-alive connection to `origin` ready for a request, forgetting the ones

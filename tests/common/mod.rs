@@ -214,9 +214,15 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(home: &Home) -> Self {
+        Self::start_env(home, &[])
+    }
+
+    /// Started with `env` added to its environment.
+    pub fn start_env(home: &Home, env: &[(&str, &str)]) -> Self {
         let mut child = home
             .cmd()
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .env("RUST_LOG", "debug,hyper_util=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
