@@ -12,22 +12,27 @@
 //! hash lookups and hand-offs cost more than the rest of a proxied call (see the proxy
 //! bench).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderValue, Request, Response, Uri, header};
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::{http1, http2};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::TokioExecutor;
-use tower_http::timeout::TimeoutBody;
+use tokio::time::Sleep;
 use tower_service::Service;
 
 use crate::config::ProxyConfig;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USER_AGENT: &str = concat!("tether/", env!("CARGO_PKG_VERSION"));
 
@@ -35,7 +40,7 @@ const USER_AGENT: &str = concat!("tether/", env!("CARGO_PKG_VERSION"));
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// An upstream answer whose body gives up after the idle timeout.
-pub type UpstreamResponse = Response<TimeoutBody<Incoming>>;
+pub type UpstreamResponse = Response<IdleTimeout<Incoming>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -126,7 +131,7 @@ impl Upstream {
         let answer = tokio::time::timeout(self.timeout, self.exchange(request))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout.as_secs()))??;
-        Ok(answer.map(|body| TimeoutBody::new(self.timeout, body)))
+        Ok(answer.map(|body| IdleTimeout::new(body, self.timeout)))
     }
 
     async fn exchange(
@@ -233,6 +238,74 @@ impl Upstream {
     }
 }
 
+/// An upstream answer's body that gives up when the upstream sends nothing for `timeout`.
+/// A timer is armed only while the body waits, and moved only when it fires: a body whose
+/// data is already there (most JSON answers) costs no timer, and a stream of many small
+/// events not one timer each.
+pub struct IdleTimeout<B> {
+    body: B,
+    timeout: Duration,
+    last: tokio::time::Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<B> IdleTimeout<B> {
+    fn new(body: B, timeout: Duration) -> Self {
+        Self {
+            body,
+            timeout,
+            last: tokio::time::Instant::now(),
+            timer: None,
+        }
+    }
+}
+
+impl<B> Body for IdleTimeout<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            this.last = tokio::time::Instant::now();
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        loop {
+            let due = this.last + this.timeout;
+            let timer = this
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if tokio::time::Instant::now() >= due {
+                return Poll::Ready(Some(Err(format!(
+                    "the upstream sent nothing for {} s",
+                    this.timeout.as_secs()
+                )
+                .into())));
+            }
+            // Data came since the timer was set: wait for the rest of the new period.
+            timer.as_mut().reset(due);
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 fn origin(uri: &Uri) -> Result<Origin, UpstreamError> {
     match (uri.scheme(), uri.authority()) {
         (Some(scheme), Some(authority)) => Ok(Origin {
@@ -269,4 +342,80 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     parts.dedup();
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use futures_util::StreamExt;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+
+    use super::*;
+
+    /// A body fed by hand: each sent chunk is one frame; dropping the sender ends it.
+    fn fed() -> (
+        tokio::sync::mpsc::UnboundedSender<Bytes>,
+        IdleTimeout<impl Body<Data = Bytes, Error = Infallible> + Unpin>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        })
+        .boxed();
+        (
+            tx,
+            IdleTimeout::new(StreamBody::new(frames), Duration::from_secs(10)),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_keeps_sending_never_times_out() {
+        let (tx, body) = fed();
+        let feeding = tokio::spawn(async move {
+            for _ in 0..30 {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                tx.send(Bytes::from_static(b"event\n")).unwrap();
+            }
+        });
+        let collected = body
+            .collect()
+            .await
+            .expect("no timeout in 180 s of steady data");
+        feeding.await.unwrap();
+        assert_eq!(collected.to_bytes().len(), 30 * 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_body_times_out_after_the_idle_period() {
+        let (tx, mut body) = fed();
+        tx.send(Bytes::from_static(b"first")).unwrap();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "first");
+        let started = tokio::time::Instant::now();
+        let error = body.frame().await.unwrap().unwrap_err();
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(10) && waited < Duration::from_millis(10_100),
+            "{waited:?}"
+        );
+        assert!(
+            error.to_string().contains("sent nothing for 10 s"),
+            "{error}"
+        );
+        drop(tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn data_already_there_arms_no_timer() {
+        let (tx, mut body) = fed();
+        tx.send(Bytes::from_static(b"ready")).unwrap();
+        drop(tx);
+        assert!(body.frame().await.unwrap().is_ok());
+        assert!(body.frame().await.is_none());
+        assert!(body.timer.is_none());
+    }
 }
