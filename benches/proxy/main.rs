@@ -1,11 +1,14 @@
 //! The local proxy against the reference general-purpose proxy, side by side on loopback:
 //! the same fast upstream reached directly, through nginx (keep-alive upstream, buffering
-//! off) and through `tether serve` (a `--no-auth` connection, a client secret in the path).
+//! off), through the floor (a proxy made of hyper alone, `floor.rs`: what tether's HTTP
+//! crates cost before tether does anything) and through `tether serve` (a `--no-auth`
+//! connection, a client secret in the path).
 //! For each: requests/s at concurrency 1, 16 and 64; added p50/p99 latency at concurrency 1;
 //! time to the first event and to the end of a 1,000-event SSE stream; upstream requests
 //! per client call; tether's resident memory idle and under load. The load generator runs
-//! on CPU 0, the upstream and the proxy under test on CPU 1 (`taskset`); direct, nginx and
-//! tether take turns within each round, and every figure is the median of the rounds.
+//! on CPU 0, the upstream and the proxy under test on CPU 1 (`taskset`); direct, nginx,
+//! the floor and tether take turns within each round, and every figure is the median of
+//! the rounds.
 //!
 //! Run: `cargo bench --bench proxy` (needs `taskset`; nginx from `apt-get install nginx`,
 //! without it the rest is measured). `TETHER_BENCH_ROUNDS` (default 3) and
