@@ -91,9 +91,22 @@ async fn serve(
             tracing::debug!("cannot set TCP_NODELAY on a client connection: {e}");
         }
     });
+    tokio::spawn(heartbeat());
     axum::serve(listener, service(engine, config).into_make_service())
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
+}
+
+/// Keeps a timer due within a second at all times. Every call sets an answer timeout due in
+/// minutes; with an earlier timer already pending, setting it never has to wake the
+/// runtime's driver through its event fd — two system calls saved per call, at the cost of
+/// one wake-up a second.
+async fn heartbeat() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+    }
 }
 
 impl Serving {
