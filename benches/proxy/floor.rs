@@ -14,7 +14,6 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncReadExt;
 
 /// Set to this value in `crate::upstream::ROLE_ENV`, the bench binary runs as the floor
 /// proxy toward the upstream named in `UPSTREAM_ENV`.
@@ -36,19 +35,7 @@ pub fn run() {
 }
 
 async fn serve(upstream: SocketAddr) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("floor bind");
-    println!("{}", listener.local_addr().expect("floor address"));
-    tokio::spawn(async {
-        let mut sink = [0u8; 64];
-        while tokio::io::stdin()
-            .read(&mut sink)
-            .await
-            .is_ok_and(|n| n > 0)
-        {}
-        std::process::exit(0);
-    });
+    let listener = crate::upstream::listen_for_the_bench().await;
     let pool: Pool = Arc::default();
     loop {
         let Ok((tcp, _)) = listener.accept().await else {

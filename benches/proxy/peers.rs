@@ -141,35 +141,31 @@ impl Upstream {
 /// This bench binary again, as the upstream; it prints its address, then serves until
 /// its standard input (held by `process`) closes.
 pub fn upstream(cpu: Option<usize>) -> Upstream {
-    let exe = std::env::current_exe().expect("the bench's own path");
-    let mut child = pinned(cpu, &exe)
-        .env(crate::upstream::ROLE_ENV, crate::upstream::ROLE)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the upstream");
-    let addr = first_line(&mut child)
-        .parse()
-        .expect("the upstream's address");
-    Upstream {
-        process: Process { child },
-        addr,
-    }
+    role(cpu, crate::upstream::ROLE, &[])
 }
 
 /// The floor proxy (hyper alone, see `floor.rs`), in front of `upstream`.
 pub fn floor(cpu: Option<usize>, upstream: SocketAddr) -> Upstream {
+    role(
+        cpu,
+        crate::floor::ROLE,
+        &[(crate::floor::UPSTREAM_ENV, upstream.to_string())],
+    )
+}
+
+/// This bench binary in another role, with `env`, at the address it prints.
+fn role(cpu: Option<usize>, role: &str, env: &[(&str, String)]) -> Upstream {
     let exe = std::env::current_exe().expect("the bench's own path");
     let mut child = pinned(cpu, &exe)
-        .env(crate::upstream::ROLE_ENV, crate::floor::ROLE)
-        .env(crate::floor::UPSTREAM_ENV, upstream.to_string())
+        .env(crate::upstream::ROLE_ENV, role)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start the floor proxy");
+        .unwrap_or_else(|e| panic!("start the bench's {role}: {e}"));
     let addr = first_line(&mut child)
         .parse()
-        .expect("the floor proxy's address");
+        .unwrap_or_else(|e| panic!("the {role}'s address: {e}"));
     Upstream {
         process: Process { child },
         addr,

@@ -35,11 +35,14 @@ pub fn run() {
     runtime.block_on(serve());
 }
 
-async fn serve() {
+/// A loopback listener for a child role of the bench: its address goes to stdout (the
+/// bench reads it), and the process exits when its standard input closes, so it never
+/// outlives the bench.
+pub async fn listen_for_the_bench() -> tokio::net::TcpListener {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .expect("upstream bind");
-    println!("{}", listener.local_addr().expect("upstream address"));
+        .expect("bind a loopback port");
+    println!("{}", listener.local_addr().expect("listener address"));
     tokio::spawn(async {
         let mut sink = [0u8; 64];
         while tokio::io::stdin()
@@ -49,6 +52,11 @@ async fn serve() {
         {}
         std::process::exit(0);
     });
+    listener
+}
+
+async fn serve() {
+    let listener = listen_for_the_bench().await;
     let calls = Arc::new(AtomicU64::new(0));
     let app = Router::new()
         .route("/mcp", post(mcp))

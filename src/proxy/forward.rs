@@ -73,14 +73,20 @@ pub async fn forward(proxy: &Proxy, name: &str, label: &str, request: Request) -
     response
 }
 
+/// The answer for a connection name the vault does not hold (removed meanwhile, or
+/// mistyped in `/c/<name>/mcp`).
+pub fn no_connection(name: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("tether has no connection named '{name}'"),
+    )
+        .into_response()
+}
+
 async fn forward_buffered(proxy: &Proxy, name: &str, parts: &Parts, body: Bytes) -> Response {
     let store = proxy.engine.store();
     let Some(connection) = store.get(name) else {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("tether has no connection named '{name}'"),
-        )
-            .into_response();
+        return no_connection(name);
     };
     let upstream = connection.upstream.clone();
     let oauth = matches!(connection.auth, Auth::OAuth { .. });

@@ -241,11 +241,7 @@ async fn by_name(proxy: &Proxy, name: &str, request: Request) -> Response {
     let label = {
         let store = proxy.engine.store();
         let Some(connection) = store.get(name) else {
-            return (
-                StatusCode::NOT_FOUND,
-                format!("tether has no connection named '{name}'"),
-            )
-                .into_response();
+            return forward::no_connection(name);
         };
         bearer(request.headers())
             .and_then(|s| crate::access::client_of(connection, s))

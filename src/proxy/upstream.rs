@@ -176,7 +176,12 @@ impl Upstream {
             .iter()
             .position(|idle| idle.origin == *origin && idle.sender.is_ready())?;
         match &pool[i].sender {
-            Sender::Http2(shared) => Some(Sender::Http2(shared.clone())),
+            Sender::Http2(shared) => {
+                // Shared, so it stays; in use, so its idle time starts again.
+                let shared = Sender::Http2(shared.clone());
+                pool[i].since = now;
+                Some(shared)
+            }
             Sender::Http1(_) => Some(pool.swap_remove(i).sender),
         }
     }
