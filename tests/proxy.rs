@@ -184,7 +184,34 @@ async fn the_guard_refuses_rebinding_and_oversized_bodies() {
     assert_eq!(with("origin", "http://localhost:5173").await, 200);
     assert_eq!(with("origin", "https://app.example.com").await, 200);
     let big = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x".repeat(4096)}}});
-    assert_eq!(rpc(&url, big).await.status(), 413);
+    assert_eq!(rpc(&url, big.clone()).await.status(), 413);
+    // A body sent in pieces with no declared length arrives whole; one that passes the
+    // limit while it streams is refused the same way.
+    let in_pieces = |body: Value| {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body
+            .to_string()
+            .into_bytes()
+            .chunks(100)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
+        http()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "echo")
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )))
+            .send()
+    };
+    let echo = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"y".repeat(600)}}});
+    let res = in_pieces(echo).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains(&"y".repeat(600)), "{text}");
+    assert_eq!(in_pieces(big).await.unwrap().status(), 413);
     // Malformed JSON goes upstream as is: the upstream judges JSON-RPC.
     let res = http()
         .post(&url)
@@ -233,6 +260,46 @@ async fn sse_events_arrive_as_the_upstream_sends_them() {
     drop(stream);
     assert_eq!(rpc(&url, list_tools()).await.status(), 200);
     drop(serve);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_lets_calls_in_flight_finish_and_takes_no_new_ones() {
+    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let call = json!({"jsonrpc":"2.0","id":4,"method":"tools/call",
+        "params":{"name":"progress","arguments":{"steps":8,"delay_ms":150},"_meta":{"progressToken":"t"}}});
+    let res = rpc(&url, call).await;
+    let mut stream = res.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("step 1 of 8"));
+    serve.terminate();
+    // Stopping: new connections are refused while the open stream runs on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let refused = reqwest::Client::new()
+            .get(format!("{}/healthz", serve.base))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_err();
+        if refused {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        rest.extend_from_slice(&chunk.expect("the stream in flight is not cut"));
+    }
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("done: 8 steps"), "{rest}");
+    let log = serve.stop();
+    assert!(log.contains("tether: stopped"), "{log}");
+    assert!(!log.contains("cut off"), "{log}");
     sim.shutdown().await;
 }
 

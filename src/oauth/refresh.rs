@@ -12,11 +12,12 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use axum::http::{HeaderName, HeaderValue, header};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -51,9 +52,56 @@ pub struct Current {
     pub generation: u64,
     pub obtained_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The credential as an HTTP header, made on first use.
+    header: OnceLock<Result<Option<CredentialHeader>, String>>,
 }
 
+/// A credential's request header; the value is marked sensitive (never logged by hyper).
+pub type CredentialHeader = (HeaderName, HeaderValue);
+
 impl Current {
+    fn new(
+        credential: Credential,
+        generation: u64,
+        obtained_at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            credential,
+            generation,
+            obtained_at,
+            expires_at,
+            header: OnceLock::new(),
+        }
+    }
+
+    /// The header that carries the credential upstream (none for a public upstream),
+    /// made once per token rather than for every request.
+    pub fn header(&self) -> Result<Option<&CredentialHeader>, &str> {
+        self.header
+            .get_or_init(|| {
+                let (name, value) = match &self.credential {
+                    Credential::Bearer(token) => (
+                        header::AUTHORIZATION,
+                        HeaderValue::from_str(&format!("Bearer {}", token.expose())),
+                    ),
+                    Credential::Header { name, value } => (
+                        HeaderName::from_bytes(name.as_bytes())
+                            .map_err(|_| format!("'{name}' is not a header name"))?,
+                        HeaderValue::from_str(value.expose()),
+                    ),
+                    Credential::None => return Ok(None),
+                };
+                let mut value =
+                    value.map_err(|_| "the credential cannot be sent as a header".to_string())?;
+                value.set_sensitive(true);
+                Ok(Some((name, value)))
+            })
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(String::as_str)
+    }
+
     /// Valid with a margin: a tenth of its lifetime, at most 30 s.
     pub fn is_fresh(&self, now: DateTime<Utc>) -> bool {
         match self.expires_at {
@@ -80,22 +128,19 @@ impl Current {
                     connection,
                 ))
             }
-            Auth::OAuth { .. } => connection.token.as_ref().map(|t| Self {
-                credential: Credential::Bearer(t.access_token.clone()),
-                generation: t.generation,
-                obtained_at: t.obtained_at,
-                expires_at: t.expires_at,
+            Auth::OAuth { .. } => connection.token.as_ref().map(|t| {
+                Self::new(
+                    Credential::Bearer(t.access_token.clone()),
+                    t.generation,
+                    t.obtained_at,
+                    t.expires_at,
+                )
             }),
         }
     }
 
     fn forever(credential: Credential, connection: &Connection) -> Self {
-        Self {
-            credential,
-            generation: 0,
-            obtained_at: connection.created_at,
-            expires_at: None,
-        }
+        Self::new(credential, 0, connection.created_at, None)
     }
 }
 
@@ -230,7 +275,7 @@ impl TokenManager {
     /// The credential for an upstream request: the hot path when the token is valid.
     pub async fn credential(&self) -> Result<Arc<Current>, AuthError> {
         let seen = match self.current.load_full() {
-            Some(c) if c.is_fresh(Utc::now()) => return Ok(c),
+            Some(c) if c.expires_at.is_none() || c.is_fresh(Utc::now()) => return Ok(c),
             Some(c) => Some(c.generation),
             None => None,
         };

@@ -6,20 +6,24 @@
 
 use std::time::Instant;
 
-use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::body::Bytes;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::IntoResponse;
+use bytes::BytesMut;
 use chrono::Utc;
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
 use serde_json::{Value, json};
 
-use super::Proxy;
-use super::upstream::{UpstreamError, UpstreamResponse};
+use super::upstream::{Target, UpstreamError, UpstreamResponse};
+use super::{Answer, Proxy, Reply};
 use crate::diagnosis::explain;
-use crate::oauth::refresh::{AuthError, Credential, Current, Trigger};
+use crate::oauth::refresh::{AuthError, Current, Trigger};
 use crate::oauth::www_authenticate;
-use crate::vault::{Auth, DiagnosisCode, Event, EventKind, Evidence, Store, VaultError};
+use crate::vault::{
+    Auth, Connection, DiagnosisCode, Event, EventKind, Evidence, Store, VaultError,
+};
 
 /// JSON-RPC error codes tether answers with (implementation-defined range).
 const AUTH_ERROR: i64 = -32001;
@@ -37,6 +41,7 @@ fn passes_upstream(name: &HeaderName) -> bool {
             | "last-event-id"
             | "mcp-method"
             | "mcp-name"
+            | "content-length"
     ) || name.as_str().starts_with("mcp-param-")
 }
 
@@ -46,6 +51,7 @@ fn passes_downstream(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "content-type"
+            | "content-length"
             | "mcp-session-id"
             | "mcp-protocol-version"
             | "cache-control"
@@ -53,49 +59,151 @@ fn passes_downstream(name: &HeaderName) -> bool {
     )
 }
 
-pub async fn forward(proxy: &Proxy, name: &str, label: &str, request: Request) -> Response {
+pub async fn forward(
+    proxy: &Proxy,
+    connection: &Connection,
+    label: &str,
+    request: Request<Incoming>,
+) -> Answer {
     let started = Instant::now();
-    let (parts, body) = request.into_parts();
-    let response = match axum::body::to_bytes(body, proxy.config.max_body_bytes).await {
-        Ok(body) => forward_buffered(proxy, name, &parts, body).await,
-        Err(_) => (
+    let name = connection.name.as_str();
+    let (mut parts, body) = request.into_parts();
+    let response = match read_body(body, proxy.config.max_body_bytes).await {
+        Ok(body) => forward_buffered(proxy, connection, &mut parts, body).await,
+        Err(BodyError::TooLarge) => own((
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "tether: the request body is larger than {} bytes (proxy.max_body_bytes in config.toml)",
                 proxy.config.max_body_bytes
             ),
-        )
-            .into_response(),
+        )),
+        Err(BodyError::Unreadable(e)) => own((
+            StatusCode::BAD_REQUEST,
+            format!("tether: the request body could not be read ({e})"),
+        )),
     };
-    let ok = response.status().is_success() && !response.headers().contains_key("x-tether-error");
+    // An answer tether wrote itself stands for a failure (the upstream's are passed on).
+    let ok = response.status().is_success() && matches!(response.body(), Reply::Upstream(_));
     proxy.metrics.observe(name, label, ok, started.elapsed());
     proxy.engine.record_traffic(name, label, ok);
     response
 }
 
-/// The answer for a connection name the vault does not hold (removed meanwhile, or
-/// mistyped in `/c/<name>/mcp`).
-pub fn no_connection(name: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        format!("tether has no connection named '{name}'"),
-    )
-        .into_response()
+/// A local answer tether wrote itself.
+pub fn own(response: impl IntoResponse) -> Answer {
+    response.into_response().map(Reply::Own)
 }
 
-async fn forward_buffered(proxy: &Proxy, name: &str, parts: &Parts, body: Bytes) -> Response {
-    let store = proxy.engine.store();
-    let Some(connection) = store.get(name) else {
-        return no_connection(name);
-    };
-    let upstream = connection.upstream.clone();
+/// The answer for a connection name the vault does not hold (removed meanwhile, or
+/// mistyped in `/c/<name>/mcp`).
+pub fn no_connection(name: &str) -> Answer {
+    own((
+        StatusCode::NOT_FOUND,
+        format!("tether has no connection named '{name}'"),
+    ))
+}
+
+enum BodyError {
+    TooLarge,
+    Unreadable(hyper::Error),
+}
+
+/// The whole request body, refused once it passes `limit` bytes (at once when its
+/// declared length does). A body that arrives in one piece — nearly every JSON-RPC
+/// message — is passed on without a copy.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut first = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
+            continue; // trailers
+        };
+        let total = first.len() + joined.as_ref().map_or(0, BytesMut::len) + data.len();
+        if total > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match &mut joined {
+            Some(joined) => joined.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut both = BytesMut::with_capacity(total);
+                both.extend_from_slice(&first);
+                both.extend_from_slice(&data);
+                first = Bytes::new();
+                joined = Some(both);
+            }
+        }
+    }
+    Ok(joined.map_or(first, BytesMut::freeze))
+}
+
+/// Removes every header `passes` refuses, in place: no new map for each call, and one
+/// pass over the names for up to eight refused ones.
+fn keep_only(headers: &mut HeaderMap, passes: fn(&HeaderName) -> bool) {
+    const BATCH: usize = 8;
+    loop {
+        let mut refused: [Option<HeaderName>; BATCH] = Default::default();
+        let mut found = 0;
+        for name in headers.keys().filter(|k| !passes(k)).take(BATCH) {
+            refused[found] = Some(name.clone());
+            found += 1;
+        }
+        for name in refused.iter().flatten() {
+            headers.remove(name);
+        }
+        if found < BATCH {
+            return;
+        }
+    }
+}
+
+/// Drops a `Content-Length` that does not state `exact`, the body's real length (hyper
+/// then states the right one).
+fn keep_length_if(headers: &mut HeaderMap, exact: Option<u64>) {
+    let stated = headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+    if let Some(stated) = stated
+        && (stated.is_none() || stated != exact)
+    {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+}
+
+async fn forward_buffered(
+    proxy: &Proxy,
+    connection: &Connection,
+    parts: &mut Parts,
+    body: Bytes,
+) -> Answer {
+    let name = connection.name.as_str();
     let oauth = matches!(connection.auth, Auth::OAuth { .. });
     let api_key = matches!(connection.auth, Auth::ApiKey { .. });
+    let target = match proxy.upstream.target(&connection.upstream) {
+        Ok(target) => target,
+        Err(e) => return unreachable(name, &e, parts, &body),
+    };
     let current = match proxy.engine.credential(name).await {
         Ok(c) => c,
         Err(e) => return auth_failure(name, &e, parts, &body),
     };
-    let mut result = send(proxy, &upstream, parts, body.clone(), &current).await;
+    keep_only(&mut parts.headers, passes_upstream);
+    keep_length_if(&mut parts.headers, Some(body.len() as u64));
+    // A copy for the one retry after a 401, made only where there can be one.
+    let retry_headers = oauth.then(|| parts.headers.clone());
+    let headers = std::mem::take(&mut parts.headers);
+    let mut result = send(
+        proxy,
+        &target,
+        &parts.method,
+        headers,
+        body.clone(),
+        &current,
+    )
+    .await;
     if oauth
         && let Ok(res) = &result
         && res.status() == StatusCode::UNAUTHORIZED
@@ -122,7 +230,8 @@ async fn forward_buffered(proxy: &Proxy, name: &str, parts: &Parts, body: Bytes)
                 challenge.error_description.as_deref(),
             );
         }
-        result = send(proxy, &upstream, parts, body.clone(), &fresh).await;
+        let headers = retry_headers.unwrap_or_default();
+        result = send(proxy, &target, &parts.method, headers, body.clone(), &fresh).await;
     }
     match result {
         Ok(res) if res.status() == StatusCode::FORBIDDEN => {
@@ -158,51 +267,31 @@ async fn forward_buffered(proxy: &Proxy, name: &str, parts: &Parts, body: Bytes)
 
 async fn send(
     proxy: &Proxy,
-    upstream: &url::Url,
-    parts: &Parts,
+    target: &Target,
+    method: &Method,
+    headers: HeaderMap,
     body: Bytes,
     current: &Current,
 ) -> Result<UpstreamResponse, UpstreamError> {
     let mut req = axum::http::Request::new(http_body_util::Full::new(body));
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = upstream
-        .as_str()
-        .parse()
-        .map_err(|e| UpstreamError::Failed(format!("the upstream URL is not usable: {e}")))?;
-    let headers = req.headers_mut();
-    for (k, v) in parts.headers.iter().filter(|(k, _)| passes_upstream(k)) {
-        headers.append(k, v.clone());
+    *req.method_mut() = method.clone();
+    *req.headers_mut() = headers;
+    if let Some((name, value)) = current
+        .header()
+        .map_err(|e| UpstreamError::Failed(e.into()))?
+    {
+        req.headers_mut().insert(name, value.clone());
     }
-    let credential = match &current.credential {
-        Credential::Bearer(token) => Some((
-            header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {}", token.expose())),
-        )),
-        Credential::Header { name, value } => Some((
-            HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| UpstreamError::Failed(format!("'{name}' is not a header name")))?,
-            HeaderValue::from_str(value.expose()),
-        )),
-        Credential::None => None,
-    };
-    if let Some((name, value)) = credential {
-        let mut value = value.map_err(|_| {
-            UpstreamError::Failed("the credential cannot be sent as a header".to_string())
-        })?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
-    }
-    proxy.upstream.send(req).await
+    proxy.upstream.send(target, req).await
 }
 
 /// Streams the upstream answer back chunk by chunk; dropping the client's side drops
 /// the upstream request too.
-fn stream_back(res: UpstreamResponse) -> Response {
-    let status = res.status();
-    let mut headers = HeaderMap::new();
-    for (k, v) in res.headers().iter().filter(|(k, _)| passes_downstream(k)) {
-        headers.append(k.clone(), v.clone());
-    }
+fn stream_back(mut res: UpstreamResponse) -> Answer {
+    let exact = res.body().size_hint().exact();
+    let headers = res.headers_mut();
+    keep_only(headers, passes_downstream);
+    keep_length_if(headers, exact);
     let sse = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -211,10 +300,7 @@ fn stream_back(res: UpstreamResponse) -> Response {
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
-    let mut response = Response::new(Body::new(res.into_body()));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
+    res.map(Reply::Upstream)
 }
 
 /// A token rejected with more than a quarter of its lifetime left was revoked early
@@ -286,27 +372,21 @@ fn rpc_error(
     data: Value,
     parts: &Parts,
     body: &Bytes,
-) -> Response {
-    let mut response = match request_id(parts, body) {
-        Some(id) => axum::Json(json!({
+) -> Answer {
+    match request_id(parts, body) {
+        Some(id) => own(axum::Json(json!({
             "jsonrpc": "2.0",
             "id": id,
             "error": {"code": code, "message": message, "data": data},
-        }))
-        .into_response(),
-        None => (
+        }))),
+        None => own((
             status,
             axum::Json(json!({"error": data, "message": message})),
-        )
-            .into_response(),
-    };
-    response
-        .headers_mut()
-        .insert("x-tether-error", HeaderValue::from_static("1"));
-    response
+        )),
+    }
 }
 
-fn auth_failure(name: &str, error: &AuthError, parts: &Parts, body: &Bytes) -> Response {
+fn auth_failure(name: &str, error: &AuthError, parts: &Parts, body: &Bytes) -> Answer {
     let (message, code) = match error {
         AuthError::NeedsReauth { diagnosis, .. } => (
             format!("tether: {}", explain(*diagnosis).sentence_for(name)),
@@ -340,7 +420,7 @@ fn auth_failure(name: &str, error: &AuthError, parts: &Parts, body: &Bytes) -> R
     )
 }
 
-fn unreachable(name: &str, error: &UpstreamError, parts: &Parts, body: &Bytes) -> Response {
+fn unreachable(name: &str, error: &UpstreamError, parts: &Parts, body: &Bytes) -> Answer {
     let message = format!(
         "tether: the upstream of '{name}' is unreachable ({error}); tether passes requests on as soon as it answers"
     );
@@ -356,7 +436,7 @@ fn unreachable(name: &str, error: &UpstreamError, parts: &Parts, body: &Bytes) -
     )
 }
 
-fn insufficient_scope(name: &str, res: UpstreamResponse, parts: &Parts, body: &Bytes) -> Response {
+fn insufficient_scope(name: &str, res: UpstreamResponse, parts: &Parts, body: &Bytes) -> Answer {
     let challenge = www_authenticate::bearer(res.headers()).unwrap_or_default();
     if challenge.error.as_deref() != Some("insufficient_scope") {
         return stream_back(res);

@@ -2,19 +2,17 @@
 //! a configured public name, and an `Origin`, when present, must be a loopback origin or a
 //! configured one. Anything else is answered 403 without touching a connection.
 
-use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::config::ProxyConfig;
 
 /// The 403 answer when the request's Host or Origin is not allowed.
-pub fn refusal(config: &ProxyConfig, request: &Request) -> Option<Response> {
-    let headers = request.headers();
+pub fn refusal(config: &ProxyConfig, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        .or_else(|| uri.authority().map(|a| a.as_str()));
     match host {
         Some(h) if host_allowed(h, &config.public_names) => {}
         Some(h) => return Some(forbidden(&format!("Host '{}' is not allowed", shorten(h)))),

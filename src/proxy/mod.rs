@@ -11,19 +11,25 @@ mod guard;
 mod metrics;
 mod upstream;
 
-use std::sync::Arc;
-
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Router, ServiceExt};
-use futures_util::future::BoxFuture;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tower_service::Service as _;
 
 pub use metrics::{Metrics, slot};
 
@@ -82,19 +88,58 @@ async fn serve(
     listener: std::net::TcpListener,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    // Answers go out in several small writes (headers, then each streamed chunk): without
-    // TCP_NODELAY, Nagle holds each behind the client's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
+    tokio::spawn(heartbeat());
+    let handler = Arc::new(handler(engine, config));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        // Answers go out in several small writes (headers, then each streamed chunk):
+        // without TCP_NODELAY, Nagle holds each behind the client's delayed ACK.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY on a client connection: {e}");
         }
-    });
-    tokio::spawn(heartbeat());
-    axum::serve(listener, service(engine, config).into_make_service())
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+        let handler = handler.clone();
+        let service = service_fn(move |request| {
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler.handle(request).await) }
+        });
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // HTTP/1.1, or HTTP/2 for a client that opens with its preface.
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(tcp), service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!("a client connection ended with an error: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// After a failed accept: a client that gave up is nothing; anything else (out of file
+/// descriptors, typically) is said and waited out, as a busy loop would not help.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!("the proxy cannot accept a connection: {e}; trying again in 1 s");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
 
 /// Keeps a timer due within a second at all times. Every call sets an answer timeout due in
@@ -130,10 +175,50 @@ impl Serving {
     }
 }
 
+/// What the proxy answers with.
+pub type Answer = Response<Reply>;
+
+/// An answer's body: the upstream's, streamed through as it arrives, or one tether
+/// wrote itself.
+pub enum Reply {
+    Upstream(upstream::UpstreamBody),
+    Own(Body),
+}
+
+impl hyper::body::Body for Reply {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Reply::Upstream(body) => Pin::new(body).poll_frame(cx),
+            Reply::Own(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Reply::Upstream(body) => body.is_end_stream(),
+            Reply::Own(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Reply::Upstream(body) => body.size_hint(),
+            Reply::Own(body) => body.size_hint(),
+        }
+    }
+}
+
 /// The proxy over `engine`: every request passes the Host/Origin guard; the MCP
 /// endpoints are answered directly, the rest (`/healthz`, `/metrics`, unknown paths) by
-/// an axum router.
-pub fn service(engine: Engine, config: ProxyConfig) -> ProxyService {
+/// an axum router (on the hot path, a router's per-request boxing and cloning cost more
+/// than the forwarding itself).
+fn handler(engine: Engine, config: ProxyConfig) -> Handler {
     let proxy = Arc::new(Proxy {
         engine,
         upstream: upstream::Upstream::new(&config),
@@ -145,13 +230,10 @@ pub fn service(engine: Engine, config: ProxyConfig) -> ProxyService {
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .with_state(proxy.clone());
-    ProxyService { proxy, rest }
+    Handler { proxy, rest }
 }
 
-/// See [`service`]. The MCP endpoints skip the router: on the hot path, its per-request
-/// boxing and cloning cost more than the forwarding itself.
-#[derive(Clone)]
-pub struct ProxyService {
+struct Handler {
     proxy: Arc<Proxy>,
     rest: Router,
 }
@@ -175,35 +257,48 @@ fn endpoint(path: &str) -> Option<Endpoint<'_>> {
         .or_else(|| segment("/c/").map(Endpoint::Name))
 }
 
-impl tower_service::Service<Request> for ProxyService {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        if let Some(refused) = guard::refusal(&self.proxy.config, &request) {
-            return Box::pin(std::future::ready(Ok(refused)));
+impl Handler {
+    async fn handle(&self, request: Request<Incoming>) -> Answer {
+        let proxy = &*self.proxy;
+        if let Some(refused) = guard::refusal(&proxy.config, request.headers(), request.uri()) {
+            return forward::own(refused);
         }
-        let proxy = self.proxy.clone();
+        // One consistent view of the vault for the whole call.
+        let store = proxy.engine.store();
         match endpoint(request.uri().path()) {
-            Some(Endpoint::Secret(secret)) => {
-                let secret = secret.to_string();
-                Box::pin(async move { Ok(by_secret(&proxy, &secret, request).await) })
-            }
+            Some(Endpoint::Secret(secret)) => match crate::access::find_secret(&store, secret) {
+                Some((connection, label)) => {
+                    forward::forward(proxy, connection, label, request).await
+                }
+                None => unauthorized(
+                    "this endpoint's secret is not valid (revoked, or mistyped): run `tether url NAME --client LABEL` for a new one",
+                ),
+            },
             Some(Endpoint::Name(name)) => {
-                let name = name.to_string();
-                Box::pin(async move { Ok(by_name(&proxy, &name, request).await) })
+                let Some(connection) = store.get(name) else {
+                    return forward::no_connection(name);
+                };
+                let label =
+                    bearer(request.headers()).and_then(|s| crate::access::client_of(connection, s));
+                match label {
+                    Some(label) => forward::forward(proxy, connection, label, request).await,
+                    None => unauthorized(&format!(
+                        "send this client's tether secret as 'Authorization: Bearer <secret>': run `tether url {name} --client LABEL`"
+                    )),
+                }
             }
-            None => Box::pin(self.rest.call(request)),
+            None => {
+                let mut rest = self.rest.clone();
+                match rest.call(request.map(Body::new)).await {
+                    Ok(response) => response.map(Reply::Own),
+                    Err(never) => match never {},
+                }
+            }
         }
     }
 }
 
-async fn healthz(State(proxy): State<Arc<Proxy>>) -> Response {
+async fn healthz(State(proxy): State<Arc<Proxy>>) -> axum::response::Response {
     let store = proxy.engine.store();
     axum::Json(serde_json::json!({
         "status": "ok",
@@ -214,45 +309,13 @@ async fn healthz(State(proxy): State<Arc<Proxy>>) -> Response {
     .into_response()
 }
 
-async fn metrics_text(State(proxy): State<Arc<Proxy>>) -> Response {
+async fn metrics_text(State(proxy): State<Arc<Proxy>>) -> axum::response::Response {
     let store = proxy.engine.store();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         proxy.metrics.render(&store),
     )
         .into_response()
-}
-
-async fn by_secret(proxy: &Proxy, secret: &str, request: Request) -> Response {
-    let found = {
-        let store = proxy.engine.store();
-        crate::access::find_secret(&store, secret)
-            .map(|(c, label)| (c.name.to_string(), label.to_string()))
-    };
-    match found {
-        Some((name, label)) => forward::forward(proxy, &name, &label, request).await,
-        None => unauthorized(
-            "this endpoint's secret is not valid (revoked, or mistyped): run `tether url NAME --client LABEL` for a new one",
-        ),
-    }
-}
-
-async fn by_name(proxy: &Proxy, name: &str, request: Request) -> Response {
-    let label = {
-        let store = proxy.engine.store();
-        let Some(connection) = store.get(name) else {
-            return forward::no_connection(name);
-        };
-        bearer(request.headers())
-            .and_then(|s| crate::access::client_of(connection, s))
-            .map(str::to_string)
-    };
-    match label {
-        Some(label) => forward::forward(proxy, name, &label, request).await,
-        None => unauthorized(&format!(
-            "send this client's tether secret as 'Authorization: Bearer <secret>': run `tether url {name} --client LABEL`"
-        )),
-    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -263,18 +326,17 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// A local client without a valid secret. No `WWW-Authenticate` challenge: that would
 /// send the client into an OAuth dance tether does not offer.
-fn unauthorized(message: &str) -> Response {
-    (
+fn unauthorized(message: &str) -> Answer {
+    forward::own((
         StatusCode::UNAUTHORIZED,
         axum::Json(serde_json::json!({
             "error": "downstream_unauthorized",
             "message": format!("tether: {message}"),
         })),
-    )
-        .into_response()
+    ))
 }
 
-async fn not_found() -> Response {
+async fn not_found() -> axum::response::Response {
     (
         StatusCode::NOT_FOUND,
         "tether: unknown path; MCP endpoints are /s/<secret>/mcp and /c/<name>/mcp",

@@ -12,6 +12,7 @@
 //! hash lookups and hand-offs cost more than the rest of a proxied call (see the proxy
 //! bench).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -39,8 +40,11 @@ const USER_AGENT: &str = concat!("tether/", env!("CARGO_PKG_VERSION"));
 /// An idle connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// An upstream answer whose body gives up after the idle timeout.
-pub type UpstreamResponse = Response<IdleTimeout<Incoming>>;
+/// An upstream answer's body: given up on after the idle timeout.
+pub type UpstreamBody = IdleTimeout<Incoming>;
+
+/// An upstream answer.
+pub type UpstreamResponse = Response<UpstreamBody>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -56,7 +60,45 @@ pub enum UpstreamError {
 pub struct Upstream {
     connector: HttpsConnector<HttpConnector>,
     pool: Arc<Mutex<Vec<Idle>>>,
+    /// Upstream URLs already worked out, by URL.
+    targets: Arc<Mutex<HashMap<String, Target>>>,
     timeout: Duration,
+}
+
+/// At most this many upstream URLs are remembered (a connection's URL changes rarely;
+/// past this the memory starts over).
+const TARGETS_KEPT: usize = 256;
+
+/// Where one upstream URL's requests go, worked out once: parsing a URL for every call
+/// cost more than the rest of a request's head.
+#[derive(Clone)]
+pub struct Target {
+    origin: Origin,
+    /// What an HTTP/2 request names: the whole URI.
+    absolute: Uri,
+    /// What an HTTP/1.1 request names: the path and query (the host goes in `Host`).
+    path: Uri,
+    host: HeaderValue,
+}
+
+impl Target {
+    fn of(url: &str) -> Result<Self, UpstreamError> {
+        let absolute: Uri = url
+            .parse()
+            .map_err(|e| UpstreamError::Failed(format!("the upstream URL is not usable: {e}")))?;
+        let origin = origin(&absolute)?;
+        let host = HeaderValue::from_str(&host(&origin))
+            .map_err(|_| UpstreamError::Failed("the upstream host is not usable".into()))?;
+        let path = absolute
+            .path_and_query()
+            .map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone()));
+        Ok(Self {
+            origin,
+            absolute,
+            path,
+            host,
+        })
+    }
 }
 
 /// Where a connection goes.
@@ -118,17 +160,35 @@ impl Upstream {
         Self {
             connector,
             pool: Arc::default(),
+            targets: Arc::default(),
             timeout: Duration::from_secs(config.upstream_timeout_secs.max(1)),
         }
     }
 
-    /// Sends one request to the absolute URI it carries; its answer's head must arrive
-    /// within the timeout.
+    /// Where requests for `url` go.
+    pub fn target(&self, url: &url::Url) -> Result<Target, UpstreamError> {
+        let mut targets = self
+            .targets
+            .lock()
+            .map_err(|_| UpstreamError::Failed("the upstream table is unusable".into()))?;
+        if let Some(target) = targets.get(url.as_str()) {
+            return Ok(target.clone());
+        }
+        let target = Target::of(url.as_str())?;
+        if targets.len() >= TARGETS_KEPT {
+            targets.clear();
+        }
+        targets.insert(url.to_string(), target.clone());
+        Ok(target)
+    }
+
+    /// Sends one request to `target`; its answer's head must arrive within the timeout.
     pub async fn send(
         &self,
+        target: &Target,
         request: Request<Full<Bytes>>,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let answer = tokio::time::timeout(self.timeout, self.exchange(request))
+        let answer = tokio::time::timeout(self.timeout, self.exchange(target, request))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout.as_secs()))??;
         Ok(answer.map(|body| IdleTimeout::new(body, self.timeout)))
@@ -136,28 +196,23 @@ impl Upstream {
 
     async fn exchange(
         &self,
+        target: &Target,
         mut request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let origin = origin(request.uri())?;
         let headers = request.headers_mut();
         headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         if !headers.contains_key(header::HOST) {
-            let host = HeaderValue::from_str(host(&origin).as_str())
-                .map_err(|_| UpstreamError::Failed("the upstream host is not usable".into()))?;
-            headers.insert(header::HOST, host);
+            headers.insert(header::HOST, target.host.clone());
         }
-        let mut sender = match self.take(&origin) {
+        let origin = &target.origin;
+        let mut sender = match self.take(origin) {
             Some(sender) => sender,
-            None => self.connect(&origin).await?,
+            None => self.connect(origin).await?,
         };
-        // HTTP/1.1 names only the path (the host is in `Host`); HTTP/2 the whole URI.
-        if let Sender::Http1(_) = sender {
-            let path = request
-                .uri()
-                .path_and_query()
-                .map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone()));
-            *request.uri_mut() = path;
-        }
+        *request.uri_mut() = match sender {
+            Sender::Http1(_) => target.path.clone(),
+            Sender::Http2(_) => target.absolute.clone(),
+        };
         let answer = sender
             .send(request)
             .await
@@ -188,10 +243,10 @@ impl Upstream {
 
     /// Back in the pool as soon as the answer's head arrived: it is taken again once
     /// hyper reports it ready for the next request (its body read to the end).
-    fn give_back(&self, origin: Origin, sender: Sender) {
+    fn give_back(&self, origin: &Origin, sender: Sender) {
         if let (Sender::Http1(_), Ok(mut pool)) = (&sender, self.pool.lock()) {
             pool.push(Idle {
-                origin,
+                origin: origin.clone(),
                 sender,
                 since: Instant::now(),
             });
@@ -250,7 +305,9 @@ impl Upstream {
 pub struct IdleTimeout<B> {
     body: B,
     timeout: Duration,
-    last: tokio::time::Instant,
+    /// When the body was first found waiting since its last frame; `None` right after a
+    /// frame (the clock is read only when the body has to wait).
+    waiting_since: Option<tokio::time::Instant>,
     timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -259,7 +316,7 @@ impl<B> IdleTimeout<B> {
         Self {
             body,
             timeout,
-            last: tokio::time::Instant::now(),
+            waiting_since: None,
             timer: None,
         }
     }
@@ -279,11 +336,14 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
-            this.last = tokio::time::Instant::now();
+            this.waiting_since = None;
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
+        let since = *this
+            .waiting_since
+            .get_or_insert_with(tokio::time::Instant::now);
+        let due = since + this.timeout;
         loop {
-            let due = this.last + this.timeout;
             let timer = this
                 .timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));

@@ -246,11 +246,16 @@ impl Serve {
         }
     }
 
-    /// Stops it and returns what it logged.
-    pub fn stop(mut self) -> String {
+    /// Asks it to stop (SIGTERM) without waiting.
+    pub fn terminate(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+    }
+
+    /// Stops it and returns what it logged.
+    pub fn stop(mut self) -> String {
+        self.terminate();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "serve exited with {status:?}");
         self.log.take().unwrap().join().unwrap()
