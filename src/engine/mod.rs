@@ -192,14 +192,20 @@ impl Engine {
     /// Counts one proxied request for a connection's client; front ends see it within a
     /// second.
     pub fn record_traffic(&self, connection: &str, client: &str, ok: bool) {
-        let now = chrono::Utc::now();
-        let minute = now.timestamp() / 60;
+        // Whole seconds, read without a calendar conversion on every call.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let minute = now / 60;
         if let Ok(mut traffic) = self.inner.traffic.lock() {
             let t = crate::proxy::slot(crate::proxy::slot(&mut traffic, connection), client);
             t.requests += 1;
             t.errors += u64::from(!ok);
-            let last_minute = t.last_seen.map(|at| at.timestamp() / 60);
-            t.last_seen = Some(now);
+            let last = t.last_seen.map(|at| at.timestamp());
+            if last != Some(now) {
+                t.last_seen = chrono::DateTime::from_timestamp(now, 0);
+            }
+            let last_minute = last.map(|at| at / 60);
             match last_minute {
                 Some(m) if m == minute && !t.per_minute.is_empty() => {}
                 Some(m) => {

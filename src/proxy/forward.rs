@@ -30,11 +30,14 @@ const AUTH_ERROR: i64 = -32001;
 const UPSTREAM_ERROR: i64 = -32002;
 
 /// Request headers passed upstream; everything else (cookies, the client's own
-/// `Authorization`) stays here.
+/// `Authorization`) stays here. `Host` and `User-Agent` pass only to be replaced with
+/// the upstream's host and tether's name (replacing costs less than removing).
 fn passes_upstream(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "accept"
+        "host"
+            | "user-agent"
+            | "accept"
             | "content-type"
             | "mcp-session-id"
             | "mcp-protocol-version"
@@ -51,6 +54,7 @@ fn passes_downstream(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "content-type"
+            | "date"
             | "content-length"
             | "mcp-session-id"
             | "mcp-protocol-version"
@@ -190,8 +194,8 @@ async fn forward_buffered(
         Ok(c) => c,
         Err(e) => return auth_failure(name, &e, parts, &body),
     };
+    // A `Content-Length` passes as is: hyper read exactly that many bytes.
     keep_only(&mut parts.headers, passes_upstream);
-    keep_length_if(&mut parts.headers, Some(body.len() as u64));
     // A copy for the one retry after a 401, made only where there can be one.
     let retry_headers = oauth.then(|| parts.headers.clone());
     let headers = std::mem::take(&mut parts.headers);

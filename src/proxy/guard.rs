@@ -73,7 +73,7 @@ fn strip_port(host: &str) -> &str {
 }
 
 fn is_loopback_name(name: &str) -> bool {
-    if name.eq_ignore_ascii_case("localhost") {
+    if name == "127.0.0.1" || name.eq_ignore_ascii_case("localhost") {
         return true;
     }
     name.parse::<std::net::IpAddr>()

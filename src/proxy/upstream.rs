@@ -59,9 +59,9 @@ pub enum UpstreamError {
 #[derive(Clone)]
 pub struct Upstream {
     connector: HttpsConnector<HttpConnector>,
-    pool: Arc<Mutex<Vec<Idle>>>,
+    pool: Arc<Mutex<Pool>>,
     /// Upstream URLs already worked out, by URL.
-    targets: Arc<Mutex<HashMap<String, Target>>>,
+    targets: Arc<Mutex<HashMap<String, Arc<Target>>>>,
     timeout: Duration,
 }
 
@@ -71,7 +71,6 @@ const TARGETS_KEPT: usize = 256;
 
 /// Where one upstream URL's requests go, worked out once: parsing a URL for every call
 /// cost more than the rest of a request's head.
-#[derive(Clone)]
 pub struct Target {
     origin: Origin,
     /// What an HTTP/2 request names: the whole URI.
@@ -107,6 +106,20 @@ struct Origin {
     scheme: Scheme,
     authority: Authority,
 }
+
+/// Kept-alive connections, and when next to forget the closed and the long idle.
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Idle>,
+    next_prune: Option<Instant>,
+}
+
+/// Closed connections are never handed a request (they are not ready), so they are
+/// forgotten in a sweep this often rather than looked for on every call.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
+/// …or as soon as this many connections are kept.
+const PRUNE_PAST: usize = 64;
 
 /// A kept-alive connection, ready or busy finishing an answer's body.
 struct Idle {
@@ -166,7 +179,7 @@ impl Upstream {
     }
 
     /// Where requests for `url` go.
-    pub fn target(&self, url: &url::Url) -> Result<Target, UpstreamError> {
+    pub fn target(&self, url: &url::Url) -> Result<Arc<Target>, UpstreamError> {
         let mut targets = self
             .targets
             .lock()
@@ -174,7 +187,7 @@ impl Upstream {
         if let Some(target) = targets.get(url.as_str()) {
             return Ok(target.clone());
         }
-        let target = Target::of(url.as_str())?;
+        let target = Arc::new(Target::of(url.as_str())?);
         if targets.len() >= TARGETS_KEPT {
             targets.clear();
         }
@@ -201,11 +214,10 @@ impl Upstream {
     ) -> Result<Response<Incoming>, UpstreamError> {
         let headers = request.headers_mut();
         headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-        if !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, target.host.clone());
-        }
+        headers.insert(header::HOST, target.host.clone());
         let origin = &target.origin;
-        let mut sender = match self.take(origin) {
+        let now = Instant::now();
+        let mut sender = match self.take(origin, now) {
             Some(sender) => sender,
             None => self.connect(origin).await?,
         };
@@ -217,38 +229,43 @@ impl Upstream {
             .send(request)
             .await
             .map_err(|e| UpstreamError::Failed(chain(&e)))?;
-        self.give_back(origin, sender);
+        self.give_back(origin, sender, now);
         Ok(answer)
     }
 
-    /// A kept-alive connection to `origin` ready for a request, forgetting the ones
-    /// that closed or sat idle too long.
-    fn take(&self, origin: &Origin) -> Option<Sender> {
+    /// A kept-alive connection to `origin` ready for a request; now and then, the ones
+    /// that closed or sat idle too long are forgotten.
+    fn take(&self, origin: &Origin, now: Instant) -> Option<Sender> {
         let mut pool = self.pool.lock().ok()?;
-        let now = Instant::now();
-        pool.retain(|idle| !idle.sender.is_closed() && now - idle.since < IDLE_TIMEOUT);
-        let i = pool
+        if pool.next_prune.is_none_or(|at| now >= at) || pool.idle.len() >= PRUNE_PAST {
+            pool.idle
+                .retain(|idle| !idle.sender.is_closed() && now - idle.since < IDLE_TIMEOUT);
+            pool.next_prune = Some(now + PRUNE_EVERY);
+        }
+        let idle = &mut pool.idle;
+        let i = idle
             .iter()
-            .position(|idle| idle.origin == *origin && idle.sender.is_ready())?;
-        match &pool[i].sender {
+            .position(|idle| idle.sender.is_ready() && idle.origin == *origin)?;
+        match &idle[i].sender {
             Sender::Http2(shared) => {
                 // Shared, so it stays; in use, so its idle time starts again.
                 let shared = Sender::Http2(shared.clone());
-                pool[i].since = now;
+                idle[i].since = now;
                 Some(shared)
             }
-            Sender::Http1(_) => Some(pool.swap_remove(i).sender),
+            Sender::Http1(_) => Some(idle.swap_remove(i).sender),
         }
     }
 
     /// Back in the pool as soon as the answer's head arrived: it is taken again once
-    /// hyper reports it ready for the next request (its body read to the end).
-    fn give_back(&self, origin: &Origin, sender: Sender) {
+    /// hyper reports it ready for the next request (its body read to the end). Its idle
+    /// time counts from `since`, when the call took it.
+    fn give_back(&self, origin: &Origin, sender: Sender, since: Instant) {
         if let (Sender::Http1(_), Ok(mut pool)) = (&sender, self.pool.lock()) {
-            pool.push(Idle {
+            pool.idle.push(Idle {
                 origin: origin.clone(),
                 sender,
-                since: Instant::now(),
+                since,
             });
         }
     }
@@ -281,7 +298,7 @@ impl Upstream {
                 .map_err(|e| UpstreamError::Connect(chain(&e)))?;
             tokio::spawn(connection);
             if let Ok(mut pool) = self.pool.lock() {
-                pool.push(Idle {
+                pool.idle.push(Idle {
                     origin: origin.clone(),
                     sender: Sender::Http2(sender.clone()),
                     since: Instant::now(),
