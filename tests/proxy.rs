@@ -211,7 +211,11 @@ async fn the_guard_refuses_rebinding_and_oversized_bodies() {
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     assert!(text.contains(&"y".repeat(600)), "{text}");
+    // Refused part-way, a client still sending reads the refusal, not a reset connection.
+    let bigger = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x".repeat(256 * 1024)}}});
     assert_eq!(in_pieces(big).await.unwrap().status(), 413);
+    assert_eq!(rpc(&url, bigger.clone()).await.status(), 413);
+    assert_eq!(in_pieces(bigger).await.unwrap().status(), 413);
     // Malformed JSON goes upstream as is: the upstream judges JSON-RPC.
     let res = http()
         .post(&url)

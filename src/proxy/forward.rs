@@ -117,6 +117,7 @@ enum BodyError {
 /// message — is passed on without a copy.
 async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
     if body.size_hint().lower() > limit as u64 {
+        discard_rest(&mut body).await;
         return Err(BodyError::TooLarge);
     }
     let mut first = Bytes::new();
@@ -127,6 +128,7 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError>
         };
         let total = first.len() + joined.as_ref().map_or(0, BytesMut::len) + data.len();
         if total > limit {
+            discard_rest(&mut body).await;
             return Err(BodyError::TooLarge);
         }
         match &mut joined {
@@ -142,6 +144,24 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError>
         }
     }
     Ok(joined.map_or(first, BytesMut::freeze))
+}
+
+/// Reads and drops what is left of a refused body — up to 1 MiB, for up to 5 s — so that
+/// a client still sending it reads the refusal rather than a connection reset under its
+/// feet.
+async fn discard_rest(body: &mut Incoming) {
+    const AT_MOST: usize = 1 << 20;
+    let drain = async {
+        let mut left = AT_MOST;
+        while let Some(Ok(frame)) = body.frame().await {
+            let len = frame.data_ref().map_or(0, Bytes::len);
+            if len >= left {
+                return;
+            }
+            left -= len;
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
 }
 
 /// Removes every header `passes` refuses, in place: no new map for each call, and one
