@@ -1,5 +1,5 @@
 //! The least a proxy built from tether's HTTP crates can cost: hyper's HTTP/1 server and
-//! hyper's HTTP/1 client connections, a pool that is a `Vec`, one single-threaded
+//! hyper's HTTP/1 client connections (plain writes, as tether's), a pool that is a `Vec`, one single-threaded
 //! runtime, and nothing else — no Host/Origin checks, no secret lookup, no credential, no
 //! metrics. Run as a child process of the bench (the bench's own binary in the floor role)
 //! next to nginx and tether, it separates what the crates cost from what tether adds.
@@ -46,6 +46,7 @@ async fn serve(upstream: SocketAddr) {
         tokio::spawn(async move {
             let service = service_fn(move |req| forward(pool.clone(), upstream, req));
             let _ = hyper::server::conn::http1::Builder::new()
+                .writev(false)
                 .serve_connection(TokioIo::new(tcp), service)
                 .await;
         });
@@ -86,7 +87,9 @@ async fn checkout(pool: &Pool, upstream: SocketAddr) -> SendRequest<Full<Bytes>>
         .await
         .expect("connect upstream");
     let _ = tcp.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .writev(false)
+        .handshake(TokioIo::new(tcp))
         .await
         .expect("handshake");
     tokio::spawn(conn);
