@@ -1,10 +1,11 @@
 //! The local proxy (DESIGN §7, SPEC §B): one stable MCP endpoint per connection for every
-//! local client. `service(engine, config)` builds it; [`spawn`] serves it for `tether
-//! serve`, the TUI and the stdio bridge.
+//! local client. [`spawn`] serves it — for `tether serve`, the TUI and the stdio bridge —
+//! with hyper's server (HTTP/1.1, or HTTP/2 for a client that opens with its preface).
 //!
 //! Routes: `/s/<secret>/mcp` (the secret in the path, for clients that cannot send
-//! headers), `/c/<name>/mcp` (the secret as `Authorization: Bearer`), `/healthz`,
-//! `/metrics`. Every request passes the Host/Origin guard before anything else.
+//! headers), `/c/<name>/mcp` (the secret as `Authorization: Bearer`), answered directly;
+//! `/healthz`, `/metrics` and anything else by an axum router. Every request passes the
+//! Host/Origin guard before anything else.
 
 mod forward;
 mod guard;
