@@ -57,6 +57,18 @@ async fn rpc(url: &str, body: Value) -> reqwest::Response {
         .unwrap()
 }
 
+/// Sends `request` as raw bytes to `base` and returns what comes back until the server
+/// closes the connection.
+fn raw_exchange(base: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 fn list_tools() -> Value {
     json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})
 }
@@ -216,6 +228,19 @@ async fn the_guard_refuses_rebinding_and_oversized_bodies() {
     assert_eq!(in_pieces(big).await.unwrap().status(), 413);
     assert_eq!(rpc(&url, bigger.clone()).await.status(), 413);
     assert_eq!(in_pieces(bigger).await.unwrap().status(), 413);
+    // A body whose chunked framing is broken is answered 400, and says why.
+    let answer = raw_exchange(
+        &serve.base,
+        &format!(
+            "POST /s/{secret}/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"a\":\r\nzz\r\n\r\n"
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("the request body could not be read"),
+        "{answer}"
+    );
+    assert_eq!(rpc(&url, list_tools()).await.status(), 200);
     // Malformed JSON goes upstream as is: the upstream judges JSON-RPC.
     let res = http()
         .post(&url)

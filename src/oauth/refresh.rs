@@ -781,3 +781,34 @@ fn evidence_for(error: &TokenError, client_id: &str, generation: u64) -> Vec<Evi
     lines.push(Evidence::new("generation", generation.to_string()));
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credential_header_is_made_once_and_never_printed() {
+        let token = "generic_at_9f8e7d6c5b4a39281706";
+        let current = Current::new(Credential::Bearer(Secret::new(token)), 3, Utc::now(), None);
+        let (name, value) = current.header().unwrap().unwrap();
+        assert_eq!(name, header::AUTHORIZATION);
+        assert_eq!(value.as_bytes(), format!("Bearer {token}").as_bytes());
+        assert!(value.is_sensitive());
+        assert!(std::ptr::eq(value, &current.header().unwrap().unwrap().1));
+        let printed = format!("{current:?}");
+        assert!(!printed.contains(&token[12..]), "{printed}");
+
+        let key = Current::new(
+            Credential::Header {
+                name: "x api key".to_string(),
+                value: Secret::new("sk-live-0123456789abcdef"),
+            },
+            0,
+            Utc::now(),
+            None,
+        );
+        let error = key.header().unwrap_err();
+        assert_eq!(error, "'x api key' is not a header name");
+        assert!(!format!("{key:?}").contains("0123456789abcdef"));
+    }
+}
