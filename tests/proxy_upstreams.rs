@@ -1,7 +1,8 @@
 //! How `tether serve` talks to upstreams it does not control: an HTTPS upstream that
-//! speaks HTTP/2 (as most remote MCP servers do), trusted through the platform's
-//! certificate store, and an HTTP/1.1 upstream that closes every connection after one
-//! answer. Both are written here over real sockets; tether is the real binary.
+//! speaks HTTP/2 (as most remote MCP servers do) or only HTTP/1.1, trusted through the
+//! platform's certificate store; HTTP/1.1 upstreams that close connections after one
+//! answer or after a short idle time; and every framing an HTTP/1.1 answer may take,
+//! well-formed and not. All are written here over real sockets; tether is the real binary.
 
 mod common;
 
@@ -52,17 +53,18 @@ fn certificate() -> (
     (der, key, pem)
 }
 
-/// An HTTPS MCP-like upstream offering HTTP/2 and HTTP/1.1 by ALPN: `tools/list` gets
-/// JSON, `tools/call` a three-event SSE stream.
+/// An HTTPS MCP-like upstream offering the protocols in `alpn`: `tools/list` gets JSON,
+/// `tools/call` a three-event SSE stream.
 async fn https_upstream(
     cert: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
     key: tokio_rustls::rustls::pki_types::PrivateKeyDer<'static>,
+    alpn: &[&[u8]],
 ) -> (u16, Arc<Upstream>) {
     let mut config = tokio_rustls::rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)
         .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -125,6 +127,49 @@ async fn answer(
     Ok(response.unwrap())
 }
 
+/// `tether serve` with the connection 'remote' to the HTTPS upstream on `port` (its API
+/// key from the environment), the platform's certificate store — as every TLS client on
+/// Linux reads it — holding `pem` alone; and the client endpoint.
+fn serve_remote(home: &Home, port: u16, pem: &str) -> (Serve, String) {
+    let store = home.path().join("trusted.pem");
+    std::fs::write(&store, pem).unwrap();
+    let url = format!("https://localhost:{port}/mcp");
+    let added = home
+        .cmd()
+        .args(["add", "remote", &url, "--api-key-env", "REMOTE_KEY"])
+        .env("REMOTE_KEY", "remote-api-key-0123456789")
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let secret = secret_for(home, "remote", "test");
+    let serve = Serve::start_env(home, &[("SSL_CERT_FILE", store.to_str().unwrap())]);
+    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    (serve, endpoint)
+}
+
+/// The SSE event ids in `stream`.
+fn event_ids(stream: &str) -> Vec<&str> {
+    stream
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect()
+}
+
+/// The upstream saw `count` requests, each over `version`, for `localhost:port`, with
+/// the connection's API key.
+fn assert_seen(upstream: &Upstream, count: usize, version: Version, port: u16) {
+    let seen = upstream.requests.lock().unwrap().clone();
+    assert_eq!(seen.len(), count, "one upstream request per call");
+    for s in &seen {
+        assert_eq!(s.version, version, "{s:?}");
+        assert_eq!(s.authority.as_deref(), Some(&*format!("localhost:{port}")));
+        assert_eq!(
+            s.authorization.as_deref(),
+            Some("Bearer remote-api-key-0123456789")
+        );
+    }
+}
+
 async fn call(url: &str, method: &str) -> (u16, String) {
     let res = reqwest::Client::new()
         .post(url)
@@ -140,23 +185,9 @@ async fn call(url: &str, method: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_upstream_is_reached_over_http2_with_one_connection() {
     let (cert, key, pem) = certificate();
-    let (port, upstream) = https_upstream(cert, key).await;
+    let (port, upstream) = https_upstream(cert, key, &[b"h2", b"http/1.1"]).await;
     let home = Home::new();
-    let store = home.path().join("trusted.pem");
-    std::fs::write(&store, pem).unwrap();
-    let url = format!("https://localhost:{port}/mcp");
-    let added = home
-        .cmd()
-        .args(["add", "remote", &url, "--api-key-env", "REMOTE_KEY"])
-        .env("REMOTE_KEY", "remote-api-key-0123456789")
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{added:?}");
-    let secret = secret_for(&home, "remote", "test");
-    // The platform's store, as every TLS client on Linux reads it, holds this
-    // certificate alone.
-    let serve = Serve::start_env(&home, &[("SSL_CERT_FILE", store.to_str().unwrap())]);
-    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    let (serve, endpoint) = serve_remote(&home, port, &pem);
 
     let (status, body) = call(&endpoint, "tools/list").await;
     assert_eq!((status, body.as_str()), (200, TOOLS));
@@ -166,22 +197,9 @@ async fn an_https_upstream_is_reached_over_http2_with_one_connection() {
     }
     let (status, stream) = call(&endpoint, "tools/call").await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = stream
-        .lines()
-        .filter_map(|l| l.strip_prefix("id: "))
-        .collect();
-    assert_eq!(ids, ["1", "2", "3"], "{stream}");
+    assert_eq!(event_ids(&stream), ["1", "2", "3"], "{stream}");
 
-    let seen = upstream.requests.lock().unwrap().clone();
-    assert_eq!(seen.len(), 21, "one upstream request per call");
-    for s in &seen {
-        assert_eq!(s.version, Version::HTTP_2, "{s:?}");
-        assert_eq!(s.authority.as_deref(), Some(&*format!("localhost:{port}")));
-        assert_eq!(
-            s.authorization.as_deref(),
-            Some("Bearer remote-api-key-0123456789")
-        );
-    }
+    assert_seen(&upstream, 21, Version::HTTP_2, port);
     assert_eq!(
         upstream.connections.load(Ordering::SeqCst),
         1,
@@ -194,7 +212,7 @@ async fn an_https_upstream_is_reached_over_http2_with_one_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_named_not_bypassed() {
     let (cert, key, _) = certificate();
-    let (port, upstream) = https_upstream(cert, key).await;
+    let (port, upstream) = https_upstream(cert, key, &[b"h2", b"http/1.1"]).await;
     let home = Home::new();
     let url = format!("https://localhost:{port}/mcp");
     home.run(&["add", "remote", &url, "--no-auth"]).ok();
@@ -225,24 +243,8 @@ async fn closing_upstream() -> (u16, Arc<AtomicUsize>) {
             let (mut tcp, _) = listener.accept().await.unwrap();
             let counted = counted.clone();
             tokio::spawn(async move {
-                let mut read = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let n = tcp.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    read.extend_from_slice(&buf[..n]);
-                    if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&read[..end]).to_lowercase();
-                        let length: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        if read.len() >= end + 4 + length {
-                            break;
-                        }
-                    }
+                if read_request(&mut tcp).await.is_none() {
+                    return;
                 }
                 counted.fetch_add(1, Ordering::SeqCst);
                 let answer = format!(
@@ -270,5 +272,195 @@ async fn an_upstream_closing_each_connection_costs_no_call() {
         assert_eq!((status, body.as_str()), (200, TOOLS), "call {i}");
     }
     assert_eq!(requests.load(Ordering::SeqCst), 30, "never sent twice");
+    serve.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_upstream_without_http2_keeps_one_http11_connection() {
+    let (cert, key, pem) = certificate();
+    let (port, upstream) = https_upstream(cert, key, &[b"http/1.1"]).await;
+    let home = Home::new();
+    let (serve, endpoint) = serve_remote(&home, port, &pem);
+
+    for i in 0..10 {
+        let (status, body) = call(&endpoint, "tools/list").await;
+        assert_eq!((status, body.as_str()), (200, TOOLS), "call {i}");
+        let (status, stream) = call(&endpoint, "tools/call").await;
+        assert_eq!(status, 200);
+        assert_eq!(event_ids(&stream), ["1", "2", "3"], "{stream}");
+    }
+    assert_seen(&upstream, 20, Version::HTTP_11, port);
+    assert_eq!(
+        upstream.connections.load(Ordering::SeqCst),
+        1,
+        "one kept-alive connection carries calls made one after another"
+    );
+    let log = serve.stop();
+    assert!(!log.contains("remote-api-key-0123456789"), "{log}");
+}
+
+/// Reads one request (head and `Content-Length` body) from `tcp`; `None` at its end.
+async fn read_request(tcp: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut read = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&read[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if read.len() >= end + 4 + length {
+                return Some(String::from_utf8_lossy(&read).into_owned());
+            }
+        }
+        let n = tcp.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        read.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// An HTTP/1.1 upstream written byte by byte, answering by the JSON-RPC method: each
+/// answer is framed another way RFC 9112 allows (or a way it does not). It counts the
+/// requests it read.
+async fn framing_upstream() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                while let Some(request) = read_request(&mut tcp).await {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let method = request
+                        .split("\"method\":\"")
+                        .nth(1)
+                        .and_then(|m| m.split('"').next())
+                        .unwrap_or_default()
+                        .to_string();
+                    let plain = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{TOOLS}",
+                        TOOLS.len()
+                    );
+                    let (answer, then_close) = match method.as_str() {
+                        "chunked" => (
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+                             1d;note=first\r\nid: 1\nevent: message\ndata: a\n\r\n\
+                             1D\r\nid: 2\nevent: message\ndata: b\n\r\n\
+                             0\r\nx-checksum: 1\r\n\r\n"
+                                .to_string(),
+                            false,
+                        ),
+                        "interim" => (format!("HTTP/1.1 100 Continue\r\n\r\n{plain}"), false),
+                        "until-close" => (
+                            format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{TOOLS}"),
+                            true,
+                        ),
+                        "two-lengths" => (
+                            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nhello".to_string(),
+                            true,
+                        ),
+                        "cut" => (
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"partial\"".to_string(),
+                            true,
+                        ),
+                        "idle-close" => {
+                            // Answered, then closed 50 ms later without a word, as a
+                            // server with a short keep-alive timeout does.
+                            let _ = tcp.write_all(plain.as_bytes()).await;
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            return;
+                        }
+                        _ => (plain, false),
+                    };
+                    let _ = tcp.write_all(answer.as_bytes()).await;
+                    if then_close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_http11_framing_reaches_the_client_whole() {
+    let (port, requests) = framing_upstream().await;
+    let home = Home::new();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    home.run(&["add", "framed", &url, "--no-auth"]).ok();
+    let secret = secret_for(&home, "framed", "test");
+    let serve = Serve::start(&home);
+    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+
+    let (status, stream) = call(&endpoint, "chunked").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stream, "id: 1\nevent: message\ndata: a\nid: 2\nevent: message\ndata: b\n",
+        "chunk extensions and trailers are framing, not data"
+    );
+    for method in ["interim", "until-close", "tools/list"] {
+        let (status, body) = call(&endpoint, method).await;
+        assert_eq!((status, body.as_str()), (200, TOOLS), "{method}");
+    }
+    // An idle connection the upstream closes is never handed a call, nor is a call
+    // sent twice because of it.
+    for i in 0..5 {
+        let (status, body) = call(&endpoint, "idle-close").await;
+        assert_eq!((status, body.as_str()), (200, TOOLS), "call {i}");
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        9,
+        "one upstream request per call"
+    );
+    serve.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_upstream_answer_is_named_and_the_proxy_serves_on() {
+    let (port, _) = framing_upstream().await;
+    let home = Home::new();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    home.run(&["add", "framed", &url, "--no-auth"]).ok();
+    let secret = secret_for(&home, "framed", "test");
+    let serve = Serve::start(&home);
+    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+
+    let (status, body) = call(&endpoint, "two-lengths").await;
+    assert_eq!(status, 200, "a JSON-RPC error, not an HTTP failure: {body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not valid HTTP/1.1") && message.contains("two different Content-Lengths"),
+        "{message}"
+    );
+    assert_eq!(answer["error"]["data"]["diagnosis"], "upstream_unreachable");
+
+    // A body cut short is never handed on as a complete-looking answer: the client's
+    // request or its read fails.
+    let cut = reqwest::Client::new()
+        .post(&endpoint)
+        .header("content-type", "application/json")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "cut"}))
+        .send()
+        .await;
+    if let Ok(cut) = cut {
+        let read = cut.text().await;
+        assert!(
+            read.is_err(),
+            "a truncated body reads as an error: {read:?}"
+        );
+    }
+
+    let (status, body) = call(&endpoint, "tools/list").await;
+    assert_eq!((status, body.as_str()), (200, TOOLS), "the proxy serves on");
     serve.stop();
 }

@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use serde_json::{Value, json};
 
-use super::upstream::{Target, UpstreamError, UpstreamResponse};
+use super::upstream::{Call, Target, UpstreamError, UpstreamResponse, passes_downstream};
 use super::{Answer, Proxy, Reply};
 use crate::diagnosis::explain;
 use crate::oauth::refresh::{AuthError, Current, Trigger};
@@ -29,40 +29,6 @@ use crate::vault::{
 const AUTH_ERROR: i64 = -32001;
 const UPSTREAM_ERROR: i64 = -32002;
 
-/// Request headers passed upstream; everything else (cookies, the client's own
-/// `Authorization`) stays here. `Host` and `User-Agent` pass only to be replaced with
-/// the upstream's host and tether's name (replacing costs less than removing).
-fn passes_upstream(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "host"
-            | "user-agent"
-            | "accept"
-            | "content-type"
-            | "mcp-session-id"
-            | "mcp-protocol-version"
-            | "last-event-id"
-            | "mcp-method"
-            | "mcp-name"
-            | "content-length"
-    ) || name.as_str().starts_with("mcp-param-")
-}
-
-/// Response headers passed back; an upstream `WWW-Authenticate` never is, so a client is
-/// never sent into an OAuth dance of its own.
-fn passes_downstream(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "content-type"
-            | "date"
-            | "content-length"
-            | "mcp-session-id"
-            | "mcp-protocol-version"
-            | "cache-control"
-            | "retry-after"
-    )
-}
-
 pub async fn forward(
     proxy: &Proxy,
     connection: &Connection,
@@ -71,9 +37,9 @@ pub async fn forward(
 ) -> Answer {
     let started = Instant::now();
     let name = connection.name.as_str();
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let response = match read_body(body, proxy.config.max_body_bytes).await {
-        Ok(body) => forward_buffered(proxy, connection, &mut parts, body).await,
+        Ok(body) => forward_buffered(proxy, connection, &parts, body).await,
         Err(BodyError::TooLarge) => own((
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -200,7 +166,7 @@ fn keep_length_if(headers: &mut HeaderMap, exact: Option<u64>) {
 async fn forward_buffered(
     proxy: &Proxy,
     connection: &Connection,
-    parts: &mut Parts,
+    parts: &Parts,
     body: Bytes,
 ) -> Answer {
     let name = connection.name.as_str();
@@ -214,20 +180,7 @@ async fn forward_buffered(
         Ok(c) => c,
         Err(e) => return auth_failure(name, &e, parts, &body),
     };
-    // A `Content-Length` passes as is: hyper read exactly that many bytes.
-    keep_only(&mut parts.headers, passes_upstream);
-    // A copy for the one retry after a 401, made only where there can be one.
-    let retry_headers = oauth.then(|| parts.headers.clone());
-    let headers = std::mem::take(&mut parts.headers);
-    let mut result = send(
-        proxy,
-        &target,
-        &parts.method,
-        headers,
-        body.clone(),
-        &current,
-    )
-    .await;
+    let mut result = send(proxy, &target, parts, &body, &current).await;
     if oauth
         && let Ok(res) = &result
         && res.status() == StatusCode::UNAUTHORIZED
@@ -254,8 +207,7 @@ async fn forward_buffered(
                 challenge.error_description.as_deref(),
             );
         }
-        let headers = retry_headers.unwrap_or_default();
-        result = send(proxy, &target, &parts.method, headers, body.clone(), &fresh).await;
+        result = send(proxy, &target, parts, &body, &fresh).await;
     }
     match result {
         Ok(res) if res.status() == StatusCode::FORBIDDEN => {
@@ -292,21 +244,20 @@ async fn forward_buffered(
 async fn send(
     proxy: &Proxy,
     target: &Target,
-    method: &Method,
-    headers: HeaderMap,
-    body: Bytes,
+    parts: &Parts,
+    body: &Bytes,
     current: &Current,
 ) -> Result<UpstreamResponse, UpstreamError> {
-    let mut req = axum::http::Request::new(http_body_util::Full::new(body));
-    *req.method_mut() = method.clone();
-    *req.headers_mut() = headers;
-    if let Some((name, value)) = current
+    let credential = current
         .header()
-        .map_err(|e| UpstreamError::Failed(e.into()))?
-    {
-        req.headers_mut().insert(name, value.clone());
-    }
-    proxy.upstream.send(target, req).await
+        .map_err(|e| UpstreamError::Failed(e.into()))?;
+    let call = Call {
+        method: &parts.method,
+        headers: &parts.headers,
+        body,
+        credential,
+    };
+    proxy.upstream.send(target, &call).await
 }
 
 /// Streams the upstream answer back chunk by chunk; dropping the client's side drops

@@ -9,6 +9,7 @@
 
 mod forward;
 mod guard;
+mod h1;
 mod metrics;
 mod upstream;
 

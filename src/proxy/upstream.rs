@@ -1,9 +1,10 @@
-//! The one shared client toward upstream MCP servers, on the proxy's hot path: hyper's
-//! HTTP/1.1 and HTTP/2 client connections over hyper-rustls's connector (rustls with the
-//! platform's certificate verifier, as the rest of tether uses), kept alive in a small
-//! pool. Every client call becomes exactly one upstream request — no redirects followed,
-//! no retries here (the one retry after a 401 is the forwarder's decision); a connection
-//! the upstream closed is never handed a request. An upstream that connects slowly, sends no answer, or falls silent mid-body
+//! The one shared client toward upstream MCP servers, on the proxy's hot path: HTTP/1.1
+//! connections of tether's own (see `h1`) and hyper's HTTP/2 client connections, over
+//! hyper-rustls's connector (rustls with the platform's certificate verifier, as the rest
+//! of tether uses), kept alive in a small pool. Every client call becomes exactly one upstream request — no redirects followed,
+//! no retries here (the one retry after a 401 is the forwarder's decision, and a kept-alive
+//! connection the upstream closed while idle gets the request again on a new one, as
+//! browsers do). An upstream that connects slowly, sends no answer, or falls silent mid-body
 //! for `upstream_timeout_secs` is given up on; an SSE stream that keeps sending lasts as
 //! long as it likes.
 //!
@@ -21,17 +22,19 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::uri::{Authority, Scheme};
-use axum::http::{HeaderValue, Request, Response, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header};
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Sleep;
 use tower_service::Service;
 
+use super::h1;
 use crate::config::ProxyConfig;
+use crate::oauth::refresh::CredentialHeader;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -41,7 +44,48 @@ const USER_AGENT: &str = concat!("tether/", env!("CARGO_PKG_VERSION"));
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// An upstream answer's body: given up on after the idle timeout.
-pub type UpstreamBody = IdleTimeout<Incoming>;
+pub type UpstreamBody = IdleTimeout<Payload>;
+
+/// Request headers passed upstream; everything else (cookies, the client's own
+/// `Authorization`, hop-by-hop fields) stays here. `Host`, `User-Agent` and
+/// `Content-Length` are tether's own.
+pub fn passes_upstream(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "accept"
+            | "content-type"
+            | "mcp-session-id"
+            | "mcp-protocol-version"
+            | "last-event-id"
+            | "mcp-method"
+            | "mcp-name"
+    ) || name.as_str().starts_with("mcp-param-")
+}
+
+/// Response headers passed back; an upstream `WWW-Authenticate` never is, so a client is
+/// never sent into an OAuth dance of its own (the forwarder reads it, then drops it).
+pub fn passes_downstream(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "content-type"
+            | "date"
+            | "content-length"
+            | "mcp-session-id"
+            | "mcp-protocol-version"
+            | "cache-control"
+            | "retry-after"
+    )
+}
+
+/// One client call as it goes upstream.
+pub struct Call<'a> {
+    pub method: &'a Method,
+    /// The client's headers; those [`passes_upstream`] refuses stay here.
+    pub headers: &'a HeaderMap,
+    pub body: &'a Bytes,
+    /// The connection's own credential.
+    pub credential: Option<&'a CredentialHeader>,
+}
 
 /// An upstream answer.
 pub type UpstreamResponse = Response<UpstreamBody>;
@@ -76,7 +120,7 @@ pub struct Target {
     /// What an HTTP/2 request names: the whole URI.
     absolute: Uri,
     /// What an HTTP/1.1 request names: the path and query (the host goes in `Host`).
-    path: Uri,
+    path: String,
     host: HeaderValue,
 }
 
@@ -90,7 +134,7 @@ impl Target {
             .map_err(|_| UpstreamError::Failed("the upstream host is not usable".into()))?;
         let path = absolute
             .path_and_query()
-            .map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone()));
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
         Ok(Self {
             origin,
             absolute,
@@ -121,7 +165,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(1);
 /// …or as soon as this many connections are kept.
 const PRUNE_PAST: usize = 64;
 
-/// A kept-alive connection, ready or busy finishing an answer's body.
+/// A kept-alive connection: an idle HTTP/1.1 one, or a shared HTTP/2 one.
 struct Idle {
     origin: Origin,
     sender: Sender,
@@ -129,7 +173,7 @@ struct Idle {
 }
 
 enum Sender {
-    Http1(http1::SendRequest<Full<Bytes>>),
+    Http1(Box<h1::Conn>),
     /// Shared by every request to its origin (HTTP/2 multiplexes).
     Http2(http2::SendRequest<Full<Bytes>>),
 }
@@ -137,22 +181,62 @@ enum Sender {
 impl Sender {
     fn is_closed(&self) -> bool {
         match self {
-            Sender::Http1(s) => s.is_closed(),
+            Sender::Http1(conn) => conn.looks_closed(),
             Sender::Http2(s) => s.is_closed(),
         }
     }
+}
 
-    fn is_ready(&self) -> bool {
-        match self {
-            Sender::Http1(s) => s.is_ready(),
-            Sender::Http2(s) => s.is_ready(),
+/// Where an HTTP/1.1 connection goes back once its answer was read whole.
+pub struct Return {
+    pool: Arc<Mutex<Pool>>,
+    origin: Origin,
+    since: Instant,
+}
+
+impl h1::Home for Return {
+    fn take_back(self, conn: Box<h1::Conn>) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.idle.push(Idle {
+                origin: self.origin,
+                sender: Sender::Http1(conn),
+                since: self.since,
+            });
+        }
+    }
+}
+
+/// An upstream answer's body, as either kind of connection delivers it.
+pub enum Payload {
+    Http1(h1::Body<Return>),
+    Http2(Incoming),
+}
+
+impl Body for Payload {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Payload::Http1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Payload::Http2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
         }
     }
 
-    async fn send(&mut self, request: Request<Full<Bytes>>) -> hyper::Result<Response<Incoming>> {
+    fn is_end_stream(&self) -> bool {
         match self {
-            Sender::Http1(s) => s.send_request(request).await,
-            Sender::Http2(s) => s.send_request(request).await,
+            Payload::Http1(body) => body.is_end_stream(),
+            Payload::Http2(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Payload::Http1(body) => body.size_hint(),
+            Payload::Http2(body) => body.size_hint(),
         }
     }
 }
@@ -195,13 +279,13 @@ impl Upstream {
         Ok(target)
     }
 
-    /// Sends one request to `target`; its answer's head must arrive within the timeout.
+    /// Sends one call to `target`; its answer's head must arrive within the timeout.
     pub async fn send(
         &self,
         target: &Target,
-        request: Request<Full<Bytes>>,
+        call: &Call<'_>,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let answer = tokio::time::timeout(self.timeout, self.exchange(target, request))
+        let answer = tokio::time::timeout(self.timeout, self.exchange(target, call))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout.as_secs()))??;
         Ok(answer.map(|body| IdleTimeout::new(body, self.timeout)))
@@ -210,27 +294,49 @@ impl Upstream {
     async fn exchange(
         &self,
         target: &Target,
-        mut request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let headers = request.headers_mut();
-        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-        headers.insert(header::HOST, target.host.clone());
+        call: &Call<'_>,
+    ) -> Result<Response<Payload>, UpstreamError> {
         let origin = &target.origin;
         let now = Instant::now();
-        let mut sender = match self.take(origin, now) {
-            Some(sender) => sender,
-            None => self.connect(origin).await?,
-        };
-        *request.uri_mut() = match sender {
-            Sender::Http1(_) => target.path.clone(),
-            Sender::Http2(_) => target.absolute.clone(),
-        };
-        let answer = sender
-            .send(request)
-            .await
-            .map_err(|e| UpstreamError::Failed(chain(&e)))?;
-        self.give_back(origin, sender, now);
-        Ok(answer)
+        loop {
+            let (sender, reused) = match self.take(origin, now) {
+                Some(sender) => (sender, true),
+                None => (self.connect(origin).await?, false),
+            };
+            let conn = match sender {
+                Sender::Http1(conn) => conn,
+                Sender::Http2(mut shared) => {
+                    let answer = shared
+                        .send_request(http2_request(target, call))
+                        .await
+                        .map_err(|e| UpstreamError::Failed(chain(&e)))?;
+                    return Ok(answer.map(Payload::Http2));
+                }
+            };
+            let request = h1::Outgoing {
+                method: call.method,
+                path: &target.path,
+                host: &target.host,
+                user_agent: USER_AGENT,
+                headers: call.headers,
+                passes: passes_upstream,
+                credential: call.credential,
+                body: call.body,
+            };
+            let home = Return {
+                pool: self.pool.clone(),
+                origin: origin.clone(),
+                since: now,
+            };
+            match conn.exchange(&request, passes_downstream, home).await {
+                Ok(answer) => return Ok(answer.map(Payload::Http1)),
+                // The upstream closed this kept-alive connection while it sat idle (as
+                // servers do after their keep-alive timeout) before any of the request
+                // reached it: once more on another connection.
+                Err(h1::H1Error::ClosedBeforeAnswer) if reused => continue,
+                Err(e) => return Err(UpstreamError::Failed(e.to_string())),
+            }
+        }
     }
 
     /// A kept-alive connection to `origin` ready for a request; now and then, the ones
@@ -243,30 +349,27 @@ impl Upstream {
             pool.next_prune = Some(now + PRUNE_EVERY);
         }
         let idle = &mut pool.idle;
-        let i = idle
-            .iter()
-            .position(|idle| idle.sender.is_ready() && idle.origin == *origin)?;
-        match &idle[i].sender {
-            Sender::Http2(shared) => {
-                // Shared, so it stays; in use, so its idle time starts again.
-                let shared = Sender::Http2(shared.clone());
-                idle[i].since = now;
-                Some(shared)
+        loop {
+            let i = idle.iter().position(|idle| {
+                idle.origin == *origin
+                    && match &idle.sender {
+                        Sender::Http1(_) => true,
+                        Sender::Http2(shared) => shared.is_ready(),
+                    }
+            })?;
+            match &idle[i].sender {
+                Sender::Http2(shared) => {
+                    // Shared, so it stays; in use, so its idle time starts again.
+                    let shared = Sender::Http2(shared.clone());
+                    idle[i].since = now;
+                    return Some(shared);
+                }
+                // Closed by the upstream while idle: forgotten.
+                Sender::Http1(conn) if conn.looks_closed() => {
+                    idle.swap_remove(i);
+                }
+                Sender::Http1(_) => return Some(idle.swap_remove(i).sender),
             }
-            Sender::Http1(_) => Some(idle.swap_remove(i).sender),
-        }
-    }
-
-    /// Back in the pool as soon as the answer's head arrived: it is taken again once
-    /// hyper reports it ready for the next request (its body read to the end). Its idle
-    /// time counts from `since`, when the call took it.
-    fn give_back(&self, origin: &Origin, sender: Sender, since: Instant) {
-        if let (Sender::Http1(_), Ok(mut pool)) = (&sender, self.pool.lock()) {
-            pool.idle.push(Idle {
-                origin: origin.clone(),
-                sender,
-                since,
-            });
         }
     }
 
@@ -306,15 +409,7 @@ impl Upstream {
             }
             Ok(Sender::Http2(sender))
         } else {
-            // One plain write per request (head and body copied together) costs the
-            // kernel less than a vectored one (the proxy bench: 2 % more calls/s).
-            let (sender, connection) = http1::Builder::new()
-                .writev(false)
-                .handshake(io)
-                .await
-                .map_err(|e| UpstreamError::Connect(chain(&e)))?;
-            tokio::spawn(connection);
-            Ok(Sender::Http1(sender))
+            Ok(Sender::Http1(h1::Conn::new(h1::Stream::new(io))))
         }
     }
 }
@@ -390,6 +485,26 @@ where
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
+}
+
+/// An HTTP/2 request for `call`: the headers that pass, tether's `Host` and
+/// `User-Agent`, and the credential.
+fn http2_request(target: &Target, call: &Call<'_>) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::new(call.body.clone()));
+    *request.method_mut() = call.method.clone();
+    *request.uri_mut() = target.absolute.clone();
+    let headers = request.headers_mut();
+    for (name, value) in call.headers {
+        if passes_upstream(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+    headers.insert(header::HOST, target.host.clone());
+    if let Some((name, value)) = call.credential {
+        headers.insert(name.clone(), value.clone());
+    }
+    request
 }
 
 fn origin(uri: &Uri) -> Result<Origin, UpstreamError> {
