@@ -146,6 +146,14 @@ async fn clients_reach_the_upstream_with_tethers_token_only() {
         .await
         .unwrap();
     assert!(
+        metrics.contains(
+            r#"tether_request_duration_seconds_bucket{connection="generic",client="cursor",le="+Inf"} 2"#
+        ) && metrics.contains(
+            r#"tether_request_duration_seconds_count{connection="generic",client="cursor"} 2"#
+        ),
+        "the latency histogram counts every call: {metrics}"
+    );
+    assert!(
         metrics.contains(r#"tether_requests_total{connection="generic",client="cursor"} 2"#),
         "{metrics}"
     );

@@ -62,6 +62,32 @@ pub struct ClientTraffic {
     pub last_seen: Option<DateTime<Utc>>,
     /// Requests and errors per minute, oldest first, the current minute last (≤ 60).
     pub per_minute: VecDeque<MinuteCount>,
+    /// How long the upstream took to answer (to its response headers).
+    pub latency: Latency,
+}
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 10] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// A latency histogram: calls per bucket of [`LATENCY_BUCKETS`] (slower ones in none)
+/// and the sum of all latencies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Latency {
+    pub buckets: [u64; LATENCY_BUCKETS.len()],
+    pub sum_micros: u64,
+}
+
+impl Latency {
+    pub fn observe(&mut self, latency: std::time::Duration) {
+        self.sum_micros = self
+            .sum_micros
+            .saturating_add(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        let secs = latency.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i] += 1;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -189,9 +189,9 @@ impl Engine {
         });
     }
 
-    /// Counts one proxied request for a connection's client; front ends see it within a
-    /// second.
-    pub fn record_traffic(&self, connection: &str, client: &str, ok: bool) {
+    /// Counts one proxied request for a connection's client, and how long the upstream
+    /// took to answer; front ends see it within a second, `/metrics` at once.
+    pub fn record_traffic(&self, connection: &str, client: &str, ok: bool, latency: Duration) {
         // Whole seconds, read without a calendar conversion on every call.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -201,6 +201,7 @@ impl Engine {
             let t = crate::proxy::slot(crate::proxy::slot(&mut traffic, connection), client);
             t.requests += 1;
             t.errors += u64::from(!ok);
+            t.latency.observe(latency);
             let last = t.last_seen.map(|at| at.timestamp());
             if last != Some(now) {
                 t.last_seen = chrono::DateTime::from_timestamp(now, 0);
@@ -228,6 +229,15 @@ impl Engine {
         self.inner
             .traffic_dirty
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The traffic counted so far, by connection, then client.
+    pub fn traffic(&self) -> BTreeMap<String, BTreeMap<String, ClientTraffic>> {
+        self.inner
+            .traffic
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// Reloads the vault now and republishes (after this process changed it).

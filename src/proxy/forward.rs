@@ -39,7 +39,7 @@ pub async fn forward(
     let name = connection.name.as_str();
     let (parts, body) = request.into_parts();
     let response = match read_body(body, proxy.config.max_body_bytes).await {
-        Ok(body) => forward_buffered(proxy, connection, &parts, body).await,
+        Ok(body) => forward_buffered(proxy, connection, &parts, body, started).await,
         Err(BodyError::TooLarge) => own((
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -54,8 +54,9 @@ pub async fn forward(
     };
     // An answer tether wrote itself stands for a failure (the upstream's are passed on).
     let ok = response.status().is_success() && matches!(response.body(), Reply::Upstream(_));
-    proxy.metrics.observe(name, label, ok, started.elapsed());
-    proxy.engine.record_traffic(name, label, ok);
+    proxy
+        .engine
+        .record_traffic(name, label, ok, started.elapsed());
     response
 }
 
@@ -168,6 +169,7 @@ async fn forward_buffered(
     connection: &Connection,
     parts: &Parts,
     body: Bytes,
+    at: Instant,
 ) -> Answer {
     let name = connection.name.as_str();
     let oauth = matches!(connection.auth, Auth::OAuth { .. });
@@ -180,7 +182,7 @@ async fn forward_buffered(
         Ok(c) => c,
         Err(e) => return auth_failure(name, &e, parts, &body),
     };
-    let mut result = send(proxy, &target, parts, &body, &current).await;
+    let mut result = send(proxy, &target, parts, &body, &current, at).await;
     if oauth
         && let Ok(res) = &result
         && res.status() == StatusCode::UNAUTHORIZED
@@ -207,7 +209,7 @@ async fn forward_buffered(
                 challenge.error_description.as_deref(),
             );
         }
-        result = send(proxy, &target, parts, &body, &fresh).await;
+        result = send(proxy, &target, parts, &body, &fresh, Instant::now()).await;
     }
     match result {
         Ok(res) if res.status() == StatusCode::FORBIDDEN => {
@@ -247,6 +249,7 @@ async fn send(
     parts: &Parts,
     body: &Bytes,
     current: &Current,
+    at: Instant,
 ) -> Result<UpstreamResponse, UpstreamError> {
     let credential = current
         .header()
@@ -256,6 +259,7 @@ async fn send(
         headers: &parts.headers,
         body,
         credential,
+        at,
     };
     proxy.upstream.send(target, &call).await
 }

@@ -7,6 +7,7 @@
 //! `/healthz`, `/metrics` and anything else by an axum router. Every request passes the
 //! Host/Origin guard before anything else.
 
+mod drain;
 mod forward;
 mod guard;
 mod h1;
@@ -28,12 +29,11 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service as _;
 
-pub use metrics::{Metrics, slot};
+pub use metrics::slot;
 
 use crate::config::ProxyConfig;
 use crate::engine::Engine;
@@ -44,7 +44,6 @@ pub struct Proxy {
     /// The one shared client toward upstream MCP servers.
     upstream: upstream::Upstream,
     config: Arc<ProxyConfig>,
-    metrics: Arc<Metrics>,
 }
 
 /// A proxy serving on a thread of its own (see [`spawn`]). Dropping it leaves the proxy
@@ -93,7 +92,7 @@ async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tokio::spawn(heartbeat());
     let handler = Arc::new(handler(engine, config));
-    let graceful = GracefulShutdown::new();
+    let drain = drain::Drain::default();
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -115,11 +114,12 @@ async fn serve(
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler.handle(request).await) }
         });
-        let watcher = graceful.watcher();
+        let watcher = drain.watcher();
         tokio::spawn(async move {
             // HTTP/1.1, or HTTP/2 for a client that opens with its preface.
             let mut builder = auto::Builder::new(TokioExecutor::new());
-            // Plain writes, as toward the upstream (see `upstream::Upstream::open`).
+            // One plain write per answer (head and body copied together) costs the kernel
+            // less than a vectored one (the proxy bench: 2 % more calls/s).
             builder.http1().writev(false);
             let connection = builder.serve_connection(TokioIo::new(tcp), service);
             if let Err(e) = watcher.watch(connection).await {
@@ -128,7 +128,7 @@ async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    drain.stop().await;
     Ok(())
 }
 
@@ -226,7 +226,6 @@ fn handler(engine: Engine, config: ProxyConfig) -> Handler {
     let proxy = Arc::new(Proxy {
         engine,
         upstream: upstream::Upstream::new(&config),
-        metrics: Arc::new(Metrics::default()),
         config: Arc::new(config),
     });
     let rest = Router::new()
@@ -317,7 +316,7 @@ async fn metrics_text(State(proxy): State<Arc<Proxy>>) -> axum::response::Respon
     let store = proxy.engine.store();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        proxy.metrics.render(&store),
+        metrics::render(&proxy.engine.traffic(), &store),
     )
         .into_response()
 }

@@ -85,6 +85,8 @@ pub struct Call<'a> {
     pub body: &'a Bytes,
     /// The connection's own credential.
     pub credential: Option<&'a CredentialHeader>,
+    /// When the client's call arrived (the answer's timeout counts from it).
+    pub at: Instant,
 }
 
 /// An upstream answer.
@@ -285,7 +287,8 @@ impl Upstream {
         target: &Target,
         call: &Call<'_>,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let answer = tokio::time::timeout(self.timeout, self.exchange(target, call))
+        let deadline = tokio::time::Instant::from_std(call.at) + self.timeout;
+        let answer = tokio::time::timeout_at(deadline, self.exchange(target, call))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout.as_secs()))??;
         Ok(answer.map(|body| IdleTimeout::new(body, self.timeout)))
@@ -297,7 +300,7 @@ impl Upstream {
         call: &Call<'_>,
     ) -> Result<Response<Payload>, UpstreamError> {
         let origin = &target.origin;
-        let now = Instant::now();
+        let now = call.at;
         loop {
             let (sender, reused) = match self.take(origin, now) {
                 Some(sender) => (sender, true),

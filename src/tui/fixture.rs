@@ -187,6 +187,7 @@ fn client_traffic(
         errors: per_minute.iter().map(|m| m.errors).sum(),
         last_seen,
         per_minute,
+        latency: Default::default(),
     }
 }
 
