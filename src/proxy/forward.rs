@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use serde_json::{Value, json};
 
-use super::upstream::{Call, Target, UpstreamError, UpstreamResponse, passes_downstream};
+use super::upstream::{Call, Payload, Target, UpstreamError, UpstreamResponse, passes_downstream};
 use super::{Answer, Proxy, Reply};
 use crate::diagnosis::explain;
 use crate::oauth::refresh::{AuthError, Current, Trigger};
@@ -268,9 +268,16 @@ async fn send(
 /// the upstream request too.
 fn stream_back(mut res: UpstreamResponse) -> Answer {
     let exact = res.body().size_hint().exact();
+    let status = res.status();
+    let http2 = matches!(res.body().get_ref(), Payload::Http2(_));
     let headers = res.headers_mut();
-    keep_only(headers, passes_downstream);
-    keep_length_if(headers, exact);
+    if http2 {
+        keep_only(headers, passes_downstream);
+        keep_length_if(headers, exact);
+    } else if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        // An HTTP/1.1 answer's head kept only what passes, and the challenge.
+        headers.remove(header::WWW_AUTHENTICATE);
+    }
     let sse = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -126,6 +126,8 @@ pub struct Conn {
     read: BytesMut,
     /// The next request's head and body, written at once.
     write: Vec<u8>,
+    /// Scratch room for parsing answers' heads.
+    kept: Vec<Kept>,
 }
 
 /// One request toward the upstream.
@@ -167,6 +169,7 @@ impl Conn {
             stream,
             read: BytesMut::with_capacity(READ_AHEAD),
             write: Vec::with_capacity(1024),
+            kept: Vec::with_capacity(16),
         })
     }
 
@@ -213,8 +216,8 @@ impl Conn {
         loop {
             if !self.read.is_empty() {
                 any = true;
-                if let Some((used, head)) = parse_head(&self.read, head_request, keep)? {
-                    self.read.advance(used);
+                if let Some(head) = parse_head(&mut self.read, head_request, keep, &mut self.kept)?
+                {
                     match head {
                         Some(head) => return Ok(head),
                         None => continue, // an interim (1xx) answer
@@ -289,17 +292,28 @@ fn write_request(out: &mut Vec<u8>, request: &Outgoing<'_>) {
     out.extend_from_slice(request.body);
 }
 
-/// Parses an answer's head from the start of `read`: `None` while it is incomplete, else
-/// the bytes it took and the head — `None` for an interim (1xx) answer, which is skipped.
-#[allow(clippy::type_complexity)]
+/// A header field kept from an answer's head: its name, and where its value lies in the
+/// head's bytes.
+type Kept = (HeaderName, std::ops::Range<usize>);
+
+/// Parses an answer's head from the start of `read`: `None` while it is incomplete (`read`
+/// untouched), else the head — `None` for an interim (1xx) answer, which is skipped — with
+/// its bytes taken from `read`. The values of the headers kept share the head's bytes
+/// (no copy); `kept` is scratch room, reused from call to call.
 fn parse_head(
-    read: &[u8],
+    read: &mut BytesMut,
     head_request: bool,
     keep: fn(&HeaderName) -> bool,
-) -> Result<Option<(usize, Option<Head>)>, H1Error> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut slots);
-    let used = match parsed.parse(read) {
+    kept: &mut Vec<Kept>,
+) -> Result<Option<Option<Head>>, H1Error> {
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let used = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        read,
+        &mut slots,
+    ) {
         Ok(httparse::Status::Complete(used)) => used,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -318,9 +332,11 @@ fn parse_head(
         ));
     }
     if status.is_informational() {
-        return Ok(Some((used, None)));
+        read.advance(used);
+        return Ok(Some(None));
     }
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len().min(16));
+    let start = read.as_ptr() as usize;
+    kept.clear();
     let mut length: Option<u64> = None;
     let mut chunked = None;
     let mut close = parsed.version != Some(1);
@@ -357,10 +373,13 @@ fn parse_head(
                 }
             }
         }
-        if keep(&name) || name == header::WWW_AUTHENTICATE {
-            let value = HeaderValue::from_bytes(field.value)
-                .map_err(|_| H1Error::Invalid(format!("the value of '{name}'")))?;
-            headers.append(name, value);
+        // A challenge is kept for the forwarder to read where it means something (it is
+        // never passed on).
+        let challenge = name == header::WWW_AUTHENTICATE
+            && matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+        if keep(&name) || challenge {
+            let at = field.value.as_ptr() as usize - start;
+            kept.push((name, at..at + field.value.len()));
         }
     }
     let no_body =
@@ -372,20 +391,26 @@ fn parse_head(
         (false, None, Some(length)) => Framing::Length(length),
         (false, None, None) => Framing::UntilClose,
     };
-    if matches!(framing, Framing::Chunked | Framing::UntilClose) {
-        // Framed by the transfer coding or the connection's end: a length is not the
+    let bytes = read.split_to(used).freeze();
+    let mut headers = HeaderMap::with_capacity(kept.len());
+    for (name, at) in kept.drain(..) {
+        // Framed by the transfer coding or the connection's end, a length is not the
         // body's (hyper states the right one, or chunks).
-        headers.remove(header::CONTENT_LENGTH);
+        if name == header::CONTENT_LENGTH
+            && matches!(framing, Framing::Chunked | Framing::UntilClose)
+        {
+            continue;
+        }
+        let value = HeaderValue::from_maybe_shared(bytes.slice(at))
+            .map_err(|_| H1Error::Invalid(format!("the value of '{name}'")))?;
+        headers.append(name, value);
     }
-    Ok(Some((
-        used,
-        Some(Head {
-            status,
-            headers,
-            framing,
-            keep_alive: !close && framing != Framing::UntilClose,
-        }),
-    )))
+    Ok(Some(Some(Head {
+        status,
+        headers,
+        framing,
+        keep_alive: !close && framing != Framing::UntilClose,
+    })))
 }
 
 /// Where a connection goes once its answer has been read whole.
@@ -670,18 +695,23 @@ mod tests {
         }
     }
 
-    fn head(wire: &str, head_request: bool) -> Result<Option<(usize, Option<Head>)>, H1Error> {
-        parse_head(wire.as_bytes(), head_request, keep_all)
+    /// The head parsed from `wire`, and how many bytes of `wire` it left.
+    fn head(wire: &str, head_request: bool) -> Result<(Option<Option<Head>>, usize), H1Error> {
+        let mut read = BytesMut::from(wire);
+        let head = parse_head(&mut read, head_request, keep_all, &mut Vec::new())?;
+        Ok((head, read.len()))
     }
 
     fn complete(wire: &str) -> Head {
-        head(wire, false).unwrap().unwrap().1.unwrap()
+        head(wire, false).unwrap().0.unwrap().unwrap()
     }
 
     #[test]
     fn framing_follows_rfc_9112() {
-        let h = complete("HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n");
+        let h = complete("HTTP/1.1 200 OK\r\ncontent-length: 12\r\nx-a: b\r\n\r\n");
         assert_eq!((h.framing, h.keep_alive), (Framing::Length(12), true));
+        assert_eq!(h.headers["content-length"], "12");
+        assert_eq!(h.headers["x-a"], "b");
         let h = complete(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
         );
@@ -695,8 +725,8 @@ mod tests {
         assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
         let h = head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", true)
             .unwrap()
+            .0
             .unwrap()
-            .1
             .unwrap();
         assert_eq!(h.framing, Framing::Empty);
         let h = complete("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\n");
@@ -708,15 +738,33 @@ mod tests {
     }
 
     #[test]
+    fn a_challenge_is_kept_only_where_it_means_something() {
+        let parse = |wire: &str| {
+            let keep_none: fn(&HeaderName) -> bool = |_| false;
+            let mut read = BytesMut::from(wire);
+            let head = parse_head(&mut read, false, keep_none, &mut Vec::new());
+            head.unwrap().unwrap().unwrap().headers
+        };
+        let challenge =
+            "www-authenticate: Bearer error=\"invalid_token\"\r\ncontent-length: 0\r\n\r\n";
+        for status in ["401 Unauthorized", "403 Forbidden"] {
+            let headers = parse(&format!("HTTP/1.1 {status}\r\n{challenge}"));
+            assert_eq!(headers.len(), 1, "{status}: {headers:?}");
+            assert!(headers.contains_key("www-authenticate"), "{status}");
+        }
+        assert!(parse(&format!("HTTP/1.1 200 OK\r\n{challenge}")).is_empty());
+    }
+
+    #[test]
     fn interim_answers_are_skipped_and_partial_heads_wait() {
-        let wire = "HTTP/1.1 100 Continue\r\n\r\n";
-        assert_eq!(head(wire, false).unwrap().unwrap().0, wire.len());
-        assert!(head(wire, false).unwrap().unwrap().1.is_none());
-        assert!(
-            head("HTTP/1.1 200 OK\r\ncontent-le", false)
-                .unwrap()
-                .is_none()
-        );
+        let wire = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n";
+        let (interim, left) = head(wire, false).unwrap();
+        assert!(interim.unwrap().is_none());
+        assert_eq!(left, "HTTP/1.1 200 OK\r\n".len());
+        let partial = "HTTP/1.1 200 OK\r\ncontent-le";
+        let (none, left) = head(partial, false).unwrap();
+        assert!(none.is_none());
+        assert_eq!(left, partial.len(), "nothing taken from a partial head");
     }
 
     #[test]

@@ -431,6 +431,10 @@ pub struct IdleTimeout<B> {
 }
 
 impl<B> IdleTimeout<B> {
+    pub fn get_ref(&self) -> &B {
+        &self.body
+    }
+
     fn new(body: B, timeout: Duration) -> Self {
         Self {
             body,
