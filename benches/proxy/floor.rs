@@ -1,8 +1,9 @@
-//! The least a proxy built from tether's HTTP crates can cost: hyper's HTTP/1 server and
-//! hyper's HTTP/1 client connections (plain writes, as tether's), a pool that is a `Vec`, one single-threaded
-//! runtime, and nothing else — no Host/Origin checks, no secret lookup, no credential, no
-//! metrics. Run as a child process of the bench (the bench's own binary in the floor role)
-//! next to nginx and tether, it separates what the crates cost from what tether adds.
+//! A proxy made of hyper alone: hyper's HTTP/1 server and hyper's HTTP/1 client connections
+//! (plain writes, as tether's), a pool that is a `Vec`, one single-threaded runtime, and
+//! nothing else — no Host/Origin checks, no secret lookup, no credential, no metrics. Run as
+//! a child process of the bench (the bench's own binary in the floor role) next to nginx and
+//! tether, it shows what hyper's parts cost before a proxy does any work of its own (tether
+//! serves clients with hyper's server but reaches HTTP/1.1 upstreams with its own exchange).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! The local proxy against the reference general-purpose proxy, side by side on loopback:
 //! the same fast upstream reached directly, through nginx (keep-alive upstream, buffering
-//! off), through the floor (a proxy made of hyper alone, `floor.rs`: what tether's HTTP
-//! crates cost before tether does anything) and through `tether serve` (a `--no-auth`
+//! off), through the floor (a proxy made of hyper alone, `floor.rs`: what hyper's server
+//! and client cost before a proxy does anything) and through `tether serve` (a `--no-auth`
 //! connection, a client secret in the path).
 //! For each: requests/s at concurrency 1, 16 and 64; added p50/p99 latency at concurrency 1;
 //! time to the first event and to the end of a 1,000-event SSE stream; upstream requests
