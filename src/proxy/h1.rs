@@ -37,6 +37,9 @@ const MAX_HEADERS: usize = 100;
 /// A chunk-size line (with its extensions) or a trailer field may not be longer.
 const MAX_LINE: usize = 8 * 1024;
 
+/// A write buffer that grew past this (a large request body) is let go after the write.
+const KEEP_WRITE_ROOM: usize = 64 * 1024;
+
 /// Room made in the read buffer before each read.
 const READ_AHEAD: usize = 8 * 1024;
 
@@ -198,6 +201,10 @@ impl Conn {
                 }
                 _ => H1Error::Io(e),
             });
+        }
+        if self.write.capacity() > KEEP_WRITE_ROOM {
+            // A large body passed once is not kept for the connection's life.
+            self.write = Vec::with_capacity(1024);
         }
         let head = self.read_head(request.method == Method::HEAD, keep).await?;
         let mut answer = Response::new(());
