@@ -302,17 +302,22 @@ async fn an_https_upstream_without_http2_keeps_one_http11_connection() {
 /// Reads one request (head and `Content-Length` body) from `tcp`; `None` at its end.
 async fn read_request(tcp: &mut tokio::net::TcpStream) -> Option<String> {
     let mut read = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; 16 * 1024];
+    // Where the head ends, and the whole request's length, once the head is in.
+    let mut whole: Option<usize> = None;
     loop {
-        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+        if whole.is_none()
+            && let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n")
+        {
             let head = String::from_utf8_lossy(&read[..end]).to_lowercase();
             let length: usize = head
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .map_or(0, |v| v.trim().parse().unwrap());
-            if read.len() >= end + 4 + length {
-                return Some(String::from_utf8_lossy(&read).into_owned());
-            }
+            whole = Some(end + 4 + length);
+        }
+        if whole.is_some_and(|whole| read.len() >= whole) {
+            return Some(String::from_utf8_lossy(&read).into_owned());
         }
         let n = tcp.read(&mut buf).await.unwrap_or(0);
         if n == 0 {
@@ -369,6 +374,41 @@ async fn framing_upstream() -> (u16, Arc<AtomicUsize>) {
                             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"partial\"".to_string(),
                             true,
                         ),
+                        "echo-length" => {
+                            let body = request.len() - request.find("\r\n\r\n").unwrap() - 4;
+                            let got = format!("{{\"got\":{body}}}");
+                            (
+                                format!(
+                                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{got}",
+                                    got.len()
+                                ),
+                                false,
+                            )
+                        }
+                        "large" | "large-chunked" => {
+                            // Written in 16 KiB pieces, each after a pause, so the
+                            // proxy reads the body across many reads.
+                            let blob = large_answer();
+                            let chunked = method == "large-chunked";
+                            let head = if chunked {
+                                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_string()
+                            } else {
+                                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", blob.len())
+                            };
+                            let _ = tcp.write_all(head.as_bytes()).await;
+                            for piece in blob.as_bytes().chunks(16 * 1024) {
+                                if chunked {
+                                    let size = format!("{:x}\r\n", piece.len());
+                                    let _ = tcp.write_all(size.as_bytes()).await;
+                                }
+                                let _ = tcp.write_all(piece).await;
+                                if chunked {
+                                    let _ = tcp.write_all(b"\r\n").await;
+                                }
+                                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                            }
+                            (if chunked { "0\r\n\r\n" } else { "" }.to_string(), false)
+                        }
                         "idle-close" => {
                             // Answered, then closed 50 ms later without a word, as a
                             // server with a short keep-alive timeout does.
@@ -387,6 +427,52 @@ async fn framing_upstream() -> (u16, Arc<AtomicUsize>) {
         }
     });
     (port, requests)
+}
+
+/// A 1 MiB JSON-RPC result whose bytes say where they are.
+fn large_answer() -> String {
+    let blob: String = (0..(1 << 20) / 8).map(|i| format!("{:08x}", i)).collect();
+    format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"blob":"{blob}"}}}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_pass_whole_both_ways() {
+    let (port, requests) = framing_upstream().await;
+    let home = Home::new();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    home.run(&["add", "framed", &url, "--no-auth"]).ok();
+    let secret = secret_for(&home, "framed", "test");
+    let serve = Serve::start(&home);
+    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "echo-length",
+                         "params": {"blob": "z".repeat(3 << 20)}});
+    let sent = serde_json::to_vec(&request).unwrap().len();
+    let res = reqwest::Client::new()
+        .post(&endpoint)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&request).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), format!("{{\"got\":{sent}}}"));
+
+    let expected = large_answer();
+    for method in ["large", "large-chunked", "large"] {
+        let (status, body) = call(&endpoint, method).await;
+        assert_eq!(status, 200, "{method}");
+        assert_eq!(body.len(), expected.len(), "{method}");
+        assert!(body == expected, "{method}: the body arrived changed");
+    }
+    let (status, body) = call(&endpoint, "tools/list").await;
+    assert_eq!((status, body.as_str()), (200, TOOLS));
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        5,
+        "one upstream request per call"
+    );
+    serve.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
