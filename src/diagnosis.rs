@@ -71,7 +71,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
             "The refresh token was never used by tether, yet the server says it is no longer valid: \
              another MCP client signed in with the same login refreshed first, and the server \
              rotated the token away from tether.",
-            "Re-authorize, and point the other clients at tether instead of the server.",
+            "Re-authorize, and point the other clients at tether instead of the server (`tether clients` lists them).",
             Some('l'),
             Some("tether login {name}"),
             true,

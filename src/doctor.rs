@@ -220,9 +220,18 @@ fn state_finding(c: &Connection) -> Finding {
     let name = c.name.as_str();
     match &c.state {
         ConnectionState::NeedsReauth { diagnosis, detail } => {
-            Finding::new(name, "state", Status::Fail, explain(*diagnosis).summary)
-                .with("detail", detail.clone())
-                .diagnosed(*diagnosis, name)
+            let mut f = Finding::new(name, "state", Status::Fail, explain(*diagnosis).summary)
+                .with("detail", detail.clone());
+            // The evidence recorded when the failure was diagnosed (masked already).
+            let diagnosed = c
+                .history
+                .iter()
+                .rev()
+                .find(|e| e.diagnosis == Some(*diagnosis));
+            for line in diagnosed.map(|e| e.evidence.as_slice()).unwrap_or_default() {
+                f = f.with(&line.label, line.value.clone());
+            }
+            f.diagnosed(*diagnosis, name)
         }
         ConnectionState::NeedsLogin => {
             let mut f = Finding::new(name, "state", Status::Fail, "not authorized yet");

@@ -72,6 +72,52 @@ fn a_revoked_grant_is_named_and_fails_the_run() {
     assert_eq!(unknown.status, 2);
 }
 
+/// The same revoked grant, with Cursor configured to sign in to the same server on its own:
+/// the diagnosis names the other client as the likely cause, and the evidence says which.
+#[test]
+fn a_dead_grant_beside_a_client_of_its_own_is_rotated_elsewhere() {
+    let (home, sim) = signed_in("linear");
+    let cursor = home.user().join(".cursor/mcp.json");
+    std::fs::create_dir_all(cursor.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cursor,
+        format!(
+            r#"{{"mcpServers": {{"linear-direct": {{"url": "{}"}}}}}}"#,
+            sim.mcp_url
+        ),
+    )
+    .unwrap();
+    let revoked = std::process::Command::new("curl")
+        .args([
+            "-fsS",
+            "-X",
+            "POST",
+            &format!("{}/__sim/revoke-all", sim.base),
+        ])
+        .status()
+        .unwrap();
+    assert!(revoked.success());
+    assert_eq!(home.run(&["refresh", "linear"]).status, 1);
+    let status = home.run(&["status", "linear", "--json"]).ok();
+    let state: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        state["diagnosis"], "invalid_grant.rotated_elsewhere",
+        "{}",
+        status.stdout
+    );
+    let run = home.run(&["doctor", "linear", "--json"]);
+    assert_eq!(run.status, 1);
+    let all = findings(&run);
+    let finding = find(&all, "linear", "state");
+    assert_eq!(finding["diagnosis"], "invalid_grant.rotated_elsewhere");
+    let evidence = finding["evidence"].to_string();
+    assert!(
+        evidence.contains("Cursor: 'linear-direct' in ~/.cursor/mcp.json"),
+        "{evidence}"
+    );
+    assert!(!run.stdout.contains("lin_rt_") && !run.stdout.contains("lin_at_"));
+}
+
 #[test]
 fn a_client_talking_to_the_upstream_directly_is_drift() {
     let home = Home::new();

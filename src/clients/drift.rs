@@ -80,6 +80,21 @@ pub fn scan(at: &Locations, store: &Store) -> Vec<Report> {
         .collect()
 }
 
+/// The MCP clients on this machine that talk to `connection`'s upstream directly — each
+/// holding a grant of its own for the same login — as "Cursor: 'linear' in
+/// ~/.cursor/mcp.json".
+pub fn sharing(at: &Locations, store: &Store, connection: &str) -> Vec<String> {
+    scan(at, store)
+        .iter()
+        .flat_map(|report| {
+            report
+                .drifting()
+                .filter(|e| e.connection.as_deref() == Some(connection))
+                .map(|e| format!("{}: '{}' in {}", report.title, e.name, report.file))
+        })
+        .collect()
+}
+
 fn report(client: Client, at: &Locations, upstreams: &[(String, Url)]) -> Report {
     let path = client.config_file(at);
     let mut report = Report {

@@ -491,10 +491,31 @@ impl TokenManager {
         }
     }
 
+    /// The MCP clients on this machine configured with this connection's upstream directly
+    /// (each holding a grant of its own for the same login): what turns an `invalid_grant`
+    /// on a token tether never spent into `invalid_grant.rotated_elsewhere`.
+    async fn clients_sharing(&self) -> Vec<String> {
+        let (Some(at), Ok(store)) = (
+            crate::clients::Locations::from_env(),
+            self.vault.load_async().await,
+        ) else {
+            return Vec::new();
+        };
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || crate::clients::drift::sharing(&at, &store, &name))
+            .await
+            .unwrap_or_default()
+    }
+
     async fn store_failure(&self, plan: &Plan, error: &TokenError, latency: Duration) -> AuthError {
         let name = self.name.clone();
         let now = Utc::now();
         let transient = error.is_transient();
+        let sharing = if error.is_invalid_grant() {
+            self.clients_sharing().await
+        } else {
+            Vec::new()
+        };
         let diagnosis = if transient {
             DiagnosisCode::UpstreamUnreachable
         } else {
@@ -502,10 +523,16 @@ impl TokenManager {
                 error,
                 suspect_lost: plan.suspect,
                 sent_spent_token: plan.spent,
-                shared_grant: false,
+                shared_grant: !sharing.is_empty(),
             })
         };
-        let evidence = evidence_for(error, &plan.auth.client_id, plan.generation);
+        let mut evidence = evidence_for(error, &plan.auth.client_id, plan.generation);
+        evidence.extend(
+            sharing
+                .into_iter()
+                .take(3)
+                .map(|client| Evidence::new("also signed in", client)),
+        );
         let detail = error.to_string();
         let keep_journal = transient && error.maybe_processed();
         let client_id = plan.auth.client_id.clone();

@@ -125,6 +125,11 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// The server's `invalid_grant`: the refresh token (or code) is dead.
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, TokenError::OAuth { body, .. } if body.error == "invalid_grant")
+    }
+
     /// Worth retrying later without the user: network trouble, 5xx, 429.
     pub fn is_transient(&self) -> bool {
         match self {
