@@ -424,3 +424,74 @@ fn a_resize_storm_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_sign_in_finished_on_another_machine_is_completed_by_pasting_its_address() {
+    let mut app = fixture::demo_app(None, 110, 34);
+    cmd(&mut app, Command::Login);
+    for (step, outcome) in [
+        (
+            LoginStep::BrowserOpened {
+                url: "https://auth.example/authorize?client_id=abc".into(),
+            },
+            StepOutcome::Done("no browser here: open the URL elsewhere".into()),
+        ),
+        (LoginStep::WaitingForCallback, StepOutcome::Running),
+        (
+            LoginStep::AwaitingPaste {
+                redirect_uri: "http://127.0.0.1:33418/callback".into(),
+            },
+            StepOutcome::Running,
+        ),
+    ] {
+        app.update(Action::Engine(EngineEvent::LoginStep {
+            connection: "linear".into(),
+            step,
+            outcome,
+        }));
+    }
+    let screen = format!("{:?}", screenshot::render_buffer(&app, 110, 34).unwrap());
+    assert!(
+        screen.contains("paste that page's address here"),
+        "{screen}"
+    );
+
+    // Typed (letters bound elsewhere, like q and r, type here) or pasted.
+    let address = "http://127.0.0.1:33418/callback?code=SplxlOBeZQQYbYS6WxSbIA&state=qrl";
+    fixture::type_text(&mut app, &address[..20]);
+    app.update(Action::Paste(address[20..].into()));
+    let screen = format!("{:?}", screenshot::render_buffer(&app, 110, 34).unwrap());
+    assert!(
+        !screen.contains("SplxlOBeZQQYbYS6WxSbIA"),
+        "the code is shown masked"
+    );
+    assert!(screen.contains("code=Splx…"), "{screen}");
+    let sent = commands(cmd(&mut app, Command::Submit));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0].starts_with("PasteRedirect { name: \"linear\"")
+            && !sent[0].contains("SplxlOBeZQQYbYS6WxSbIA"),
+        "{sent:?}"
+    );
+    assert!(
+        cmd(&mut app, Command::Submit).is_none(),
+        "an empty field sends nothing"
+    );
+
+    app.update(Action::Engine(EngineEvent::LoginStep {
+        connection: "linear".into(),
+        step: LoginStep::PasteRejected {
+            reason: "that address is from another sign-in".into(),
+        },
+        outcome: StepOutcome::Running,
+    }));
+    let screen = format!("{:?}", screenshot::render_buffer(&app, 110, 34).unwrap());
+    assert!(screen.contains("from another sign-in"), "{screen}");
+    app.update(Action::Engine(EngineEvent::LoginStep {
+        connection: "linear".into(),
+        step: LoginStep::WaitingForCallback,
+        outcome: StepOutcome::Done("pasted address accepted".into()),
+    }));
+    let screen = format!("{:?}", screenshot::render_buffer(&app, 110, 34).unwrap());
+    assert!(!screen.contains("paste that page's address"), "{screen}");
+}

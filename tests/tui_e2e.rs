@@ -1,9 +1,14 @@
-//! The terminal UI as a user drives it: `tether demo` in tmux, keys sent, the pane captured
-//! and read. `.ci/run` installs tmux; elsewhere the test says it was skipped, but under
-//! `CI=true` a missing tmux is a failure.
+//! The terminal UI as a user drives it: `tether demo`, and `tether` over an SSH-like
+//! session whose browser is elsewhere, in tmux — keys sent, the pane captured and read.
+//! `.ci/run` installs tmux; elsewhere the tests say they were skipped, but under `CI=true` a
+//! missing tmux is a failure.
+
+mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::{Home, Sim};
 
 fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().expect("tmux runs");
@@ -57,23 +62,17 @@ impl Drop for Session {
     }
 }
 
-#[test]
-fn a_user_drives_the_demo() {
+/// `command` running in a new tmux session of 120×34, or `None` (said) without tmux.
+fn start(test: &str, command: &str) -> Option<Session> {
     if Command::new("tmux").arg("-V").output().is_err() {
         assert!(
             std::env::var("CI").is_err(),
             "tmux is missing: .ci/run must install it"
         );
         eprintln!("skipped: tmux is not installed");
-        return;
+        return None;
     }
-    let home = tempfile::tempdir().unwrap();
-    let name = format!("tether-e2e-{}", std::process::id());
-    let command = format!(
-        "TETHER_HOME='{}' DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent '{}' demo --time-scale 600",
-        home.path().display(),
-        env!("CARGO_BIN_EXE_tether")
-    );
+    let name = format!("tether-{test}-{}", std::process::id());
     tmux(&[
         "new-session",
         "-d",
@@ -83,9 +82,34 @@ fn a_user_drives_the_demo() {
         "120",
         "-y",
         "34",
-        &command,
+        command,
     ]);
-    let session = Session(name);
+    Some(Session(name))
+}
+
+impl Session {
+    /// Quits with q and waits for the program to end.
+    fn quit(&self) {
+        self.keys(&["q"]);
+        let start = Instant::now();
+        while self.alive() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!self.alive(), "q did not quit");
+    }
+}
+
+#[test]
+fn a_user_drives_the_demo() {
+    let home = tempfile::tempdir().unwrap();
+    let command = format!(
+        "TETHER_HOME='{}' DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent '{}' demo --time-scale 600",
+        home.path().display(),
+        env!("CARGO_BIN_EXE_tether")
+    );
+    let Some(session) = start("demo", &command) else {
+        return;
+    };
 
     let pane = session.wait_for("6 healthy", Duration::from_secs(30));
     for profile in [
@@ -126,10 +150,74 @@ fn a_user_drives_the_demo() {
         assert!(!pane.contains(marker), "a token is visible:\n{pane}");
     }
 
-    session.keys(&["q"]);
+    session.quit();
+}
+
+/// Over SSH the browser is on another machine: the sign-in ends there on the loopback
+/// address of *that* machine, which does not load. The user pastes that address into the
+/// TUI, and the login completes.
+#[test]
+fn a_sign_in_whose_browser_is_elsewhere_is_finished_by_pasting() {
+    let sim = Sim::start("generic", "1");
+    let home = Home::new();
+    home.run(&["add", "remote", &sim.mcp_url]).ok();
+    let url_file = home.path().join("opened-url");
+    let command = format!(
+        "TETHER_HOME='{home}' HOME='{user}' XDG_CONFIG_HOME='{user}/.config' TETHER_KEY_SOURCE=file \
+         DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent TETHER_BIND=127.0.0.1:0 \
+         BROWSER='{browser}' TETHER_TEST_URL_FILE='{file}' '{bin}'",
+        home = home.path().display(),
+        user = home.user().display(),
+        browser = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/elsewhere-browser"
+        ),
+        file = url_file.display(),
+        bin = env!("CARGO_BIN_EXE_tether"),
+    );
+    let Some(session) = start("paste", &command) else {
+        return;
+    };
+    session.wait_for("remote", Duration::from_secs(20));
+    session.keys(&["l"]);
+    session.wait_for("paste that page's address", Duration::from_secs(20));
+
+    // On the other machine: the browser opens the URL, the provider consents and sends it
+    // to the loopback callback, which loads nothing there; the user copies that address.
     let start = Instant::now();
-    while session.alive() && start.elapsed() < Duration::from_secs(10) {
+    let url = loop {
+        match std::fs::read_to_string(&url_file) {
+            Ok(url) if !url.is_empty() => break url,
+            _ => assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no browser was opened"
+            ),
+        }
         std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(!session.alive(), "q did not quit");
+    };
+    let redirect = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{redirect_url}", &url])
+        .output()
+        .unwrap();
+    let address = String::from_utf8(redirect.stdout).unwrap();
+    assert!(address.contains("code="), "{address}");
+    let code = address
+        .split("code=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .unwrap()
+        .to_string();
+
+    tmux(&["send-keys", "-t", &session.0, "-l", &address]);
+    let pane = session.wait_for("code=", Duration::from_secs(5));
+    assert!(!pane.contains(&code), "the code is on screen:\n{pane}");
+    session.keys(&["Enter"]);
+    let pane = session.wait_for("Connected", Duration::from_secs(20));
+    assert!(pane.contains("pasted address accepted"), "{pane}");
+    assert!(!pane.contains(&code), "the code is on screen:\n{pane}");
+
+    let status = home.run(&["status", "remote", "--json"]).ok();
+    assert!(status.stdout.contains("\"healthy\""), "{}", status.stdout);
+    session.keys(&["Enter"]);
+    session.quit();
 }

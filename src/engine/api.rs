@@ -147,6 +147,12 @@ pub enum EngineCommand {
     CancelLogin {
         name: String,
     },
+    /// The address a browser on another machine ended on, for the login in progress
+    /// (it carries the authorization code: masked when printed).
+    PasteRedirect {
+        name: String,
+        address: Secret,
+    },
     Refresh {
         name: String,
     },

@@ -28,6 +28,7 @@ pub async fn run(engine: Engine, mut commands: mpsc::UnboundedReceiver<EngineCom
             EngineCommand::Login { name } => engine.start_login(name, false),
             EngineCommand::Reauthorize { name } => engine.start_login(name, true),
             EngineCommand::CancelLogin { name } => engine.cancel_login(&name),
+            EngineCommand::PasteRedirect { name, address } => engine.paste(&name, address),
             other => {
                 tokio::spawn(async move {
                     if let Err(text) = engine.execute(other).await {
@@ -100,7 +101,8 @@ impl Engine {
             }
             EngineCommand::Login { .. }
             | EngineCommand::Reauthorize { .. }
-            | EngineCommand::CancelLogin { .. } => Ok(()),
+            | EngineCommand::CancelLogin { .. }
+            | EngineCommand::PasteRedirect { .. } => Ok(()),
         }
     }
 
@@ -186,6 +188,12 @@ impl Engine {
             logins.insert(name.clone(), LoginProgress::default());
         }
         self.publish();
+        // A browser on another machine (SSH) ends on an address this one cannot receive:
+        // the user pastes it, and it is checked like the callback.
+        let (paste, pasted) = mpsc::channel(4);
+        if let Ok(mut pastes) = self.inner.login_pastes.lock() {
+            pastes.insert(name.clone(), paste);
+        }
         let engine = self.clone();
         let task_name = name.clone();
         let task = tokio::spawn(async move {
@@ -198,6 +206,7 @@ impl Engine {
             let options = LoginOptions {
                 browser: engine.inner.options.browser,
                 reregister,
+                pasted: Some(pasted),
                 ..LoginOptions::default()
             };
             let result = authorize::login(
@@ -224,10 +233,30 @@ impl Engine {
             if let Ok(mut tasks) = engine.inner.login_tasks.lock() {
                 tasks.remove(&task_name);
             }
+            if let Ok(mut pastes) = engine.inner.login_pastes.lock() {
+                pastes.remove(&task_name);
+            }
             let _ = engine.reload().await;
         });
         if let Ok(mut tasks) = self.inner.login_tasks.lock() {
             tasks.insert(name, task.abort_handle());
+        }
+    }
+
+    /// Hands a pasted redirect address to `name`'s login in progress.
+    fn paste(&self, name: &str, address: crate::secret::Secret) {
+        let sent = self
+            .inner
+            .login_pastes
+            .lock()
+            .ok()
+            .and_then(|pastes| pastes.get(name).cloned())
+            .map(|paste| paste.try_send(address.expose().to_string()).is_ok());
+        if sent != Some(true) {
+            self.notice(
+                NoticeLevel::Warning,
+                format!("no sign-in of '{name}' is waiting for an address: press l to start one"),
+            );
         }
     }
 
@@ -238,6 +267,9 @@ impl Engine {
             .lock()
             .ok()
             .and_then(|mut t| t.remove(name));
+        if let Ok(mut pastes) = self.inner.login_pastes.lock() {
+            pastes.remove(name);
+        }
         if let Some(task) = task {
             task.abort();
             if let Ok(mut logins) = self.inner.logins.lock() {

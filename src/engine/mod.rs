@@ -63,6 +63,8 @@ struct Inner {
     next_refresh: Mutex<BTreeMap<String, DateTime<Utc>>>,
     logins: Mutex<BTreeMap<String, LoginProgress>>,
     login_tasks: Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
+    /// Where a login in progress takes a pasted redirect address, by connection.
+    login_pastes: Mutex<BTreeMap<String, mpsc::Sender<String>>>,
     traffic: Mutex<BTreeMap<String, BTreeMap<String, ClientTraffic>>>,
     /// Traffic changed since the last publish (published at most once per second).
     traffic_dirty: std::sync::atomic::AtomicBool,
@@ -108,6 +110,7 @@ impl Engine {
                 next_refresh: Mutex::new(BTreeMap::new()),
                 logins: Mutex::new(BTreeMap::new()),
                 login_tasks: Mutex::new(BTreeMap::new()),
+                login_pastes: Mutex::new(BTreeMap::new()),
                 traffic: Mutex::new(BTreeMap::new()),
                 traffic_dirty: std::sync::atomic::AtomicBool::new(false),
                 activity_saved: Mutex::new(BTreeMap::new()),

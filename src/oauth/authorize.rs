@@ -489,6 +489,18 @@ async fn browser_sign_in(
         StepOutcome::Done(String::new()),
     );
     match options.browser {
+        // Where the user can paste the address the sign-in ends on (the terminal UI), a
+        // machine without a browser (an SSH session) only means opening the URL elsewhere.
+        Browser::System if options.pasted.is_some() => {
+            if let Err(e) = webbrowser::open(auth_url.as_str()) {
+                step(
+                    LoginStep::BrowserOpened {
+                        url: auth_url.to_string(),
+                    },
+                    StepOutcome::Done(format!("no browser here ({e}): open the URL elsewhere")),
+                );
+            }
+        }
         Browser::System => {
             webbrowser::open(auth_url.as_str()).map_err(|e| LoginError::Browser(e.to_string()))?
         }

@@ -183,7 +183,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Filter, &[k(KeyCode::Esc)], C::Back, "clear the filter", Some("clear")),
     b(Filter, &[k(KeyCode::Up)], C::Up, "previous match", None),
     b(Filter, &[k(KeyCode::Down)], C::Down, "next match", None),
-    b(Wizard, &[k(KeyCode::Enter)], C::Submit, "next field; on the last field add and authorize; when done, close", Some("next / add")),
+    b(Wizard, &[k(KeyCode::Enter)], C::Submit, "next field; on the last field add and authorize; send a pasted sign-in address; when done, close", Some("next / add")),
     b(Wizard, &[k(KeyCode::Tab), k(KeyCode::Down)], C::NextField, "next field", Some("field")),
     b(Wizard, &[k(KeyCode::BackTab), k(KeyCode::Up)], C::PrevField, "previous field", None),
     b(Wizard, &[k(KeyCode::Left)], C::Left, "previous auth kind (or move the cursor)", None),

@@ -152,6 +152,28 @@ impl Progress {
         }
     }
 
+    /// Whether the login waits for the browser and takes the address it ended on, pasted
+    /// (the browser is on another machine).
+    pub fn awaits_paste(&self) -> bool {
+        let offered = self
+            .steps
+            .iter()
+            .any(|(s, _)| matches!(s, LoginStep::AwaitingPaste { .. }));
+        let waiting = self
+            .steps
+            .iter()
+            .any(|(s, o)| *s == LoginStep::WaitingForCallback && *o == StepOutcome::Running);
+        self.login && offered && waiting
+    }
+
+    /// Why the last pasted address was refused, while no newer one was sent.
+    pub fn paste_refused(&self) -> Option<&str> {
+        self.steps.iter().find_map(|(s, _)| match s {
+            LoginStep::PasteRejected { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+    }
+
     /// Records a step: a later report of the same step replaces the earlier one.
     pub fn record(&mut self, step: LoginStep, outcome: StepOutcome) {
         let same = |s: &LoginStep| std::mem::discriminant(s) == std::mem::discriminant(&step);
@@ -175,6 +197,8 @@ pub struct Wizard {
     /// Why the form was not accepted.
     pub error: Option<String>,
     pub phase: Phase,
+    /// The address a browser on another machine ended on, being pasted.
+    pub redirect: Input,
 }
 
 /// What the app should do with the wizard after a key.
@@ -211,6 +235,7 @@ impl Wizard {
             focus: Field::Name,
             error: None,
             phase: Phase::Form,
+            redirect: Input::default(),
         }
     }
 
@@ -254,16 +279,24 @@ impl Wizard {
 
     /// Whether unbound keys type into a field now.
     pub fn takes_text(&self) -> bool {
-        self.phase == Phase::Form && self.focus != Field::Kind
+        match &self.phase {
+            Phase::Form => self.focus != Field::Kind,
+            Phase::Running(progress) => progress.awaits_paste(),
+        }
     }
 
     pub fn edit(&mut self, request: InputRequest) {
-        if self.phase != Phase::Form {
-            return;
-        }
-        if let Some(input) = self.input_mut(self.focus) {
-            input.handle(request);
-            self.error = None;
+        match &self.phase {
+            Phase::Form => {
+                if let Some(input) = self.input_mut(self.focus) {
+                    input.handle(request);
+                    self.error = None;
+                }
+            }
+            Phase::Running(progress) if progress.awaits_paste() => {
+                self.redirect.handle(request);
+            }
+            Phase::Running(_) => {}
         }
     }
 
@@ -289,8 +322,31 @@ impl Wizard {
 
     /// Reacts to a key; `store` is the engine's latest view of the vault.
     pub fn command(&mut self, command: Command, store: &Store) -> Outcome {
-        match &self.phase {
+        match &mut self.phase {
             Phase::Form => self.form_command(command, store),
+            Phase::Running(progress) if progress.awaits_paste() => match command {
+                Command::Submit if !self.redirect.value().trim().is_empty() => {
+                    let address = Secret::new(self.redirect.value().trim());
+                    self.redirect.reset();
+                    // A new address: the refusal of the last one no longer applies.
+                    progress
+                        .steps
+                        .retain(|(s, _)| !matches!(s, LoginStep::PasteRejected { .. }));
+                    Outcome::stay(Effect::one(EngineCommand::PasteRedirect {
+                        name: progress.name.clone(),
+                        address,
+                    }))
+                }
+                Command::Left => {
+                    self.redirect.handle(InputRequest::GoToPrevChar);
+                    Outcome::stay(None)
+                }
+                Command::Right => {
+                    self.redirect.handle(InputRequest::GoToNextChar);
+                    Outcome::stay(None)
+                }
+                _ => running_command(progress, command, store),
+            },
             Phase::Running(progress) => running_command(progress, command, store),
         }
     }

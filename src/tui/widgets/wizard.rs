@@ -36,7 +36,7 @@ pub fn draw(frame: &mut Frame, app: &App, wizard: &Wizard) {
                 "Adding"
             };
             let block = dialog(theme, format!(" {verb} {} ", progress.name));
-            let lines = progress_lines(app, progress, width.saturating_sub(2));
+            let lines = progress_lines(app, wizard, progress, width.saturating_sub(2));
             let height = wrapped_height(&lines, width.saturating_sub(2)) + 2;
             let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
             let area = centered(screen, width, height.min(screen.height.saturating_sub(2)));
@@ -165,7 +165,12 @@ const STEPS: [(&str, IsStep); 6] = [
     ("Token received", |s| matches!(s, LoginStep::TokenReceived)),
 ];
 
-fn progress_lines(app: &App, progress: &Progress, width: u16) -> Vec<Line<'static>> {
+fn progress_lines(
+    app: &App,
+    wizard: &Wizard,
+    progress: &Progress,
+    width: u16,
+) -> Vec<Line<'static>> {
     let theme = app.theme();
     let status = progress.status(&app.state().store);
     let mut out = vec![Line::raw("")];
@@ -187,6 +192,9 @@ fn progress_lines(app: &App, progress: &Progress, width: u16) -> Vec<Line<'stati
                 Span::raw("Adding…"),
             ])
         });
+    }
+    if progress.awaits_paste() {
+        out.extend(paste_lines(app, wizard, progress));
     }
     out.push(Line::raw(""));
     match status {
@@ -222,6 +230,56 @@ fn progress_lines(app: &App, progress: &Progress, width: u16) -> Vec<Line<'stati
         }
     }
     out
+}
+
+/// The field for the address a browser on another machine ended on, and why the last one
+/// was refused.
+fn paste_lines(app: &App, wizard: &Wizard, progress: &Progress) -> Vec<Line<'static>> {
+    let theme = app.theme();
+    let mut lines = vec![
+        Line::raw(""),
+        Line::styled(
+            " Browser on another machine? When the sign-in ends there on a page that does not load,",
+            theme.muted(),
+        ),
+        Line::styled(
+            " paste that page's address here and press Enter:",
+            theme.muted(),
+        ),
+        Line::from(vec![
+            Span::styled(" › ", theme.key()),
+            Span::styled(
+                masked_address(wizard.redirect.value()),
+                Style::new().fg(theme.selection_text).bg(theme.selection),
+            ),
+            Span::styled("▏", theme.key()),
+        ]),
+    ];
+    if let Some(reason) = progress.paste_refused() {
+        lines.push(Line::from(vec![
+            Span::styled(" ✗ ", theme.fg(theme.error)),
+            Span::styled(format!("{reason}."), theme.fg(theme.error)),
+        ]));
+    }
+    lines
+}
+
+/// A pasted address as shown: what comes after `code=` is the authorization code, so only
+/// its first characters are.
+fn masked_address(address: &str) -> String {
+    match address.find("code=") {
+        Some(at) => {
+            let shown = at + "code=".len();
+            let code: String = address[shown..].chars().take(4).collect();
+            let hidden = address[shown..].chars().count().saturating_sub(4);
+            if hidden == 0 {
+                address.to_string()
+            } else {
+                format!("{}{code}… ({hidden} more characters)", &address[..shown])
+            }
+        }
+        None => address.to_string(),
+    }
 }
 
 fn step_lines(
