@@ -455,6 +455,13 @@ fn a_sign_in_finished_on_another_machine_is_completed_by_pasting_its_address() {
         screen.contains("paste that page's address here"),
         "{screen}"
     );
+    // The URL goes to the clipboard of the terminal's machine, for its browser.
+    match cmd(&mut app, Command::CopyLoginUrl) {
+        Some(Effect::Clipboard(url)) => {
+            assert_eq!(url.expose(), "https://auth.example/authorize?client_id=abc")
+        }
+        other => panic!("expected the URL on the clipboard, got {other:?}"),
+    }
 
     // Typed (letters bound elsewhere, like q and r, type here) or pasted.
     let address = "http://127.0.0.1:33418/callback?code=SplxlOBeZQQYbYS6WxSbIA&state=qrl";

@@ -73,6 +73,8 @@ pub enum Command {
     Events,
     /// Enter in a form or dialog: next field, submit, confirm, retry, close when done.
     Submit,
+    /// Put a login's authorization URL on the clipboard, for a browser elsewhere.
+    CopyLoginUrl,
     NextField,
     PrevField,
     Confirm,

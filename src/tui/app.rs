@@ -330,6 +330,12 @@ impl App {
                 if !outcome.close {
                     self.overlay = Overlay::Wizard(wizard);
                 }
+                if let Some(Effect::Clipboard(_)) = &outcome.effect {
+                    self.notify(
+                        NoticeLevel::Info,
+                        "sign-in URL copied (OSC 52): open it in the browser on your machine",
+                    );
+                }
                 outcome.effect
             }
             Overlay::Confirm(confirm) => match command {

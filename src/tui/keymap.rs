@@ -188,6 +188,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Wizard, &[k(KeyCode::BackTab), k(KeyCode::Up)], C::PrevField, "previous field", None),
     b(Wizard, &[k(KeyCode::Left)], C::Left, "previous auth kind (or move the cursor)", None),
     b(Wizard, &[k(KeyCode::Right)], C::Right, "next auth kind (or move the cursor)", Some("auth kind")),
+    b(Wizard, &[ctrl('y')], C::CopyLoginUrl, "copy the sign-in URL (OSC 52), to open it in a browser on another machine", None),
     b(Wizard, &[k(KeyCode::Esc)], C::Back, "cancel: stop the login and remove a connection it left without a token", Some("cancel")),
     b(Confirm, &[c('y'), k(KeyCode::Enter)], C::Confirm, "yes, do it", Some("yes")),
     b(Confirm, &[c('n'), k(KeyCode::Esc)], C::Back, "no, keep everything", Some("no")),

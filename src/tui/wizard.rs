@@ -465,6 +465,13 @@ impl Wizard {
 fn running_command(progress: &Progress, command: Command, store: &Store) -> Outcome {
     let status = progress.status(store);
     match command {
+        Command::CopyLoginUrl => {
+            let url = progress.steps.iter().find_map(|(s, _)| match s {
+                LoginStep::BrowserOpened { url } => Some(url.clone()),
+                _ => None,
+            });
+            Outcome::stay(url.map(|url| Effect::Clipboard(Secret::new(url))))
+        }
         Command::Submit => match status {
             Status::Done => Outcome {
                 effect: None,

@@ -239,7 +239,7 @@ fn paste_lines(app: &App, wizard: &Wizard, progress: &Progress) -> Vec<Line<'sta
     let mut lines = vec![
         Line::raw(""),
         Line::styled(
-            " Browser on another machine? When the sign-in ends there on a page that does not load,",
+            " Browser elsewhere (SSH)? When the sign-in ends on a page that cannot load,",
             theme.muted(),
         ),
         Line::styled(
@@ -338,7 +338,7 @@ fn step_lines(
     }
     if let LoginStep::BrowserOpened { url } = step {
         lines.push(Line::styled(
-            "   If no browser opened here (SSH), open this URL:",
+            "   If no browser opened here (SSH), open this URL (Ctrl-Y copies it):",
             theme.muted(),
         ));
         lines.push(Line::styled(format!("   {url}"), theme.fg(theme.accent)));
