@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::BytesMut;
 use chrono::Utc;
@@ -29,35 +29,41 @@ use crate::vault::{
 const AUTH_ERROR: i64 = -32001;
 const UPSTREAM_ERROR: i64 = -32002;
 
+/// Forwards one call whose body has been read whole, and counts it for its client.
 pub async fn forward(
     proxy: &Proxy,
     connection: &Connection,
     label: &str,
-    request: Request<Incoming>,
+    parts: &Parts,
+    body: Bytes,
 ) -> Answer {
     let started = Instant::now();
     let name = connection.name.as_str();
-    let (parts, body) = request.into_parts();
-    let response = match read_body(body, proxy.config.max_body_bytes).await {
-        Ok(body) => forward_buffered(proxy, connection, &parts, body, started).await,
-        Err(BodyError::TooLarge) => own((
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "tether: the request body is larger than {} bytes (proxy.max_body_bytes in config.toml)",
-                proxy.config.max_body_bytes
-            ),
-        )),
-        Err(BodyError::Unreadable(e)) => own((
-            StatusCode::BAD_REQUEST,
-            format!("tether: the request body could not be read ({e})"),
-        )),
-    };
+    let response = forward_buffered(proxy, connection, parts, body, started).await;
     // An answer tether wrote itself stands for a failure (the upstream's are passed on).
     let ok = response.status().is_success() && matches!(response.body(), Reply::Upstream(_));
     proxy
         .engine
         .record_traffic(name, label, ok, started.elapsed());
     response
+}
+
+/// The answer to a request body over `proxy.max_body_bytes`.
+pub fn too_large(limit: usize) -> Answer {
+    own((
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "tether: the request body is larger than {limit} bytes (proxy.max_body_bytes in config.toml)"
+        ),
+    ))
+}
+
+/// The answer to a request body that could not be read (broken framing).
+pub fn unreadable(reason: &dyn std::fmt::Display) -> Answer {
+    own((
+        StatusCode::BAD_REQUEST,
+        format!("tether: the request body could not be read ({reason})"),
+    ))
 }
 
 /// A local answer tether wrote itself.
@@ -74,7 +80,7 @@ pub fn no_connection(name: &str) -> Answer {
     ))
 }
 
-enum BodyError {
+pub enum BodyError {
     TooLarge,
     Unreadable(hyper::Error),
 }
@@ -82,7 +88,7 @@ enum BodyError {
 /// The whole request body, refused once it passes `limit` bytes (at once when its
 /// declared length does). A body that arrives in one piece — nearly every JSON-RPC
 /// message — is passed on without a copy.
-async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
     if body.size_hint().lower() > limit as u64 {
         discard_rest(&mut body).await;
         return Err(BodyError::TooLarge);

@@ -299,6 +299,66 @@ fn write_request(out: &mut Vec<u8>, request: &Outgoing<'_>) {
     out.extend_from_slice(request.body);
 }
 
+/// What a message's header fields say about its framing and its connection (RFC 9112
+/// §6.1, §6.3, §9.3), for requests and answers alike.
+pub(super) struct FramingFields {
+    http10: bool,
+    /// `Content-Length`, when given (all copies agreeing).
+    pub length: Option<u64>,
+    /// `Transfer-Encoding`, when given: whether its last coding is `chunked`.
+    pub chunked: Option<bool>,
+    /// `Connection: close`.
+    pub close: bool,
+    /// `Connection: keep-alive` on an HTTP/1.0 message.
+    pub keep_alive: bool,
+}
+
+impl FramingFields {
+    pub fn new(http10: bool) -> Self {
+        Self {
+            http10,
+            length: None,
+            chunked: None,
+            close: false,
+            keep_alive: false,
+        }
+    }
+
+    /// Takes note of one header field; why the message is unusable, if it is.
+    pub fn read(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), &'static str> {
+        if *name == header::CONTENT_LENGTH {
+            let length = std::str::from_utf8(value)
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or("the Content-Length is not a number")?;
+            if self.length.is_some_and(|l| l != length) {
+                return Err("two different Content-Lengths");
+            }
+            self.length = Some(length);
+        } else if *name == header::TRANSFER_ENCODING {
+            // The last coding counts; `chunked` anywhere else is not a framing.
+            self.chunked = Some(
+                value
+                    .rsplit(|b| *b == b',')
+                    .next()
+                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked")),
+            );
+        } else if *name == header::CONNECTION {
+            for token in value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && self.http10 {
+                    self.keep_alive = true;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A header field kept from an answer's head: its name, and where its value lies in the
 /// head's bytes.
 type Kept = (HeaderName, std::ops::Range<usize>);
@@ -344,42 +404,13 @@ fn parse_head(
     }
     let start = read.as_ptr() as usize;
     kept.clear();
-    let mut length: Option<u64> = None;
-    let mut chunked = None;
-    let mut close = parsed.version != Some(1);
+    let mut fields = FramingFields::new(parsed.version == Some(0));
     for field in parsed.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| H1Error::Invalid(format!("header name '{}'", field.name)))?;
-        if name == header::CONTENT_LENGTH {
-            let value = std::str::from_utf8(field.value)
-                .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| H1Error::Invalid("an unreadable Content-Length".into()))?;
-            if length.is_some_and(|l| l != value) {
-                return Err(H1Error::Invalid("two different Content-Lengths".into()));
-            }
-            length = Some(value);
-        } else if name == header::TRANSFER_ENCODING {
-            // The last coding counts; `chunked` anywhere else is not a framing.
-            chunked = Some(
-                field
-                    .value
-                    .rsplit(|b| *b == b',')
-                    .next()
-                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked")),
-            );
-        } else if name == header::CONNECTION {
-            for token in field.value.split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && parsed.version == Some(0) {
-                    close = false;
-                }
-            }
-        }
+        fields
+            .read(&name, field.value)
+            .map_err(|why| H1Error::Invalid(why.into()))?;
         // A challenge is kept for the forwarder to read where it means something (it is
         // never passed on).
         let challenge = name == header::WWW_AUTHENTICATE
@@ -391,7 +422,8 @@ fn parse_head(
     }
     let no_body =
         head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    let framing = match (no_body, chunked, length) {
+    let close = fields.close || parsed.version != Some(1) && !fields.keep_alive;
+    let framing = match (no_body, fields.chunked, fields.length) {
         (true, _, _) => Framing::Empty,
         (false, Some(true), _) => Framing::Chunked,
         (false, Some(false), _) => Framing::UntilClose,
@@ -567,7 +599,7 @@ impl<H: Home + Unpin> hyper::body::Body for Body<H> {
 
 /// Where a chunked body's decoding stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunks {
+pub(super) enum Chunks {
     /// Before a chunk-size line.
     Size,
     /// In a chunk's data, with this many bytes left.
@@ -579,7 +611,7 @@ enum Chunks {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Step {
+pub(super) enum Step {
     Data(Bytes),
     /// The body ended (trailers, if any, read and dropped).
     End,
@@ -589,7 +621,7 @@ enum Step {
 
 impl Chunks {
     /// Decodes from the start of `read`, taking what it used.
-    fn next(&mut self, read: &mut BytesMut) -> Result<Step, H1Error> {
+    pub(super) fn next(&mut self, read: &mut BytesMut) -> Result<Step, H1Error> {
         loop {
             match *self {
                 Chunks::Size => match httparse::parse_chunk_size(read) {
