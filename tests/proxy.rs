@@ -662,3 +662,143 @@ async fn a_rejected_api_key_is_explained() {
     drop(serve);
     sim.shutdown().await;
 }
+
+/// The proxy's HTTP/1.1 server as clients of every kind reach it: requests pipelined in one
+/// write, an HTTP/1.0 client, `Expect: 100-continue`, ambiguous framing refused, an
+/// oversized head, and an HTTP/2 client by prior knowledge (served by hyper).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_http_client_is_served_and_ambiguity_refused() {
+    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let secret = secret_for(&home, "generic", "raw");
+    let serve = Serve::start(&home);
+    let base = serve.base.clone();
+    let body = serde_json::to_string(&list_tools()).unwrap();
+    let post = |extra: &str| {
+        format!(
+            "POST /s/{secret}/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+            body.len()
+        )
+    };
+    let answers = |raw: &str| raw.matches("HTTP/1.1 200 OK").count();
+
+    // Two requests in one write, the second closing: two answers, in order, then the close.
+    let pipelined = format!("{}{}", post(""), post("Connection: close\r\n"));
+    let raw = tokio::task::spawn_blocking({
+        let base = base.clone();
+        move || raw_exchange(&base, &pipelined)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answers(&raw), 2, "{raw}");
+    assert_eq!(raw.matches("\"tools\"").count(), 2, "{raw}");
+    assert!(raw.contains("connection: close"), "{raw}");
+
+    // HTTP/1.0 without keep-alive: one answer with its length, then the close.
+    let old = post("").replacen("HTTP/1.1", "HTTP/1.0", 1);
+    let raw = tokio::task::spawn_blocking({
+        let base = base.clone();
+        move || raw_exchange(&base, &old)
+    })
+    .await
+    .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200 OK"), "{raw}");
+    assert!(
+        raw.contains("content-length: ") && raw.contains("\"tools\""),
+        "{raw}"
+    );
+
+    // Expect: 100-continue is answered before the body is sent.
+    let raw = tokio::task::spawn_blocking({
+        let base = base.clone();
+        let (secret, body) = (secret.clone(), body.clone());
+        move || {
+            use std::io::{Read, Write};
+            let mut tcp = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let head = format!(
+                "POST /s/{secret}/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            tcp.write_all(head.as_bytes()).unwrap();
+            let mut interim = [0u8; 25];
+            tcp.read_exact(&mut interim).unwrap();
+            assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+            tcp.write_all(body.as_bytes()).unwrap();
+            let mut rest = Vec::new();
+            let _ = tcp.read_to_end(&mut rest);
+            String::from_utf8_lossy(&rest).into_owned()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200 OK"), "{raw}");
+
+    // Framing two parsers could read two ways is refused, and the reason given.
+    for (extra, why) in [
+        (
+            "Transfer-Encoding: chunked\r\n",
+            "both Transfer-Encoding and Content-Length",
+        ),
+        ("Content-Length: 3\r\n", "two different Content-Lengths"),
+    ] {
+        let request = post(extra);
+        let raw = tokio::task::spawn_blocking({
+            let base = base.clone();
+            move || raw_exchange(&base, &request)
+        })
+        .await
+        .unwrap();
+        assert!(raw.starts_with("HTTP/1.1 400 Bad Request"), "{raw}");
+        assert!(
+            raw.contains(why) && raw.contains("connection: close"),
+            "{raw}"
+        );
+    }
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: {}\r\n\r\n",
+        "x".repeat(70 * 1024)
+    );
+    let raw = tokio::task::spawn_blocking({
+        let base = base.clone();
+        move || raw_exchange(&base, &huge)
+    })
+    .await
+    .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 431"), "{raw}");
+
+    // An HTTP/2 client that starts without negotiating.
+    let h2 = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-w",
+            "\n%{http_version} %{http_code}",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "accept: application/json",
+            "-H",
+            "mcp-protocol-version: 2026-07-28",
+            "-H",
+            "mcp-method: tools/list",
+            "-d",
+            &body,
+            &format!("{base}/s/{secret}/mcp"),
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&h2.stdout);
+    assert!(
+        out.ends_with("\n2 200") && out.contains("\"tools\""),
+        "{out}"
+    );
+
+    assert_eq!(
+        rpc(&format!("{base}/s/{secret}/mcp"), list_tools())
+            .await
+            .status(),
+        200
+    );
+    assert!(sim.stats().totals.mcp_requests >= 6);
+    serve.stop();
+}

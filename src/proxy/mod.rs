@@ -1,6 +1,7 @@
 //! The local proxy (DESIGN §7, SPEC §B): one stable MCP endpoint per connection for every
 //! local client. [`spawn`] serves it — for `tether serve`, the TUI and the stdio bridge —
-//! with hyper's server (HTTP/1.1, or HTTP/2 for a client that opens with its preface).
+//! with tether's own HTTP/1.1 server (`server`), or hyper's for a client that opens with
+//! the HTTP/2 preface.
 //!
 //! Routes: `/s/<secret>/mcp` (the secret in the path, for clients that cannot send
 //! headers), `/c/<name>/mcp` (the secret as `Authorization: Bearer`), answered directly;
