@@ -152,7 +152,11 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
         let head_only = parts.method == Method::HEAD;
         let version = parts.version;
         if let Some(refused) = handler.refusal(&parts) {
-            // The body is not read: the connection closes after the refusal.
+            // The body is not used: what the client still sends of it is read and dropped
+            // (so the refusal is not lost to a reset), and the connection closes.
+            if framing != Framing::Length(0) {
+                client.discard(framing, Chunks::Size).await;
+            }
             client.answer(refused, head_only, version, true).await?;
             return Ok(());
         }
@@ -228,7 +232,7 @@ impl Client {
         if let Framing::Length(n) = framing
             && n > limit as u64
         {
-            self.discard(Some(n)).await;
+            self.discard(framing, Chunks::Size).await;
             return Ok(Err(forward::too_large(limit)));
         }
         if expect_continue {
@@ -250,7 +254,7 @@ impl Client {
                 loop {
                     match chunks.next(&mut self.read) {
                         Ok(Step::Data(data)) if body.len() + data.len() > limit => {
-                            self.discard(None).await;
+                            self.discard(framing, chunks).await;
                             return Ok(Err(forward::too_large(limit)));
                         }
                         Ok(Step::Data(data)) => body.extend_from_slice(&data),
@@ -267,19 +271,44 @@ impl Client {
         }
     }
 
-    /// Reads and drops up to 1 MiB (and at most `declared` bytes) of a refused body, for
-    /// up to 5 s, so that a client still sending reads the refusal rather than a reset.
-    async fn discard(&mut self, declared: Option<u64>) {
-        let most = declared.map_or(DRAIN_AT_MOST, |d| (d as usize).min(DRAIN_AT_MOST));
+    /// Reads and drops what is left of a refused body — up to 1 MiB of it, for up to 5 s —
+    /// so that a client still sending reads the refusal rather than a reset. `chunks` is
+    /// where a chunked body's decoding stands.
+    async fn discard(&mut self, framing: Framing, chunks: Chunks) {
         let drain = async {
-            let mut seen = self.read.len();
-            self.read.clear();
-            while seen < most {
-                match self.fill().await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => seen += n,
+            match framing {
+                Framing::Length(n) => {
+                    let most = n.min(DRAIN_AT_MOST as u64) as usize;
+                    let mut seen = self.read.len();
+                    self.read.clear();
+                    while seen < most {
+                        match self.fill().await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen += n,
+                        }
+                        self.read.clear();
+                    }
                 }
-                self.read.clear();
+                Framing::Chunked => {
+                    let mut chunks = chunks;
+                    let mut dropped = 0;
+                    loop {
+                        match chunks.next(&mut self.read) {
+                            Ok(Step::Data(data)) => {
+                                dropped += data.len();
+                                if dropped > DRAIN_AT_MOST {
+                                    return;
+                                }
+                            }
+                            Ok(Step::More) => {
+                                if !matches!(self.fill().await, Ok(n) if n > 0) {
+                                    return;
+                                }
+                            }
+                            Ok(Step::End) | Err(_) => return,
+                        }
+                    }
+                }
             }
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
