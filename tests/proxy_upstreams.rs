@@ -550,3 +550,68 @@ async fn a_malformed_upstream_answer_is_named_and_the_proxy_serves_on() {
     assert_eq!((status, body.as_str()), (200, TOOLS), "the proxy serves on");
     serve.stop();
 }
+
+/// An upstream that takes each request and then answers nothing (`silent`) or the head and
+/// one event of an SSE stream (otherwise), and reports when the proxy closes its side.
+async fn abandoned_upstream(silent: bool) -> (u16, tokio::sync::mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (closed, seen) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                if read_request(&mut tcp).await.is_none() {
+                    return;
+                }
+                if !silent {
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                    let event = "id: 1\nevent: message\ndata: {}\n\n";
+                    let chunk = format!("{head}{:x}\r\n{event}\r\n", event.len());
+                    let _ = tcp.write_all(chunk.as_bytes()).await;
+                }
+                // Nothing more is sent; the proxy closing its side ends the read.
+                let mut buf = [0u8; 64];
+                while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+                let _ = closed.send(()).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_drops_its_upstream_request() {
+    for silent in [true, false] {
+        let (port, mut closed) = abandoned_upstream(silent).await;
+        let home = Home::new();
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        home.run(&["add", "slow", &url, "--no-auth"]).ok();
+        let secret = secret_for(&home, "slow", "test");
+        let serve = Serve::start(&home);
+        let request = format!(
+            "POST /s/{secret}/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+        );
+        let mut client = tokio::net::TcpStream::connect(serve.base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        client.write_all(request.as_bytes()).await.unwrap();
+        if silent {
+            // Waiting for an answer that does not come.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        } else {
+            // The stream's first event arrives; then the client leaves.
+            let mut first = [0u8; 256];
+            let n = client.read(&mut first).await.unwrap();
+            assert!(String::from_utf8_lossy(&first[..n]).contains("200 OK"));
+        }
+        drop(client);
+        let dropped = tokio::time::timeout(std::time::Duration::from_secs(20), closed.recv()).await;
+        assert!(
+            matches!(dropped, Ok(Some(()))),
+            "the upstream request outlived its client (silent upstream: {silent})"
+        );
+        serve.stop();
+    }
+}
