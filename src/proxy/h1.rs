@@ -28,14 +28,13 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::framing::{Chunks, FramingError, FramingFields, Step};
+
 /// An answer's head may not be larger than this.
 const MAX_HEAD: usize = 64 * 1024;
 
 /// …nor carry more header fields than this.
 const MAX_HEADERS: usize = 100;
-
-/// A chunk-size line (with its extensions) or a trailer field may not be longer.
-const MAX_LINE: usize = 8 * 1024;
 
 /// A write buffer that grew past this (a large request body) is let go after the write.
 const KEEP_WRITE_ROOM: usize = 64 * 1024;
@@ -55,6 +54,12 @@ pub enum H1Error {
     Invalid(String),
     #[error("{0}")]
     Io(#[from] io::Error),
+}
+
+impl From<FramingError> for H1Error {
+    fn from(e: FramingError) -> Self {
+        H1Error::Invalid(e.0.to_string())
+    }
 }
 
 /// The byte stream of an upstream connection: plain TCP, or TLS over it.
@@ -299,66 +304,6 @@ fn write_request(out: &mut Vec<u8>, request: &Outgoing<'_>) {
     out.extend_from_slice(request.body);
 }
 
-/// What a message's header fields say about its framing and its connection (RFC 9112
-/// §6.1, §6.3, §9.3), for requests and answers alike.
-pub(super) struct FramingFields {
-    http10: bool,
-    /// `Content-Length`, when given (all copies agreeing).
-    pub length: Option<u64>,
-    /// `Transfer-Encoding`, when given: whether its last coding is `chunked`.
-    pub chunked: Option<bool>,
-    /// `Connection: close`.
-    pub close: bool,
-    /// `Connection: keep-alive` on an HTTP/1.0 message.
-    pub keep_alive: bool,
-}
-
-impl FramingFields {
-    pub fn new(http10: bool) -> Self {
-        Self {
-            http10,
-            length: None,
-            chunked: None,
-            close: false,
-            keep_alive: false,
-        }
-    }
-
-    /// Takes note of one header field; why the message is unusable, if it is.
-    pub fn read(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), &'static str> {
-        if *name == header::CONTENT_LENGTH {
-            let length = std::str::from_utf8(value)
-                .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or("the Content-Length is not a number")?;
-            if self.length.is_some_and(|l| l != length) {
-                return Err("two different Content-Lengths");
-            }
-            self.length = Some(length);
-        } else if *name == header::TRANSFER_ENCODING {
-            // The last coding counts; `chunked` anywhere else is not a framing.
-            self.chunked = Some(
-                value
-                    .rsplit(|b| *b == b',')
-                    .next()
-                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked")),
-            );
-        } else if *name == header::CONNECTION {
-            for token in value.split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    self.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && self.http10 {
-                    self.keep_alive = true;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A header field kept from an answer's head: its name, and where its value lies in the
 /// head's bytes.
 type Kept = (HeaderName, std::ops::Range<usize>);
@@ -597,141 +542,12 @@ impl<H: Home + Unpin> hyper::body::Body for Body<H> {
     }
 }
 
-/// Where a chunked body's decoding stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Chunks {
-    /// Before a chunk-size line.
-    Size,
-    /// In a chunk's data, with this many bytes left.
-    Data(u64),
-    /// After a chunk's data, before its CRLF.
-    DataEnd,
-    /// After the last chunk: trailer fields, then an empty line.
-    Trailers,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Step {
-    Data(Bytes),
-    /// The body ended (trailers, if any, read and dropped).
-    End,
-    /// More bytes are needed.
-    More,
-}
-
-impl Chunks {
-    /// Decodes from the start of `read`, taking what it used.
-    pub(super) fn next(&mut self, read: &mut BytesMut) -> Result<Step, H1Error> {
-        loop {
-            match *self {
-                Chunks::Size => match httparse::parse_chunk_size(read) {
-                    Ok(httparse::Status::Complete((used, size))) => {
-                        read.advance(used);
-                        *self = if size == 0 {
-                            Chunks::Trailers
-                        } else {
-                            Chunks::Data(size)
-                        };
-                    }
-                    Ok(httparse::Status::Partial) if read.len() < MAX_LINE => {
-                        return Ok(Step::More);
-                    }
-                    _ => return Err(H1Error::Invalid("a malformed chunk size".into())),
-                },
-                Chunks::Data(left) => {
-                    if read.is_empty() {
-                        return Ok(Step::More);
-                    }
-                    let n = left.min(read.len() as u64);
-                    let data = read.split_to(n as usize).freeze();
-                    *self = if n == left {
-                        Chunks::DataEnd
-                    } else {
-                        Chunks::Data(left - n)
-                    };
-                    return Ok(Step::Data(data));
-                }
-                Chunks::DataEnd => {
-                    if read.len() < 2 {
-                        return Ok(Step::More);
-                    }
-                    if &read[..2] != b"\r\n" {
-                        return Err(H1Error::Invalid("a chunk not ended by CRLF".into()));
-                    }
-                    read.advance(2);
-                    *self = Chunks::Size;
-                }
-                Chunks::Trailers => {
-                    let Some(end) = read.windows(2).position(|w| w == b"\r\n") else {
-                        if read.len() >= MAX_LINE {
-                            return Err(H1Error::Invalid("a trailer field too long".into()));
-                        }
-                        return Ok(Step::More);
-                    };
-                    read.advance(end + 2);
-                    if end == 0 {
-                        return Ok(Step::End);
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn keep_all(_: &HeaderName) -> bool {
         true
-    }
-
-    /// Decodes `wire` fed in pieces of `step` bytes.
-    fn dechunk(wire: &[u8], step: usize) -> Result<(Vec<u8>, usize), H1Error> {
-        let mut chunks = Chunks::Size;
-        let mut read = BytesMut::new();
-        let mut out = Vec::new();
-        let mut fed = 0;
-        loop {
-            match chunks.next(&mut read)? {
-                Step::Data(d) => out.extend_from_slice(&d),
-                Step::End => return Ok((out, read.len() + wire.len() - fed)),
-                Step::More => {
-                    if fed == wire.len() {
-                        return Err(H1Error::ClosedMidAnswer);
-                    }
-                    let n = step.min(wire.len() - fed);
-                    read.extend_from_slice(&wire[fed..fed + n]);
-                    fed += n;
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn chunked_bodies_decode_whatever_pieces_they_arrive_in() {
-        let wire =
-            b"5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nx-trailer: 1\r\n\r\n";
-        for step in 1..=wire.len() {
-            let (body, left) = dechunk(wire, step).unwrap();
-            assert_eq!(body, b"helloabcdefghijklmnopqrstuvwxyz", "step {step}");
-            assert_eq!(left, 0, "step {step}");
-        }
-    }
-
-    #[test]
-    fn broken_chunked_framing_is_an_error_not_a_guess() {
-        for wire in [
-            &b"zz\r\nhello\r\n0\r\n\r\n"[..],
-            b"5\r\nhelloXX0\r\n\r\n",
-            b"5\r\nhel",
-        ] {
-            assert!(
-                dechunk(wire, 3).is_err(),
-                "{}",
-                String::from_utf8_lossy(wire)
-            );
-        }
     }
 
     /// The head parsed from `wire`, and how many bytes of `wire` it left.

@@ -10,6 +10,7 @@
 
 mod drain;
 mod forward;
+mod framing;
 mod guard;
 mod h1;
 mod metrics;

@@ -35,7 +35,7 @@ use hyper::body::Body as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::h1::{Chunks, FramingFields, Step};
+use super::framing::{Chunks, FramingFields, Step};
 use super::{Answer, Handler, forward};
 
 /// A request's head may not be larger than this…
