@@ -131,7 +131,19 @@ struct Everything {
 }
 
 impl Everything {
+    /// Started on a port picked free just before: another process of the test run may take
+    /// it in between, so the server that answers there is checked, and another port tried.
     fn start(node: &Path) -> Self {
+        for _ in 0..5 {
+            let everything = Self::start_once(node);
+            if everything.answers() {
+                return everything;
+            }
+        }
+        panic!("server-everything never answered on the port it was given");
+    }
+
+    fn start_once(node: &Path) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -162,6 +174,25 @@ impl Everything {
             child,
             url: format!("http://127.0.0.1:{port}/mcp"),
         }
+    }
+
+    /// Whether `initialize` at the URL is answered by server-everything itself.
+    fn answers(&self) -> bool {
+        let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}}}"#;
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-H",
+                "content-type: application/json",
+                "-H",
+                "accept: application/json, text/event-stream",
+                "-d",
+                initialize,
+                &self.url,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("mcp-servers/everything")
     }
 }
 
