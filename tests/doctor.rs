@@ -45,9 +45,8 @@ fn a_healthy_connection_passes_every_check() {
     drop(sim);
 }
 
-#[test]
-fn a_revoked_grant_is_named_and_fails_the_run() {
-    let (home, sim) = signed_in("linear");
+/// Revokes every grant at the simulator, as a user revoking the app's access does.
+fn revoke_all(sim: &common::Sim) {
     let revoked = std::process::Command::new("curl")
         .args([
             "-fsS",
@@ -58,6 +57,12 @@ fn a_revoked_grant_is_named_and_fails_the_run() {
         .status()
         .unwrap();
     assert!(revoked.success());
+}
+
+#[test]
+fn a_revoked_grant_is_named_and_fails_the_run() {
+    let (home, sim) = signed_in("linear");
+    revoke_all(&sim);
     // The next refresh discovers the dead grant.
     assert_eq!(home.run(&["refresh", "linear"]).status, 1);
     let run = home.run(&["doctor", "linear", "--json"]);
@@ -87,16 +92,7 @@ fn a_dead_grant_beside_a_client_of_its_own_is_rotated_elsewhere() {
         ),
     )
     .unwrap();
-    let revoked = std::process::Command::new("curl")
-        .args([
-            "-fsS",
-            "-X",
-            "POST",
-            &format!("{}/__sim/revoke-all", sim.base),
-        ])
-        .status()
-        .unwrap();
-    assert!(revoked.success());
+    revoke_all(&sim);
     assert_eq!(home.run(&["refresh", "linear"]).status, 1);
     let status = home.run(&["status", "linear", "--json"]).ok();
     let state: Value = serde_json::from_str(&status.stdout).unwrap();

@@ -147,6 +147,18 @@ fn serve_remote(home: &Home, port: u16, pem: &str) -> (Serve, String) {
     (serve, endpoint)
 }
 
+/// `tether serve` with the `--no-auth` connection `name` to the HTTP upstream on `port`,
+/// and a client's endpoint.
+fn serve_plain(port: u16, name: &str) -> (Home, Serve, String) {
+    let home = Home::new();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    home.run(&["add", name, &url, "--no-auth"]).ok();
+    let secret = secret_for(&home, name, "test");
+    let serve = Serve::start(&home);
+    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    (home, serve, endpoint)
+}
+
 /// The SSE event ids in `stream`.
 fn event_ids(stream: &str) -> Vec<&str> {
     stream
@@ -261,12 +273,7 @@ async fn closing_upstream() -> (u16, Arc<AtomicUsize>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_closing_each_connection_costs_no_call() {
     let (port, requests) = closing_upstream().await;
-    let home = Home::new();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    home.run(&["add", "short", &url, "--no-auth"]).ok();
-    let secret = secret_for(&home, "short", "test");
-    let serve = Serve::start(&home);
-    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    let (_home, serve, endpoint) = serve_plain(port, "short");
     for i in 0..30 {
         let (status, body) = call(&endpoint, "tools/list").await;
         assert_eq!((status, body.as_str()), (200, TOOLS), "call {i}");
@@ -438,12 +445,7 @@ fn large_answer() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_pass_whole_both_ways() {
     let (port, requests) = framing_upstream().await;
-    let home = Home::new();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    home.run(&["add", "framed", &url, "--no-auth"]).ok();
-    let secret = secret_for(&home, "framed", "test");
-    let serve = Serve::start(&home);
-    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    let (_home, serve, endpoint) = serve_plain(port, "framed");
 
     let request = json!({"jsonrpc": "2.0", "id": 1, "method": "echo-length",
                          "params": {"blob": "z".repeat(3 << 20)}});
@@ -478,12 +480,7 @@ async fn large_bodies_pass_whole_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_http11_framing_reaches_the_client_whole() {
     let (port, requests) = framing_upstream().await;
-    let home = Home::new();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    home.run(&["add", "framed", &url, "--no-auth"]).ok();
-    let secret = secret_for(&home, "framed", "test");
-    let serve = Serve::start(&home);
-    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    let (_home, serve, endpoint) = serve_plain(port, "framed");
 
     let (status, stream) = call(&endpoint, "chunked").await;
     assert_eq!(status, 200);
@@ -513,12 +510,7 @@ async fn every_http11_framing_reaches_the_client_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_upstream_answer_is_named_and_the_proxy_serves_on() {
     let (port, _) = framing_upstream().await;
-    let home = Home::new();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    home.run(&["add", "framed", &url, "--no-auth"]).ok();
-    let secret = secret_for(&home, "framed", "test");
-    let serve = Serve::start(&home);
-    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    let (_home, serve, endpoint) = serve_plain(port, "framed");
 
     let (status, body) = call(&endpoint, "two-lengths").await;
     assert_eq!(status, 200, "a JSON-RPC error, not an HTTP failure: {body}");
@@ -585,13 +577,10 @@ async fn abandoned_upstream(silent: bool) -> (u16, tokio::sync::mpsc::Receiver<(
 async fn a_client_that_goes_away_drops_its_upstream_request() {
     for silent in [true, false] {
         let (port, mut closed) = abandoned_upstream(silent).await;
-        let home = Home::new();
-        let url = format!("http://127.0.0.1:{port}/mcp");
-        home.run(&["add", "slow", &url, "--no-auth"]).ok();
-        let secret = secret_for(&home, "slow", "test");
-        let serve = Serve::start(&home);
+        let (_home, serve, endpoint) = serve_plain(port, "slow");
+        let path = endpoint.trim_start_matches(&serve.base);
         let request = format!(
-            "POST /s/{secret}/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
         );
         let mut client = tokio::net::TcpStream::connect(serve.base.trim_start_matches("http://"))
             .await

@@ -2,11 +2,32 @@
 //! and its client toward upstreams: what the header fields say about where a body ends and
 //! whether the connection stays open, and the decoding of a chunked body piece by piece.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::http::{HeaderName, header};
 use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncRead;
 
 /// A chunk-size line (with its extensions) or a trailer field may not be longer.
 const MAX_LINE: usize = 8 * 1024;
+
+/// Room made in a read buffer before each read.
+pub const READ_AHEAD: usize = 8 * 1024;
+
+/// Reads what `stream` has into `read`'s spare room (made first when short); the bytes
+/// read, 0 at the end of the stream.
+pub fn fill<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    read: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if read.capacity() - read.len() < READ_AHEAD / 2 {
+        read.reserve(READ_AHEAD);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(stream), cx, read)
+}
 
 /// Why a message cannot be framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -28,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::framing::{Chunks, FramingError, FramingFields, Step};
+use super::framing::{Chunks, FramingError, FramingFields, READ_AHEAD, Step, fill};
 
 /// An answer's head may not be larger than this.
 const MAX_HEAD: usize = 64 * 1024;
@@ -38,9 +38,6 @@ const MAX_HEADERS: usize = 100;
 
 /// A write buffer that grew past this (a large request body) is let go after the write.
 const KEEP_WRITE_ROOM: usize = 64 * 1024;
-
-/// Room made in the read buffer before each read.
-const READ_AHEAD: usize = 8 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum H1Error {
@@ -253,14 +250,6 @@ impl Conn {
             }
         }
     }
-}
-
-/// Reads what the stream has into `read`'s spare room; the bytes read.
-fn fill(stream: &mut Stream, read: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    if read.capacity() - read.len() < READ_AHEAD / 2 {
-        read.reserve(READ_AHEAD);
-    }
-    tokio_util::io::poll_read_buf(Pin::new(stream), cx, read)
 }
 
 /// The request line, the headers that pass, `Host`, `User-Agent`, the credential and the

@@ -35,7 +35,7 @@ use hyper::body::Body as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::framing::{Chunks, FramingFields, Step};
+use super::framing::{Chunks, FramingFields, READ_AHEAD, Step, fill};
 use super::{Answer, Handler, forward};
 
 /// A request's head may not be larger than this…
@@ -43,9 +43,6 @@ const MAX_HEAD: usize = 64 * 1024;
 
 /// …nor carry more header fields.
 const MAX_HEADERS: usize = 100;
-
-/// Room made in the read buffer before each read.
-const READ_AHEAD: usize = 8 * 1024;
 
 /// Of a refused body, at most this much more is read before the refusal is sent.
 const DRAIN_AT_MOST: usize = 1 << 20;
@@ -579,14 +576,6 @@ fn parse_head(
 
 fn bad_request(why: &str) -> Answer {
     forward::own((StatusCode::BAD_REQUEST, format!("tether: {why}")))
-}
-
-/// Reads what the socket has into `read`'s spare room; the bytes read.
-fn fill(tcp: &mut TcpStream, read: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    if read.capacity() - read.len() < READ_AHEAD / 2 {
-        read.reserve(READ_AHEAD);
-    }
-    tokio_util::io::poll_read_buf(Pin::new(tcp), cx, read)
 }
 
 fn is_gone(e: &io::Error) -> bool {
