@@ -148,29 +148,30 @@ pub async fn revoke(vault: &Vault, name: &str, label: &str) -> Result<(), Access
         .await
 }
 
-/// The client of `connection` whose secret is `presented`, compared in constant time
-/// against every stored hash.
-pub fn client_of<'a>(connection: &'a Connection, presented: &str) -> Option<&'a str> {
+/// Which client of `connection` (its position in `connection.access`) has the secret
+/// `presented`, compared in constant time against every stored hash.
+pub fn client_of(connection: &Connection, presented: &str) -> Option<usize> {
     client_of_hash(connection, &hash(presented))
 }
 
-fn client_of_hash<'a>(connection: &'a Connection, h: &[u8; 32]) -> Option<&'a str> {
+fn client_of_hash(connection: &Connection, h: &[u8; 32]) -> Option<usize> {
     let mut found = None;
-    for a in &connection.access {
+    for (i, a) in connection.access.iter().enumerate() {
         if bool::from(a.secret_hash.ct_eq(h)) {
-            found = Some(a.label.as_str());
+            found = Some(i);
         }
     }
     found
 }
 
-/// The connection and client a path secret (`/s/<secret>/mcp`) belongs to.
-pub fn find_secret<'a>(store: &'a Store, presented: &str) -> Option<(&'a Connection, &'a str)> {
+/// The connection and client a path secret (`/s/<secret>/mcp`) belongs to, as positions
+/// in `store.connections()` and that connection's `access`.
+pub fn find_secret(store: &Store, presented: &str) -> Option<(usize, usize)> {
     let h = hash(presented);
     let mut found = None;
-    for c in store.connections() {
-        if let Some(label) = client_of_hash(c, &h) {
-            found = Some((c, label));
+    for (i, c) in store.connections().iter().enumerate() {
+        if let Some(client) = client_of_hash(c, &h) {
+            found = Some((i, client));
         }
     }
     found

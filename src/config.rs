@@ -40,6 +40,9 @@ pub struct ProxyConfig {
     pub max_body_bytes: usize,
     /// Give up on an upstream that sends nothing for this long.
     pub upstream_timeout_secs: u64,
+    /// A client's request, once begun, must have arrived whole (head and body) within
+    /// this long; a client trickling bytes gets 408 and its connection closed.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ProxyConfig {
@@ -50,6 +53,7 @@ impl Default for ProxyConfig {
             allowed_origins: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             upstream_timeout_secs: 120,
+            request_timeout_secs: 30,
         }
     }
 }

@@ -265,6 +265,90 @@ async fn the_guard_refuses_rebinding_and_oversized_bodies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_and_stragglers_are_refused_before_their_bodies_are_read() {
+    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[proxy]\nmax_body_bytes = 1024\nrequest_timeout_secs = 1\n",
+    )
+    .unwrap();
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let base = serve.base.clone();
+    let before = sim.stats().totals.mcp_requests;
+    let big = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x".repeat(64 * 1024)}}});
+    // Without a valid secret, the answer is 401 — whatever the body, which is not buffered.
+    let wrong = format!("{base}/s/{}/mcp", "A".repeat(43));
+    let res = rpc(&wrong, big.clone()).await;
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("secret is not valid"));
+    let res = http()
+        .post(format!("{base}/c/generic/mcp"))
+        .header("content-type", "application/json")
+        .body(big.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // A client that lets the right secret's oversized body through still gets 413.
+    assert_eq!(
+        rpc(&format!("{base}/s/{secret}/mcp"), big).await.status(),
+        413
+    );
+    assert_eq!(
+        sim.stats().totals.mcp_requests,
+        before,
+        "nothing went upstream"
+    );
+
+    // A head or a body that stops arriving is answered 408 once it is due, and the
+    // connection closed; a connection idle between requests is left open.
+    let body = list_tools().to_string();
+    let head = format!(
+        "POST /s/{secret}/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let stalled = |sent: String, pause: Duration, then: String| {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut tcp = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            tcp.write_all(sent.as_bytes()).unwrap();
+            std::thread::sleep(pause);
+            let _ = tcp.write_all(then.as_bytes());
+            let mut answer = Vec::new();
+            let _ = tcp.read_to_end(&mut answer);
+            String::from_utf8_lossy(&answer).into_owned()
+        })
+    };
+    let half_head = head[..40].to_string();
+    let raw = stalled(half_head, Duration::from_millis(2500), String::new())
+        .await
+        .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
+    assert!(raw.contains("request_timeout_secs"), "{raw}");
+    let half_body = format!("{head}{}", &body[..10]);
+    let raw = stalled(half_body, Duration::from_millis(2500), String::new())
+        .await
+        .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
+    let closing = head.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
+    let raw = stalled(
+        String::new(),
+        Duration::from_millis(2500),
+        format!("{closing}{body}"),
+    )
+    .await
+    .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200 OK"), "{raw}");
+    assert!(raw.contains("\"tools\""), "{raw}");
+    let log = serve.stop();
+    assert_no_tokens(&log);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_events_arrive_as_the_upstream_sends_them() {
     let (sim, home) = connected(Profile::Generic, 1.0).await;
     let secret = secret_for(&home, "generic", "cursor");

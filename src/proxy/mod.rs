@@ -41,6 +41,7 @@ pub use metrics::slot;
 
 use crate::config::ProxyConfig;
 use crate::engine::Engine;
+use crate::vault::Store;
 
 /// What every handler shares.
 pub struct Proxy {
@@ -267,15 +268,31 @@ fn endpoint(path: &str) -> Option<Endpoint<'_>> {
         .or_else(|| segment("/c/").map(Endpoint::Name))
 }
 
+/// What a request's head alone settles: who may send it, and where it goes. Decided
+/// before its body is read, so a body from a client without a valid secret is never
+/// buffered.
+enum Admitted {
+    /// An MCP call from client `client` of connection `connection` (positions in
+    /// `store`, the one consistent view of the vault for the whole call).
+    Call {
+        store: Arc<Store>,
+        connection: usize,
+        client: usize,
+    },
+    /// Anything else: `/healthz`, `/metrics`, unknown paths.
+    Rest,
+}
+
 impl Handler {
     /// A request as hyper's server delivers it (HTTP/2 clients).
     async fn handle(&self, request: Request<Incoming>) -> Answer {
         let (parts, body) = request.into_parts();
-        if let Some(refused) = self.refusal(&parts) {
-            return refused;
-        }
+        let admitted = match self.admit(&parts) {
+            Ok(admitted) => admitted,
+            Err(refused) => return *refused,
+        };
         match forward::read_body(body, self.proxy.config.max_body_bytes).await {
-            Ok(body) => self.handle_read(parts, body).await,
+            Ok(body) => self.handle_read(admitted, parts, body).await,
             Err(forward::BodyError::TooLarge) => {
                 forward::too_large(self.proxy.config.max_body_bytes)
             }
@@ -283,39 +300,56 @@ impl Handler {
         }
     }
 
-    /// The Host/Origin guard's refusal, before anything else is read or done.
-    fn refusal(&self, parts: &Parts) -> Option<Answer> {
-        guard::refusal(&self.proxy.config, &parts.headers, &parts.uri).map(forward::own)
+    /// Whether a request may be served, from its head alone: the Host/Origin guard first,
+    /// then the client's secret; the refusal when not.
+    fn admit(&self, parts: &Parts) -> Result<Admitted, Box<Answer>> {
+        let proxy = &*self.proxy;
+        if let Some(refused) = guard::refusal(&proxy.config, &parts.headers, &parts.uri) {
+            return Err(Box::new(forward::own(refused)));
+        }
+        let Some(endpoint) = endpoint(parts.uri.path()) else {
+            return Ok(Admitted::Rest);
+        };
+        let store = proxy.engine.store();
+        let found = match endpoint {
+            Endpoint::Secret(secret) => crate::access::find_secret(&store, secret).ok_or_else(|| {
+                unauthorized(
+                    "this endpoint's secret is not valid (revoked, or mistyped): run `tether url NAME --client LABEL` for a new one",
+                )
+            })?,
+            Endpoint::Name(name) => {
+                let connection = store
+                    .position(name)
+                    .ok_or_else(|| Box::new(forward::no_connection(name)))?;
+                let client = bearer(&parts.headers)
+                    .and_then(|s| crate::access::client_of(&store.connections()[connection], s))
+                    .ok_or_else(|| unauthorized(&format!(
+                        "send this client's tether secret as 'Authorization: Bearer <secret>': run `tether url {name} --client LABEL`"
+                    )))?;
+                (connection, client)
+            }
+        };
+        let (connection, client) = found;
+        Ok(Admitted::Call {
+            store,
+            connection,
+            client,
+        })
     }
 
-    /// A request that passed the guard, its body read whole.
-    async fn handle_read(&self, parts: Parts, body: Bytes) -> Answer {
-        let proxy = &*self.proxy;
-        // One consistent view of the vault for the whole call.
-        let store = proxy.engine.store();
-        match endpoint(parts.uri.path()) {
-            Some(Endpoint::Secret(secret)) => match crate::access::find_secret(&store, secret) {
-                Some((connection, label)) => {
-                    forward::forward(proxy, connection, label, &parts, body).await
-                }
-                None => unauthorized(
-                    "this endpoint's secret is not valid (revoked, or mistyped): run `tether url NAME --client LABEL` for a new one",
-                ),
-            },
-            Some(Endpoint::Name(name)) => {
-                let Some(connection) = store.get(name) else {
-                    return forward::no_connection(name);
-                };
-                let label =
-                    bearer(&parts.headers).and_then(|s| crate::access::client_of(connection, s));
-                match label {
-                    Some(label) => forward::forward(proxy, connection, label, &parts, body).await,
-                    None => unauthorized(&format!(
-                        "send this client's tether secret as 'Authorization: Bearer <secret>': run `tether url {name} --client LABEL`"
-                    )),
-                }
+    /// An admitted request, its body read whole.
+    async fn handle_read(&self, admitted: Admitted, parts: Parts, body: Bytes) -> Answer {
+        match admitted {
+            Admitted::Call {
+                store,
+                connection,
+                client,
+            } => {
+                let connection = &store.connections()[connection];
+                let label = connection.access[client].label.as_str();
+                forward::forward(&self.proxy, connection, label, &parts, body).await
             }
-            None => {
+            Admitted::Rest => {
                 let mut rest = self.rest.clone();
                 let request = Request::from_parts(parts, Body::from(body));
                 match rest.call(request).await {
@@ -355,14 +389,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// A local client without a valid secret. No `WWW-Authenticate` challenge: that would
 /// send the client into an OAuth dance tether does not offer.
-fn unauthorized(message: &str) -> Answer {
-    forward::own((
+fn unauthorized(message: &str) -> Box<Answer> {
+    Box::new(forward::own((
         StatusCode::UNAUTHORIZED,
         axum::Json(serde_json::json!({
             "error": "downstream_unauthorized",
             "message": format!("tether: {message}"),
         })),
-    ))
+    )))
 }
 
 async fn not_found() -> axum::response::Response {

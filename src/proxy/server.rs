@@ -89,6 +89,13 @@ struct Client {
     write: Vec<u8>,
     /// Scratch room for a request head's fields.
     kept: Vec<(HeaderName, std::ops::Range<usize>)>,
+    /// How long a request may take to arrive once begun (`proxy.request_timeout_secs`):
+    /// counted from the first wait for more of it, so a client trickling bytes cannot
+    /// hold a connection and its buffers open forever. (An idle connection between
+    /// requests is left open: clients keep them for their next call.)
+    read_within: std::time::Duration,
+    /// When the request being read must be whole.
+    due: Option<tokio::time::Instant>,
 }
 
 /// How a request's body is delimited.
@@ -112,6 +119,8 @@ enum Refused {
     Bad(String),
     /// 431.
     HeadTooLarge,
+    /// 408: the head did not arrive in time (`proxy.request_timeout_secs`).
+    Slow,
 }
 
 async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) -> io::Result<()> {
@@ -120,6 +129,10 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
         read: BytesMut::with_capacity(READ_AHEAD),
         write: Vec::with_capacity(4 * 1024),
         kept: Vec::with_capacity(16),
+        read_within: std::time::Duration::from_secs(
+            handler.proxy.config.request_timeout_secs.max(1),
+        ),
+        due: None,
     };
     let limit = handler.proxy.config.max_body_bytes;
     loop {
@@ -129,6 +142,7 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
             Some(Err(refused)) => {
                 let answer = match refused {
                     Refused::Bad(why) => bad_request(&why),
+                    Refused::Slow => too_slow(),
                     Refused::HeadTooLarge => forward::own((
                         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                         format!(
@@ -148,15 +162,19 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
         } = head;
         let head_only = parts.method == Method::HEAD;
         let version = parts.version;
-        if let Some(refused) = handler.refusal(&parts) {
-            // The body is not used: what the client still sends of it is read and dropped
-            // (so the refusal is not lost to a reset), and the connection closes.
-            if framing != Framing::Length(0) {
-                client.discard(framing, Chunks::Size).await;
+        let admitted = match handler.admit(&parts) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                // The body is not used: what the client still sends of it is read and
+                // dropped (so the refusal is not lost to a reset), and the connection
+                // closes.
+                if framing != Framing::Length(0) {
+                    client.discard(framing, Chunks::Size).await;
+                }
+                client.answer(*refused, head_only, version, true).await?;
+                return Ok(());
             }
-            client.answer(refused, head_only, version, true).await?;
-            return Ok(());
-        }
+        };
         let body = match client.body(framing, limit, expect_continue).await? {
             Ok(body) => body,
             Err(refused) => {
@@ -164,7 +182,8 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
                 return Ok(());
             }
         };
-        let call = handler.handle_read(parts, body);
+        client.due = None;
+        let call = handler.handle_read(admitted, parts, body);
         let answer = tokio::select! {
             biased;
             answer = call => answer,
@@ -198,18 +217,24 @@ impl Client {
             } else if closing.load(Ordering::SeqCst) {
                 return Ok(None);
             }
-            let idle = self.read.is_empty();
-            let read = std::future::poll_fn(|cx| {
-                // Between requests, a stop closes the connection.
-                if idle && closing.load(Ordering::SeqCst) {
-                    return Poll::Ready(Ok(0));
-                }
-                fill(&mut self.tcp, &mut self.read, cx)
-            })
-            .await;
+            let read = if self.read.is_empty() {
+                std::future::poll_fn(|cx| {
+                    // Between requests, a stop closes the connection.
+                    if closing.load(Ordering::SeqCst) {
+                        return Poll::Ready(Ok(0));
+                    }
+                    fill(&mut self.tcp, &mut self.read, cx)
+                })
+                .await
+            } else {
+                self.fill_request().await
+            };
             match read {
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Ok(Some(Err(Refused::Slow)));
+                }
                 Err(e) if is_gone(&e) => return Ok(None),
                 Err(e) => return Err(e),
             }
@@ -239,8 +264,13 @@ impl Client {
             Framing::Length(n) => {
                 let n = n as usize;
                 while self.read.len() < n {
-                    if self.fill().await? == 0 {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    match self.fill_request().await {
+                        Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                            return Ok(Err(too_slow()));
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
                 Ok(Ok(self.read.split_to(n).freeze()))
@@ -256,11 +286,14 @@ impl Client {
                         }
                         Ok(Step::Data(data)) => body.extend_from_slice(&data),
                         Ok(Step::End) => return Ok(Ok(body.freeze())),
-                        Ok(Step::More) => {
-                            if self.fill().await? == 0 {
-                                return Err(io::ErrorKind::UnexpectedEof.into());
+                        Ok(Step::More) => match self.fill_request().await {
+                            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                                return Ok(Err(too_slow()));
                             }
-                        }
+                            Err(e) => return Err(e),
+                        },
                         Err(e) => return Ok(Err(forward::unreadable(&e))),
                     }
                 }
@@ -313,6 +346,17 @@ impl Client {
 
     async fn fill(&mut self) -> io::Result<usize> {
         std::future::poll_fn(|cx| fill(&mut self.tcp, &mut self.read, cx)).await
+    }
+
+    /// Reads more of the request being received: `TimedOut` once it is due.
+    async fn fill_request(&mut self) -> io::Result<usize> {
+        let within = self.read_within;
+        let due = *self
+            .due
+            .get_or_insert_with(|| tokio::time::Instant::now() + within);
+        tokio::time::timeout_at(due, self.fill())
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
     }
 
     /// Resolves when the client has gone away (its side closed or reset); what it sends
@@ -574,6 +618,14 @@ fn parse_head(
     }))
 }
 
+/// The answer to a request that did not arrive whole in time.
+fn too_slow() -> Answer {
+    forward::own((
+        StatusCode::REQUEST_TIMEOUT,
+        "tether: the request did not arrive in time (proxy.request_timeout_secs in config.toml)",
+    ))
+}
+
 fn bad_request(why: &str) -> Answer {
     forward::own((StatusCode::BAD_REQUEST, format!("tether: {why}")))
 }
@@ -618,6 +670,7 @@ mod tests {
         match head(wire) {
             Err(Refused::Bad(why)) => why,
             Err(Refused::HeadTooLarge) => "too large".into(),
+            Err(Refused::Slow) => "slow".into(),
             Ok(_) => panic!("accepted: {wire:?}"),
         }
     }

@@ -49,6 +49,13 @@ impl Store {
         self.connections.iter().find(|c| c.name.as_str() == name)
     }
 
+    /// Where the connection `name` is in [`Store::connections`].
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.connections
+            .iter()
+            .position(|c| c.name.as_str() == name)
+    }
+
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Connection> {
         let c = self
             .connections
