@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::diagnosis::explain;
-use crate::oauth::discovery;
-use crate::oauth::refresh::{Credential, TokenManager};
+use crate::oauth::refresh::{AuthError, Credential, Current, TokenManager, Trigger};
+use crate::oauth::{discovery, www_authenticate};
 use crate::vault::{
     Auth, Connection, ConnectionState, DiagnosisCode, Evidence, RegistrationStatus, Vault,
 };
@@ -22,8 +22,14 @@ use crate::vault::{
 /// space), so it never mixes with a connection's findings.
 const CLIENT_FILES: &str = "client files";
 
-/// Clock differences beyond this break token lifetimes and are worth fixing.
+/// Clock differences beyond this skew token lifetimes and are worth fixing…
 const SKEW_WARN_SECS: i64 = 30;
+
+/// …and beyond this, servers may refuse tokens as expired or not yet valid.
+const SKEW_FAIL_SECS: i64 = 300;
+
+/// The MCP revision the doctor's `initialize` asks for.
+const PROBE_VERSION: &str = "2025-11-25";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -264,7 +270,10 @@ async fn discovery_finding(http: &reqwest::Client, c: &Connection) -> Finding {
                 f = f.with("tried", tried_line(t));
             }
             f = f
-                .with("resource", d.resource.clone())
+                .with(
+                    "resource (RFC 8707, sent on every request)",
+                    d.resource.clone(),
+                )
                 .with("PKCE S256", yes(m.supports_s256()))
                 .with(
                     "iss in responses",
@@ -307,7 +316,60 @@ async fn discovery_finding(http: &reqwest::Client, c: &Connection) -> Finding {
     }
 }
 
+/// What the cheap MCP call saw.
+struct Probe {
+    status: reqwest::StatusCode,
+    challenge: www_authenticate::BearerChallenge,
+    date: Option<DateTime<Utc>>,
+}
+
+/// `initialize` with `current`'s credential; a session the upstream opens for it is
+/// ended again (DELETE), so the check leaves nothing behind.
+async fn probe(
+    http: &reqwest::Client,
+    c: &Connection,
+    current: &Current,
+) -> Result<Probe, reqwest::Error> {
+    let signed = |req: reqwest::RequestBuilder| match &current.credential {
+        Credential::Bearer(t) => req.bearer_auth(t.expose()),
+        Credential::Header { name, value } => req.header(name.as_str(), value.expose()),
+        Credential::None => req,
+    };
+    let res = signed(http.post(c.upstream.clone()))
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": PROBE_VERSION, "capabilities": {},
+                       "clientInfo": {"name": "tether-doctor", "version": env!("CARGO_PKG_VERSION")}}
+        }))
+        .send()
+        .await?;
+    let probe = Probe {
+        status: res.status(),
+        challenge: www_authenticate::bearer(res.headers()).unwrap_or_default(),
+        date: res
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.with_timezone(&Utc)),
+    };
+    if let Some(session) = res.headers().get("mcp-session-id").cloned() {
+        drop(res);
+        let ended = signed(http.delete(c.upstream.clone()))
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", PROBE_VERSION)
+            .send()
+            .await;
+        if let Err(e) = ended {
+            tracing::debug!("ending the doctor's MCP session failed: {e}");
+        }
+    }
+    Ok(probe)
+}
+
 /// The token against the upstream with a cheap MCP call, and the clock skew it reveals.
+/// A 401 is met as the proxy meets it: one forced refresh, and the call once more.
 async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection) -> Vec<Finding> {
     let name = c.name.as_str();
     let manager = TokenManager::new(
@@ -316,66 +378,144 @@ async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection
         http.clone(),
         Arc::new(tokio::sync::Notify::new()),
     );
-    let current = match manager.credential().await {
-        Ok(current) => current,
-        Err(e) => {
-            let mut f = Finding::new(name, "token", Status::Fail, e.to_string());
-            if let Some(code) = e.diagnosis() {
-                f = f.diagnosed(code, name);
-            }
-            return vec![f];
+    let token_failed = |e: AuthError| {
+        let mut f = Finding::new(name, "token", Status::Fail, e.to_string());
+        if let Some(code) = e.diagnosis() {
+            f = f.diagnosed(code, name);
         }
+        vec![f]
     };
-    let mut req = http
-        .post(c.upstream.clone())
-        .header("accept", "application/json, text/event-stream")
-        .json(&serde_json::json!({
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                       "clientInfo": {"name": "tether-doctor", "version": env!("CARGO_PKG_VERSION")}}
-        }));
-    req = match &current.credential {
-        Credential::Bearer(t) => req.bearer_auth(t.expose()),
-        Credential::Header { name, value } => req.header(name.as_str(), value.expose()),
-        Credential::None => req,
+    let unreachable = |e: reqwest::Error| {
+        vec![
+            Finding::new(
+                name,
+                "upstream",
+                Status::Fail,
+                format!("no answer: {}", crate::oauth::token::describe(&e)),
+            )
+            .diagnosed(DiagnosisCode::UpstreamUnreachable, name),
+        ]
     };
-    let res = match req.send().await {
-        Ok(res) => res,
-        Err(e) => {
-            return vec![
-                Finding::new(
+    let mut current = match manager.credential().await {
+        Ok(current) => current,
+        Err(e) => return token_failed(e),
+    };
+    let mut probed = match probe(http, c, &current).await {
+        Ok(p) => p,
+        Err(e) => return unreachable(e),
+    };
+    let oauth = matches!(c.auth, Auth::OAuth { .. });
+    let mut evicted = None;
+    if oauth && probed.status == reqwest::StatusCode::UNAUTHORIZED {
+        let rejected = current.clone();
+        current = match manager
+            .refresh(Trigger::Rejected {
+                seen: rejected.generation,
+            })
+            .await
+        {
+            Ok(fresh) => fresh,
+            Err(e) => return token_failed(e),
+        };
+        let challenge = std::mem::take(&mut probed.challenge);
+        probed = match probe(http, c, &current).await {
+            Ok(p) => p,
+            Err(e) => return unreachable(e),
+        };
+        if probed.status.is_success()
+            && current.generation > rejected.generation
+            && rejected.revoked_early()
+        {
+            let event = crate::oauth::refresh::eviction_event(
+                &rejected,
+                challenge.error_description.as_deref(),
+            );
+            crate::oauth::refresh::record(vault, name, event).await;
+        }
+        evicted = Some((rejected, challenge));
+    }
+    let status = probed.status;
+    let mut f = match status.as_u16() {
+        200..=299 => match &evicted {
+            None => Finding::new(
+                name,
+                "upstream",
+                Status::Ok,
+                "the upstream accepts tether's credential",
+            ),
+            Some((rejected, _)) if !rejected.revoked_early() => Finding::new(
+                name,
+                "upstream",
+                Status::Ok,
+                "the token tether held had just run out (401); refreshed, the new one is accepted",
+            ),
+            Some((rejected, _)) => {
+                let mut f = Finding::new(
                     name,
                     "upstream",
-                    Status::Fail,
-                    format!("no answer: {}", crate::oauth::token::describe(&e)),
+                    Status::Warn,
+                    "the upstream revoked the token tether held early (401); refreshed, the new one is accepted",
                 )
-                .diagnosed(DiagnosisCode::UpstreamUnreachable, name),
-            ];
-        }
-    };
-    let status = res.status();
-    let mut out = Vec::new();
-    let mut f = match status.as_u16() {
-        200..=299 => Finding::new(
-            name,
-            "upstream",
-            Status::Ok,
-            "the upstream accepts tether's credential",
-        ),
-        401 => Finding::new(
+                .diagnosed(DiagnosisCode::TokenEvicted, name)
+                .with("refused generation", rejected.generation.to_string());
+                if let Some(exp) = rejected.expires_at {
+                    f = f.with(
+                        "refused token expires",
+                        crate::view::relative(exp, Utc::now()),
+                    );
+                }
+                // Nothing to do: the refresh healed it.
+                f.remedy = None;
+                f
+            }
+        },
+        401 if oauth => Finding::new(
             name,
             "upstream",
             Status::Fail,
-            "the upstream refuses tether's credential (401)",
+            "the upstream refuses even a freshly refreshed token (401)",
         )
-        .diagnosed(DiagnosisCode::TokenEvicted, name),
+        .diagnosed(DiagnosisCode::InvalidGrantExpiredOrRevoked, name),
+        401 if matches!(c.auth, Auth::ApiKey { .. }) => {
+            let mut f = Finding::new(
+                name,
+                "upstream",
+                Status::Fail,
+                "the upstream rejects the API key (401)",
+            )
+            .diagnosed(DiagnosisCode::TokenEvicted, name);
+            f.remedy = Some(format!(
+                "replace the key: `tether remove {name}`, then `tether add {name} {} --api-key-env VAR`",
+                c.upstream
+            ));
+            f
+        }
+        401 => {
+            let mut f = Finding::new(
+                name,
+                "upstream",
+                Status::Fail,
+                "the upstream asks for authorization (401), and this connection was added without any",
+            );
+            f.remedy = Some(format!(
+                "add it again with OAuth: `tether remove {name}`, then `tether add {name} {}` and `tether login {name}`",
+                c.upstream
+            ));
+            f
+        }
+        403 if probed.challenge.error.as_deref() == Some("insufficient_scope") => Finding::new(
+            name,
+            "upstream",
+            Status::Fail,
+            "the upstream wants a scope tether's token lacks (403 insufficient_scope)",
+        )
+        .diagnosed(DiagnosisCode::InsufficientScope, name),
         403 => Finding::new(
             name,
             "upstream",
             Status::Fail,
-            "the upstream refuses the request (403)",
-        )
-        .diagnosed(DiagnosisCode::InsufficientScope, name),
+            "the upstream refuses tether's credential (403)",
+        ),
         s => Finding::new(
             name,
             "upstream",
@@ -386,36 +526,56 @@ async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection
     f = f
         .with("status", status.as_u16().to_string())
         .with("url", c.upstream.to_string());
+    let challenges = evicted
+        .as_ref()
+        .map(|(_, challenge)| challenge)
+        .into_iter()
+        .chain((!status.is_success()).then_some(&probed.challenge));
+    for challenge in challenges {
+        if let Some(error) = &challenge.error {
+            f = f.with("error", crate::oauth::token::printable(error, 100));
+        }
+        if let Some(description) = &challenge.error_description {
+            f = f.with(
+                "error_description",
+                crate::oauth::token::printable(description, 200),
+            );
+        }
+        if let Some(scope) = &challenge.scope {
+            f = f.with("scope", crate::oauth::token::printable(scope, 200));
+        }
+    }
     if let Some(exp) = current.expires_at {
         f = f.with("token expires", crate::view::relative(exp, Utc::now()));
     }
-    out.push(f);
-    if let Some(date) = res
-        .headers()
-        .get(reqwest::header::DATE)
-        .and_then(|d| d.to_str().ok())
-        .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
-    {
-        let skew = (date.with_timezone(&Utc) - Utc::now()).num_seconds();
-        let status = if skew.abs() > SKEW_WARN_SECS {
-            Status::Warn
-        } else {
-            Status::Ok
-        };
-        let mut f = Finding::new(
-            name,
-            "clock",
-            status,
-            format!("clock skew against the upstream: {skew:+} s"),
-        );
-        if status == Status::Warn {
-            f.remedy = Some(
-                "synchronise this machine's clock (NTP): token lifetimes depend on it".to_string(),
-            );
-        }
-        out.push(f);
+    let mut out = vec![f];
+    if let Some(date) = probed.date {
+        out.push(skew_finding(name, (date - Utc::now()).num_seconds()));
     }
     out
+}
+
+/// The clock against the upstream's: beyond [`SKEW_WARN_SECS`] worth fixing, beyond
+/// [`SKEW_FAIL_SECS`] (the leeway servers commonly allow) tokens may be refused as
+/// expired or not yet valid.
+fn skew_finding(name: &str, skew: i64) -> Finding {
+    let status = match skew.abs() {
+        s if s > SKEW_FAIL_SECS => Status::Fail,
+        s if s > SKEW_WARN_SECS => Status::Warn,
+        _ => Status::Ok,
+    };
+    let mut f = Finding::new(
+        name,
+        "clock",
+        status,
+        format!("clock skew against the upstream: {skew:+} s"),
+    );
+    if status != Status::Ok {
+        f.remedy = Some(
+            "synchronise this machine's clock (NTP): token lifetimes depend on it".to_string(),
+        );
+    }
+    f
 }
 
 /// `URL → status` (or the error, when no answer came).

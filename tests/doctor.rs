@@ -45,24 +45,79 @@ fn a_healthy_connection_passes_every_check() {
     drop(sim);
 }
 
-/// Revokes every grant at the simulator, as a user revoking the app's access does.
-fn revoke_all(sim: &common::Sim) {
-    let revoked = std::process::Command::new("curl")
-        .args([
-            "-fsS",
-            "-X",
-            "POST",
-            &format!("{}/__sim/revoke-all", sim.base),
-        ])
-        .status()
+/// The check's `initialize` opens an MCP session on a 2025-11-25 upstream: it is ended
+/// again.
+#[test]
+fn the_upstream_check_leaves_no_session_open() {
+    let (home, sim) = signed_in("generic");
+    home.run(&["doctor", "generic", "--json"]).ok();
+    let totals = &sim.stats()["totals"];
+    assert_eq!(totals["sessions_begun"], 1, "{totals}");
+    assert_eq!(totals["sessions_ended"], 1, "{totals}");
+}
+
+/// A token cap evicted the token tether holds: the check meets the 401 as the proxy does —
+/// one refresh, and the call again — and says what happened; nothing left to do.
+#[test]
+fn an_evicted_token_is_refreshed_and_named() {
+    let (home, sim) = signed_in("github");
+    sim.admin("evict-access");
+    let run = home.run(&["doctor", "github", "--json"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let all = findings(&run);
+    let upstream = find(&all, "github", "upstream");
+    assert_eq!(upstream["status"], "warn", "{upstream}");
+    assert_eq!(upstream["diagnosis"], "token_evicted");
+    assert_eq!(upstream["remedy"], Value::Null);
+    let evidence = upstream["evidence"].to_string();
+    assert!(evidence.contains("invalid_token"), "{evidence}");
+    assert_eq!(sim.stats()["totals"]["refresh_grants"], 1);
+    assert!(!run.stdout.contains("gh_at_") && !run.stdout.contains("gh_rt_"));
+    // The eviction is in the connection's history, as when the proxy meets one.
+    let status: Value =
+        serde_json::from_str(&home.run(&["status", "github", "--json"]).ok().stdout).unwrap();
+    let history = status["history"].as_array().unwrap();
+    assert!(
+        history.iter().any(|e| e["diagnosis"] == "token_evicted"),
+        "{status}"
+    );
+    // Healed: the next run finds nothing wrong with the upstream.
+    let run = home.run(&["doctor", "github", "--json"]).ok();
+    assert_eq!(find(&findings(&run), "github", "upstream")["status"], "ok");
+}
+
+/// An API key the upstream no longer takes is named as such, with how to replace it.
+#[test]
+fn a_rejected_api_key_fails_the_run_with_its_fix() {
+    let sim = common::Sim::start("generic", "1");
+    let home = Home::new();
+    let added = home
+        .cmd()
+        .args(["add", "keyed", &sim.mcp_url, "--api-key-env", "KEYED_KEY"])
+        .env("KEYED_KEY", "not-a-token-the-simulator-issued")
+        .output()
         .unwrap();
-    assert!(revoked.success());
+    assert!(added.status.success());
+    let run = home.run(&["doctor", "keyed", "--json"]);
+    assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
+    let upstream = find(&findings(&run), "keyed", "upstream").clone();
+    assert_eq!(upstream["status"], "fail");
+    assert_eq!(
+        upstream["summary"],
+        "the upstream rejects the API key (401)"
+    );
+    let remedy = upstream["remedy"].as_str().unwrap();
+    assert!(
+        remedy.starts_with("replace the key: `tether remove keyed`"),
+        "{remedy}"
+    );
+    assert!(!run.stdout.contains("not-a-token"), "the key leaked");
 }
 
 #[test]
 fn a_revoked_grant_is_named_and_fails_the_run() {
     let (home, sim) = signed_in("linear");
-    revoke_all(&sim);
+    sim.admin("revoke-all");
     // The next refresh discovers the dead grant.
     assert_eq!(home.run(&["refresh", "linear"]).status, 1);
     let run = home.run(&["doctor", "linear", "--json"]);
@@ -92,7 +147,7 @@ fn a_dead_grant_beside_a_client_of_its_own_is_rotated_elsewhere() {
         ),
     )
     .unwrap();
-    revoke_all(&sim);
+    sim.admin("revoke-all");
     assert_eq!(home.run(&["refresh", "linear"]).status, 1);
     let status = home.run(&["status", "linear", "--json"]).ok();
     let state: Value = serde_json::from_str(&status.stdout).unwrap();

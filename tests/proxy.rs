@@ -483,9 +483,10 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
         other_client_signs_in(&sim, &client_id, &redirect).await;
     }
     assert!(sim.stats().totals.evictions >= 1);
-    // What `tether doctor` makes of it before the proxy heals it.
+    // What `tether doctor` makes of it: the eviction, healed by its own refresh (the
+    // running proxy adopts the new token).
     let doctor = home.run(&["doctor", "app", "--json"]);
-    assert_eq!(doctor.status, 1, "{}", doctor.stdout);
+    assert_eq!(doctor.status, 0, "{}", doctor.stdout);
     let findings: Value = serde_json::from_str(&doctor.stdout).unwrap();
     let upstream = findings
         .as_array()
@@ -494,6 +495,7 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
         .find(|f| f["subject"] == "app" && f["check"] == "upstream")
         .unwrap_or_else(|| panic!("no upstream finding: {findings}"));
     assert_eq!(upstream["diagnosis"], "token_evicted", "{upstream}");
+    assert_eq!(upstream["status"], "warn", "{upstream}");
     assert_no_tokens(&doctor.stdout);
     let res = rpc(&url, list_tools()).await;
     assert_eq!(res.status(), 200);
@@ -788,6 +790,26 @@ async fn every_kind_of_http_client_is_served_and_ambiguity_refused() {
     assert!(raw.starts_with("HTTP/1.1 200 OK"), "{raw}");
     assert!(
         raw.contains("content-length: ") && raw.contains("\"tools\""),
+        "{raw}"
+    );
+    // HTTP/1.0 asking for keep-alive is told it is kept, and served again on the same
+    // connection.
+    let kept = format!(
+        "{}{}",
+        post("Connection: keep-alive\r\n").replacen("HTTP/1.1", "HTTP/1.0", 1),
+        post("").replacen("HTTP/1.1", "HTTP/1.0", 1)
+    );
+    let raw = tokio::task::spawn_blocking({
+        let base = base.clone();
+        move || raw_exchange(&base, &kept)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answers(&raw), 2, "{raw}");
+    assert_eq!(raw.matches("connection: keep-alive").count(), 1, "{raw}");
+    assert_eq!(raw.matches("connection: close").count(), 1, "{raw}");
+    assert!(
+        raw.find("connection: keep-alive") < raw.find("connection: close"),
         "{raw}"
     );
 

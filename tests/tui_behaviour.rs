@@ -230,10 +230,25 @@ fn cancelling_a_login_leaves_no_half_connection() {
         sent,
         [
             "CancelLogin { name: \"internal-new\" }",
-            "Remove { name: \"internal-new\" }"
+            "Abandon { name: \"internal-new\" }"
         ]
     );
     assert!(matches!(app.overlay(), Overlay::None));
+    // Esc before the engine's Add has even shown: the same (the engine removes a
+    // connection only while it has no token).
+    cmd(&mut app, Command::Add);
+    fixture::type_text(&mut app, "hurried");
+    cmd(&mut app, Command::NextField);
+    fixture::type_text(&mut app, "https://wiki.corp.example/mcp");
+    cmd(&mut app, Command::NextField);
+    cmd(&mut app, Command::Submit);
+    assert_eq!(
+        commands(cmd(&mut app, Command::Back)),
+        [
+            "CancelLogin { name: \"hurried\" }",
+            "Abandon { name: \"hurried\" }"
+        ]
+    );
 }
 
 #[test]

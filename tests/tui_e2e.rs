@@ -153,16 +153,10 @@ fn a_user_drives_the_demo() {
     session.quit();
 }
 
-/// Over SSH the browser is on another machine: the sign-in ends there on the loopback
-/// address of *that* machine, which does not load. The user pastes that address into the
-/// TUI, and the login completes.
-#[test]
-fn a_sign_in_whose_browser_is_elsewhere_is_finished_by_pasting() {
-    let sim = Sim::start("generic", "1");
-    let home = Home::new();
-    home.run(&["add", "remote", &sim.mcp_url]).ok();
-    let url_file = home.path().join("opened-url");
-    let command = format!(
+/// The terminal UI over `home`'s vault, with a browser "on another machine": it writes
+/// the URL it is given to `url_file` and goes no further, so the sign-in waits.
+fn tui_with_browser_elsewhere(home: &Home, url_file: &std::path::Path) -> String {
+    format!(
         "TETHER_HOME='{home}' HOME='{user}' XDG_CONFIG_HOME='{user}/.config' TETHER_KEY_SOURCE=file \
          DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent TETHER_BIND=127.0.0.1:0 \
          BROWSER='{browser}' TETHER_TEST_URL_FILE='{file}' '{bin}'",
@@ -174,7 +168,19 @@ fn a_sign_in_whose_browser_is_elsewhere_is_finished_by_pasting() {
         ),
         file = url_file.display(),
         bin = env!("CARGO_BIN_EXE_tether"),
-    );
+    )
+}
+
+/// Over SSH the browser is on another machine: the sign-in ends there on the loopback
+/// address of *that* machine, which does not load. The user pastes that address into the
+/// TUI, and the login completes.
+#[test]
+fn a_sign_in_whose_browser_is_elsewhere_is_finished_by_pasting() {
+    let sim = Sim::start("generic", "1");
+    let home = Home::new();
+    home.run(&["add", "remote", &sim.mcp_url]).ok();
+    let url_file = home.path().join("opened-url");
+    let command = tui_with_browser_elsewhere(&home, &url_file);
     let Some(session) = start("paste", &command) else {
         return;
     };
@@ -219,5 +225,66 @@ fn a_sign_in_whose_browser_is_elsewhere_is_finished_by_pasting() {
     let status = home.run(&["status", "remote", "--json"]).ok();
     assert!(status.stdout.contains("\"healthy\""), "{}", status.stdout);
     session.keys(&["Enter"]);
+    session.quit();
+}
+
+/// The add wizard adds a connection and starts its sign-in in one go; Esc — while the
+/// browser is out, or straight after Enter, before the new connection has even shown —
+/// leaves nothing of it behind.
+#[test]
+fn the_add_wizard_starts_a_sign_in_and_esc_leaves_nothing_behind() {
+    let sim = Sim::start("generic", "1");
+    let home = Home::new();
+    let url_file = home.path().join("opened-url");
+    let command = tui_with_browser_elsewhere(&home, &url_file);
+    let Some(session) = start("wizard", &command) else {
+        return;
+    };
+    session.wait_for("press a to add one", Duration::from_secs(20));
+    let names = || {
+        let list = home.run(&["list", "--json"]).ok().stdout;
+        let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let fill_in = |name: &str| {
+        session.keys(&["a"]);
+        session.wait_for("MCP URL", Duration::from_secs(5));
+        tmux(&["send-keys", "-t", &session.0, "-l", name]);
+        session.keys(&["Tab"]);
+        tmux(&["send-keys", "-t", &session.0, "-l", &sim.mcp_url]);
+        session.keys(&["Tab"]);
+    };
+
+    // Added and signing in: the browser was sent to the provider.
+    fill_in("drafted");
+    session.keys(&["Enter"]);
+    session.wait_for("paste that page's address", Duration::from_secs(20));
+    assert_eq!(names(), ["drafted"]);
+    session.keys(&["Escape"]);
+    let start = Instant::now();
+    while !names().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a cancelled wizard left {:?} behind",
+            names()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Enter and Esc in one go: the Add has not shown yet when Esc comes.
+    fill_in("hurried");
+    tmux(&["send-keys", "-t", &session.0, "Enter", "Escape"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(names(), Vec::<String>::new());
+    let pane = session.wait_for("press a to add one", Duration::from_secs(5));
+    assert!(pane.contains("Connections 0"), "{pane}");
+    assert!(
+        pane.contains("'hurried' was not added: its sign-in was cancelled"),
+        "{pane}"
+    );
     session.quit();
 }

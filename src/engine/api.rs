@@ -159,6 +159,11 @@ pub enum EngineCommand {
     Remove {
         name: String,
     },
+    /// Remove a connection only while it has never been authorized (no token): the add
+    /// wizard, cancelled, sends it, even before its `Add` shows in the state it sees.
+    Abandon {
+        name: String,
+    },
     CleanOrphans {
         name: String,
     },

@@ -29,6 +29,15 @@ pub async fn run(engine: Engine, mut commands: mpsc::UnboundedReceiver<EngineCom
             EngineCommand::Reauthorize { name } => engine.start_login(name, true),
             EngineCommand::CancelLogin { name } => engine.cancel_login(&name),
             EngineCommand::PasteRedirect { name, address } => engine.paste(&name, address),
+            // Changes to the vault alone are carried out in the order sent: a Login sent
+            // right after its Add finds the connection, an Abandon after an Add finds it.
+            local @ (EngineCommand::Add { .. }
+            | EngineCommand::Remove { .. }
+            | EngineCommand::Abandon { .. }) => {
+                if let Err(text) = engine.execute(local).await {
+                    engine.notice(NoticeLevel::Error, text);
+                }
+            }
             other => {
                 tokio::spawn(async move {
                     if let Err(text) = engine.execute(other).await {
@@ -72,6 +81,33 @@ impl Engine {
                 crate::oauth::watermark::forget(&self.inner.vault, &name);
                 self.inner.changed.notify_one();
                 self.notice(NoticeLevel::Info, format!("'{name}' removed"));
+                Ok(())
+            }
+            EngineCommand::Abandon { name } => {
+                self.cancel_login(&name);
+                let n = name.clone();
+                let removed = self
+                    .inner
+                    .vault
+                    .transact_async(move |store: &mut Store| {
+                        let unauthorized = store.get(&n).is_some_and(|c| {
+                            c.token.is_none() && matches!(c.auth, Auth::OAuth { .. })
+                        });
+                        if unauthorized {
+                            store.remove(&n);
+                        }
+                        Ok::<_, VaultError>(unauthorized)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if removed {
+                    crate::oauth::watermark::forget(&self.inner.vault, &name);
+                    self.inner.changed.notify_one();
+                    self.notice(
+                        NoticeLevel::Info,
+                        format!("'{name}' was not added: its sign-in was cancelled"),
+                    );
+                }
                 Ok(())
             }
             EngineCommand::CleanOrphans { name } => self.clean_orphans(&name).await,

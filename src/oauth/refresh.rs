@@ -809,6 +809,60 @@ fn evidence_for(error: &TokenError, client_id: &str, generation: u64) -> Vec<Evi
     lines
 }
 
+impl Current {
+    /// Whether this token, refused now, was revoked early (a per-user token cap,
+    /// typically) rather than merely expired: it had over a quarter of its lifetime left.
+    pub fn revoked_early(&self) -> bool {
+        let Some(expires) = self.expires_at else {
+            return true;
+        };
+        let life = expires - self.obtained_at;
+        expires - Utc::now() > life / 4
+    }
+}
+
+/// The history entry for `rejected`, refused by the upstream (401) while it should have
+/// been good, and replaced by a refresh.
+pub fn eviction_event(rejected: &Current, description: Option<&str>) -> Event {
+    let left = rejected
+        .expires_at
+        .map(|at| crate::view::duration((at - Utc::now()).num_seconds().max(0)))
+        .unwrap_or_else(|| "no expiry".to_string());
+    let mut evidence = vec![
+        Evidence::new("status", "401 invalid_token"),
+        Evidence::new("generation", rejected.generation.to_string()),
+        Evidence::new("time left", left.clone()),
+    ];
+    if let Some(d) = description {
+        evidence.push(Evidence::new("error_description", token::printable(d, 200)));
+    }
+    let mut event = Event::new(
+        Utc::now(),
+        EventKind::Rejected,
+        format!("the upstream revoked the access token early ({left} left); refreshed"),
+    );
+    event.diagnosis = Some(DiagnosisCode::TokenEvicted);
+    event.evidence = evidence;
+    event
+}
+
+/// Adds `event` to the history of connection `name` (a connection removed meanwhile is
+/// left alone; a vault that cannot be written is said in the log).
+pub async fn record(vault: &Vault, name: &str, event: Event) {
+    let name = name.to_string();
+    let recorded = vault
+        .transact_async(move |store: &mut Store| {
+            if let Some(c) = store.get_mut(&name) {
+                c.record(event);
+            }
+            Ok::<_, VaultError>(())
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!("an event could not be recorded in the vault: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

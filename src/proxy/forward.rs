@@ -11,7 +11,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::BytesMut;
-use chrono::Utc;
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use serde_json::{Value, json};
@@ -21,9 +20,7 @@ use super::{Answer, Proxy, Reply};
 use crate::diagnosis::explain;
 use crate::oauth::refresh::{AuthError, Current, Trigger};
 use crate::oauth::www_authenticate;
-use crate::vault::{
-    Auth, Connection, DiagnosisCode, Event, EventKind, Evidence, Store, VaultError,
-};
+use crate::vault::{Auth, Connection, DiagnosisCode};
 
 /// JSON-RPC error codes tether answers with (implementation-defined range).
 const AUTH_ERROR: i64 = -32001;
@@ -207,7 +204,7 @@ async fn forward_buffered(
             Ok(fresh) => fresh,
             Err(e) => return auth_failure(name, &e, parts, &body),
         };
-        if fresh.generation > current.generation && well_before_expiry(&current) {
+        if fresh.generation > current.generation && current.revoked_early() {
             record_eviction(
                 proxy,
                 name,
@@ -295,52 +292,12 @@ fn stream_back(mut res: UpstreamResponse) -> Answer {
     res.map(Reply::Upstream)
 }
 
-/// A token rejected with more than a quarter of its lifetime left was revoked early
-/// (a per-user token cap, typically), not merely expired.
-fn well_before_expiry(current: &Current) -> bool {
-    let Some(expires) = current.expires_at else {
-        return true;
-    };
-    let life = expires - current.obtained_at;
-    expires - Utc::now() > life / 4
-}
-
 fn record_eviction(proxy: &Proxy, name: &str, rejected: &Current, description: Option<&str>) {
     let vault = proxy.engine.vault().clone();
     let name = name.to_string();
-    let left = rejected
-        .expires_at
-        .map(|at| crate::view::duration((at - Utc::now()).num_seconds().max(0)))
-        .unwrap_or_else(|| "no expiry".to_string());
-    let mut evidence = vec![
-        Evidence::new("status", "401 invalid_token"),
-        Evidence::new("generation", rejected.generation.to_string()),
-        Evidence::new("time left", left.clone()),
-    ];
-    if let Some(d) = description {
-        evidence.push(Evidence::new(
-            "error_description",
-            crate::oauth::token::printable(d, 200),
-        ));
-    }
+    let event = crate::oauth::refresh::eviction_event(rejected, description);
     tokio::spawn(async move {
-        let _ = vault
-            .transact_async(move |store: &mut Store| {
-                if let Some(c) = store.get_mut(&name) {
-                    let mut event = Event::new(
-                        Utc::now(),
-                        EventKind::Rejected,
-                        format!(
-                            "the upstream revoked the access token early ({left} left); refreshed"
-                        ),
-                    );
-                    event.diagnosis = Some(DiagnosisCode::TokenEvicted);
-                    event.evidence = evidence;
-                    c.record(event);
-                }
-                Ok::<_, VaultError>(())
-            })
-            .await;
+        crate::oauth::refresh::record(&vault, &name, event).await;
     });
 }
 

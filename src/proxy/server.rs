@@ -393,6 +393,14 @@ impl Client {
         let chunked = !no_body && exact.is_none() && version == Version::HTTP_11;
         // An HTTP/1.0 client learns where a body of unknown length ends by the close.
         let close = close || (!no_body && exact.is_none() && !chunked);
+        // An HTTP/1.0 client keeps the connection only when the answer says so.
+        let connection = if close {
+            Some("close")
+        } else if version == Version::HTTP_10 {
+            Some("keep-alive")
+        } else {
+            None
+        };
         write_head(
             &mut self.write,
             status,
@@ -400,7 +408,7 @@ impl Client {
             exact,
             no_body,
             chunked,
-            close,
+            connection,
         );
         if no_body {
             return self.flush().await;
@@ -496,7 +504,7 @@ fn write_head(
     exact: Option<u64>,
     no_body: bool,
     chunked: bool,
-    close: bool,
+    connection: Option<&str>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -530,8 +538,10 @@ fn write_head(
             out.extend_from_slice(b"transfer-encoding: chunked\r\n");
         }
     }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
+    if let Some(connection) = connection {
+        out.extend_from_slice(b"connection: ");
+        out.extend_from_slice(connection.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -740,7 +750,7 @@ mod tests {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
         let mut out = Vec::new();
-        write_head(&mut out, StatusCode::OK, &headers, None, false, true, false);
+        write_head(&mut out, StatusCode::OK, &headers, None, false, true, None);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -753,7 +763,7 @@ mod tests {
             Some(2),
             false,
             false,
-            true,
+            Some("close"),
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),

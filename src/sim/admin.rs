@@ -111,3 +111,8 @@ pub(crate) async fn revoke_all(State(shared): State<Arc<Shared>>) -> StatusCode 
     shared.store().kill_all();
     StatusCode::NO_CONTENT
 }
+
+pub(crate) async fn evict_access(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.store().evict_all_access();
+    StatusCode::NO_CONTENT
+}

@@ -346,13 +346,16 @@ async fn initialize(shared: &Shared, id: Value, params: &Value, accept: Accepts)
     let mut resp = tools::respond(shared, id, tools::Outcome::Result(result), accept).await;
     if version < STATELESS_FROM {
         let session = secret("mcp", "session");
-        shared.store().sessions.insert(
+        let mut store = shared.store();
+        store.totals.sessions_begun += 1;
+        store.sessions.insert(
             session.clone(),
             Session {
                 ended: CancellationToken::new(),
                 owed: Default::default(),
             },
         );
+        drop(store);
         if let Ok(v) = HeaderValue::from_str(&session) {
             resp.headers_mut().insert(SESSION_HEADER, v);
         }
@@ -428,8 +431,10 @@ pub(crate) async fn delete(State(shared): State<Arc<Shared>>, headers: HeaderMap
     let Some(id) = header_str(&headers, SESSION_HEADER) else {
         return (StatusCode::BAD_REQUEST, "Mcp-Session-Id header is required").into_response();
     };
-    match shared.store().sessions.remove(id) {
+    let mut store = shared.store();
+    match store.sessions.remove(id) {
         Some(s) => {
+            store.totals.sessions_ended += 1;
             s.ended.cancel();
             StatusCode::NO_CONTENT.into_response()
         }

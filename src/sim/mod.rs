@@ -12,7 +12,8 @@
 //! - with the device flow: `{iss}/device_authorization` (POST) and `{iss}/device` (GET, the
 //!   verification page: approves `?user_code=…`, denies with `&deny=1`) — RFC 8628
 //! - `/mcp` (POST, GET, DELETE) — MCP Streamable HTTP
-//! - `/__sim/stats` (GET), `/__sim/faults` (GET, POST), `/__sim/revoke-all` (POST) — admin
+//! - `/__sim/stats` (GET), `/__sim/faults` (GET, POST), `/__sim/revoke-all` and
+//!   `/__sim/evict-access` (POST) — admin
 
 mod admin;
 mod authorize;

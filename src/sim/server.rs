@@ -235,6 +235,7 @@ fn router(shared: Arc<Shared>) -> Router {
             get(admin::get_faults).post(admin::set_faults),
         )
         .route("/__sim/revoke-all", post(admin::revoke_all))
+        .route("/__sim/evict-access", post(admin::evict_access))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             faults::missing_metadata,

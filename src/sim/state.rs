@@ -241,6 +241,9 @@ pub struct Totals {
     pub device_polls_too_fast: u64,
     pub slow_down_responses: u64,
     pub expired_token_responses: u64,
+    /// MCP sessions (2025 revisions) begun by `initialize`, and ended by a DELETE.
+    pub sessions_begun: u64,
+    pub sessions_ended: u64,
     pub device_code_grants: u64,
 }
 
@@ -441,6 +444,17 @@ impl Store {
             .collect();
         for v in values {
             self.kill(&v, Death::Revoked);
+        }
+    }
+
+    /// Evicts every live access token, as a per-user token cap does when other clients
+    /// sign in; refresh tokens stay good.
+    pub fn evict_all_access(&mut self) {
+        for t in self.tokens.values_mut() {
+            if t.kind == Kind::Access && t.dead.is_none() {
+                t.dead = Some(Death::Evicted);
+                self.totals.evictions += 1;
+            }
         }
     }
 

@@ -491,9 +491,10 @@ fn running_command(progress: &Progress, command: Command, store: &Store) -> Outc
                     name: progress.name.clone(),
                 });
             }
-            let tokenless = store.get(&progress.name).is_some_and(|c| c.token.is_none());
-            if progress.added_here && progress.login && tokenless {
-                commands.push(EngineCommand::Remove {
+            // Added here and not signed in: nothing of it stays (the engine removes it
+            // only while it has no token, so a sign-in that won the race is kept).
+            if progress.added_here && progress.login && status != Status::Done {
+                commands.push(EngineCommand::Abandon {
                     name: progress.name.clone(),
                 });
             }

@@ -177,6 +177,21 @@ impl Sim {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// An admin action without a body: `revoke-all` (a user revoking the app),
+    /// `evict-access` (a token cap evicting every live access token).
+    pub fn admin(&self, action: &str) {
+        let ok = Command::new("curl")
+            .args([
+                "-fsS",
+                "-X",
+                "POST",
+                &format!("{}/__sim/{action}", self.base),
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "POST /__sim/{action} failed");
+    }
+
     pub fn faults(&self, plan: Value) {
         let ok = Command::new("curl")
             .args([
