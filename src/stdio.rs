@@ -47,7 +47,10 @@ pub async fn run(name: &str, label: &str) -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let is_initialized = line.contains("\"notifications/initialized\"");
+        let method = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|m| Some(m.get("method")?.as_str()?.to_string()));
+        let is_initialized = method.as_deref() == Some("notifications/initialized");
         let (h, e, s, out) = (
             http.clone(),
             endpoint.clone(),
@@ -55,7 +58,7 @@ pub async fn run(name: &str, label: &str) -> anyhow::Result<()> {
             out_tx.clone(),
         );
         // The initialize answer carries the session id every later request needs.
-        let is_initialize = line.contains("\"initialize\"");
+        let is_initialize = method.as_deref() == Some("initialize");
         let task = tokio::spawn(async move { post(&h, &e, &s, line, &out).await });
         if is_initialize {
             let _ = task.await;
@@ -238,17 +241,26 @@ async fn relay(
         return;
     }
     match res.text().await {
-        Ok(body) if serde_json::from_str::<serde_json::Value>(&body).is_ok() => {
-            emit(out, session, &body)
-        }
-        Ok(body) => report(
-            out,
-            id,
-            &format!(
-                "tether stdio: HTTP {status}: {}",
-                crate::oauth::token::printable(&body, 300)
-            ),
-        ),
+        Ok(body) => match serde_json::from_str::<serde_json::Value>(&body) {
+            // A JSON-RPC message (or a batch of them): passed on as it is.
+            Ok(v) if v.get("jsonrpc").is_some() || v.is_array() => emit(out, session, &body),
+            // Anything else (tether's own refusals carry a `message`) becomes the error
+            // of the request it answers.
+            parsed => {
+                let said = parsed
+                    .ok()
+                    .and_then(|v| Some(v.get("message")?.as_str()?.to_string()))
+                    .unwrap_or(body);
+                report(
+                    out,
+                    id,
+                    &format!(
+                        "tether stdio: HTTP {status}: {}",
+                        crate::oauth::token::printable(&said, 300)
+                    ),
+                )
+            }
+        },
         Err(e) => report(
             out,
             id,

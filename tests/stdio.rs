@@ -9,14 +9,14 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-#[test]
-fn the_bridge_carries_a_whole_session() {
-    let (home, _sim) = common::signed_in("generic");
+/// Runs a whole session through `tether stdio generic` with the proxy address `bind`:
+/// initialize, tools/list, a streaming call, then EOF. Checks every answer and the
+/// progress notifications; returns the bridge's stderr.
+fn whole_session(home: &common::Home, sim: &common::Sim, bind: &str) -> String {
     let mut child = home
         .cmd()
         .args(["stdio", "generic", "--client", "desktop"])
-        // A port no tether serves: the bridge must serve the session itself.
-        .env("TETHER_BIND", "127.0.0.1:9")
+        .env("TETHER_BIND", bind)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -29,6 +29,7 @@ fn the_bridge_carries_a_whole_session() {
             r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
             r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"progress","arguments":{"steps":3},"_meta":{"progressToken":"p"}}}"#,
+            r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"text":"\"initialize\""}}}"#,
         ] {
             writeln!(stdin, "{line}").unwrap();
         }
@@ -50,18 +51,55 @@ fn the_bridge_carries_a_whole_session() {
         by_id(3).unwrap()["result"]["content"][0]["text"],
         "done: 3 steps"
     );
+    assert_eq!(
+        by_id(4).unwrap()["result"]["content"][0]["text"],
+        "\"initialize\""
+    );
     let progress = messages
         .iter()
         .filter(|m| m["method"] == "notifications/progress")
         .count();
     assert_eq!(progress, 3, "{stdout}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stdout.contains("gen_at_") && !stderr.contains("gen_at_"));
+    // EOF ended the MCP session at the upstream (DELETE).
+    let totals = &sim.stats()["totals"];
+    assert_eq!(
+        totals["sessions_begun"], totals["sessions_ended"],
+        "{totals}"
+    );
+    assert!(totals["sessions_ended"].as_u64().unwrap() >= 1, "{totals}");
+    stderr
+}
+
+#[test]
+fn the_bridge_carries_a_whole_session() {
+    let (home, sim) = common::signed_in("generic");
+    // A port no tether serves: the bridge must serve the session itself.
+    let stderr = whole_session(&home, &sim, "127.0.0.1:9");
     assert!(
         stderr.contains("serving this session in-process"),
         "{stderr}"
     );
-    assert!(!stdout.contains("gen_at_") && !stderr.contains("gen_at_"));
     // Traffic is attributed to the client label.
+    let status: Value =
+        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    assert!(status["downstream_clients"].to_string().contains("desktop"));
+}
+
+#[test]
+fn the_bridge_goes_through_the_running_tether() {
+    let (home, sim) = common::signed_in("generic");
+    let serve = common::Serve::start(&home);
+    let bind = serve.base.trim_start_matches("http://").to_string();
+    let stderr = whole_session(&home, &sim, &bind);
+    assert!(
+        !stderr.contains("serving this session in-process"),
+        "{stderr}"
+    );
+    // The running tether served it: its log shows the calls, attributed to the client.
+    let log = serve.stop();
+    common::assert_no_tokens(&log);
     let status: Value =
         serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
     assert!(status["downstream_clients"].to_string().contains("desktop"));

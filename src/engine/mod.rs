@@ -23,6 +23,27 @@ use crate::vault::{Store, Vault, VaultError};
 
 /// How often the vault file is checked for changes made by other processes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What tells one version of the vault file from another: a transaction replaces the file
+/// (a new inode) and changes its time and, nearly always, its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct VaultStamp {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
+}
+
+impl VaultStamp {
+    fn of(path: &std::path::Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Self {
+            modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            len: m.len(),
+            inode: m.ino(),
+        })
+    }
+}
 /// How often the clients seen by this process's proxy are written to the vault, so a
 /// terminal UI in another process shows them too.
 const ACTIVITY_INTERVAL: Duration = Duration::from_secs(30);
@@ -76,6 +97,8 @@ struct Inner {
     commands: mpsc::UnboundedSender<EngineCommand>,
     /// Poked after this process changed the vault, so the watcher reloads at once.
     changed: Arc<Notify>,
+    /// The vault file as last loaded (see [`VaultStamp`]).
+    loaded: Mutex<Option<VaultStamp>>,
     stop: CancellationToken,
 }
 
@@ -87,6 +110,7 @@ impl Engine {
         http: reqwest::Client,
         options: EngineOptions,
     ) -> Result<Self, VaultError> {
+        let stamp = VaultStamp::of(vault.location());
         let store = Arc::new(vault.load_async().await?);
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(256);
@@ -118,6 +142,7 @@ impl Engine {
                 events,
                 commands,
                 changed: Arc::new(Notify::new()),
+                loaded: Mutex::new(stamp),
                 stop: CancellationToken::new(),
             }),
         };
@@ -245,7 +270,11 @@ impl Engine {
 
     /// Reloads the vault now and republishes (after this process changed it).
     pub async fn reload(&self) -> Result<(), VaultError> {
+        let stamp = self.vault_stamp();
         let store = Arc::new(self.inner.vault.load_async().await?);
+        if let Ok(mut loaded) = self.inner.loaded.lock() {
+            *loaded = stamp;
+        }
         self.sync_managers(&store);
         if let Ok(mut s) = self.inner.store.write() {
             *s = store;
@@ -366,21 +395,35 @@ impl Engine {
 
     /// Reloads when this process changed the vault, or when the file's modification time
     /// or size moved (another process wrote it).
+    /// The vault file as it is now on disk.
+    fn vault_stamp(&self) -> Option<VaultStamp> {
+        VaultStamp::of(self.inner.vault.location())
+    }
+
+    /// Whether the vault file changed since this engine last loaded it.
+    fn vault_changed(&self) -> bool {
+        let now = self.vault_stamp();
+        self.inner
+            .loaded
+            .lock()
+            .map_or(true, |loaded| *loaded != now)
+    }
+
+    /// Loads the vault now if another process changed it since the last load (the
+    /// watcher would within a second): whether it did. For a caller that must not act on
+    /// a view a second old — the proxy, before refusing a client secret it does not know,
+    /// which `tether url` or `tether stdio` may have just created.
+    pub async fn reload_if_changed(&self) -> bool {
+        self.vault_changed() && self.reload().await.is_ok()
+    }
+
     async fn watch_vault(self) {
-        let path = self.inner.vault.location().to_path_buf();
-        let stamp = |p: &std::path::Path| -> Option<(SystemTime, u64)> {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.modified().ok().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
-        };
-        let mut last = stamp(&path);
         loop {
             tokio::select! {
                 _ = self.inner.stop.cancelled() => return,
                 _ = self.inner.changed.notified() => {}
                 _ = tokio::time::sleep(WATCH_INTERVAL) => {
-                    let now = stamp(&path);
-                    if now == last {
+                    if !self.vault_changed() {
                         if self.inner.traffic_dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
                             self.publish();
                         }
@@ -388,7 +431,6 @@ impl Engine {
                     }
                 }
             }
-            last = stamp(&path);
             if let Err(e) = self.reload().await {
                 self.notice(NoticeLevel::Error, format!("cannot read the vault: {e}"));
             }

@@ -287,7 +287,7 @@ impl Handler {
     /// A request as hyper's server delivers it (HTTP/2 clients).
     async fn handle(&self, request: Request<Incoming>) -> Answer {
         let (parts, body) = request.into_parts();
-        let admitted = match self.admit(&parts) {
+        let admitted = match self.admit(&parts).await {
             Ok(admitted) => admitted,
             Err(refused) => return *refused,
         };
@@ -301,8 +301,25 @@ impl Handler {
     }
 
     /// Whether a request may be served, from its head alone: the Host/Origin guard first,
-    /// then the client's secret; the refusal when not.
-    fn admit(&self, parts: &Parts) -> Result<Admitted, Box<Answer>> {
+    /// then the client's secret; the refusal when not. A secret or connection not known
+    /// is looked for once more in the vault as it is now, if it changed since it was last
+    /// read: `tether url` or `tether stdio` may have created it a moment ago.
+    async fn admit(&self, parts: &Parts) -> Result<Admitted, Box<Answer>> {
+        let first = self.admit_now(parts);
+        let unknown = matches!(&first, Err(refused) if matches!(
+            refused.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND
+        ));
+        if !unknown {
+            return first;
+        }
+        // (The refusal is not kept across the wait: an answer's body is not `Sync`.)
+        drop(first);
+        self.proxy.engine.reload_if_changed().await;
+        self.admit_now(parts)
+    }
+
+    fn admit_now(&self, parts: &Parts) -> Result<Admitted, Box<Answer>> {
         let proxy = &*self.proxy;
         if let Some(refused) = guard::refusal(&proxy.config, &parts.headers, &parts.uri) {
             return Err(Box::new(forward::own(refused)));

@@ -162,7 +162,7 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
         } = head;
         let head_only = parts.method == Method::HEAD;
         let version = parts.version;
-        let admitted = match handler.admit(&parts) {
+        let admitted = match handler.admit(&parts).await {
             Ok(admitted) => admitted,
             Err(refused) => {
                 // The body is not used: what the client still sends of it is read and
