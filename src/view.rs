@@ -70,6 +70,8 @@ pub struct ConnectionDetail {
     /// When each local client was last served (by any tether process), by label.
     pub clients_last_seen: BTreeMap<String, DateTime<Utc>>,
     pub refresh_in_progress: Option<String>,
+    /// Scopes the upstream asked for that the next sign-in adds (403 insufficient_scope).
+    pub step_up: Option<crate::vault::StepUp>,
     pub history: Vec<Event>,
 }
 
@@ -168,6 +170,7 @@ impl ConnectionDetail {
                     j.pid
                 )
             }),
+            step_up: c.step_up.clone(),
             history: c.history.clone(),
         }
     }

@@ -715,6 +715,68 @@ async fn fifty_clients_ride_through_two_second_tokens() {
     sim.shutdown().await;
 }
 
+/// A tool that needs a scope the token lacks: the client is told, the scope is recorded,
+/// and the next `tether login` asks for it too (the union) — after which the call works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_needing_more_scope_steps_up_at_the_next_sign_in() {
+    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let admin = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"admin_report","arguments":{}}});
+    let body: Value = rpc(&url, admin.clone()).await.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+    assert_eq!(body["error"]["data"]["diagnosis"], "insufficient_scope");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("mcp:admin"), "{message}");
+    assert!(message.contains("Run `tether login generic`"), "{message}");
+    let status = |home: &Home| -> Value {
+        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap()
+    };
+    let before = status(&home);
+    assert!(
+        before["step_up"]["scopes"]
+            .to_string()
+            .contains("mcp:admin"),
+        "{before}"
+    );
+    assert!(
+        before["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["diagnosis"] == "insufficient_scope"),
+        "{before}"
+    );
+    // The sign-in asks for what it asked before and the scope wanted.
+    let login = home
+        .cmd()
+        .args(["login", "generic", "--timeout", "20"])
+        .env("BROWSER", common::browser())
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{login:?}");
+    let after = status(&home);
+    let granted = after["token"]["scope"].as_str().unwrap().to_string();
+    for scope in ["mcp:read", "mcp:admin", "offline_access"] {
+        assert!(granted.contains(scope), "{scope} missing from {granted}");
+    }
+    assert_eq!(after["step_up"], Value::Null, "{after}");
+    // The running proxy picks up the new token: the call now works.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body: Value = rpc(&url, admin.clone()).await.json().await.unwrap();
+        if body["result"].is_object() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused: {body}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let log = serve.stop();
+    assert_no_tokens(&log);
+    sim.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_api_key_is_explained() {
     let sim = tether::sim::start(SimOptions::new(Profile::Generic))

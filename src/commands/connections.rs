@@ -234,6 +234,21 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     if let Some(journal) = &detail.refresh_in_progress {
         println!("  in flight   {journal}");
     }
+    if let Some(step) = &detail.step_up {
+        let asks = if step.to_ask().is_empty() {
+            format!(
+                "no longer asked for: {} sign-ins did not get it (`tether login {} --scope` asks once more)",
+                step.logins, detail.summary.name
+            )
+        } else {
+            format!(
+                "the next sign-in asks for it too ({} of {} asked so far)",
+                step.logins,
+                crate::vault::MAX_STEP_UPS
+            )
+        };
+        println!("  step-up     '{}': {asks}", step.scopes.join(" "));
+    }
     for r in &detail.registrations {
         println!(
             "  registration {} {:?} {:?} at {}",

@@ -9,6 +9,8 @@ mod callback;
 mod device;
 mod store;
 
+pub use store::want_scopes;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -361,6 +363,10 @@ pub async fn login(
 
     let mut requested = scopes.clone();
     requested.extend(options.extra_scopes.iter().cloned());
+    // A step-up the upstream asked for (403 insufficient_scope): the union.
+    if let Some(step) = &connection.step_up {
+        requested.extend(step.to_ask().iter().cloned());
+    }
     let scope = choose_scope(
         found.challenge.as_ref().and_then(|c| c.scope.as_deref()),
         resource_scopes(&found),

@@ -20,7 +20,7 @@ use super::{Answer, Proxy, Reply};
 use crate::diagnosis::explain;
 use crate::oauth::refresh::{AuthError, Current, Trigger};
 use crate::oauth::www_authenticate;
-use crate::vault::{Auth, Connection, DiagnosisCode};
+use crate::vault::{Auth, Connection, DiagnosisCode, MAX_STEP_UPS};
 
 /// JSON-RPC error codes tether answers with (implementation-defined range).
 const AUTH_ERROR: i64 = -32001;
@@ -215,8 +215,8 @@ async fn forward_buffered(
         result = send(proxy, &target, parts, &body, &fresh, Instant::now()).await;
     }
     match result {
-        Ok(res) if res.status() == StatusCode::FORBIDDEN => {
-            insufficient_scope(name, res, parts, &body)
+        Ok(res) if res.status() == StatusCode::FORBIDDEN && oauth => {
+            Box::pin(insufficient_scope(proxy, name, res, parts, &body)).await
         }
         Ok(res) if res.status() == StatusCode::UNAUTHORIZED && oauth => {
             let e = AuthError::NeedsReauth {
@@ -385,24 +385,58 @@ fn unreachable(name: &str, error: &UpstreamError, parts: &Parts, body: &Bytes) -
     )
 }
 
-fn insufficient_scope(name: &str, res: UpstreamResponse, parts: &Parts, body: &Bytes) -> Answer {
+/// A 403: passed on as it is unless it is `insufficient_scope`, which becomes a step-up —
+/// the scopes wanted are recorded for the next sign-in — and an error saying so.
+async fn insufficient_scope(
+    proxy: &Proxy,
+    name: &str,
+    res: UpstreamResponse,
+    parts: &Parts,
+    body: &Bytes,
+) -> Answer {
     let challenge = www_authenticate::bearer(res.headers()).unwrap_or_default();
     if challenge.error.as_deref() != Some("insufficient_scope") {
         return stream_back(res);
     }
-    let needed = challenge.scope.unwrap_or_default();
-    let message = format!(
-        "tether: '{name}' needs re-authorization with more scope (insufficient_scope{}). Run `tether login {name} --scope \"{needed}\"` or press l in tether.",
-        if needed.is_empty() {
-            String::new()
-        } else {
-            format!(": needs '{needed}'")
-        }
-    );
+    drop(res);
+    let needed: Vec<String> = challenge
+        .scope
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let step = crate::oauth::authorize::want_scopes(
+        proxy.engine.vault(),
+        name,
+        needed.clone(),
+        challenge.error_description,
+    )
+    .await;
+    let wanted = match &step {
+        Ok(step) if !step.scopes.is_empty() => step.scopes.join(" "),
+        _ => needed.join(" "),
+    };
+    let said = if wanted.is_empty() {
+        String::new()
+    } else {
+        format!(": needs '{wanted}'")
+    };
+    let message = match &step {
+        Ok(step) if step.to_ask().is_empty() && !step.scopes.is_empty() => format!(
+            "tether: '{name}' still lacks scope '{wanted}' after {MAX_STEP_UPS} sign-ins that asked for it (insufficient_scope): the account may not be allowed it. `tether login {name} --scope \"{wanted}\"` asks once more."
+        ),
+        Ok(_) => format!(
+            "tether: '{name}' needs re-authorization with more scope (insufficient_scope{said}). Run `tether login {name}` (it asks for that scope too) or press l in tether."
+        ),
+        Err(_) => format!(
+            "tether: '{name}' needs re-authorization with more scope (insufficient_scope{said}). Run `tether login {name} --scope \"{wanted}\"` or press l in tether."
+        ),
+    };
     let data = json!({
         "connection": name,
         "diagnosis": DiagnosisCode::InsufficientScope.as_str(),
-        "scope": needed,
+        "scope": wanted,
     });
     rpc_error(
         StatusCode::FORBIDDEN,

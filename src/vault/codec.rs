@@ -203,6 +203,27 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_1_vault_reads_as_having_no_step_up() {
+        let mut store = store_of(&["a"]);
+        let bytes = encode(&mut store).unwrap().to_vec();
+        // One connection: version ‖ count ‖ length ‖ MessagePack array, whose last
+        // element is the step-up (none: nil). Schema 1 had no such element.
+        let connection = &bytes[12..];
+        let fields = connection[0] & 0x0f;
+        assert_eq!(connection[0] & 0xf0, 0x90, "a fixarray");
+        assert_eq!(*connection.last().unwrap(), 0xc0, "step_up last, nil");
+        let mut old = Vec::new();
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.extend_from_slice(&((connection.len() - 1) as u32).to_le_bytes());
+        old.push(0x90 | (fields - 1));
+        old.extend_from_slice(&connection[1..connection.len() - 1]);
+        let read = decode(&old).unwrap();
+        assert_eq!(read.connections()[0].name.as_str(), "a");
+        assert_eq!(read.connections()[0].step_up, None);
+    }
+
+    #[test]
     fn newer_and_damaged_payloads_are_named() {
         let mut store = store_of(&["a"]);
         let mut bytes = encode(&mut store).unwrap().to_vec();

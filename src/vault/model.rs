@@ -12,8 +12,9 @@ use super::codec::SealedForm;
 use crate::secret::Secret;
 
 /// The schema version this build writes. A vault written by a newer tether is refused,
-/// never rewritten: the newer fields would be lost.
-pub const SCHEMA_VERSION: u32 = 1;
+/// never rewritten: the newer fields would be lost. Version 2 added
+/// [`Connection::step_up`]; a version 1 vault reads as having none.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Events kept per connection, newest last.
 pub const HISTORY_CAP: usize = 200;
@@ -116,6 +117,10 @@ pub struct Connection {
     /// first endpoint; only their hashes are stored.
     #[serde(default)]
     pub access_key: Option<Secret>,
+    /// Scopes the upstream asked for that the token lacks (a step-up), until a sign-in
+    /// gets them. (Schema 2.)
+    #[serde(default)]
+    pub step_up: Option<StepUp>,
     #[serde(skip)]
     pub(super) sealed: SealedForm,
 }
@@ -135,6 +140,7 @@ impl Connection {
             history: Vec::new(),
             access: Vec::new(),
             journal: None,
+            step_up: None,
             state,
             created_at: now,
             access_key: None,
@@ -156,6 +162,30 @@ impl Connection {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ConnectionName(String);
+
+/// How many sign-ins ask for a step-up's scopes before tether stops adding them by itself.
+pub const MAX_STEP_UPS: u32 = 3;
+
+/// Scopes the upstream asked for with 403 `insufficient_scope`, and how many sign-ins have
+/// asked for them since: the next login asks for them too (the union with what it asks
+/// anyway), at most [`MAX_STEP_UPS`] times.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StepUp {
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub logins: u32,
+}
+
+impl StepUp {
+    /// The scopes the next sign-in adds: none once [`MAX_STEP_UPS`] have asked.
+    pub fn to_ask(&self) -> &[String] {
+        if self.logins < MAX_STEP_UPS {
+            &self.scopes
+        } else {
+            &[]
+        }
+    }
+}
 
 impl ConnectionName {
     pub fn as_str(&self) -> &str {

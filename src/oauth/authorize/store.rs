@@ -11,7 +11,7 @@ use super::{LoginError, LoginOutcome};
 use crate::secret::mask;
 use crate::vault::{
     Auth, ClientRegistration, Connection, ConnectionState, DiagnosisCode, Discovered, Event,
-    EventKind, Evidence, Store, TokenSet, Vault,
+    EventKind, Evidence, MAX_STEP_UPS, StepUp, Store, TokenSet, Vault, VaultError,
 };
 
 pub(super) async fn store_registration(
@@ -134,6 +134,7 @@ fn apply_login(
     });
     c.journal = None;
     c.state = ConnectionState::Healthy;
+    settle_step_up(c, outcome.scope.as_deref());
     registration::adopt(c, client);
     let mut event = Event::new(
         now,
@@ -163,4 +164,126 @@ fn apply_login(
     }
     c.record(event);
     outcome
+}
+
+/// After a sign-in: a step-up whose scopes were all granted is done. Otherwise one more
+/// sign-in has asked for them, and the scopes not granted are dropped from those every
+/// later sign-in asks for — only the step-up asks for them, up to its limit.
+fn settle_step_up(c: &mut Connection, granted: Option<&str>) {
+    let Some(step) = &mut c.step_up else {
+        return;
+    };
+    let granted: Vec<&str> = granted.unwrap_or_default().split_whitespace().collect();
+    let missing: Vec<String> = step
+        .scopes
+        .iter()
+        .filter(|s| !granted.contains(&s.as_str()))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        c.step_up = None;
+        return;
+    }
+    if step.logins < MAX_STEP_UPS {
+        step.logins += 1;
+    }
+    if let Auth::OAuth { scopes, .. } = &mut c.auth {
+        scopes.retain(|s| !missing.contains(s));
+    }
+}
+
+/// The upstream refused a call with 403 `insufficient_scope`, wanting `needed`: the next
+/// sign-in asks for those scopes too (a step-up), and the history says so once per new
+/// scope. The step-up as it now stands.
+pub async fn want_scopes(
+    vault: &Vault,
+    name: &str,
+    needed: Vec<String>,
+    description: Option<String>,
+) -> Result<StepUp, VaultError> {
+    let name = name.to_string();
+    vault
+        .transact_async(move |store: &mut Store| {
+            let Some(c) = store.get_mut(&name) else {
+                return Ok(StepUp::default());
+            };
+            let granted = c
+                .token
+                .as_ref()
+                .and_then(|t| t.scope.clone())
+                .unwrap_or_default();
+            let step = c.step_up.get_or_insert_with(StepUp::default);
+            let new: Vec<String> = needed
+                .into_iter()
+                .filter(|s| !step.scopes.contains(s))
+                .collect();
+            step.scopes.extend(new.iter().cloned());
+            let step = step.clone();
+            if !new.is_empty() {
+                let mut event = Event::new(
+                    Utc::now(),
+                    EventKind::Rejected,
+                    format!(
+                        "the upstream wants scope '{}' for some calls: the next sign-in asks for it",
+                        new.join(" ")
+                    ),
+                );
+                event.diagnosis = Some(DiagnosisCode::InsufficientScope);
+                event.evidence = vec![
+                    Evidence::new("status", "403 insufficient_scope"),
+                    Evidence::new("scope wanted", step.scopes.join(" ")),
+                    Evidence::new("scope granted", granted),
+                ];
+                if let Some(d) = description {
+                    event.evidence.push(Evidence::new(
+                        "error_description",
+                        crate::oauth::token::printable(&d, 200),
+                    ));
+                }
+                c.record(event);
+            }
+            Ok(step)
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_up_asks_three_times_then_stops_and_ends_once_granted() {
+        let mut c = Connection::new(
+            "linear".parse().unwrap(),
+            crate::vault::parse_upstream("https://mcp.example/mcp").unwrap(),
+            Auth::OAuth {
+                scopes: vec!["read".into(), "admin".into()],
+                discovery: None,
+            },
+            Utc::now(),
+        );
+        c.step_up = Some(StepUp {
+            scopes: vec!["admin".into()],
+            logins: 0,
+        });
+        for asked in 1..=MAX_STEP_UPS {
+            assert_eq!(c.step_up.as_ref().unwrap().to_ask(), ["admin".to_string()]);
+            settle_step_up(&mut c, Some("read"));
+            assert_eq!(c.step_up.as_ref().unwrap().logins, asked);
+            // Not granted: later sign-ins do not keep asking for it on their own.
+            assert_eq!(
+                c.auth,
+                Auth::OAuth {
+                    scopes: vec!["read".into()],
+                    discovery: None
+                }
+            );
+        }
+        assert!(c.step_up.as_ref().unwrap().to_ask().is_empty());
+        settle_step_up(&mut c, Some("read"));
+        assert_eq!(c.step_up.as_ref().unwrap().logins, MAX_STEP_UPS);
+        // Granted (by a `--scope` sign-in): the step-up is done.
+        settle_step_up(&mut c, Some("read admin"));
+        assert_eq!(c.step_up, None);
+    }
 }
