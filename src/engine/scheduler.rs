@@ -1,8 +1,9 @@
 //! The refresh scheduler: refreshes every token ahead of expiry — also while no client
 //! is connected, so refresh tokens with an idle timeout do not die overnight — and retries
 //! transient failures with backoff. It recomputes every due time from the wall clock each
-//! round and never sleeps more than 30 s, so a suspend/resume (a wall-clock jump) makes it
-//! re-check everything at once.
+//! round. Its timers run on the monotonic clock, which stands still while the machine
+//! sleeps, so every 2 s it compares the two: a suspend/resume (a wall-clock jump) makes it
+//! re-check everything at once rather than when its timer ends.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,8 @@ use crate::vault::{Auth, Connection, ConnectionState};
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// A gap this large between wall-clock and monotonic time means the machine slept.
 const JUMP: Duration = Duration::from_secs(5);
+/// How often a sleeping scheduler looks for such a gap.
+const JUMP_CHECK: Duration = Duration::from_secs(2);
 
 pub async fn run(engine: Engine) {
     let in_flight: Arc<Mutex<BTreeSet<String>>> = Arc::default();
@@ -49,22 +52,40 @@ pub async fn run(engine: Engine) {
             .unwrap_or(MAX_SLEEP)
             .clamp(Duration::from_millis(20), MAX_SLEEP);
         let (mono, wall) = (Instant::now(), Utc::now());
-        tokio::select! {
-            _ = engine.inner.stop.cancelled() => return,
-            _ = tokio::time::sleep(sleep) => {}
-            _ = state.changed() => {}
-        }
-        let wall_elapsed = (Utc::now() - wall).to_std().unwrap_or_default();
-        if wall_elapsed > mono.elapsed() + JUMP {
+        let until = tokio::time::Instant::now() + sleep;
+        let mut check = tokio::time::interval(JUMP_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.reset();
+        let jump = loop {
+            tokio::select! {
+                _ = engine.inner.stop.cancelled() => return,
+                _ = tokio::time::sleep_until(until) => break None,
+                _ = state.changed() => break None,
+                _ = check.tick() => {
+                    let jump = jumped(mono.elapsed(), (Utc::now() - wall).to_std().unwrap_or_default());
+                    if jump.is_some() {
+                        break jump;
+                    }
+                }
+            }
+        };
+        if let Some(jump) = jump {
             engine.notice(
                 NoticeLevel::Info,
                 format!(
                     "the clock jumped {}s (suspend/resume?): re-checking every connection",
-                    (wall_elapsed - mono.elapsed()).as_secs()
+                    jump.as_secs()
                 ),
             );
         }
     }
+}
+
+/// How far the wall clock ran ahead of the monotonic one (which stands still while the
+/// machine sleeps), when that means the machine slept.
+fn jumped(monotonic: Duration, wall: Duration) -> Option<Duration> {
+    let gap = wall.saturating_sub(monotonic);
+    (gap > JUMP).then_some(gap)
 }
 
 /// When each refreshable connection is next due.
@@ -145,4 +166,18 @@ fn start_refresh(engine: &Engine, name: &str, in_flight: &Arc<Mutex<BTreeSet<Str
             flying.remove(&name);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleep_shows_as_the_wall_clock_running_ahead() {
+        let s = Duration::from_secs;
+        assert_eq!(jumped(s(2), s(2)), None);
+        assert_eq!(jumped(s(2), s(6)), None, "scheduling noise is not a sleep");
+        assert_eq!(jumped(s(2), s(3602)), Some(s(3600)), "an hour asleep");
+        assert_eq!(jumped(s(10), s(3)), None, "the clock set back");
+    }
 }
