@@ -285,9 +285,16 @@ pub struct SimArgs {
     /// How long a timeout fault hangs, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout_secs: u64,
+    /// The Retry-After a 429 fault sends, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    pub retry_after_secs: u64,
     /// Rotate on the next refresh but cut the connection instead of answering.
     #[arg(long)]
     pub drop_next_refresh: bool,
+    /// Rotate on the next refresh, then hold the answer this many seconds (a client that
+    /// dies meanwhile never learns the new token).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub hold_next_refresh: u64,
     /// Answer 404 on this metadata path (repeatable), e.g. /.well-known/oauth-authorization-server.
     #[arg(long, value_name = "PATH")]
     pub missing_metadata: Vec<String>,

@@ -190,6 +190,31 @@ fn sigkill_in_the_middle_of_a_refresh_leaves_a_readable_vault() {
     assert_eq!(s["token"]["generation"], 2);
 }
 
+/// The server rotated, then tether died before the answer arrived (the simulator holds
+/// it): the journal remembers, so the `invalid_grant` the spent token meets next is named
+/// a lost response, not a mystery.
+#[test]
+fn a_refresh_cut_short_by_a_crash_reads_as_a_lost_response() {
+    let (home, sim) = connected("linear", "1");
+    sim.faults(json!({"hold_next_refresh_secs": 10}));
+    let mut child = home.cmd().args(["refresh", "linear"]).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while sim.stats()["totals"]["refresh_grants"] != 1 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the refresh never reached the server"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = home.run(&["refresh", "linear"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let s = status(&home, "linear");
+    assert_eq!(s["diagnosis"], "invalid_grant.lost_response", "{s}");
+    assert!(s["refresh_in_progress"].is_null(), "{s}");
+}
+
 #[test]
 fn login_errors_are_clear() {
     let home = Home::new();

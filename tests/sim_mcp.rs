@@ -485,3 +485,69 @@ async fn tether_sim_refuses_bad_flags_in_one_line() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// Every fault knob is also a `tether sim` flag: the plan the admin API reports is the
+/// one the command line set.
+#[tokio::test]
+async fn the_fault_flags_set_the_plan() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args([
+            "sim",
+            "--profile",
+            "generic",
+            "--fail-token-calls",
+            "2",
+            "--fail-kind",
+            "429",
+            "--retry-after-secs",
+            "7",
+            "--timeout-secs",
+            "9",
+            "--drop-next-refresh",
+            "--hold-next-refresh",
+            "3",
+            "--missing-metadata",
+            "/.well-known/oauth-authorization-server",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tether runs");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let base = line.trim().trim_end_matches("/mcp").to_string();
+    let plan: Value = http()
+        .get(format!("{base}/__sim/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        plan,
+        json!({
+            "fail_token_calls": 2,
+            "fail_kind": "429",
+            "retry_after_secs": 7,
+            "timeout_secs": 9,
+            "drop_next_refresh": true,
+            "hold_next_refresh_secs": 3,
+            "missing_metadata": ["/.well-known/oauth-authorization-server"],
+            "slow_down_polls": 0,
+        })
+    );
+    let missing = http()
+        .get(format!("{base}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}

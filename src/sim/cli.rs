@@ -24,7 +24,9 @@ pub fn options_from_args(args: &SimArgs) -> Result<SimOptions, super::SimError> 
             fail_token_calls: args.fail_token_calls,
             fail_kind,
             timeout_secs: args.timeout_secs,
+            retry_after_secs: args.retry_after_secs,
             drop_next_refresh: args.drop_next_refresh,
+            hold_next_refresh_secs: args.hold_next_refresh,
             missing_metadata: args.missing_metadata.clone(),
             ..FaultPlan::default()
         },

@@ -44,6 +44,9 @@ pub struct FaultPlan {
     /// Process the next successful refresh (the server really rotates) but cut the
     /// connection instead of sending the response.
     pub drop_next_refresh: bool,
+    /// Process the next successful refresh, then hold the response this many seconds
+    /// (0: no hold) — a client that dies meanwhile never learns the new token.
+    pub hold_next_refresh_secs: u64,
     /// Request paths (e.g. `/.well-known/oauth-authorization-server`) answered with 404.
     pub missing_metadata: Vec<String>,
     /// Answer this many of the next device-code polls with `slow_down` (RFC 8628 §3.5),
@@ -59,6 +62,7 @@ impl Default for FaultPlan {
             retry_after_secs: 1,
             timeout_secs: 30,
             drop_next_refresh: false,
+            hold_next_refresh_secs: 0,
             missing_metadata: Vec::new(),
             slow_down_polls: 0,
         }

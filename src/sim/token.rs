@@ -56,6 +56,10 @@ pub(crate) async fn token(
                 // The server has rotated; now the answer is lost on the way back.
                 cutter.cut();
             }
+            if let Some(hold) = refreshed.then(|| take_hold_fault(&shared)).flatten() {
+                // Rotated; the answer waits.
+                tokio::time::sleep(hold).await;
+            }
             success(&issued)
         }
         Err(e) => {
@@ -100,6 +104,16 @@ fn take_drop_fault(shared: &Shared) -> bool {
         t.dropped_responses += 1;
     });
     true
+}
+
+fn take_hold_fault(shared: &Shared) -> Option<std::time::Duration> {
+    let mut plan = shared.faults();
+    let secs = std::mem::take(&mut plan.hold_next_refresh_secs);
+    drop(plan);
+    (secs > 0).then(|| {
+        shared.count(|t| t.faults_injected += 1);
+        std::time::Duration::from_secs(secs)
+    })
 }
 
 fn success(issued: &Issued) -> Response {
