@@ -196,6 +196,7 @@ async fn check_connection(vault: &Vault, http: &reqwest::Client, c: &Connection)
     let mut out = vec![state_finding(c)];
     if let Auth::OAuth { .. } = c.auth {
         out.push(discovery_finding(http, c).await);
+        out.extend(registration_finding(http, c).await);
         let orphans = c
             .clients
             .iter()
@@ -248,6 +249,72 @@ fn state_finding(c: &Connection) -> Finding {
             .diagnosed(DiagnosisCode::UpstreamUnreachable, name),
         other => Finding::new(name, "state", Status::Ok, other.word()),
     }
+}
+
+/// The client the token belongs to (else the active one), read back from the server
+/// where RFC 7592 allows: a client the server no longer knows, or whose registration
+/// expired (Notion's do), cannot refresh — found before a refresh fails on it.
+async fn registration_finding(http: &reqwest::Client, c: &Connection) -> Option<Finding> {
+    use crate::oauth::registration::{self, AtServer};
+    let name = c.name.as_str();
+    let bound = c.token.as_ref().map(|t| t.client_id.as_str());
+    let r = c
+        .clients
+        .iter()
+        .find(|r| Some(r.client_id.as_str()) == bound)
+        .or_else(|| {
+            c.clients
+                .iter()
+                .find(|r| r.status == RegistrationStatus::Active)
+        })?;
+    let client = crate::secret::mask(&r.client_id);
+    let now = Utc::now();
+    let at_server = registration::read(http, r).await;
+    let f = match &at_server {
+        AtServer::Unreadable => return None,
+        AtServer::Known { secret_expires_at } if at_server.lost(now) => Finding::new(
+            name,
+            "registration",
+            Status::Fail,
+            format!(
+                "the server's registration of client {client} expired {}",
+                secret_expires_at
+                    .map(|at| crate::view::relative(at, now))
+                    .unwrap_or_default()
+            ),
+        )
+        .diagnosed(DiagnosisCode::ClientRejected, name),
+        AtServer::Known { secret_expires_at } => Finding::new(
+            name,
+            "registration",
+            Status::Ok,
+            match secret_expires_at {
+                Some(at) => format!(
+                    "the server knows client {client}; it expires {}",
+                    crate::view::relative(*at, now)
+                ),
+                None => format!("the server knows client {client}"),
+            },
+        ),
+        AtServer::Gone(status) => Finding::new(
+            name,
+            "registration",
+            Status::Fail,
+            format!("the server no longer knows client {client} (HTTP {status})"),
+        )
+        .diagnosed(DiagnosisCode::ClientRejected, name),
+        AtServer::Unknown(why) => Finding::new(
+            name,
+            "registration",
+            Status::Warn,
+            format!("client {client} could not be read back: {why}"),
+        ),
+    };
+    // (Not the registration's URL: it names the client id in full.)
+    Some(
+        f.with("client", client)
+            .with("asked", "RFC 7592 read of the registration"),
+    )
 }
 
 /// Discovery re-run, with every URL tried and the authorization server's capabilities.

@@ -114,6 +114,34 @@ fn a_rejected_api_key_fails_the_run_with_its_fix() {
     assert!(!run.stdout.contains("not-a-token"), "the key leaked");
 }
 
+/// Notion's registrations expire. The doctor reads the client back (RFC 7592) and says so
+/// before any refresh has failed on it.
+#[test]
+fn an_expired_registration_is_read_back_and_named() {
+    // A day lasts two seconds here.
+    let (home, _sim) = signed_in_at("notion", "43200");
+    let run = home.run(&["doctor", "notion", "--json"]).ok();
+    let registration = find(&findings(&run), "notion", "registration").clone();
+    assert_eq!(registration["status"], "ok", "{registration}");
+    assert!(
+        registration["summary"]
+            .as_str()
+            .unwrap()
+            .contains("expires in"),
+        "{registration}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let run = home.run(&["doctor", "notion", "--json"]);
+    assert_eq!(run.status, 1, "{}", run.stdout);
+    let registration = find(&findings(&run), "notion", "registration").clone();
+    assert_eq!(registration["status"], "fail", "{registration}");
+    assert_eq!(registration["diagnosis"], "client_rejected");
+    assert_eq!(registration["remedy"], "tether login notion --reregister");
+    for secret in ["ntn_at_", "ntn_rt_", "ntn_cs_", "ntn_reg_"] {
+        assert!(!run.stdout.contains(secret), "a secret leaked");
+    }
+}
+
 #[test]
 fn a_revoked_grant_is_named_and_fails_the_run() {
     let (home, sim) = signed_in("linear");

@@ -215,6 +215,47 @@ fn a_refresh_cut_short_by_a_crash_reads_as_a_lost_response() {
     assert!(s["refresh_in_progress"].is_null(), "{s}");
 }
 
+/// Re-registering leaves the old client without a token: an orphan, which `tether
+/// orphans` lists (read back from the server, RFC 7592) and `--delete` deletes there.
+#[test]
+fn an_orphan_is_read_back_then_deleted_at_the_server() {
+    let (home, sim) = connected("generic", "1");
+    let out = Run::of(
+        home.cmd()
+            .args(["login", "generic", "--reregister", "--timeout", "20"])
+            .env("BROWSER", common::browser())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(out.stdout.contains("Authorized"), "{}", out.stdout);
+    let listed: Value =
+        serde_json::from_str(&home.run(&["orphans", "--json"]).ok().stdout).unwrap();
+    let rows = listed.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(rows[0]["connection"], "generic");
+    assert_eq!(rows[0]["at_server"], "registered", "{listed}");
+    assert_eq!(rows[0]["deletable"], true);
+    let text = home.run(&["orphans"]).ok().stdout;
+    assert!(text.contains("at the server: registered"), "{text}");
+
+    let deleted = home.run(&["orphans", "generic", "--delete"]).ok().stdout;
+    assert!(deleted.contains("deleted at the server"), "{deleted}");
+    let clients = sim.stats()["clients"].clone();
+    let gone = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["deleted"] == true)
+        .count();
+    assert_eq!(gone, 1, "{clients}");
+    let after: Value = serde_json::from_str(&home.run(&["orphans", "--json"]).ok().stdout).unwrap();
+    assert_eq!(after, json!([]));
+    // The connection works on its new client.
+    assert_eq!(status(&home, "generic")["state"], "healthy");
+    home.run(&["refresh", "generic"]).ok();
+}
+
 #[test]
 fn login_errors_are_clear() {
     let home = Home::new();

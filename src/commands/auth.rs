@@ -13,7 +13,7 @@ use crate::cli::LoginArgs;
 use crate::diagnosis::explain;
 use crate::oauth::authorize::{self, Browser, DeviceGrant, LoginOptions, LoginStep, StepOutcome};
 use crate::oauth::refresh::{TokenManager, Trigger};
-use crate::oauth::registration::{self, Cleanup};
+use crate::oauth::registration::{self, AtServer, Cleanup};
 use crate::secret::mask;
 use crate::vault::{Auth, RegistrationStatus, Store};
 
@@ -204,6 +204,9 @@ struct OrphanRow {
     client_id: String,
     issuer: String,
     deletable: bool,
+    /// What the server says of it (RFC 7592 read), where it can be asked: `registered`
+    /// (with `expires` when it said), `gone`, `unknown`.
+    at_server: Option<String>,
     result: Option<String>,
 }
 
@@ -227,6 +230,21 @@ pub async fn orphans(name: Option<&str>, delete: bool, json: bool) -> anyhow::Re
             .iter()
             .filter(|r| r.status == RegistrationStatus::Orphan)
         {
+            // Asked only when listing: a deletion says for itself.
+            let read = if delete {
+                AtServer::Unreadable
+            } else {
+                registration::read(&http, r).await
+            };
+            let at_server = match read {
+                AtServer::Unreadable => None,
+                AtServer::Known {
+                    secret_expires_at: Some(at),
+                } if at <= chrono::Utc::now() => Some("expired".to_string()),
+                AtServer::Known { .. } => Some("registered".to_string()),
+                AtServer::Gone(status) => Some(format!("gone (HTTP {status})")),
+                AtServer::Unknown(why) => Some(format!("unknown: {why}")),
+            };
             let result = if delete {
                 let cleanup = registration::delete(&http, r).await;
                 if !matches!(cleanup, Cleanup::Kept(_)) {
@@ -245,6 +263,7 @@ pub async fn orphans(name: Option<&str>, delete: bool, json: bool) -> anyhow::Re
                 client_id: mask(&r.client_id),
                 issuer: r.issuer.clone(),
                 deletable: r.registration_access_token.is_some(),
+                at_server,
                 result,
             });
         }
@@ -269,8 +288,13 @@ pub async fn orphans(name: Option<&str>, delete: bool, json: bool) -> anyhow::Re
         println!("No orphaned client registrations.");
     } else {
         for r in &rows {
+            let at_server = r
+                .at_server
+                .as_deref()
+                .map(|s| format!("  at the server: {s}"))
+                .unwrap_or_default();
             println!(
-                "{}  {}  {}  {}",
+                "{}  {}  {}  {}{at_server}",
                 r.connection,
                 r.client_id,
                 r.issuer,

@@ -339,6 +339,72 @@ pub enum Cleanup {
     Kept(String),
 }
 
+/// What the server says of a registration when asked (RFC 7592 §2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AtServer {
+    /// It knows the client; when the client's secret (and with it, on servers like
+    /// Notion, the client) expires, where it says.
+    Known {
+        secret_expires_at: Option<DateTime<Utc>>,
+    },
+    /// It no longer knows the client, or its registration access token (RFC 7592 answers
+    /// 401 for both, some servers 403 or 404): the HTTP status.
+    Gone(u16),
+    /// The server gave no registration access token: it cannot be asked.
+    Unreadable,
+    /// No answer, or one that says nothing either way.
+    Unknown(String),
+}
+
+impl AtServer {
+    /// Whether the client can no longer be used: gone, or expired at `now`.
+    pub fn lost(&self, now: DateTime<Utc>) -> bool {
+        match self {
+            AtServer::Gone(_) => true,
+            AtServer::Known { secret_expires_at } => secret_expires_at.is_some_and(|at| at <= now),
+            AtServer::Unreadable | AtServer::Unknown(_) => false,
+        }
+    }
+}
+
+/// Reads a registration back from the server where RFC 7592 allows.
+pub async fn read(http: &reqwest::Client, r: &ClientRegistration) -> AtServer {
+    #[derive(Deserialize)]
+    struct Read {
+        client_id: String,
+        #[serde(default)]
+        client_secret_expires_at: Option<i64>,
+    }
+    let (Some(uri), Some(token)) = (&r.registration_client_uri, &r.registration_access_token)
+    else {
+        return AtServer::Unreadable;
+    };
+    let res = match http
+        .get(uri.clone())
+        .bearer_auth(token.expose())
+        .send()
+        .await
+    {
+        Ok(res) => res,
+        Err(e) => return AtServer::Unknown(describe(&e)),
+    };
+    match res.status().as_u16() {
+        200 => match res.json::<Read>().await {
+            Ok(read) if read.client_id == r.client_id => AtServer::Known {
+                // RFC 7591 §3.2.1: 0 means it never expires.
+                secret_expires_at: read
+                    .client_secret_expires_at
+                    .filter(|at| *at > 0)
+                    .and_then(|at| DateTime::from_timestamp(at, 0)),
+            },
+            Ok(_) => AtServer::Unknown("the server described another client".to_string()),
+            Err(e) => AtServer::Unknown(format!("the answer is not a registration ({e})")),
+        },
+        s @ (401 | 403 | 404) => AtServer::Gone(s),
+        s => AtServer::Unknown(format!("the server answered HTTP {s}")),
+    }
+}
+
 /// Deletes a registration at the server where RFC 7592 allows.
 pub async fn delete(http: &reqwest::Client, r: &ClientRegistration) -> Cleanup {
     let (Some(uri), Some(token)) = (&r.registration_client_uri, &r.registration_access_token)
