@@ -124,6 +124,8 @@ fn a_user_drives_the_demo() {
     }
     assert!(pane.contains("proxy on http://127.0.0.1:"), "{pane}");
     assert!(pane.contains("Overview"), "{pane}");
+    // 120 columns are wide enough for the upstream host column.
+    assert!(pane.contains("Host"), "{pane}");
 
     // Down to github, History tab: the timeline shows its sign-in.
     session.keys(&["j", "Tab"]);
@@ -287,4 +289,41 @@ fn the_add_wizard_starts_a_sign_in_and_esc_leaves_nothing_behind() {
         "{pane}"
     );
     session.quit();
+}
+
+/// A tether already serves the proxy port: the terminal UI says so and keeps watching the
+/// shared vault — a connection another process adds shows within a second or two. Its log
+/// goes to a file, never onto the screen.
+#[test]
+fn another_tether_serving_the_port_is_named_and_its_changes_show() {
+    let home = Home::new();
+    home.run(&["add", "first", "http://127.0.0.1:9/mcp", "--no-auth"])
+        .ok();
+    let serve = common::Serve::start(&home);
+    let bind = serve.base.trim_start_matches("http://").to_string();
+    let command = format!(
+        "TETHER_HOME='{home}' HOME='{user}' XDG_CONFIG_HOME='{user}/.config' TETHER_KEY_SOURCE=file \
+         DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent TETHER_BIND={bind} RUST_LOG=debug '{bin}'",
+        home = home.path().display(),
+        user = home.user().display(),
+        bin = env!("CARGO_BIN_EXE_tether"),
+    );
+    let Some(session) = start("elsewhere", &command) else {
+        return;
+    };
+    let pane = session.wait_for("proxy served by another tether", Duration::from_secs(20));
+    assert!(pane.contains(&bind), "{pane}");
+    assert!(pane.contains("first"), "{pane}");
+    home.run(&["add", "second", "http://127.0.0.1:9/mcp", "--no-auth"])
+        .ok();
+    // The vault is watched once a second; the wait's bound is generous, not a target.
+    session.wait_for("second", Duration::from_secs(10));
+    session.quit();
+    let log = std::fs::read_to_string(home.path().join("logs/tether.log")).unwrap();
+    assert!(!log.is_empty(), "the log file is empty");
+    assert!(
+        !session.capture().contains("DEBUG"),
+        "log lines reached the screen"
+    );
+    drop(serve);
 }

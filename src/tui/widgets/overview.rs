@@ -40,6 +40,19 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
                 .and_then(|t| t.scope.clone())
                 .or_else(|| (!scopes.is_empty()).then(|| scopes.join(" ")));
             out.push(field(theme, "Scopes", vec![optional(theme, scope)]));
+            if let Some(step) = c.step_up.as_ref().filter(|s| !s.scopes.is_empty()) {
+                let wanted = step.scopes.join(" ");
+                let asks = if step.to_ask().is_empty() {
+                    format!("'{wanted}' wanted; {} sign-ins did not get it", step.logins)
+                } else {
+                    format!("'{wanted}' wanted by the server — press l to sign in for it")
+                };
+                out.push(field(
+                    theme,
+                    "Step-up",
+                    vec![Span::styled(asks, theme.fg(theme.warning))],
+                ));
+            }
         }
         Auth::ApiKey { header, value } => {
             out.push(field(
@@ -71,7 +84,10 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
     out.push(field(
         theme,
         "Obtained",
-        vec![Span::raw(view::relative(token.obtained_at, now))],
+        vec![
+            Span::raw(view::relative(token.obtained_at, now)),
+            Span::styled(format!("  generation {}", token.generation), theme.muted()),
+        ],
     ));
     out.push(field(
         theme,
@@ -89,20 +105,15 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
                 Span::styled("none: no refresh token (long-lived token)", theme.muted())
             }
             (None, Some(_)) => Span::styled("not scheduled", theme.muted()),
-        }],
-    ));
-    out.push(field(
-        theme,
-        "Refresh token",
-        vec![match &token.refresh_token {
-            Some(r) => Span::raw(r.masked()),
-            None => Span::styled("none issued", theme.muted()),
-        }],
-    ));
-    out.push(field(
-        theme,
-        "Generation",
-        vec![Span::raw(token.generation.to_string())],
+        }]
+        .into_iter()
+        .chain(token.refresh_token.as_ref().map(|r| {
+            Span::styled(
+                format!("  with refresh token {}", r.masked()),
+                theme.muted(),
+            )
+        }))
+        .collect(),
     ));
     if let Some(j) = &c.journal {
         out.push(field(
