@@ -202,7 +202,10 @@ fn a_missing_file_is_created_private() {
 #[test]
 fn a_malformed_file_is_left_alone() {
     for (client, fixture_name, line) in [
+        (Client::ClaudeCode, "malformed.json", "line 3"),
+        (Client::ClaudeDesktop, "malformed.json", "line 3"),
         (Client::Cursor, "malformed.json", "line 3"),
+        (Client::Vscode, "malformed.json", "line 3"),
         (Client::Codex, "malformed.toml", "line 2"),
     ] {
         let home = home();
@@ -211,12 +214,13 @@ fn a_malformed_file_is_left_alone() {
         let run = home.run(&["config", client.id(), "linear", "--write"]);
         assert_eq!(run.status, 1, "{}", run.stderr);
         assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-        let file = client.config_file(&Locations {
-            home: "~".into(),
-            ..locations(&home)
-        });
+        // Named as the user knows it: under ~.
+        let file = path
+            .display()
+            .to_string()
+            .replace(&home.user().display().to_string(), "~");
         assert!(
-            run.stderr.contains(&file.display().to_string())
+            run.stderr.contains(&file)
                 && run.stderr.contains(line)
                 && run.stderr.contains("left unchanged"),
             "{}",

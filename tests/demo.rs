@@ -18,6 +18,7 @@ async fn headless_demo_starts_six_providers_and_cleans_up() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut urls = Vec::new();
+    let mut endpoints = Vec::new();
     let mut vault = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
@@ -26,6 +27,10 @@ async fn headless_demo_starts_six_providers_and_cleans_up() {
         }
         if let Some(path) = line.strip_prefix("vault: ") {
             vault = Some(std::path::PathBuf::from(path));
+        }
+        if let Some((state, endpoint)) = line.split_once("local endpoint: ") {
+            endpoints.push((state.to_string(), endpoint.trim().to_string()));
+            continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() > 2 && fields[1].starts_with("http://127.0.0.1:") {
@@ -63,6 +68,25 @@ async fn headless_demo_starts_six_providers_and_cleans_up() {
             challenge.contains("resource_metadata="),
             "{name}: {challenge}"
         );
+    }
+
+    // Each connection is signed in and served on a local endpoint of the demo's proxy.
+    assert_eq!(endpoints.len(), 6, "{endpoints:?}");
+    for (line, endpoint) in &endpoints {
+        assert!(line.contains("healthy"), "not signed in: {line}");
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+        let res = http
+            .post(endpoint)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{line}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(body["result"]["tools"].is_array(), "{line}: {body}");
     }
 
     // The throwaway vault holds one OAuth connection per provider.

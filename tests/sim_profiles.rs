@@ -228,6 +228,10 @@ async fn atlassian_access_tokens_live_30_to_55_scaled_minutes() {
         );
         seen.push(life);
     }
+    // Random, not one fixed lifetime (six equal draws of 26 values: odds of 1 in 11 million).
+    seen.sort_unstable();
+    seen.dedup();
+    assert!(seen.len() > 1, "every token lived {seen:?}");
     // Refresh rotates and stays within the range.
     let t = login_as(&http, &sim, &client, Some("mcp:read offline_access")).await;
     let r: Value = refresh(&http, &sim, &client, s(&t["refresh_token"]))
@@ -238,6 +242,9 @@ async fn atlassian_access_tokens_live_30_to_55_scaled_minutes() {
         .unwrap();
     assert!((30..=55).contains(&r["expires_in"].as_u64().unwrap()));
     assert_ne!(r["refresh_token"], t["refresh_token"]);
+    let totals = sim.stats().totals;
+    assert_eq!(totals.refresh_grants, 1);
+    assert_eq!(totals.authorization_code_grants, 7);
     // Without offline_access Atlassian gives no refresh token.
     let short = login_as(&http, &sim, &client, Some("mcp:read")).await;
     assert!(short.get("refresh_token").is_none());
