@@ -807,6 +807,24 @@ async fn a_rejected_api_key_is_explained() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("rejected its API key"), "{message}");
     assert!(!message.contains("0123456789"), "the key leaked: {message}");
+    // Said once in the connection's history, however many calls meet it.
+    rpc(&format!("{}/s/{secret}/mcp", serve.base), list_tools()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rejections = loop {
+        let status: Value =
+            serde_json::from_str(&home.run(&["status", "keyed", "--json"]).ok().stdout).unwrap();
+        let rejections = status["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["diagnosis"] == "token_evicted")
+            .count();
+        if rejections > 0 || Instant::now() > deadline {
+            break rejections;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(rejections, 1);
     drop(serve);
     sim.shutdown().await;
 }

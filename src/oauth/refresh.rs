@@ -846,6 +846,40 @@ pub fn eviction_event(rejected: &Current, description: Option<&str>) -> Event {
     event
 }
 
+/// The upstream refused an API-key connection's key (401): said once in its history (not
+/// again while the last entry already says so, within a minute), so `tether status`, the
+/// TUI and `tether doctor`'s evidence show it.
+pub async fn record_key_rejected(vault: &Vault, name: &str) {
+    let name = name.to_string();
+    let recorded = vault
+        .transact_async(move |store: &mut Store| {
+            let Some(c) = store.get_mut(&name) else {
+                return Ok::<_, VaultError>(());
+            };
+            let now = Utc::now();
+            let said = c.history.last().is_some_and(|e| {
+                e.kind == EventKind::Rejected
+                    && e.diagnosis == Some(DiagnosisCode::TokenEvicted)
+                    && now - e.at < chrono::Duration::minutes(1)
+            });
+            if !said {
+                let mut event = Event::new(
+                    now,
+                    EventKind::Rejected,
+                    "the upstream rejected the API key (401): replace it (tether remove, then tether add --api-key-env)".to_string(),
+                );
+                event.diagnosis = Some(DiagnosisCode::TokenEvicted);
+                event.evidence = vec![Evidence::new("status", "401")];
+                c.record(event);
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!("an event could not be recorded in the vault: {e}");
+    }
+}
+
 /// Adds `event` to the history of connection `name` (a connection removed meanwhile is
 /// left alone; a vault that cannot be written is said in the log).
 pub async fn record(vault: &Vault, name: &str, event: Event) {

@@ -232,6 +232,11 @@ async fn forward_buffered(
             );
             let data =
                 json!({"connection": name, "diagnosis": DiagnosisCode::TokenEvicted.as_str()});
+            let vault = proxy.engine.vault().clone();
+            let name = name.to_string();
+            tokio::spawn(async move {
+                crate::oauth::refresh::record_key_rejected(&vault, &name).await;
+            });
             rpc_error(
                 StatusCode::BAD_GATEWAY,
                 AUTH_ERROR,
