@@ -1,16 +1,18 @@
 //! The client the MCP conformance suite drives (`conformance client --command ...`): tether's
-//! own discovery, registration, login and token engine against the suite's mock servers,
-//! then `initialize` → `tools/list` → `tools/call` with the engine's token.
+//! own discovery, registration, login, token engine and proxy against the suite's mock
+//! servers — `initialize` → `tools/list` → `tools/call` sent, as any MCP client sends
+//! them, to the connection's local endpoint, which forwards them with the engine's token.
 //!
 //! The suite appends the MCP URL as the last argument and sets `MCP_CONFORMANCE_SCENARIO`,
 //! `MCP_CONFORMANCE_CONTEXT` (JSON, may carry a pre-registered `client_id`/`client_secret`)
 //! and, from 0.2 on, `MCP_CONFORMANCE_PROTOCOL_VERSION` (2026-07-28 means the stateless
 //! wire: no `initialize`, the version in a header and in every request's `_meta`).
 //!
-//! A 401 gets one refresh, and a new login (a new discovery: the server may have moved to
-//! another authorization server) if the refreshed token is refused too; a 403
-//! `insufficient_scope` gets a step-up login with the union of the scopes asked so far and
-//! the challenged ones. Three logins at most.
+//! The proxy meets a 401 with one refresh and one retry; when the connection still cannot
+//! authenticate it answers the JSON-RPC error that tells a user to sign in again, and this
+//! client does what the user would: a new login (a new discovery: the server may have
+//! moved to another authorization server). A 403 `insufficient_scope` becomes a recorded
+//! step-up, and the new login asks for the union of the scopes. Three logins at most.
 //! Exit 0 only when the tool call succeeded.
 //!
 //! Try it by hand: `cargo run --example conformance_client -- http://127.0.0.1:PORT/mcp`.
@@ -19,15 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use serde_json::{Value, json};
 
+use tether::config::ProxyConfig;
 use tether::config::{Config, KeySourceChoice};
 use tether::engine::{Engine, EngineOptions, ProxyStatus};
 use tether::oauth::authorize::{self, Browser, LoginOptions, LoginStep, StepOutcome};
-use tether::oauth::refresh::{Credential, Trigger};
-use tether::oauth::www_authenticate;
 use tether::paths::Paths;
 use tether::vault::{
     Auth, ClientRegistration, Connection, Store, Vault, VaultError, parse_upstream,
@@ -72,34 +72,40 @@ async fn run() -> anyhow::Result<()> {
         .tempdir()?;
     let vault = throwaway_vault(home.path(), &url, &context)?;
     let http = tether::http::client();
-    let session = Session {
-        http: http.clone(),
-        url: url.clone(),
-        version,
-        session_id: None,
-        next_id: 1,
-    };
 
     let mut logins = 0;
-    login(&http, &vault, &[], &mut logins).await?;
+    login(&http, &vault, &mut logins).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     let engine = Engine::start(
         vault.clone(),
         http.clone(),
         EngineOptions {
             schedule: false,
             browser: Browser::Fetch,
-            proxy: ProxyStatus::Off {
-                reason: "conformance client".to_string(),
-            },
+            proxy: ProxyStatus::Serving { addr },
         },
     )
     .await?;
+    let config = ProxyConfig {
+        bind: addr,
+        ..ProxyConfig::default()
+    };
+    let proxy = tether::proxy::spawn(engine.clone(), config, listener)?;
+    let (secret, _) = tether::access::endpoint_secret(&vault, NAME, "conformance").await?;
+    engine.reload().await?;
+    let session = Session {
+        http: reqwest::Client::new(),
+        url: format!("http://{addr}/s/{}/mcp", secret.expose()),
+        version,
+        session_id: None,
+        next_id: 1,
+    };
     let mut client = Client {
         http,
         vault,
         engine,
         session,
-        scopes: Vec::new(),
         logins,
     };
     if !client.session.stateless() {
@@ -113,82 +119,45 @@ async fn run() -> anyhow::Result<()> {
             json!({ "name": "test-tool", "arguments": {} }),
         )
         .await?;
+    proxy.stop(Duration::from_secs(2)).await;
     client.engine.shutdown();
     Ok(())
 }
 
-/// tether's side of one MCP session: the vault, the engine's tokens, and the logins
-/// spent so far.
+/// tether's side of one MCP session: the vault, the engine (whose proxy the session
+/// talks to), and the logins spent so far.
 struct Client {
     http: reqwest::Client,
     vault: Vault,
     engine: Engine,
     session: Session,
-    /// Scopes asked for by step-up so far.
-    scopes: Vec<String>,
     logins: usize,
 }
 
 impl Client {
-    /// One request with the engine's token, recovering the way a proxy would: a 401 gets
-    /// a refresh, then a new login; a 403 `insufficient_scope` gets a step-up login.
+    /// One request through the proxy; when it answers that the connection must sign in
+    /// again (a refreshed token refused, a dead grant, a step-up), a new login and the
+    /// request once more.
     async fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
-        let mut refreshed = false;
         loop {
-            let current = self.engine.credential(NAME).await?;
-            let Credential::Bearer(token) = &current.credential else {
-                bail!("the connection holds no bearer token");
-            };
-            match self
-                .session
-                .call(method, params.clone(), token.expose())
-                .await?
-            {
+            match self.session.call(method, params.clone()).await? {
                 Answer::Ok(result) => {
                     eprintln!("conformance client: {method} ok: {}", short(&result));
                     return Ok(result);
                 }
-                Answer::Unauthorized if !refreshed => {
-                    // Expired or revoked: one refresh through the engine, then retry.
-                    refreshed = true;
-                    let manager = self.engine.manager(NAME).context("no token manager")?;
-                    let seen = current.generation;
-                    if let Err(e) = manager.refresh(Trigger::Rejected { seen }).await {
-                        eprintln!("conformance client: refresh failed ({e}); logging in again");
-                        self.login().await?;
-                    }
-                }
-                Answer::Unauthorized => {
-                    // A fresh token is refused too: the server may have moved to another
-                    // authorization server, which only a new discovery finds.
-                    eprintln!("conformance client: {method} refused a refreshed token");
-                    refreshed = false;
-                    self.login().await?;
-                }
-                Answer::Forbidden(challenge) => {
-                    let wanted = challenge.and_then(|c| c.scope).unwrap_or_default();
-                    self.scopes = union(&granted_scopes(&self.vault)?, &self.scopes, &wanted);
+                Answer::SignInAgain { diagnosis, message } => {
                     eprintln!(
-                        "conformance client: {method} needs scope '{wanted}': step-up to '{}'",
-                        self.scopes.join(" ")
+                        "conformance client: {method}: tether says sign in again [{diagnosis}]: {message}"
                     );
-                    self.login().await?;
+                    login(&self.http, &self.vault, &mut self.logins).await?;
+                    self.engine.reload().await?;
                 }
             }
         }
     }
 
-    async fn login(&mut self) -> anyhow::Result<()> {
-        login(&self.http, &self.vault, &self.scopes, &mut self.logins).await?;
-        self.engine.reload().await?;
-        Ok(())
-    }
-
     async fn notify(&self, method: &str) -> anyhow::Result<()> {
-        let current = self.engine.credential(NAME).await?;
-        if let Credential::Bearer(token) = &current.credential {
-            self.session.notify(method, token.expose()).await;
-        }
+        self.session.notify(method).await;
         Ok(())
     }
 }
@@ -231,20 +200,15 @@ fn throwaway_vault(home: &std::path::Path, url: &str, context: &Value) -> anyhow
     Ok(vault)
 }
 
-/// tether's real login, following the authorization URL without a browser.
-async fn login(
-    http: &reqwest::Client,
-    vault: &Vault,
-    scopes: &[String],
-    logins: &mut usize,
-) -> anyhow::Result<()> {
+/// tether's real login, following the authorization URL without a browser; a step-up the
+/// proxy recorded is asked for by the login itself.
+async fn login(http: &reqwest::Client, vault: &Vault, logins: &mut usize) -> anyhow::Result<()> {
     if *logins >= MAX_LOGINS {
         bail!("still refused after {MAX_LOGINS} authorizations: giving up");
     }
     *logins += 1;
     let options = LoginOptions {
         browser: Browser::Fetch,
-        extra_scopes: scopes.to_vec(),
         timeout: Duration::from_secs(20),
         ..LoginOptions::default()
     };
@@ -263,30 +227,6 @@ async fn login(
     Ok(())
 }
 
-/// The scopes the stored login asked for.
-fn granted_scopes(vault: &Vault) -> anyhow::Result<Vec<String>> {
-    let store = vault.load()?;
-    Ok(match store.get(NAME).map(|c| &c.auth) {
-        Some(Auth::OAuth { scopes, .. }) => scopes.clone(),
-        _ => Vec::new(),
-    })
-}
-
-fn union(a: &[String], b: &[String], wanted: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for s in a
-        .iter()
-        .chain(b)
-        .map(String::as_str)
-        .chain(wanted.split_whitespace())
-    {
-        if !out.iter().any(|o| o == s) {
-            out.push(s.to_string());
-        }
-    }
-    out
-}
-
 fn short(v: &Value) -> String {
     let s = v.to_string();
     s.chars().take(160).collect()
@@ -294,9 +234,15 @@ fn short(v: &Value) -> String {
 
 enum Answer {
     Ok(Value),
-    Unauthorized,
-    Forbidden(Option<www_authenticate::BearerChallenge>),
+    /// tether's JSON-RPC error for a connection that cannot authenticate (-32001).
+    SignInAgain {
+        diagnosis: String,
+        message: String,
+    },
 }
+
+/// The JSON-RPC error code tether answers with when a connection must sign in again.
+const SIGN_IN_AGAIN: i64 = -32001;
 
 /// A minimal Streamable HTTP client: JSON or SSE answers, an optional session id, and the
 /// stateless 2026-07-28 form (version header and `_meta` on every request).
@@ -367,7 +313,7 @@ impl Session {
         params
     }
 
-    async fn call(&mut self, method: &str, params: Value, token: &str) -> anyhow::Result<Answer> {
+    async fn call(&mut self, method: &str, params: Value) -> anyhow::Result<Answer> {
         let id = self.next_id;
         self.next_id += 1;
         let params = self.params(method, params);
@@ -376,24 +322,11 @@ impl Session {
             .http
             .post(&self.url)
             .headers(self.headers(method, &params))
-            .bearer_auth(token)
             .body(body.to_string())
             .send()
             .await
             .with_context(|| format!("{method}: no answer"))?;
         let status = res.status();
-        let challenge = www_authenticate::bearer(res.headers());
-        match status {
-            StatusCode::UNAUTHORIZED => return Ok(Answer::Unauthorized),
-            StatusCode::FORBIDDEN
-                if challenge
-                    .as_ref()
-                    .is_some_and(|c| c.error.as_deref() == Some("insufficient_scope")) =>
-            {
-                return Ok(Answer::Forbidden(challenge));
-            }
-            _ => {}
-        }
         if let Some(sid) = res
             .headers()
             .get("mcp-session-id")
@@ -422,6 +355,15 @@ impl Session {
             serde_json::from_str(&text).with_context(|| format!("{method}: not JSON"))?
         };
         if let Some(error) = message.get("error") {
+            if error["code"] == SIGN_IN_AGAIN {
+                return Ok(Answer::SignInAgain {
+                    diagnosis: error["data"]["diagnosis"]
+                        .as_str()
+                        .unwrap_or("-")
+                        .to_string(),
+                    message: error["message"].as_str().unwrap_or_default().to_string(),
+                });
+            }
             bail!("{method}: JSON-RPC error {error}");
         }
         if method == "initialize"
@@ -434,13 +376,12 @@ impl Session {
 
     /// A notification; its answer (202, or an error the next request will meet) is not
     /// needed.
-    async fn notify(&self, method: &str, token: &str) {
+    async fn notify(&self, method: &str) {
         let body = json!({ "jsonrpc": "2.0", "method": method });
         let _ = self
             .http
             .post(&self.url)
             .headers(self.headers(method, &Value::Null))
-            .bearer_auth(token)
             .body(body.to_string())
             .send()
             .await;
