@@ -138,6 +138,72 @@ fn transient_token_faults_never_lose_the_refresh_token() {
     assert_eq!(sim.stats()["totals"]["invalid_grant_responses"], 0);
 }
 
+/// `tether refresh` run by several processes at once against single-use rotation: the
+/// cross-process lock lets one refresh at a time, and each later one starts from the
+/// newest token (or adopts it) — no refresh token is ever presented twice.
+#[test]
+fn refreshes_from_several_processes_at_once_never_reuse_a_token() {
+    let (home, sim) = connected("linear", "1");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            home.cmd()
+                .args(["refresh", "linear"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let totals = &sim.stats()["totals"];
+    assert_eq!(totals["invalid_grant_responses"], 0, "{totals}");
+    assert_eq!(totals["family_revocations"], 0, "{totals}");
+    let refreshes = totals["refresh_grants"].as_u64().unwrap();
+    assert!((1..=4).contains(&refreshes), "{totals}");
+    let s = status(&home, "linear");
+    assert_eq!(s["state"], "healthy");
+    assert_eq!(s["token"]["generation"].as_u64().unwrap(), 1 + refreshes);
+}
+
+/// Failing token calls while `tether serve` keeps the token fresh: the scheduler retries
+/// with backoff by itself and heals when the fault ends — no one runs `tether refresh`.
+#[test]
+fn the_scheduler_retries_a_failed_refresh_by_itself() {
+    // Linear's one-hour tokens live two seconds: due for refresh within about a second.
+    let (home, sim) = connected("linear", "1800");
+    sim.faults(json!({"fail_token_calls": 2, "fail_kind": "500"}));
+    let serve = common::Serve::start(&home);
+    let start = std::time::Instant::now();
+    loop {
+        let totals = sim.stats()["totals"].clone();
+        if totals["refresh_grants"].as_u64().unwrap() >= 1
+            && status(&home, "linear")["state"] == "healthy"
+        {
+            assert!(totals["faults_injected"].as_u64().unwrap() >= 2, "{totals}");
+            assert_eq!(totals["invalid_grant_responses"], 0, "{totals}");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "not healed: {totals}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let history = status(&home, "linear")["history"].to_string();
+    assert!(
+        history.contains("refresh_failed") || history.contains("upstream_unreachable"),
+        "{history}"
+    );
+    common::assert_no_tokens(&serve.stop());
+}
+
 #[test]
 fn a_lost_refresh_response_is_diagnosed_as_such() {
     let (home, sim) = connected("linear", "3600");

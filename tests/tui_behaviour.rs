@@ -79,7 +79,7 @@ fn ctrl_c_quits_everywhere_and_typing_goes_to_text_fields() {
 #[test]
 fn the_help_overlay_lists_every_binding() {
     let app = fixture::demo_app(None, 100, 30);
-    let help: Vec<String> = tether::tui::widgets::help::lines(app.theme())
+    let help: Vec<String> = tether::tui::widgets::help::lines(app.theme(), None)
         .iter()
         .map(|l| l.to_string())
         .collect();
@@ -90,6 +90,44 @@ fn the_help_overlay_lists_every_binding() {
             binding.help
         );
     }
+}
+
+/// Every main-screen action is reachable from the help: chosen with ↓ and run with Enter,
+/// it does exactly what its key does.
+#[test]
+fn every_action_runs_from_the_help_as_its_key_does() {
+    let main: Vec<_> = BINDINGS
+        .iter()
+        .filter(|b| b.context == Context::Main)
+        .collect();
+    for (i, binding) in main.iter().enumerate() {
+        let mut by_key = fixture::demo_app(None, 100, 30);
+        let expected = format!("{:?}", cmd(&mut by_key, binding.command));
+        let mut from_help = fixture::demo_app(None, 100, 30);
+        cmd(&mut from_help, Command::Help);
+        for _ in 0..i {
+            cmd(&mut from_help, Command::Down);
+        }
+        let got = format!("{:?}", cmd(&mut from_help, Command::Submit));
+        assert_eq!(got, expected, "'{}' from the help", binding.help);
+        assert_eq!(
+            format!("{:?}", std::mem::discriminant(from_help.overlay())),
+            format!("{:?}", std::mem::discriminant(by_key.overlay())),
+            "'{}' from the help",
+            binding.help
+        );
+        assert_eq!(from_help.selected_name(), by_key.selected_name());
+        assert_eq!(from_help.tab(), by_key.tab());
+    }
+    // The choice stops at the last action; Esc closes without running anything.
+    let mut app = fixture::demo_app(None, 100, 30);
+    cmd(&mut app, Command::Help);
+    for _ in 0..main.len() + 5 {
+        cmd(&mut app, Command::Down);
+    }
+    assert!(matches!(app.overlay(), Overlay::Help { selected, .. } if *selected == main.len() - 1));
+    assert!(cmd(&mut app, Command::Back).is_none());
+    assert!(matches!(app.overlay(), Overlay::None));
 }
 
 #[test]

@@ -21,17 +21,33 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 const JUMP: Duration = Duration::from_secs(5);
 /// How often a sleeping scheduler looks for such a gap.
 const JUMP_CHECK: Duration = Duration::from_secs(2);
+/// A connection is never started again sooner than this after its last start, whatever
+/// its due time says (a failure that does not count toward backoff — the vault
+/// unreadable, say — must not make the loop spin).
+const MIN_GAP: Duration = Duration::from_secs(1);
 
 pub async fn run(engine: Engine) {
     let in_flight: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    // Poked when a refresh this loop started ends: its next due time (a retry after a
+    // failure) is computed then, not when some other timer happens to fire.
+    let finished = Arc::new(tokio::sync::Notify::new());
     let mut state = engine.inner.state.subscribe();
+    let mut started: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    let gap = chrono::Duration::from_std(MIN_GAP).unwrap_or_default();
     loop {
         let now = Utc::now();
-        let due = due_times(&engine, now);
+        let mut due = due_times(&engine, now);
+        for (name, at) in due.iter_mut() {
+            if let Some(last) = started.get(name) {
+                *at = (*at).max(*last + gap);
+            }
+        }
+        started.retain(|name, _| due.contains_key(name));
         let next = due.values().copied().filter(|at| *at > now).min();
         for (name, at) in &due {
             if *at <= now {
-                start_refresh(&engine, name, &in_flight);
+                start_refresh(&engine, name, &in_flight, &finished);
+                started.insert(name.clone(), now);
             }
         }
         let changed = engine
@@ -61,6 +77,7 @@ pub async fn run(engine: Engine) {
                 _ = engine.inner.stop.cancelled() => return,
                 _ = tokio::time::sleep_until(until) => break None,
                 _ = state.changed() => break None,
+                _ = finished.notified() => break None,
                 _ = check.tick() => {
                     let jump = jumped(mono.elapsed(), (Utc::now() - wall).to_std().unwrap_or_default());
                     if jump.is_some() {
@@ -144,7 +161,12 @@ fn due_time(c: &Connection, manager: &TokenManager, now: DateTime<Utc>) -> Optio
     ))
 }
 
-fn start_refresh(engine: &Engine, name: &str, in_flight: &Arc<Mutex<BTreeSet<String>>>) {
+fn start_refresh(
+    engine: &Engine,
+    name: &str,
+    in_flight: &Arc<Mutex<BTreeSet<String>>>,
+    finished: &Arc<tokio::sync::Notify>,
+) {
     let Ok(mut flying) = in_flight.lock() else {
         return;
     };
@@ -156,6 +178,7 @@ fn start_refresh(engine: &Engine, name: &str, in_flight: &Arc<Mutex<BTreeSet<Str
         return;
     };
     let in_flight = in_flight.clone();
+    let finished = finished.clone();
     let name = name.to_string();
     tokio::spawn(async move {
         let result = manager.refresh(Trigger::Scheduled).await;
@@ -165,6 +188,7 @@ fn start_refresh(engine: &Engine, name: &str, in_flight: &Arc<Mutex<BTreeSet<Str
         if let Ok(mut flying) = in_flight.lock() {
             flying.remove(&name);
         }
+        finished.notify_one();
     });
 }
 

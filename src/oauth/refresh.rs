@@ -305,10 +305,12 @@ impl TokenManager {
         if let Some(done) = self.done_while_waiting(seen, trigger) {
             return Ok(done);
         }
+        // Callers arriving together share one failure; the scheduler (which paces its
+        // own retries with backoff) and a user asking explicitly always get a new try.
         if let Some(f) = recent.as_ref()
             && f.generation == seen
             && f.at.elapsed() < FAILURE_SHARE_WINDOW
-            && trigger != Trigger::Manual
+            && !matches!(trigger, Trigger::Manual | Trigger::Scheduled)
         {
             return Err(f.error.clone());
         }
@@ -900,6 +902,50 @@ pub async fn record(vault: &Vault, name: &str, event: Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn token_set(refresh: Option<&str>) -> TokenSet {
+        TokenSet {
+            client_id: "c".into(),
+            issuer: "https://as.example".into(),
+            access_token: Secret::new("at-1"),
+            refresh_token: refresh.map(Secret::new),
+            scope: Some("read".into()),
+            expires_at: None,
+            obtained_at: Utc::now(),
+            generation: 4,
+            used_refresh_hashes: Vec::new(),
+        }
+    }
+
+    fn response(refresh: Option<&str>) -> TokenResponse {
+        TokenResponse {
+            access_token: Secret::new("at-2"),
+            token_type: "Bearer".into(),
+            expires_in: Some(3600),
+            refresh_token: refresh.map(Secret::new),
+            scope: None,
+        }
+    }
+
+    #[test]
+    fn a_refresh_token_that_does_not_come_back_or_comes_back_unchanged_is_kept() {
+        let now = Utc::now();
+        // None in the answer: the old one stays, and it was not spent.
+        let next = rotated(token_set(Some("rt-1")), response(None), [1; 8], now);
+        assert_eq!(next.refresh_token, Some(Secret::new("rt-1")));
+        assert!(next.used_refresh_hashes.is_empty());
+        assert_eq!(next.generation, 5);
+        assert_eq!(next.access_token, Secret::new("at-2"));
+        assert_eq!(next.scope.as_deref(), Some("read"), "no scope: the old one");
+        // The same one again: kept, not spent.
+        let next = rotated(token_set(Some("rt-1")), response(Some("rt-1")), [1; 8], now);
+        assert_eq!(next.refresh_token, Some(Secret::new("rt-1")));
+        assert!(next.used_refresh_hashes.is_empty());
+        // A new one: rotation; the old one is remembered as spent.
+        let next = rotated(token_set(Some("rt-1")), response(Some("rt-2")), [1; 8], now);
+        assert_eq!(next.refresh_token, Some(Secret::new("rt-2")));
+        assert_eq!(next.used_refresh_hashes, [[1; 8]]);
+    }
 
     #[test]
     fn the_credential_header_is_made_once_and_never_printed() {

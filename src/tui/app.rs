@@ -34,11 +34,18 @@ pub enum Focus {
 #[derive(Debug, Clone)]
 pub enum Overlay {
     None,
-    Help { scroll: u16 },
+    /// The help: `selected` is the main-screen binding Enter runs; `scroll`, when the
+    /// user paged the view, else the view follows the selection.
+    Help {
+        selected: usize,
+        scroll: Option<u16>,
+    },
     Confirm(Confirm),
     Endpoint(Endpoint),
     Wizard(Box<Wizard>),
-    Events { scroll: usize },
+    Events {
+        scroll: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,15 +387,33 @@ impl App {
                 };
                 None
             }
-            Overlay::Help { scroll } => {
-                let scroll = match command {
+            Overlay::Help { selected, scroll } => {
+                let actions =
+                    crate::tui::keymap::bindings(crate::tui::keymap::Context::Main).count();
+                let view = scroll.unwrap_or_else(|| ui::help_scroll_for(selected, self.area));
+                let page = self.area.height.saturating_sub(8).max(1);
+                let (selected, scroll) = match command {
                     Command::Back => return None,
                     Command::Quit => return Some(Effect::Quit(Vec::new())),
-                    Command::Up => scroll.saturating_sub(1),
-                    Command::Down => scroll.saturating_add(1).min(ui::help_len() as u16),
-                    _ => scroll,
+                    // Every main-screen action is one Enter away from the help.
+                    Command::Submit => {
+                        let binding =
+                            crate::tui::keymap::bindings(crate::tui::keymap::Context::Main)
+                                .nth(selected)?;
+                        return self.main_command(binding.command);
+                    }
+                    Command::Up => (selected.saturating_sub(1), None),
+                    Command::Down => ((selected + 1).min(actions.saturating_sub(1)), None),
+                    Command::Top => (0, None),
+                    Command::Bottom => (actions.saturating_sub(1), None),
+                    Command::PageUp => (selected, Some(view.saturating_sub(page))),
+                    Command::PageDown => (
+                        selected,
+                        Some(view.saturating_add(page).min(ui::help_len() as u16)),
+                    ),
+                    _ => (selected, scroll),
                 };
-                self.overlay = Overlay::Help { scroll };
+                self.overlay = Overlay::Help { selected, scroll };
                 None
             }
         }

@@ -201,8 +201,13 @@ pub static BINDINGS: &[Binding] = &[
     b(Events, &[k(KeyCode::Home), c('g')], C::Top, "newest", None),
     b(Events, &[k(KeyCode::End), c('G')], C::Bottom, "oldest", None),
     b(Events, &[k(KeyCode::Esc), c('e'), c('q')], C::Back, "close the events log", Some("close")),
-    b(Help, &[k(KeyCode::Up), c('k')], C::Up, "scroll up", None),
-    b(Help, &[k(KeyCode::Down), c('j')], C::Down, "scroll down", Some("scroll")),
+    b(Help, &[k(KeyCode::Up), c('k')], C::Up, "previous action", None),
+    b(Help, &[k(KeyCode::Down), c('j')], C::Down, "next action", Some("choose")),
+    b(Help, &[k(KeyCode::Enter)], C::Submit, "run the chosen action", Some("run")),
+    b(Help, &[k(KeyCode::Home), c('g')], C::Top, "first action", None),
+    b(Help, &[k(KeyCode::End), c('G')], C::Bottom, "last action", None),
+    b(Help, &[k(KeyCode::PageUp)], C::PageUp, "scroll up a page", None),
+    b(Help, &[k(KeyCode::PageDown)], C::PageDown, "scroll down a page (other keys, states)", Some("scroll")),
     b(Help, &[k(KeyCode::Esc), c('?'), c('q')], C::Back, "close the help", Some("close")),
 ];
 

@@ -115,7 +115,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     widgets::footer::draw(frame, app, regions.footer);
     match &app.overlay {
         Overlay::None => {}
-        Overlay::Help { scroll } => help::draw(frame, app, *scroll),
+        Overlay::Help { selected, scroll } => help::draw(frame, app, *selected, *scroll),
         Overlay::Confirm(confirm) => widgets::dialogs::confirm(frame, app, confirm),
         Overlay::Endpoint(endpoint) => widgets::dialogs::endpoint(frame, app, endpoint),
         Overlay::Wizard(wizard) => widgets::wizard::draw(frame, app, wizard),
@@ -147,7 +147,7 @@ fn draw_too_small(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 pub use events::rows as event_rows;
-pub use help::len as help_len;
+pub use help::{len as help_len, scroll_for as help_scroll_for};
 
 /// How many lines the selected connection's current tab has, for scrolling.
 pub fn detail_len(app: &App) -> usize {

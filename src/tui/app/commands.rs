@@ -61,7 +61,12 @@ impl App {
                 let name = self.theme().name.clone();
                 self.notify(NoticeLevel::Info, format!("theme: {name}"));
             }
-            Command::Help => self.overlay = Overlay::Help { scroll: 0 },
+            Command::Help => {
+                self.overlay = Overlay::Help {
+                    selected: 0,
+                    scroll: None,
+                }
+            }
             Command::Events => self.overlay = Overlay::Events { scroll: 0 },
             _ => return self.connection_command(command),
         }
