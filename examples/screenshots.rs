@@ -3,9 +3,10 @@
 //!
 //! It starts the demo in-process (six simulated providers, a throwaway vault, the engine
 //! and its proxy), sends some client traffic through the proxy, loses one refresh
-//! response on the Linear-style provider so that connection breaks for real, records a real
-//! login's steps for the wizard, and draws each screen from the engine's live state into
-//! PNGs with the embedded DejaVu Sans Mono — no display needed.
+//! response on the Linear-style provider so that connection breaks for real, fails two
+//! token calls on the Atlassian-style one (healed by retries), records a real login's
+//! steps for the wizard, and draws each screen from the engine's live state into PNGs with
+//! the embedded DejaVu Sans Mono — no display needed.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -33,8 +34,10 @@ async fn main() -> anyhow::Result<()> {
     let demo = Demo::start(600.0).await?;
     send_traffic(&demo).await?;
     break_linear(&demo).await;
-    // Let the short demo tokens refresh a few times on their own.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    trouble_atlassian(&demo);
+    // Let the short demo tokens refresh a dozen times on their own, the Atlassian-style
+    // provider's through two failures healed by the scheduler's retries.
+    tokio::time::sleep(Duration::from_secs(25)).await;
     demo.engine.reload().await?;
     let state = demo.engine.handle().state.borrow().as_ref().clone();
     let (steps, url) = record_a_login(&demo).await?;
@@ -121,6 +124,17 @@ async fn break_linear(demo: &Demo) {
     if let Some(manager) = demo.engine.manager("linear") {
         let _ = manager.refresh(Trigger::Manual).await;
         let _ = manager.refresh(Trigger::Manual).await;
+    }
+}
+
+/// The Atlassian-style provider's token endpoint fails twice (HTTP 500): the History tab
+/// shows the failed refreshes and the scheduler's retries healing them.
+fn trouble_atlassian(demo: &Demo) {
+    if let Some((_, sim)) = demo.providers.iter().find(|(p, _)| *p == Profile::Atlassian) {
+        sim.set_faults(FaultPlan {
+            fail_token_calls: 2,
+            ..FaultPlan::default()
+        });
     }
 }
 
