@@ -130,7 +130,11 @@ async fn break_linear(demo: &Demo) {
 /// The Atlassian-style provider's token endpoint fails twice (HTTP 500): the History tab
 /// shows the failed refreshes and the scheduler's retries healing them.
 fn trouble_atlassian(demo: &Demo) {
-    if let Some((_, sim)) = demo.providers.iter().find(|(p, _)| *p == Profile::Atlassian) {
+    if let Some((_, sim)) = demo
+        .providers
+        .iter()
+        .find(|(p, _)| *p == Profile::Atlassian)
+    {
         sim.set_faults(FaultPlan {
             fail_token_calls: 2,
             ..FaultPlan::default()

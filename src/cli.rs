@@ -305,4 +305,8 @@ pub struct SimArgs {
     /// anyway). The verification page /device?user_code=CODE approves; &deny=1 denies.
     #[arg(long)]
     pub device_flow: bool,
+    /// Accept Client ID Metadata Documents: a client_id that is a URL is the client its
+    /// document describes (fetched when it first signs in).
+    #[arg(long)]
+    pub cimd: bool,
 }

@@ -322,6 +322,90 @@ fn an_orphan_is_read_back_then_deleted_at_the_server() {
     home.run(&["refresh", "generic"]).ok();
 }
 
+/// Serves `body` as JSON to every request on a free loopback port, on a thread of its
+/// own; the port.
+fn serve_json(body: impl Fn(u16) -> String + Send + 'static) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = body(port);
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// A Client ID Metadata Document the user names: the server fetches it, the client id is
+/// its URL, no registration happens, and the login and refreshes use that client.
+#[test]
+fn a_client_id_metadata_document_signs_in_without_registering() {
+    let sim = Sim::start_with("generic", "1", &["--cimd"]);
+    let callback = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let doc_port = serve_json(move |port| {
+        json!({
+            "client_id": format!("http://127.0.0.1:{port}/client.json"),
+            "client_name": "tether (test)",
+            "redirect_uris": [format!("http://127.0.0.1:{callback}/callback")],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        })
+        .to_string()
+    });
+    let doc_url = format!("http://127.0.0.1:{doc_port}/client.json");
+    let home = Home::new();
+    home.run(&["add", "cimd", &sim.mcp_url]).ok();
+    let out = Run::of(
+        home.cmd()
+            .args([
+                "login",
+                "cimd",
+                "--client-metadata-url",
+                &doc_url,
+                "--timeout",
+                "20",
+            ])
+            .env("BROWSER", common::browser())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(out.stdout.contains("Authorized"), "{}", out.stderr);
+    let s = status(&home, "cimd");
+    assert_eq!(s["registrations"][0]["method"], "cimd", "{s}");
+    let totals = &sim.stats()["totals"];
+    assert_eq!(totals["registrations"], 0, "{totals}");
+    assert_eq!(totals["metadata_document_clients"], 1, "{totals}");
+    home.run(&["refresh", "cimd"]).ok();
+    assert_eq!(status(&home, "cimd")["token"]["generation"], 2);
+    // A later login reuses it.
+    login(&home, "cimd").ok();
+    assert_eq!(sim.stats()["totals"]["metadata_document_clients"], 1);
+    assert_eq!(sim.stats()["totals"]["registrations"], 0);
+    // A client id off this machine must be https.
+    home.run(&["add", "plain", &sim.mcp_url]).ok();
+    let out = home.run(&[
+        "login",
+        "plain",
+        "--client-metadata-url",
+        "http://clients.example.com/tether.json",
+        "--no-browser",
+    ]);
+    assert_eq!(out.status, 1);
+    assert!(out.stderr.contains("must be https"), "{}", out.stderr);
+}
+
 #[test]
 fn login_errors_are_clear() {
     let home = Home::new();

@@ -292,6 +292,10 @@ async fn metadata_document_client(
         url: url.to_string(),
         reason,
     };
+    // A client id is an https URL; plain http only on this machine (as everywhere else).
+    if url.scheme() != "https" && !(url.scheme() == "http" && crate::vault::is_loopback(url)) {
+        return Err(bad("a client id URL must be https".to_string()));
+    }
     let doc: serde_json::Value = http
         .get(url.clone())
         .send()

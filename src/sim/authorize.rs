@@ -84,7 +84,13 @@ pub(crate) async fn authorize(
         Ok(None) => return error_page("client_id is missing"),
         Err(e) => return error_page(&e.description),
     };
-    let client = shared.store().clients.get(&client_id).cloned();
+    let mut client = shared.store().clients.get(&client_id).cloned();
+    if client.is_none() && shared.cfg.cimd && client_id.contains("://") {
+        match super::register::metadata_document_client(&shared, &client_id).await {
+            Ok(c) => client = Some(c),
+            Err(why) => return error_page(&format!("client metadata document: {why}")),
+        }
+    }
     let client = match client {
         Some(c) if !c.deleted && !c.expired(now) => c,
         Some(c) if c.deleted => return error_page("this client registration was deleted"),

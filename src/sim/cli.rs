@@ -20,6 +20,7 @@ pub fn options_from_args(args: &SimArgs) -> Result<SimOptions, super::SimError> 
         issuer_path: args.issuer_path.clone(),
         open: args.no_auth,
         device_flow: args.device_flow,
+        cimd: args.cimd,
         faults: FaultPlan {
             fail_token_calls: args.fail_token_calls,
             fail_kind,

@@ -41,7 +41,7 @@ fn as_metadata(cfg: &Config) -> Value {
             ["none", "client_secret_post", "client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
-        "client_id_metadata_document_supported": false,
+        "client_id_metadata_document_supported": cfg.cimd,
     });
     if cfg.device_flow {
         doc["device_authorization_endpoint"] = cfg.endpoint("device_authorization").into();

@@ -59,6 +59,9 @@ pub struct SimOptions {
     /// Offer the device authorization grant (RFC 8628) whatever the profile; the github
     /// profile offers it anyway.
     pub device_flow: bool,
+    /// Accept Client ID Metadata Documents: a `client_id` that is a URL names the client
+    /// its document (fetched at `/authorize`) describes.
+    pub cimd: bool,
 }
 
 impl Default for SimOptions {
@@ -71,6 +74,7 @@ impl Default for SimOptions {
             issuer_path: None,
             open: false,
             device_flow: false,
+            cimd: false,
         }
     }
 }

@@ -190,6 +190,64 @@ pub(crate) async fn register(State(shared): State<Arc<Shared>>, body: Bytes) -> 
     resp
 }
 
+/// A client named by its Client ID Metadata Document: fetched from `id` (https, or http on
+/// a loopback host for tests), which must name itself and list its redirect URIs; the
+/// client is public (no secret) and is kept like a registered one, so its tokens bind to
+/// it. Counted apart from registrations.
+pub(crate) async fn metadata_document_client(shared: &Shared, id: &str) -> Result<Client, String> {
+    let url = url::Url::parse(id).map_err(|e| format!("the client_id is not a URL ({e})"))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err("the client_id URL must be https".to_string());
+    }
+    let doc: Value = reqwest::Client::new()
+        .get(url.clone())
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("cannot fetch it ({e})"))?
+        .json()
+        .await
+        .map_err(|e| format!("not JSON ({e})"))?;
+    if doc.get("client_id").and_then(Value::as_str) != Some(id) {
+        return Err("its client_id is not its own URL".to_string());
+    }
+    let redirect_uris: Vec<String> = doc
+        .get("redirect_uris")
+        .and_then(Value::as_array)
+        .map(|uris| {
+            uris.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return Err("it lists no redirect_uris".to_string());
+    }
+    let now = now_ms();
+    let client = Client {
+        id: id.to_string(),
+        secret: None,
+        auth_method: AuthMethod::None,
+        redirect_uris,
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        extra: Map::new(),
+        created_ms: now,
+        expires_ms: None,
+        registration_token: secret(shared.cfg.policy.prefix, "reg"),
+        deleted: false,
+        token_calls: 0,
+        refresh_calls: 0,
+    };
+    let mut store = shared.store();
+    store.totals.metadata_document_clients += 1;
+    store.client_order.push(client.id.clone());
+    store.clients.insert(client.id.clone(), client.clone());
+    Ok(client)
+}
+
 fn unauthorized(description: &str) -> Response {
     let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{description}\"");
     let mut resp = (

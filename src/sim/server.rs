@@ -35,6 +35,8 @@ pub(crate) struct Config {
     pub open: bool,
     /// The device authorization grant (RFC 8628) is offered.
     pub device_flow: bool,
+    /// Client ID Metadata Documents are accepted.
+    pub cimd: bool,
 }
 
 impl Config {
@@ -160,6 +162,7 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
         origin,
         issuer_path,
         open: opts.open,
+        cimd: opts.cimd,
     };
     let shared = Arc::new(Shared {
         cfg,

@@ -212,6 +212,8 @@ pub(crate) struct DeviceAuthorization {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
     pub registrations: u64,
+    /// Clients first seen through their Client ID Metadata Document.
+    pub metadata_document_clients: u64,
     pub authorizations: u64,
     pub token_calls: u64,
     pub refresh_calls: u64,
