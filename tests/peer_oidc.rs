@@ -326,3 +326,39 @@ fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() 
     login(&home, "oidc").ok();
     assert_eq!(status(&home, "oidc")["state"], "healthy");
 }
+
+/// The same through `tether serve`, as an MCP client uses it: every call goes to the local
+/// endpoint, which forwards it to the SDK server with a token kept fresh across several
+/// three-second lifetimes — no call ever meets an expired one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_carries_a_busy_client_across_expiries() {
+    let Some(peer) = Peer::start() else { return };
+    let home = connected(&peer);
+    let secret = common::secret_for(&home, "oidc", "busy");
+    let serve = common::Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let http = reqwest::Client::new();
+    let before = refresh_grants(&peer);
+    // The login's discovery probe was refused, as it should be.
+    let refused_before = peer.stats()["mcp"]["unauthorized"].clone();
+    let started = Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        let message = format!("call {calls}");
+        // The client sends no token of its own: tether adds the connection's.
+        let (status, text) = echo(&http, &url, "not-a-token", &message).await;
+        assert_eq!(status, 200, "{message}");
+        assert_eq!(text, message);
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let refreshed = refresh_grants(&peer) - before;
+    assert!(refreshed >= 3, "{refreshed} refreshes in 10 s");
+    let stats = peer.stats();
+    assert_eq!(stats["grant_errors"], json!([]), "no refresh was refused");
+    assert_eq!(
+        stats["mcp"]["unauthorized"], refused_before,
+        "no call met an expired token"
+    );
+    common::assert_no_tokens(&serve.stop());
+}

@@ -1,14 +1,15 @@
-// A real, third-party OAuth server in front of a minimal MCP server, for tether's tests.
+// A real, third-party OAuth server in front of a real MCP server, for tether's tests.
 //
 // - Authorization server: oidc-provider (npm) on its own 127.0.0.1 port, with open dynamic
 //   client registration, PKCE S256 required, rotating refresh tokens (a reused one revokes
 //   the whole grant, oidc-provider's own reuse detection), RFC 8707 resource indicators for
 //   the MCP resource, short access tokens, and consent scripted here (no UI): every
 //   interaction is approved for one test account.
-// - Resource server: a Streamable HTTP (JSON) MCP endpoint on another 127.0.0.1 port with
-//   `initialize`, `tools/list` and an `echo` tool. Bearer tokens are checked with the
-//   provider's own token lookup (expiry, revocation, audience = this resource, scope), and
-//   it publishes RFC 9728 protected resource metadata naming the provider.
+// - Resource server: the official MCP TypeScript SDK's McpServer with its Streamable HTTP
+//   transport (stateless, JSON answers) on another 127.0.0.1 port, with an `echo` tool.
+//   Bearer tokens are checked first with the provider's own token lookup (expiry,
+//   revocation, audience = this resource, scope), and it publishes RFC 9728 protected
+//   resource metadata naming the provider.
 //
 // Prints one JSON line on stdout: {"mcp_url", "issuer", "admin"}; runs until SIGTERM/SIGINT.
 // Admin (on the MCP port): GET /__peer/stats, POST /__peer/drop-next-token-response
@@ -18,6 +19,9 @@
 
 import http from 'node:http';
 import Provider, { errors } from 'oidc-provider';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
 
 const ACCESS_TTL = Number(process.env.PEER_ACCESS_TTL || 3);
 const SCOPE = 'mcp:tools';
@@ -211,34 +215,18 @@ function challenge(error) {
   return `Bearer ${parts.join(', ')}`;
 }
 
-function rpc(message) {
-  const { id, method, params } = message;
-  const result = (r) => ({ jsonrpc: '2.0', id, result: r });
-  switch (method) {
-    case 'initialize':
-      return result({
-        protocolVersion: params?.protocolVersion || '2025-11-25',
-        capabilities: { tools: {} },
-        serverInfo: { name: 'tether-oidc-peer', version: '1.0.0' },
-      });
-    case 'ping':
-      return result({});
-    case 'tools/list':
-      return result({
-        tools: [{
-          name: 'echo',
-          description: 'Returns its message.',
-          inputSchema: { type: 'object', properties: { message: { type: 'string' } } },
-        }],
-      });
-    case 'tools/call':
-      if (params?.name !== 'echo') {
-        return { jsonrpc: '2.0', id, error: { code: -32602, message: `no tool ${params?.name}` } };
-      }
-      return result({ content: [{ type: 'text', text: String(params?.arguments?.message ?? '') }] });
-    default:
-      return { jsonrpc: '2.0', id, error: { code: -32601, message: `no method ${method}` } };
-  }
+/** The MCP server itself: the official TypeScript SDK's, one tool. */
+function mcpServer() {
+  const server = new McpServer({ name: 'tether-oidc-peer', version: '1.0.0' });
+  server.registerTool(
+    'echo',
+    {
+      description: 'Returns its message.',
+      inputSchema: { message: z.string() },
+    },
+    async ({ message }) => ({ content: [{ type: 'text', text: message }] }),
+  );
+  return server;
 }
 
 rsServer.on('request', async (req, res) => {
@@ -278,16 +266,19 @@ rsServer.on('request', async (req, res) => {
     return;
   }
   const message = await readJson(req);
-  if (!message || typeof message !== 'object' || message.jsonrpc !== '2.0') {
-    send(res, 400, { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'parse error' } });
-    return;
-  }
   stats.mcp.ok += 1;
-  if (message.id === undefined) {
-    send(res, 202);
-    return;
-  }
-  send(res, 200, rpc(message));
+  // Stateless Streamable HTTP: a fresh server and transport for each request, JSON answers.
+  const server = mcpServer();
+  const transport = new StreamableHTTPServerTransport({
+    sessionIdGenerator: undefined,
+    enableJsonResponse: true,
+  });
+  res.on('close', () => {
+    transport.close();
+    server.close();
+  });
+  await server.connect(transport);
+  await transport.handleRequest(req, res, message);
 });
 
 process.stdout.write(`${JSON.stringify({ mcp_url: resource, issuer, admin: `${rsBase}/__peer` })}\n`);
