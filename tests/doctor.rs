@@ -118,8 +118,8 @@ fn a_rejected_api_key_fails_the_run_with_its_fix() {
 /// before any refresh has failed on it.
 #[test]
 fn an_expired_registration_is_read_back_and_named() {
-    // A day lasts two seconds here.
-    let (home, _sim) = signed_in_at("notion", "43200");
+    // A day lasts six seconds here.
+    let (home, _sim) = signed_in_at("notion", "14400");
     let run = home.run(&["doctor", "notion", "--json"]).ok();
     let registration = find(&findings(&run), "notion", "registration").clone();
     assert_eq!(registration["status"], "ok", "{registration}");
@@ -130,7 +130,7 @@ fn an_expired_registration_is_read_back_and_named() {
             .contains("expires in"),
         "{registration}"
     );
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::thread::sleep(std::time::Duration::from_millis(6500));
     let run = home.run(&["doctor", "notion", "--json"]);
     assert_eq!(run.status, 1, "{}", run.stdout);
     let registration = find(&findings(&run), "notion", "registration").clone();
