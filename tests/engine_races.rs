@@ -11,29 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Home, Serve, secret_for};
 use serde_json::{Value, json};
-use tether::sim::{Profile, SimHandle, SimOptions};
-
-/// A simulated provider (every lifetime divided by `time_scale`) and a vault with one
-/// connection to it, signed in through `tether login`.
-async fn signed_in(profile: Profile, time_scale: f64) -> (SimHandle, Home) {
-    let sim = tether::sim::start(SimOptions {
-        time_scale,
-        ..SimOptions::new(profile)
-    })
-    .await
-    .unwrap();
-    let home = Home::new();
-    home.run(&["add", profile.as_str(), sim.mcp_url().as_str()])
-        .ok();
-    let out = home
-        .cmd()
-        .args(["login", profile.as_str(), "--timeout", "20"])
-        .env("BROWSER", common::browser())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    (sim, home)
-}
+use tether::sim::Profile;
 
 /// One `tools/list` through a local endpoint: whether it came back with tools.
 async fn call(http: &reqwest::Client, endpoint: &str) -> bool {
@@ -67,7 +45,7 @@ fn generation(home: &Home, name: &str) -> u64 {
 async fn three_processes_share_one_rotating_grant() {
     const SECONDS: u64 = 120;
     // Linear's one-hour tokens live two seconds; a spent refresh token kills the grant.
-    let (sim, home) = signed_in(Profile::Linear, 1800.0).await;
+    let (sim, home) = common::signed_in_here(Profile::Linear, 1800.0).await;
     let secret = secret_for(&home, "linear", "hammer");
     let probes = sim.stats().totals.mcp_401s;
     let serves: Vec<Serve> = (0..3).map(|_| Serve::start(&home)).collect();
@@ -122,7 +100,7 @@ async fn three_processes_share_one_rotating_grant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atlassian_tokens_never_expire_under_a_busy_client() {
     // Atlassian's 30–55-minute tokens live 1–2 seconds; 50 lifetimes.
-    let (sim, home) = signed_in(Profile::Atlassian, 1800.0).await;
+    let (sim, home) = common::signed_in_here(Profile::Atlassian, 1800.0).await;
     let secret = secret_for(&home, "atlassian", "busy");
     // The login's unauthenticated discovery probe is the only 401 allowed.
     let probes = sim.stats().totals.mcp_401s;

@@ -15,23 +15,7 @@ use serde_json::{Value, json};
 use tether::sim::{Profile, SimHandle, SimOptions};
 
 async fn connected(profile: Profile, time_scale: f64) -> (SimHandle, Home) {
-    let sim = tether::sim::start(SimOptions {
-        time_scale,
-        ..SimOptions::new(profile)
-    })
-    .await
-    .unwrap();
-    let home = Home::new();
-    home.run(&["add", profile.as_str(), sim.mcp_url().as_str()])
-        .ok();
-    let out = home
-        .cmd()
-        .args(["login", profile.as_str(), "--timeout", "20"])
-        .env("BROWSER", common::browser())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    (sim, home)
+    common::signed_in_here(profile, time_scale).await
 }
 
 fn http() -> reqwest::Client {

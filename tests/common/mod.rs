@@ -317,3 +317,29 @@ pub fn assert_no_tokens(text: &str) {
         }
     }
 }
+
+/// A simulated provider started in this process (every lifetime divided by
+/// `time_scale`) and a home whose vault holds one connection to it, named after the
+/// profile and signed in through `tether login` with the stand-in browser.
+pub async fn signed_in_here(
+    profile: tether::sim::Profile,
+    time_scale: f64,
+) -> (tether::sim::SimHandle, Home) {
+    let sim = tether::sim::start(tether::sim::SimOptions {
+        time_scale,
+        ..tether::sim::SimOptions::new(profile)
+    })
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.run(&["add", profile.as_str(), sim.mcp_url().as_str()])
+        .ok();
+    let out = home
+        .cmd()
+        .args(["login", profile.as_str(), "--timeout", "20"])
+        .env("BROWSER", browser())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (sim, home)
+}
