@@ -423,21 +423,7 @@ async fn the_get_stream_stays_open_with_notifications_until_the_session_ends() {
 
 #[tokio::test]
 async fn tether_sim_binary_prints_the_mcp_url_and_serves_it() {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(["sim", "--profile", "generic", "--port", "0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("tether runs");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("the URL is printed promptly")
-        .unwrap()
-        .expect("one line");
+    let (mut child, line) = tether_sim(&["--profile", "generic", "--port", "0"]).await;
     let mcp = url::Url::parse(&line).expect("stdout is the MCP URL");
     assert_eq!(mcp.host_str(), Some("127.0.0.1"));
     assert_eq!(mcp.path(), "/mcp");
@@ -490,38 +476,24 @@ async fn tether_sim_refuses_bad_flags_in_one_line() {
 /// one the command line set.
 #[tokio::test]
 async fn the_fault_flags_set_the_plan() {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args([
-            "sim",
-            "--profile",
-            "generic",
-            "--fail-token-calls",
-            "2",
-            "--fail-kind",
-            "429",
-            "--retry-after-secs",
-            "7",
-            "--timeout-secs",
-            "9",
-            "--drop-next-refresh",
-            "--hold-next-refresh",
-            "3",
-            "--missing-metadata",
-            "/.well-known/oauth-authorization-server",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("tether runs");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let (_child, line) = tether_sim(&[
+        "--profile",
+        "generic",
+        "--fail-token-calls",
+        "2",
+        "--fail-kind",
+        "429",
+        "--retry-after-secs",
+        "7",
+        "--timeout-secs",
+        "9",
+        "--drop-next-refresh",
+        "--hold-next-refresh",
+        "3",
+        "--missing-metadata",
+        "/.well-known/oauth-authorization-server",
+    ])
+    .await;
     let base = line.trim().trim_end_matches("/mcp").to_string();
     let plan: Value = http()
         .get(format!("{base}/__sim/faults"))
@@ -550,4 +522,26 @@ async fn the_fault_flags_set_the_plan() {
         .await
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+/// `tether sim ARGS` running (killed when dropped), and the first line it printed: its
+/// MCP URL.
+async fn tether_sim(args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .arg("sim")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tether runs");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the URL is printed promptly")
+        .unwrap()
+        .expect("one line");
+    (child, line)
 }
