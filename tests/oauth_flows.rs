@@ -393,6 +393,39 @@ fn a_client_id_metadata_document_signs_in_without_registering() {
     login(&home, "cimd").ok();
     assert_eq!(sim.stats()["totals"]["metadata_document_clients"], 1);
     assert_eq!(sim.stats()["totals"]["registrations"], 0);
+    // A document that names another client, or no loopback redirect, is refused and
+    // named; nothing is registered instead.
+    for (doc, why) in [
+        (
+            json!({"client_id": "http://127.0.0.1:1/other.json", "redirect_uris": ["http://127.0.0.1:9/cb"]}),
+            "its client_id is not exactly its own URL",
+        ),
+        (
+            json!({"client_id": "SELF", "redirect_uris": ["https://app.example.com/cb"]}),
+            "it lists no loopback redirect_uri",
+        ),
+    ] {
+        let port = serve_json(move |port| {
+            doc.to_string()
+                .replace("SELF", &format!("http://127.0.0.1:{port}/bad.json"))
+        });
+        home.run(&["add", "bad", &sim.mcp_url]).ok();
+        let out = home.run(&[
+            "login",
+            "bad",
+            "--client-metadata-url",
+            &format!("http://127.0.0.1:{port}/bad.json"),
+            "--no-browser",
+        ]);
+        assert_eq!(out.status, 1);
+        assert!(
+            out.stderr.contains(why) && out.stderr.contains("/bad.json"),
+            "{}",
+            out.stderr
+        );
+        home.run(&["remove", "bad"]).ok();
+    }
+    assert_eq!(sim.stats()["totals"]["registrations"], 0);
     // A client id off this machine must be https.
     home.run(&["add", "plain", &sim.mcp_url]).ok();
     let out = home.run(&[

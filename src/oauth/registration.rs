@@ -402,7 +402,11 @@ pub async fn read(http: &reqwest::Client, r: &ClientRegistration) -> AtServer {
                     .and_then(|at| DateTime::from_timestamp(at, 0)),
             },
             Ok(_) => AtServer::Unknown("the server described another client".to_string()),
-            Err(e) => AtServer::Unknown(format!("the answer is not a registration ({e})")),
+            // (`describe`: reqwest's own message names the URL, with the client id.)
+            Err(e) => AtServer::Unknown(format!(
+                "the answer is not a registration ({})",
+                describe(&e)
+            )),
         },
         s @ (401 | 403 | 404) => AtServer::Gone(s),
         s => AtServer::Unknown(format!("the server answered HTTP {s}")),
