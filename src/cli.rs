@@ -136,6 +136,17 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Commands that print their answer and exit, as opposed to the ones that keep
+    /// running (the proxy, the stdio bridge, the simulator, the demo) or own a terminal.
+    pub fn prints_and_exits(&self) -> bool {
+        !matches!(
+            self,
+            Command::Serve { .. } | Command::Stdio { .. } | Command::Sim(_) | Command::Demo(_)
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ImportSource {
     /// Import mcp-remote's logins from ~/.mcp-auth (or $MCP_REMOTE_CONFIG_DIR): every

@@ -211,3 +211,51 @@ fn login_help_states_the_headless_flag_rules() {
     let home = Home::new();
     insta::assert_snapshot!(home.run(&["login", "--help"]).ok().stdout);
 }
+
+/// `tether list | head -1`: the reader leaves before tether has written, and every command
+/// that prints must then end quietly — no panic, no backtrace on the user's terminal.
+#[test]
+fn commands_end_quietly_when_their_reader_goes_away() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let home = Home::new();
+    for n in 0..3 {
+        home.run(&[
+            "add",
+            &format!("c{n}"),
+            "http://127.0.0.1:9/mcp",
+            "--no-auth",
+        ])
+        .ok();
+    }
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["status", "c1"],
+        &["--help"],
+    ] {
+        let mut child = home
+            .cmd()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before tether writes its first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            out.status.success() || out.status.signal() == Some(SIGPIPE),
+            "{args:?}: {:?}",
+            out.status
+        );
+    }
+}
+
+/// Killed by the default action of SIGPIPE, as `ls | head -1` ends `ls` (signal 13 on Linux).
+const SIGPIPE: i32 = 13;

@@ -37,6 +37,9 @@ pub fn run(cli: Cli) -> ExitCode {
     let Some(command) = cli.command else {
         return finish(runtime().and_then(|rt| rt.block_on(crate::front::run_tui(theme))));
     };
+    if command.prints_and_exits() {
+        exit_quietly_on_closed_pipe();
+    }
     let result = match command {
         Command::Add(args) => connections::add(args),
         Command::List { json } => connections::list(json),
@@ -69,6 +72,19 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     finish(result)
+}
+
+/// A command whose output is piped into `head` or a pager must stop quietly when the
+/// reader goes away, as `ls` and `cat` do. Rust ignores SIGPIPE, which turns every later
+/// `println!` into a panic with a backtrace; the default action ends the process silently.
+/// Only for commands that print and exit: a long-running proxy must never be killed
+/// because whoever started it closed its stderr.
+fn exit_quietly_on_closed_pipe() {
+    // SAFETY: restoring a signal's default disposition at start-up, before any other
+    // thread exists; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn finish(result: anyhow::Result<()>) -> ExitCode {
