@@ -30,6 +30,9 @@ fn whole_session(home: &common::Home, sim: &common::Sim, bind: &str) -> String {
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
             r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"progress","arguments":{"steps":3},"_meta":{"progressToken":"p"}}}"#,
             r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"text":"\"initialize\""}}}"#,
+            // The simulator advertises `logging`; the MCP Inspector sets a level first.
+            r#"{"jsonrpc":"2.0","id":5,"method":"logging/setLevel","params":{"level":"warning"}}"#,
+            r#"{"jsonrpc":"2.0","id":6,"method":"logging/setLevel","params":{"level":"loud"}}"#,
         ] {
             writeln!(stdin, "{line}").unwrap();
         }
@@ -54,6 +57,16 @@ fn whole_session(home: &common::Home, sim: &common::Sim, bind: &str) -> String {
     assert_eq!(
         by_id(4).unwrap()["result"]["content"][0]["text"],
         "\"initialize\""
+    );
+    assert_eq!(by_id(5).unwrap()["result"], serde_json::json!({}));
+    let refused = by_id(6).unwrap();
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("warning"),
+        "{refused}"
     );
     let progress = messages
         .iter()

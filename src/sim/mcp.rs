@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::server::{Shared, now_ms};
-use super::state::{Session, secret};
+use super::state::{LOG_LEVELS, Session, secret};
 use super::{sse, tools};
 
 pub(crate) const SUPPORTED_VERSIONS: [&str; 4] =
@@ -260,6 +260,7 @@ pub(crate) async fn post(
         "server/discover" => tools::Outcome::Result(server_description(&shared, LATEST)),
         "tools/list" => tools::Outcome::Result(tools::list()),
         "tools/call" => tools::call(&shared, &caller, &params),
+        "logging/setLevel" => set_log_level(&shared, session.as_deref(), &params),
         _ => tools::Outcome::Error(-32601, format!("method not found: {method}")),
     };
     let outcome = if modern {
@@ -273,6 +274,34 @@ pub(crate) async fn post(
         }
         (outcome, _) => tools::respond(&shared, id, outcome, accept).await,
     }
+}
+
+/// Whether the session still wants `info` messages (it has not raised its level above).
+fn wants_info(shared: &Shared, session: &str) -> bool {
+    let info = LOG_LEVELS.iter().position(|l| *l == "info");
+    shared
+        .store()
+        .sessions
+        .get(session)
+        .is_none_or(|s| s.log_level <= info)
+}
+
+/// `logging/setLevel`: the session's stream then carries only messages at least this
+/// severe. A stateless request has no session to remember it in; it is accepted.
+fn set_log_level(shared: &Shared, session: Option<&str>, params: &Value) -> tools::Outcome {
+    let asked = params.get("level").and_then(Value::as_str);
+    let Some(level) = asked.and_then(|l| LOG_LEVELS.iter().position(|known| *known == l)) else {
+        return tools::Outcome::Error(
+            -32602,
+            format!("'level' must be one of: {}", LOG_LEVELS.join(", ")),
+        );
+    };
+    if let Some(id) = session
+        && let Some(s) = shared.store().sessions.get_mut(id)
+    {
+        s.log_level = Some(level);
+    }
+    tools::Outcome::Result(json!({}))
 }
 
 /// SEP-2243: from 2026-07-28 on, `Mcp-Method` must repeat the body's method and `Mcp-Name`
@@ -353,6 +382,7 @@ async fn initialize(shared: &Shared, id: Value, params: &Value, accept: Accepts)
             Session {
                 ended: CancellationToken::new(),
                 owed: Default::default(),
+                log_level: None,
             },
         );
         drop(store);
@@ -410,6 +440,9 @@ pub(crate) async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -
                 _ = tokio::time::sleep(STREAM_TICK) => {}
                 _ = ended.cancelled() => return,
                 _ = stop.cancelled() => return,
+            }
+            if !wants_info(&shared, &session) {
+                continue;
             }
             let note = json!({
                 "jsonrpc": "2.0",

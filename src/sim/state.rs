@@ -181,7 +181,22 @@ pub(crate) struct Session {
     /// Messages owed to the client on a stream the server closed early (SEP-1699 polling),
     /// keyed by the last event id it sent there; a GET with that `Last-Event-ID` gets them.
     pub owed: HashMap<String, Value>,
+    /// The least severe log level the client asked for with `logging/setLevel` (an index
+    /// into [`LOG_LEVELS`]); `None` until it asks, when every message is sent.
+    pub log_level: Option<usize>,
 }
+
+/// The syslog severities MCP's logging uses (RFC 5424), least severe first.
+pub(crate) const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
 
 /// Where a device authorization stands (RFC 8628 §3.3–3.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
