@@ -59,7 +59,8 @@ pub async fn run(name: &str, label: &str) -> anyhow::Result<()> {
         );
         // The initialize answer carries the session id every later request needs.
         let is_initialize = method.as_deref() == Some("initialize");
-        let task = tokio::spawn(async move { post(&h, &e, &s, line, &out).await });
+        let limit = config.proxy.max_body_bytes;
+        let task = tokio::spawn(async move { post(&h, &e, &s, line, limit, &out).await });
         if is_initialize {
             let _ = task.await;
         } else {
@@ -174,10 +175,22 @@ async fn post(
     endpoint: &str,
     session: &Mutex<Session>,
     line: String,
+    limit: usize,
     out: &mpsc::UnboundedSender<String>,
 ) {
     let message = serde_json::from_str::<serde_json::Value>(&line).ok();
     let id = message.as_ref().and_then(|v| v.get("id").cloned());
+    if line.len() > limit {
+        report(
+            out,
+            id,
+            &format!(
+                "tether stdio: this message is {} bytes, over the local proxy's limit of {limit} bytes; not sent (raise [proxy] max_body_bytes in config.toml if it is meant to be this large)",
+                line.len()
+            ),
+        );
+        return;
+    }
     let mut req = request(http, reqwest::Method::POST, endpoint, session)
         .header("content-type", "application/json");
     for (name, value) in message.as_ref().map(standard_headers).unwrap_or_default() {
@@ -190,7 +203,10 @@ async fn post(
             report(
                 out,
                 id,
-                &format!("tether stdio: the local proxy did not answer ({e})"),
+                &format!(
+                    "tether stdio: the local proxy did not answer ({})",
+                    unsent(&e)
+                ),
             );
             return;
         }
@@ -207,6 +223,28 @@ async fn post(
         return;
     }
     relay(res, session, out, id).await;
+}
+
+/// What went wrong with a request the proxy did not answer, without its URL: the
+/// endpoint's path is the client's secret.
+fn unsent(e: &reqwest::Error) -> String {
+    let what = if e.is_connect() {
+        "could not connect"
+    } else if e.is_timeout() {
+        "timed out"
+    } else {
+        "the connection broke off before an answer"
+    };
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    match causes.last() {
+        Some(root) => format!("{what}: {}", crate::oauth::token::printable(root, 200)),
+        None => what.to_string(),
+    }
 }
 
 /// Passes a response on: each SSE event's data, or the JSON body, as one line.

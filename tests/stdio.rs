@@ -117,3 +117,62 @@ fn the_bridge_goes_through_the_running_tether() {
         serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
     assert!(status["downstream_clients"].to_string().contains("desktop"));
 }
+
+/// A message over the proxy's body limit: the client learns why in words it can act on,
+/// and no line the bridge prints (to the client or to stderr) carries the endpoint secret.
+#[test]
+fn a_message_over_the_limit_is_refused_in_words_and_never_shows_the_secret() {
+    let (home, _sim) = common::signed_in("generic");
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[proxy]\nmax_body_bytes = 2048\n",
+    )
+    .unwrap();
+    let serve = common::Serve::start(&home);
+    let bind = serve.base.trim_start_matches("http://").to_string();
+    let secret = common::secret_for(&home, "generic", "desktop");
+    let big = "x".repeat(8 * 1024);
+    let mut child = home
+        .cmd()
+        .args(["stdio", "generic", "--client", "desktop"])
+        .env("TETHER_BIND", &bind)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#.to_string(),
+            format!(r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{big}"}}}}}}"#),
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#.to_string(),
+        ] {
+            writeln!(stdin, "{line}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains(&secret),
+            "the endpoint secret leaked: {text}"
+        );
+        assert!(!text.contains("/s/"), "an endpoint path leaked: {text}");
+    }
+    let messages: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_id = |id: i64| messages.iter().find(|m| m["id"] == id).cloned().unwrap();
+    let refused = by_id(2)["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        refused.contains("over the local proxy's limit of 2048 bytes")
+            && refused.contains("max_body_bytes"),
+        "{refused}"
+    );
+    // The session goes on.
+    assert!(by_id(3)["result"]["tools"].is_array(), "{stdout}");
+    drop(serve);
+}
