@@ -37,12 +37,13 @@ fn locations(home: &Home) -> Locations {
     }
 }
 
-/// Puts `fixture` where `client` looks for its config, with mode 0640.
+/// Puts `fixture` where `client` looks for its config, with mode 0644 (others may read it,
+/// as most editors leave a new file).
 fn install(home: &Home, client: Client, fixture_name: &str) -> PathBuf {
     let path = client.config_file(&locations(home));
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, fixture(fixture_name)).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     path
 }
 
@@ -97,8 +98,20 @@ fn round_trip(client: Client, fixture_name: &str) -> (Home, PathBuf, Run) {
     let backups = backups(&path);
     assert_eq!(backups.len(), 1, "{backups:?}");
     assert_eq!(fs::read_to_string(&backups[0]).unwrap(), original);
-    assert_eq!(mode(&path), 0o640);
-    assert_eq!(mode(&backups[0]), 0o640);
+    // An entry holding an endpoint secret makes its file private, and says so; a bridge
+    // command holds none. Backups are private whatever the original's mode.
+    if client.launches_commands_only() {
+        assert_eq!(mode(&path), 0o644);
+        assert!(!run.stdout.contains("private"), "{}", run.stdout);
+    } else {
+        assert_eq!(mode(&path), 0o600, "{}", client.id());
+        assert!(
+            run.stdout.contains("private (mode 0644 → 0600)"),
+            "{}",
+            run.stdout
+        );
+    }
+    assert_eq!(mode(&backups[0]), 0o600);
     // Twice is the same as once.
     let again = home.run(&["config", client.id(), "linear", "--write"]).ok();
     assert!(again.stdout.contains("nothing changed"), "{}", again.stdout);

@@ -1,7 +1,9 @@
 //! Writing a client's configuration file without ever leaving it half-written: a
-//! timestamped backup first (same mode as the original), then a temporary file in the same
-//! folder, fsynced and renamed over the original, then the folder fsynced. The file keeps
-//! its mode; a symlinked file (dotfiles) is written through to its target.
+//! timestamped backup first (private, whatever the original's mode: a config file may hold
+//! other secrets), then a temporary file in the same folder, fsynced and renamed over the
+//! original, then the folder fsynced. The file keeps its mode unless it is about to hold a
+//! secret, when it is made private; a symlinked file (dotfiles) is written through to its
+//! target.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -10,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-/// Mode of a file tether creates: it holds an endpoint secret.
-const NEW_FILE_MODE: u32 = 0o600;
+/// Mode of a file tether creates, and of every backup: only the owner may read it.
+const PRIVATE_MODE: u32 = 0o600;
 
 /// The file as it is on disk before an edit.
 pub struct Original {
@@ -37,13 +39,21 @@ impl Original {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self {
                 path: path.to_path_buf(),
                 bytes: None,
-                mode: NEW_FILE_MODE,
+                mode: PRIVATE_MODE,
             }),
             Err(e) => Err(e),
         }
     }
 
-    /// Copies the original beside itself as `<file>.tether-backup-<UTC time>`, with its mode.
+    /// Makes the file private (group and others lose every right) before a secret is
+    /// written into it; returns the mode it had when that changed anything.
+    pub fn make_private(&mut self) -> Option<u32> {
+        let before = self.mode;
+        self.mode &= !0o077;
+        (before != self.mode).then_some(before)
+    }
+
+    /// Copies the original beside itself as `<file>.tether-backup-<UTC time>`, private.
     pub fn back_up(&self, now: DateTime<Utc>) -> io::Result<Option<PathBuf>> {
         let Some(bytes) = &self.bytes else {
             return Ok(None);
@@ -59,11 +69,11 @@ impl Original {
             match OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(self.mode)
+                .mode(PRIVATE_MODE)
                 .open(&backup)
             {
                 Ok(mut file) => {
-                    file.set_permissions(fs::Permissions::from_mode(self.mode))?;
+                    file.set_permissions(fs::Permissions::from_mode(PRIVATE_MODE))?;
                     file.write_all(bytes)?;
                     file.sync_all()?;
                     return Ok(Some(backup));
@@ -129,7 +139,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backup_and_replace_keep_the_mode() {
+    fn replace_keeps_the_mode_and_backups_are_private() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mcp.json");
         fs::write(&file, "{}").unwrap();
@@ -143,11 +153,27 @@ mod tests {
             "a second backup in the same second gets its own name"
         );
         original.replace("{\"a\": 1}\n").unwrap();
-        for p in [&file, &first] {
-            assert_eq!(fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o640);
-        }
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o640);
+        assert_eq!(mode(&first), 0o600);
         assert_eq!(fs::read_to_string(&first).unwrap(), "{}");
         assert_eq!(fs::read_to_string(&file).unwrap(), "{\"a\": 1}\n");
+    }
+
+    #[test]
+    fn a_file_made_private_loses_group_and_other_rights() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mcp.json");
+        fs::write(&file, "{}").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o664)).unwrap();
+        let mut original = Original::read(&file).unwrap();
+        assert_eq!(original.make_private(), Some(0o664));
+        assert_eq!(original.make_private(), None, "already private");
+        original.replace("{}\n").unwrap();
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

@@ -111,7 +111,7 @@ fn write(
     name: &str,
     entry: &Value,
 ) -> anyhow::Result<()> {
-    let original = Original::read(file).with_context(|| format!("cannot read '{shown}'"))?;
+    let mut original = Original::read(file).with_context(|| format!("cannot read '{shown}'"))?;
     let text = match &original.bytes {
         None => String::new(),
         Some(bytes) => String::from_utf8(bytes.clone()).map_err(|_| {
@@ -137,10 +137,22 @@ fn write(
     let backup = original
         .back_up(Utc::now())
         .with_context(|| format!("cannot back up '{shown}'; it was left unchanged"))?;
+    // An endpoint URL carries its secret: no other user may read the file that holds it.
+    let loosened = if client.launches_commands_only() {
+        None
+    } else {
+        original.make_private()
+    };
     original
         .replace(&doc.render())
         .with_context(|| format!("cannot write '{shown}'"))?;
     report_write(client, shown, name, entry, previous.as_ref(), backup);
+    if let Some(mode) = loosened {
+        println!(
+            "Made {shown} private (mode {mode:04o} → {:04o}): it now holds an endpoint secret.",
+            original.mode
+        );
+    }
     Ok(())
 }
 
