@@ -108,23 +108,7 @@ pub async fn run(vault: &Vault, proxy: std::net::SocketAddr, only: Option<&str>)
             return findings;
         }
     };
-    findings.push(if crate::serve::is_tether(proxy).await {
-        Finding::new(
-            "proxy",
-            "reachable",
-            Status::Ok,
-            format!("tether serves http://{proxy}"),
-        )
-    } else {
-        let mut f = Finding::new(
-            "proxy",
-            "reachable",
-            Status::Warn,
-            format!("no tether serves http://{proxy}: local clients cannot connect"),
-        );
-        f.remedy = Some("run `tether` (the terminal UI) or `tether serve`".to_string());
-        f
-    });
+    findings.push(proxy_finding(vault, proxy).await);
     let http = crate::http::client();
     let clients = client_findings(&store, only);
     for c in store.connections() {
@@ -146,6 +130,37 @@ pub async fn run(vault: &Vault, proxy: std::net::SocketAddr, only: Option<&str>)
 
 /// Client entries that reach a connection's upstream directly (drift), and client files
 /// that cannot be read. Never writes a client's file.
+/// Who serves the proxy address: a tether holding this vault, nobody, or a stranger that
+/// local clients' secrets would go to.
+async fn proxy_finding(vault: &Vault, proxy: std::net::SocketAddr) -> Finding {
+    use crate::presence::Presence;
+    let (status, summary, remedy) = match crate::presence::probe(proxy, vault).await {
+        Presence::Ours => (
+            Status::Ok,
+            format!("tether serves http://{proxy} and proved it holds this vault"),
+            None,
+        ),
+        Presence::Nobody => (
+            Status::Warn,
+            format!("no tether serves http://{proxy}: local clients cannot connect"),
+            Some("run `tether` (the terminal UI) or `tether serve`".to_string()),
+        ),
+        Presence::Stranger(what) => (
+            Status::Fail,
+            format!(
+                "http://{proxy} is held by {what}: local clients configured with it send their secrets there"
+            ),
+            Some(format!(
+                "stop whatever listens there (`ss -ltnp 'sport = :{}'` names it), or move tether with [proxy] bind in config.toml and run `tether config` again",
+                proxy.port()
+            )),
+        ),
+    };
+    let mut f = Finding::new("proxy", "reachable", status, summary);
+    f.remedy = remedy;
+    f
+}
+
 fn client_findings(store: &crate::vault::Store, only: Option<&str>) -> Vec<Finding> {
     use crate::clients::drift::{self, FileState};
     let Some(at) = crate::clients::Locations::from_env() else {

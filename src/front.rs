@@ -15,7 +15,7 @@ pub async fn run_tui(theme: Option<String>) -> anyhow::Result<()> {
     let config = Config::load(&paths)?;
     let _log = log_to_file(&paths)?;
     let vault = open_vault_quietly()?;
-    let (listener, proxy) = match crate::serve::bind(config.proxy.bind).await {
+    let (listener, proxy) = match crate::serve::bind(config.proxy.bind, &vault).await {
         Ok(l) => {
             let addr = l.local_addr()?;
             (Some(l), ProxyStatus::Serving { addr })

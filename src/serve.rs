@@ -10,6 +10,8 @@ use crate::commands::open_vault;
 use crate::config::Config;
 use crate::engine::{Engine, EngineOptions, ProxyStatus};
 use crate::paths::Paths;
+use crate::presence::{self, Presence};
+use crate::vault::Vault;
 
 /// In-flight requests get this long to finish after a stop is asked.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -20,6 +22,8 @@ pub enum ServeError {
         "another tether process already serves http://{0}: use that one, or start this one with --bind 127.0.0.1:PORT"
     )]
     AlreadyServed(SocketAddr),
+    #[error("cannot serve the local proxy: {0}")]
+    Taken(String),
     #[error(
         "cannot listen on {addr}: {source}; choose another address with --bind (or [proxy] bind in config.toml)"
     )]
@@ -29,35 +33,23 @@ pub enum ServeError {
     },
 }
 
-/// Binds `addr`, telling apart "another tether serves it" from any other failure.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+/// Binds `addr`, telling apart "a tether holding this vault serves it" from a port taken
+/// by anything else — which is refused, never worked around by serving elsewhere, since
+/// clients configured with this address would keep sending their secrets there.
+pub async fn bind(addr: SocketAddr, vault: &Vault) -> Result<TcpListener, ServeError> {
     match TcpListener::bind(addr).await {
         Ok(l) => Ok(l),
         Err(source) if source.kind() == std::io::ErrorKind::AddrInUse => {
-            if is_tether(addr).await {
-                Err(ServeError::AlreadyServed(addr))
-            } else {
-                Err(ServeError::Bind { addr, source })
+            match presence::probe(addr, vault).await {
+                Presence::Ours => Err(ServeError::AlreadyServed(addr)),
+                Presence::Stranger(what) => {
+                    Err(ServeError::Taken(presence::stranger_on(addr, &what)))
+                }
+                Presence::Nobody => Err(ServeError::Bind { addr, source }),
             }
         }
         Err(source) => Err(ServeError::Bind { addr, source }),
     }
-}
-
-/// Whether a tether proxy answers on `addr`.
-pub async fn is_tether(addr: SocketAddr) -> bool {
-    let Ok(client) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-    else {
-        return false;
-    };
-    let Ok(res) = client.get(format!("http://{addr}/healthz")).send().await else {
-        return false;
-    };
-    res.json::<serde_json::Value>()
-        .await
-        .is_ok_and(|v| v["service"] == "tether")
 }
 
 pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
@@ -65,7 +57,7 @@ pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
     let vault = open_vault()?;
     let config = Config::load(&Paths::discover()?)?;
     let addr = bind_flag.unwrap_or(config.proxy.bind);
-    let listener = bind(addr).await?;
+    let listener = bind(addr, &vault).await?;
     let addr = listener.local_addr()?;
     let engine = Engine::start(
         vault,

@@ -17,6 +17,7 @@ use crate::commands::open_vault;
 use crate::config::Config;
 use crate::engine::{Engine, EngineOptions, ProxyStatus};
 use crate::paths::Paths;
+use crate::presence::Presence;
 
 /// How long in-flight requests may take to finish after stdin closes.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -104,8 +105,15 @@ async fn proxy_base(
     config: &Config,
 ) -> anyhow::Result<(String, Option<Engine>)> {
     let addr = config.proxy.bind;
-    if crate::serve::is_tether(addr).await {
-        return Ok((format!("http://{addr}"), None));
+    match crate::presence::probe(addr, &vault).await {
+        Presence::Ours => return Ok((format!("http://{addr}"), None)),
+        Presence::Stranger(what) => {
+            eprintln!(
+                "tether stdio: warning: {}",
+                crate::presence::stranger_on(addr, &what)
+            );
+        }
+        Presence::Nobody => {}
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let local = listener.local_addr()?;
@@ -120,7 +128,9 @@ async fn proxy_base(
     .await?;
     // Serves until the process ends.
     let _serving = crate::proxy::spawn(engine.clone(), config.proxy.clone(), listener)?;
-    eprintln!("tether stdio: no tether serves {addr}; serving this session in-process");
+    eprintln!(
+        "tether stdio: no tether holding this vault serves {addr}; serving this session in-process"
+    );
     Ok((format!("http://{local}"), Some(engine)))
 }
 

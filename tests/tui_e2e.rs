@@ -327,3 +327,34 @@ fn another_tether_serving_the_port_is_named_and_its_changes_show() {
     );
     drop(serve);
 }
+
+/// A tether over another vault on the proxy port (another user's, say): the TUI starts no
+/// proxy of its own elsewhere and says plainly who holds the port and what to do.
+#[test]
+fn a_port_held_by_a_stranger_is_named_and_no_proxy_starts_elsewhere() {
+    let theirs = Home::new();
+    let serve = common::Serve::start(&theirs);
+    let bind = serve.base.trim_start_matches("http://").to_string();
+    let home = Home::new();
+    let command = format!(
+        "TETHER_HOME='{home}' HOME='{user}' XDG_CONFIG_HOME='{user}/.config' TETHER_KEY_SOURCE=file \
+         DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent TETHER_BIND={bind} '{bin}'",
+        home = home.path().display(),
+        user = home.user().display(),
+        bin = env!("CARGO_BIN_EXE_tether"),
+    );
+    let Some(session) = start("stranger", &command) else {
+        return;
+    };
+    let pane = session.wait_for("proxy off", Duration::from_secs(20));
+    let flat = pane.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&format!(
+            "{bind} is held by a program calling itself tether"
+        )) && flat.contains("cannot prove it holds this vault"),
+        "{pane}"
+    );
+    assert!(!pane.contains("proxy on"), "{pane}");
+    session.quit();
+    drop(serve);
+}

@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
@@ -49,6 +49,8 @@ pub struct Proxy {
     /// The one shared client toward upstream MCP servers.
     upstream: upstream::Upstream,
     config: Arc<ProxyConfig>,
+    /// The port this proxy listens on, part of its proof of presence.
+    port: u16,
 }
 
 /// A proxy serving on a thread of its own (see [`spawn`]). Dropping it leaves the proxy
@@ -96,7 +98,8 @@ async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tokio::spawn(heartbeat());
-    let handler = Arc::new(handler(engine, config));
+    let port = listener.local_addr()?.port();
+    let handler = Arc::new(handler(engine, config, port));
     let drain = drain::Drain::default();
     loop {
         let tcp = tokio::select! {
@@ -230,11 +233,12 @@ impl hyper::body::Body for Reply {
 /// endpoints are answered directly, the rest (`/healthz`, `/metrics`, unknown paths) by
 /// an axum router (on the hot path, a router's per-request boxing and cloning cost more
 /// than the forwarding itself).
-fn handler(engine: Engine, config: ProxyConfig) -> Handler {
+fn handler(engine: Engine, config: ProxyConfig, port: u16) -> Handler {
     let proxy = Arc::new(Proxy {
         engine,
         upstream: upstream::Upstream::new(&config),
         config: Arc::new(config),
+        port,
     });
     let rest = Router::new()
         .route("/healthz", get(healthz))
@@ -378,15 +382,26 @@ impl Handler {
     }
 }
 
-async fn healthz(State(proxy): State<Arc<Proxy>>) -> axum::response::Response {
+/// Liveness, and with `?challenge=…` the proof that this proxy holds the caller's vault
+/// (see `presence`): callers send nothing else until they have checked it.
+async fn healthz(
+    State(proxy): State<Arc<Proxy>>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> axum::response::Response {
     let store = proxy.engine.store();
-    axum::Json(serde_json::json!({
+    let mut body = serde_json::json!({
         "status": "ok",
         "service": "tether",
         "version": env!("CARGO_PKG_VERSION"),
         "connections": store.connections().len(),
-    }))
-    .into_response()
+    });
+    if let Some(challenge) = query.get(crate::presence::CHALLENGE_PARAM)
+        && challenge.len() <= crate::presence::MAX_CHALLENGE_LEN
+    {
+        let key = proxy.engine.vault().presence_key();
+        body["proof"] = crate::presence::answer(key, challenge, proxy.port).into();
+    }
+    axum::Json(body).into_response()
 }
 
 async fn metrics_text(State(proxy): State<Arc<Proxy>>) -> axum::response::Response {

@@ -61,7 +61,7 @@ pub fn layout(area: Rect, app: &App) -> Regions {
             ..Regions::default()
         };
     }
-    let header_height = widgets::header::height(app);
+    let header_height = widgets::header::height(app, area.width);
     let [header, middle, footer] = Layout::vertical([
         Constraint::Length(header_height),
         Constraint::Fill(1),

@@ -49,6 +49,17 @@ impl Key {
 }
 
 impl Key {
+    /// A key for another purpose, derived from this one (HMAC-SHA256 with a label naming
+    /// the purpose), so the vault key itself never leaves the vault.
+    pub fn derive(&self, purpose: &str) -> Key {
+        use hmac::{KeyInit as _, Mac};
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(self.0.as_slice())
+            .expect("HMAC accepts keys of any length");
+        mac.update(b"tether derived key v1\0");
+        mac.update(purpose.as_bytes());
+        Key::from_bytes(mac.finalize().into_bytes().into())
+    }
+
     /// Lower-case hex of any bytes (key ids, short hashes).
     pub fn hex_of(bytes: &[u8]) -> String {
         hex(bytes)

@@ -96,7 +96,13 @@ pub trait Backend: Send + Sync {
 pub struct Vault {
     backend: Arc<dyn Backend>,
     key_source: KeySource,
+    /// Derived from the vault key: proves to another tether process that this one holds
+    /// the same vault (see `presence`).
+    presence_key: Arc<Key>,
 }
+
+/// What the presence key is derived for; changing it makes every running tether a stranger.
+const PRESENCE_PURPOSE: &str = "proxy presence";
 
 impl Vault {
     /// Opens (or, on first use, creates) the vault under `paths`, resolving its key as
@@ -108,18 +114,27 @@ impl Vault {
             &paths.vault_file(),
             &paths.key_file(),
         )?;
+        let presence_key = Arc::new(key.derive(PRESENCE_PURPOSE));
         let backend = FileBackend::new(paths, key, key_source.clone());
         Ok(Self {
             backend: Arc::new(backend),
             key_source,
+            presence_key,
         })
     }
 
-    pub fn with_backend(backend: Arc<dyn Backend>, key_source: KeySource) -> Self {
+    /// A vault over another backend sealed with `key`.
+    pub fn with_backend(backend: Arc<dyn Backend>, key: &Key, key_source: KeySource) -> Self {
         Self {
             backend,
             key_source,
+            presence_key: Arc::new(key.derive(PRESENCE_PURPOSE)),
         }
+    }
+
+    /// The key a running tether proves it holds this vault with.
+    pub fn presence_key(&self) -> &Key {
+        &self.presence_key
     }
 
     pub fn key_source(&self) -> &KeySource {

@@ -1,25 +1,52 @@
 //! The header: the app's name, who serves the proxy and where, counts of connections by
-//! state, and a warning line when the vault key is on the file fallback.
+//! state; below, why the proxy is off (wrapped: it names who holds the port and the fix)
+//! and a warning line when the vault key is on the file fallback.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{bold, fit, state_look};
+use super::{bold, fit, state_look, wrapped_height};
 use crate::engine::ProxyStatus;
 use crate::tui::app::App;
 use crate::vault::ConnectionState;
 
-/// One line, plus one for the key warning.
-pub fn height(app: &App) -> u16 {
-    1 + u16::from(app.state().key_source.fallback_warning().is_some())
+/// Rows the proxy's off reason may take before it is cut.
+const MAX_REASON_ROWS: u16 = 3;
+
+/// One line, plus the proxy's off reason (wrapped at `width`), plus one for the key warning.
+pub fn height(app: &App, width: u16) -> u16 {
+    let reason = off_reason(app).map_or(0, |line| {
+        wrapped_height(&[line], width).min(MAX_REASON_ROWS)
+    });
+    1 + reason + u16::from(app.state().key_source.fallback_warning().is_some())
+}
+
+/// Why the proxy is off, as a line to wrap under the header.
+fn off_reason(app: &App) -> Option<Line<'static>> {
+    let ProxyStatus::Off { reason } = &app.state().proxy else {
+        return None;
+    };
+    let theme = app.theme();
+    Some(Line::from(vec![
+        Span::styled(" ⚠ ", bold(theme.fg(theme.warning))),
+        Span::styled(reason.clone(), theme.fg(theme.warning)),
+    ]))
 }
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let theme = app.theme();
-    let [top, warning] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+    let reason_rows = height(app, area.width)
+        - 1
+        - u16::from(app.state().key_source.fallback_warning().is_some());
+    let [top, reason, warning] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(reason_rows),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
     let mut counts = state_counts(app, false);
     if counts.width() as u16 + 44 > top.width {
         counts = state_counts(app, true);
@@ -39,6 +66,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     spans.extend(proxy(app));
     frame.render_widget(Paragraph::new(Line::from(spans)), left);
     frame.render_widget(Paragraph::new(counts), right);
+    if let Some(line) = off_reason(app) {
+        frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), reason);
+    }
     if let Some(text) = app.state().key_source.fallback_warning() {
         let line = Line::from(vec![
             Span::styled(" ⚠ ", bold(theme.fg(theme.warning))),
@@ -65,9 +95,9 @@ fn proxy(app: &App) -> Vec<Span<'static>> {
             Span::styled(format!("{addr}"), theme.fg(theme.accent)),
             Span::styled(" · watching the shared vault", theme.muted()),
         ],
-        ProxyStatus::Off { reason } => vec![
+        ProxyStatus::Off { .. } => vec![
             Span::styled("○ ", theme.fg(theme.warning)),
-            Span::styled(format!("proxy off: {reason}"), theme.fg(theme.warning)),
+            Span::styled("proxy off", theme.fg(theme.warning)),
         ],
     }
 }
