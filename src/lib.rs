@@ -19,6 +19,7 @@
 //! - [`proxy`]: the local MCP endpoints: guard, forwarding, metrics.
 //! - [`front`]: `tether` with no command: the TUI with engine and proxy inside.
 //! - [`paths`]: where files live (`TETHER_HOME` or the XDG folders).
+//! - [`printable`]: server text made safe to show (control characters escaped).
 //! - [`presence`]: proving the tether on the proxy port holds this vault before using it.
 //! - [`config`]: `config.toml`, defaults → file → environment.
 //! - [`sim`]: the provider simulator (OAuth server + MCP server with per-provider
@@ -45,6 +46,7 @@ pub mod import;
 pub mod oauth;
 pub mod paths;
 pub mod presence;
+pub mod printable;
 pub mod proxy;
 pub mod secret;
 pub mod serve;

@@ -70,8 +70,8 @@ pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
     .await?;
     let mut proxy = crate::proxy::spawn(engine.clone(), config.proxy.clone(), listener)?;
     let connections = engine.handle().state.borrow().store.connections().len();
-    eprintln!("tether: serving {connections} connection(s) on http://{addr} (Ctrl-C stops)");
-    println!("http://{addr}");
+    crate::say_err!("tether: serving {connections} connection(s) on http://{addr} (Ctrl-C stops)");
+    crate::say!("http://{addr}");
     tokio::select! {
         result = proxy.finished() => result?,
         _ = crate::shutdown::signal() => {
@@ -82,7 +82,7 @@ pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
     }
     engine.save_client_activity().await;
     engine.shutdown();
-    eprintln!("tether: stopped");
+    crate::say_err!("tether: stopped");
     Ok(())
 }
 

@@ -108,7 +108,7 @@ async fn proxy_base(
     match crate::presence::probe(addr, &vault).await {
         Presence::Ours => return Ok((format!("http://{addr}"), None)),
         Presence::Stranger(what) => {
-            eprintln!(
+            crate::say_err!(
                 "tether stdio: warning: {}",
                 crate::presence::stranger_on(addr, &what)
             );
@@ -128,7 +128,7 @@ async fn proxy_base(
     .await?;
     // Serves until the process ends.
     let _serving = crate::proxy::spawn(engine.clone(), config.proxy.clone(), listener)?;
-    eprintln!(
+    crate::say_err!(
         "tether stdio: no tether holding this vault serves {addr}; serving this session in-process"
     );
     Ok((format!("http://{local}"), Some(engine)))
@@ -334,7 +334,7 @@ fn emit(out: &mpsc::UnboundedSender<String>, session: &Mutex<Session>, data: &st
 
 /// A JSON-RPC error for a request the bridge could not deliver (nothing for notifications).
 fn report(out: &mpsc::UnboundedSender<String>, id: Option<serde_json::Value>, message: &str) {
-    eprintln!("{message}");
+    crate::say_err!("{message}");
     if let Some(id) = id {
         let error = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32002, "message": message}});
         let _ = out.send(error.to_string());

@@ -103,11 +103,17 @@ pub struct RegistrationView {
     pub deletable: bool,
 }
 
+/// Text a server chose (issuers, scopes, error details), its controls escaped: `--json` is
+/// read with `jq -r` as often as by programs.
+fn shown(text: &str) -> String {
+    crate::printable::lines(text)
+}
+
 impl RegistrationView {
     fn of(r: &ClientRegistration) -> Self {
         Self {
             client_id: crate::secret::mask(&r.client_id),
-            issuer: r.issuer.clone(),
+            issuer: shown(&r.issuer),
             method: r.method,
             status: r.status,
             registered_at: r.registered_at,
@@ -130,16 +136,16 @@ impl ConnectionDetail {
             ),
             Auth::OAuth { scopes, discovery } => (
                 None,
-                scopes.clone(),
-                discovery.as_ref().map(|d| d.issuer.clone()),
+                scopes.iter().map(|s| shown(s)).collect(),
+                discovery.as_ref().map(|d| shown(&d.issuer)),
             ),
             Auth::None => (None, Vec::new(), None),
         };
         Self {
             summary: ConnectionSummary::of(c, now),
             state_detail: match &c.state {
-                ConnectionState::Degraded { why } => Some(why.clone()),
-                ConnectionState::NeedsReauth { detail, .. } => Some(detail.clone()),
+                ConnectionState::Degraded { why } => Some(shown(why)),
+                ConnectionState::NeedsReauth { detail, .. } => Some(shown(detail)),
                 _ => None,
             },
             created_at: c.created_at,
@@ -150,7 +156,7 @@ impl ConnectionDetail {
                 client_id: crate::secret::mask(&t.client_id),
                 access_token: t.access_token.masked(),
                 has_refresh_token: t.refresh_token.is_some(),
-                scope: t.scope.clone(),
+                scope: t.scope.as_deref().map(shown),
                 obtained_at: t.obtained_at,
                 expires_at: t.expires_at,
                 generation: t.generation,

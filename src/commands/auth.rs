@@ -54,7 +54,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
             anyhow::anyhow!("{e}")
         }
     })?;
-    println!(
+    crate::say!(
         "Authorized '{}' at {} (client {}, {}, {}).",
         args.name,
         outcome.issuer,
@@ -103,29 +103,31 @@ fn stdin_lines() -> mpsc::Receiver<String> {
 fn print_instruction(step: &LoginStep, headless: bool) -> bool {
     match step {
         LoginStep::BrowserOpened { url } if headless => {
-            println!("Open this URL in a browser to authorize:\n  {url}")
+            crate::say!("Open this URL in a browser to authorize:\n  {url}")
         }
         LoginStep::BrowserOpened { url } => {
-            eprintln!("Open this URL to authorize (it is also sent to your browser):\n  {url}")
+            crate::say_err!(
+                "Open this URL to authorize (it is also sent to your browser):\n  {url}"
+            )
         }
-        LoginStep::AwaitingPaste { redirect_uri } => println!(
+        LoginStep::AwaitingPaste { redirect_uri } => crate::say!(
             "If that browser is on another machine, the sign-in ends on a page that cannot load \
              ({redirect_uri}?code=…): copy its whole address from the address bar, paste it \
              here and press Enter."
         ),
-        LoginStep::PasteRejected { reason } => eprintln!("  ✗ {reason}. Paste again:"),
+        LoginStep::PasteRejected { reason } => crate::say_err!("  ✗ {reason}. Paste again:"),
         LoginStep::DeviceCode {
             verification_uri,
             verification_uri_complete,
             user_code,
             expires_in,
         } => {
-            println!("To authorize, open {verification_uri} on any device and enter the code:");
-            println!("  {user_code}");
+            crate::say!("To authorize, open {verification_uri} on any device and enter the code:");
+            crate::say!("  {user_code}");
             if let Some(complete) = verification_uri_complete {
-                println!("(or open {complete})");
+                crate::say!("(or open {complete})");
             }
-            println!(
+            crate::say!(
                 "The code is valid for {}.",
                 crate::view::duration(*expires_in as i64)
             );
@@ -151,14 +153,14 @@ fn print_step(step: LoginStep, outcome: StepOutcome, headless: bool) {
     };
     match outcome {
         StepOutcome::Running if step == LoginStep::WaitingForCallback => {
-            eprintln!("  … waiting for the browser to come back")
+            crate::say_err!("  … waiting for the browser to come back")
         }
         StepOutcome::Running if step == LoginStep::WaitingForApproval => {
-            eprintln!("  … waiting for the sign-in to be approved")
+            crate::say_err!("  … waiting for the sign-in to be approved")
         }
         StepOutcome::Running => {}
-        StepOutcome::Done(detail) => eprintln!("  ✓ {label}: {detail}"),
-        StepOutcome::Failed { diagnosis, .. } => eprintln!("  ✗ {label} [{diagnosis}]"),
+        StepOutcome::Done(detail) => crate::say_err!("  ✓ {label}: {detail}"),
+        StepOutcome::Failed { diagnosis, .. } => crate::say_err!("  ✗ {label} [{diagnosis}]"),
     }
 }
 
@@ -191,7 +193,7 @@ pub async fn refresh(name: &str) -> anyhow::Result<()> {
         .expires_at
         .map(|at| format!("expires {}", crate::view::relative(at, Utc::now())))
         .unwrap_or_else(|| "does not expire".to_string());
-    println!(
+    crate::say!(
         "Refreshed '{name}': generation {}, {expiry}.",
         current.generation
     );
@@ -283,9 +285,9 @@ pub async fn orphans(name: Option<&str>, delete: bool, json: bool) -> anyhow::Re
             .await?;
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::say!("{}", serde_json::to_string_pretty(&rows)?);
     } else if rows.is_empty() {
-        println!("No orphaned client registrations.");
+        crate::say!("No orphaned client registrations.");
     } else {
         for r in &rows {
             let at_server = r
@@ -293,7 +295,7 @@ pub async fn orphans(name: Option<&str>, delete: bool, json: bool) -> anyhow::Re
                 .as_deref()
                 .map(|s| format!("  at the server: {s}"))
                 .unwrap_or_default();
-            println!(
+            crate::say!(
                 "{}  {}  {}  {}{at_server}",
                 r.connection,
                 r.client_id,
@@ -306,7 +308,7 @@ pub async fn orphans(name: Option<&str>, delete: bool, json: bool) -> anyhow::Re
             );
         }
         if !delete {
-            println!("{}", explain(crate::vault::DiagnosisCode::DcrOrphan).remedy);
+            crate::say!("{}", explain(crate::vault::DiagnosisCode::DcrOrphan).remedy);
         }
     }
     Ok(())

@@ -83,14 +83,14 @@ fn config_file(client: Client, given: Option<&Path>) -> anyhow::Result<(PathBuf,
 
 fn print_snippet(client: Client, file: &str, name: &str, target: &Target, entry: &Value) {
     if let (Client::ClaudeCode, Target::Url(url)) = (client, target) {
-        println!("Run:");
-        println!("  claude mcp add --transport http --scope user {name} {url}");
-        println!("or add this to {file}:");
+        crate::say!("Run:");
+        crate::say!("  claude mcp add --transport http --scope user {name} {url}");
+        crate::say!("or add this to {file}:");
     } else {
-        println!("Add this to {file}:");
+        crate::say!("Add this to {file}:");
     }
-    println!("{}", snippet(client, name, entry));
-    println!(
+    crate::say!("{}", snippet(client, name, entry));
+    crate::say!(
         "Or let tether merge it in: tether config {} {name} --write",
         client.id()
     );
@@ -128,7 +128,7 @@ fn write(
     })?;
     let previous = doc.get(name);
     if previous.as_ref() == Some(entry) {
-        println!("'{name}' in {shown} already goes through tether: nothing changed.");
+        crate::say!("'{name}' in {shown} already goes through tether: nothing changed.");
         return Ok(());
     }
     doc.set(name, entry).map_err(|e| {
@@ -148,7 +148,7 @@ fn write(
         .with_context(|| format!("cannot write '{shown}'"))?;
     report_write(client, shown, name, entry, previous.as_ref(), backup);
     if let Some(mode) = loosened {
-        println!(
+        crate::say!(
             "Made {shown} private (mode {mode:04o} → {:04o}): it now holds an endpoint secret.",
             original.mode
         );
@@ -166,17 +166,17 @@ fn report_write(
 ) {
     let now = drift::describe(entry);
     match (previous, &backup) {
-        (_, None) => println!("Created {shown} with '{name}' → {now}."),
-        (None, Some(_)) => println!("Added '{name}' → {now} to {shown}."),
-        (Some(old), Some(_)) => println!(
+        (_, None) => crate::say!("Created {shown} with '{name}' → {now}."),
+        (None, Some(_)) => crate::say!("Added '{name}' → {now} to {shown}."),
+        (Some(old), Some(_)) => crate::say!(
             "Replaced '{name}' in {shown}: it pointed at {}, now {now}.",
             drift::describe(old)
         ),
     }
     if let Some(backup) = backup {
-        println!("Backup of the previous file: {}", backup.display());
+        crate::say!("Backup of the previous file: {}", backup.display());
     }
-    println!(
+    crate::say!(
         "Restart {} (or reload its MCP servers) to use it.",
         client.title()
     );
@@ -188,7 +188,7 @@ pub fn clients(json: bool) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("cannot find your home folder: set HOME and run again"))?;
     let reports = drift::scan(&at, &store);
     if json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        crate::say!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         print_reports(&reports);
     }
@@ -210,11 +210,11 @@ fn print_reports(reports: &[drift::Report]) {
     for r in reports {
         match r.state {
             FileState::Missing => {
-                println!("{}  {}: no config (not installed here)", r.title, r.file);
+                crate::say!("{}  {}: no config (not installed here)", r.title, r.file);
                 continue;
             }
             FileState::Unreadable => {
-                println!(
+                crate::say!(
                     "{}  {}: cannot read it ({}); left untouched",
                     r.title,
                     r.file,
@@ -223,10 +223,10 @@ fn print_reports(reports: &[drift::Report]) {
                 continue;
             }
             FileState::Read if r.servers.is_empty() => {
-                println!("{}  {}: no MCP servers", r.title, r.file);
+                crate::say!("{}  {}: no MCP servers", r.title, r.file);
                 continue;
             }
-            FileState::Read => println!("{}  {}", r.title, r.file),
+            FileState::Read => crate::say!("{}  {}", r.title, r.file),
         }
         for e in &r.servers {
             let scope = e
@@ -239,9 +239,9 @@ fn print_reports(reports: &[drift::Report]) {
                 Kind::Drift => "drift",
                 Kind::Other => "other",
             };
-            println!("  {:<20} {kind:<7} {}{scope}", e.name, e.target);
+            crate::say!("  {:<20} {kind:<7} {}{scope}", e.name, e.target);
             if let (Some(connection), Some(fix)) = (&e.connection, &e.remedy) {
-                println!(
+                crate::say!(
                     "  {:<20} talks to '{connection}' directly, beside tether: fix: {fix}",
                     ""
                 );

@@ -37,7 +37,7 @@ pub fn add(args: AddArgs) -> anyhow::Result<()> {
         "oauth" => " It uses OAuth and is not authorized yet.",
         _ => "",
     };
-    println!("Added connection '{name}' → {upstream}.{next}");
+    crate::say!("Added connection '{name}' → {upstream}.{next}");
     Ok(())
 }
 
@@ -124,11 +124,11 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         .map(|c| ConnectionSummary::of(c, now))
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::say!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if rows.is_empty() {
-        println!("No connections yet. Add one with: tether add NAME URL");
+        crate::say!("No connections yet. Add one with: tether add NAME URL");
         return Ok(());
     }
     let table: Vec<[String; 6]> = rows
@@ -173,7 +173,7 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        crate::say!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in rows {
@@ -187,42 +187,43 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     let now = Utc::now();
     let detail = ConnectionDetail::of(connection, now);
     if json {
-        println!("{}", serde_json::to_string_pretty(&detail)?);
+        crate::say!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(());
     }
     let s = &detail.summary;
-    println!("{}  {}", s.name, s.upstream);
-    println!("  state       {}", s.state);
+    crate::say!("{}  {}", s.name, s.upstream);
+    crate::say!("  state       {}", s.state);
     if let Some(code) = connection.state.diagnosis() {
         let e = crate::diagnosis::explain(code);
-        println!("  diagnosis   {code}: {}", e.summary);
-        println!("              {}", e.detail);
+        crate::say!("  diagnosis   {code}: {}", e.summary);
+        crate::say!("              {}", e.detail);
         if let Some(cmd) = e.command_for(&s.name) {
-            println!("  fix         {cmd}");
+            crate::say!("  fix         {cmd}");
         }
     }
     if let Some(why) = &detail.state_detail {
-        println!("  why         {why}");
+        crate::say!("  why         {why}");
     }
-    println!("  auth        {}", s.auth);
+    crate::say!("  auth        {}", s.auth);
     if let Some(key) = &detail.api_key {
-        println!("  api key     {} {}", key.header, key.key);
+        crate::say!("  api key     {} {}", key.header, key.key);
     }
     if let Some(issuer) = &detail.issuer {
-        println!("  issuer      {issuer}");
+        crate::say!("  issuer      {issuer}");
     }
     if let Some(t) = &detail.token {
-        println!("  client      {}", t.client_id);
-        println!(
+        crate::say!("  client      {}", t.client_id);
+        crate::say!(
             "  token       {} (generation {})",
-            t.access_token, t.generation
+            t.access_token,
+            t.generation
         );
         let expiry = t
             .expires_at
             .map(|at| relative(at, now))
             .unwrap_or_else(|| "never".into());
-        println!("  expires     {expiry}");
-        println!(
+        crate::say!("  expires     {expiry}");
+        crate::say!(
             "  refresh     {}",
             if t.has_refresh_token {
                 "yes"
@@ -232,7 +233,7 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
         );
     }
     if let Some(journal) = &detail.refresh_in_progress {
-        println!("  in flight   {journal}");
+        crate::say!("  in flight   {journal}");
     }
     if let Some(step) = &detail.step_up {
         let asks = if step.to_ask().is_empty() {
@@ -247,23 +248,26 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
                 crate::vault::MAX_STEP_UPS
             )
         };
-        println!("  step-up     '{}': {asks}", step.scopes.join(" "));
+        crate::say!("  step-up     '{}': {asks}", step.scopes.join(" "));
     }
     for r in &detail.registrations {
-        println!(
+        crate::say!(
             "  registration {} {:?} {:?} at {}",
-            r.client_id, r.method, r.status, r.issuer
+            r.client_id,
+            r.method,
+            r.status,
+            r.issuer
         );
     }
-    println!("  added       {}", relative(detail.created_at, now));
-    println!("  history");
+    crate::say!("  added       {}", relative(detail.created_at, now));
+    crate::say!("  history");
     for e in detail.history.iter().rev().take(10) {
         let code = e.diagnosis.map(|d| format!(" [{d}]")).unwrap_or_default();
         let latency = e
             .latency_ms
             .map(|ms| format!(" ({ms} ms)"))
             .unwrap_or_default();
-        println!(
+        crate::say!(
             "    {}  {:?}  {}{latency}{code}",
             relative(e.at, now),
             e.kind,
@@ -281,7 +285,7 @@ pub fn remove(name: &str) -> anyhow::Result<()> {
         Ok::<_, anyhow::Error>(())
     })?;
     crate::oauth::watermark::forget(&vault, name);
-    println!("Removed connection '{name}'.");
+    crate::say!("Removed connection '{name}'.");
     Ok(())
 }
 

@@ -11,17 +11,17 @@ pub async fn url(name: &str, label: &str) -> anyhow::Result<()> {
     let config = Config::load(&Paths::discover()?)?;
     let (secret, created) = access::endpoint_secret(&vault, name, label).await?;
     let base = format!("http://{}", config.proxy.bind);
-    println!(
+    crate::say!(
         "{} endpoint for '{name}', client '{label}':",
         if created { "New" } else { "The" }
     );
-    println!("  {}", access::path_endpoint(&base, &secret));
-    println!("or, for clients that can send a header:");
-    println!(
+    crate::say!("  {}", access::path_endpoint(&base, &secret));
+    crate::say!("or, for clients that can send a header:");
+    crate::say!(
         "  {base}/c/{name}/mcp  with  Authorization: Bearer {}",
         secret.expose()
     );
-    println!(
+    crate::say!(
         "Keep it private: anyone with it can use '{name}'. Cut it off with `tether revoke {name} --client {label}`."
     );
     Ok(())
@@ -30,7 +30,7 @@ pub async fn url(name: &str, label: &str) -> anyhow::Result<()> {
 pub async fn revoke(name: &str, label: &str) -> anyhow::Result<()> {
     let vault = open_vault()?;
     access::revoke(&vault, name, label).await?;
-    println!("Client '{label}' can no longer use '{name}'.");
+    crate::say!("Client '{label}' can no longer use '{name}'.");
     Ok(())
 }
 
@@ -45,13 +45,13 @@ pub async fn doctor(name: Option<&str>, json: bool) -> anyhow::Result<()> {
     }
     let findings = doctor::run(&vault, config.proxy.bind, name).await;
     if json {
-        println!("{}", serde_json::to_string_pretty(&findings)?);
+        crate::say!("{}", serde_json::to_string_pretty(&findings)?);
     } else {
         let mut subject = "";
         for f in &findings {
             if f.subject != subject {
                 subject = &f.subject;
-                println!("{subject}");
+                crate::say!("{subject}");
             }
             let mark = match f.status {
                 Status::Ok => "✓",
@@ -59,12 +59,12 @@ pub async fn doctor(name: Option<&str>, json: bool) -> anyhow::Result<()> {
                 Status::Fail => "✗",
             };
             let code = f.diagnosis.map(|d| format!(" [{d}]")).unwrap_or_default();
-            println!("  {mark} {:<13} {}{code}", f.check, f.summary);
+            crate::say!("  {mark} {:<13} {}{code}", f.check, f.summary);
             for e in &f.evidence {
-                println!("      {:<20} {}", e.label, e.value);
+                crate::say!("      {:<20} {}", e.label, e.value);
             }
             if let Some(remedy) = &f.remedy {
-                println!("      fix: {remedy}");
+                crate::say!("      fix: {remedy}");
             }
         }
     }

@@ -19,7 +19,7 @@ pub async fn mcp_remote(args: McpRemoteArgs) -> anyhow::Result<()> {
             e => anyhow::Error::new(e),
         })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);
     }
@@ -69,19 +69,19 @@ fn print_report(report: &Report) {
     } else {
         report.folders.join(", ")
     };
-    println!("mcp-remote store: {} ({folders})", report.dir);
+    crate::say!("mcp-remote store: {} ({folders})", report.dir);
     if report.entries.is_empty() {
-        println!("  nothing to import: mcp-remote holds no logins here");
+        crate::say!("  nothing to import: mcp-remote holds no logins here");
     }
     for entry in &report.entries {
         print_entry(entry);
     }
     for note in &report.notes {
-        println!("  note: {note}");
+        crate::say!("  note: {note}");
     }
     let count = |o: Outcome| report.entries.iter().filter(|e| e.outcome == o).count();
     let imported = count(Outcome::Imported);
-    println!(
+    crate::say!(
         "{} {}, skipped {}, not imported {}.",
         if report.dry_run {
             "Dry run: would import"
@@ -93,7 +93,7 @@ fn print_report(report: &Report) {
         report.entries.iter().filter(|e| e.failed()).count(),
     );
     if imported > 0 {
-        println!(
+        crate::say!(
             "Next: point your MCP clients at tether (`tether url NAME`). mcp-remote still holds these logins; where a server rotates refresh tokens, whichever of the two refreshes second is signed out."
         );
     }
@@ -107,8 +107,8 @@ fn print_entry(e: &Entry) {
         Outcome::UnknownServer | Outcome::Failed => "✗",
     };
     match &e.url {
-        Some(url) => println!("  {mark} {url}: {}", e.message),
-        None => println!("  {mark} {}", e.message),
+        Some(url) => crate::say!("  {mark} {url}: {}", e.message),
+        None => crate::say!("  {mark} {}", e.message),
     }
     if let (Some(client), Some(token)) = (&e.client_id, &e.access_token)
         && matches!(e.outcome, Outcome::Imported | Outcome::WouldImport)
@@ -122,15 +122,15 @@ fn print_entry(e: &Entry) {
         } else {
             "no refresh token"
         };
-        println!("      client {client}, token {token}, {expiry}, {refresh}");
+        crate::say!("      client {client}, token {token}, {expiry}, {refresh}");
     }
     if let Some(from) = &e.url_from {
-        println!("      URL found in {from}");
+        crate::say!("      URL found in {from}");
     }
     for note in &e.notes {
-        println!("      note: {note}");
+        crate::say!("      note: {note}");
     }
     if let Some(fix) = &e.fix {
-        println!("      fix: {fix}");
+        crate::say!("      fix: {fix}");
     }
 }

@@ -91,7 +91,7 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tether: {e:#}");
+            crate::say_err!("tether: {e:#}");
             if is_bad_input(&e) {
                 ExitCode::from(2)
             } else {
@@ -130,7 +130,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn open_vault() -> anyhow::Result<Vault> {
     let vault = open_vault_quietly()?;
     if let Some(warning) = vault.key_source().fallback_warning() {
-        eprintln!("tether: warning: {warning}");
+        crate::say_err!("tether: warning: {warning}");
     }
     Ok(vault)
 }

@@ -335,16 +335,8 @@ pub fn describe(e: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
-/// Server-provided text, shortened and stripped of control characters before it is
-/// stored or shown.
-pub fn printable(text: &str, max: usize) -> String {
-    let clean: String = text.chars().filter(|c| !c.is_control()).take(max).collect();
-    if text.chars().count() > max {
-        format!("{clean}…")
-    } else {
-        clean
-    }
-}
+/// Server-provided text, shortened and with its control characters escaped.
+pub use crate::printable::printable;
 
 fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -397,7 +389,7 @@ mod tests {
 
     #[test]
     fn error_text_is_made_printable() {
-        assert_eq!(printable("bad\u{1b}[31m grant", 100), "bad[31m grant");
+        assert_eq!(printable("bad\u{1b}[31m grant", 100), "bad\\x1b[31m grant");
         assert_eq!(printable("abcdef", 3), "abc…");
     }
 }

@@ -491,11 +491,13 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event; its detail often quotes a server, so its controls are escaped here, once,
+    /// for every place that shows history.
     pub fn new(at: DateTime<Utc>, kind: EventKind, detail: impl Into<String>) -> Self {
         Self {
             at,
             kind,
-            detail: detail.into(),
+            detail: crate::printable::lines(&detail.into()),
             diagnosis: None,
             latency_ms: None,
             evidence: Vec::new(),
@@ -510,10 +512,11 @@ pub struct Evidence {
 }
 
 impl Evidence {
+    /// Evidence quotes servers (URLs, error descriptions): its controls are escaped here.
     pub fn new(label: impl Into<String>, value: impl Into<String>) -> Self {
         Self {
             label: label.into(),
-            value: value.into(),
+            value: crate::printable::lines(&value.into()),
         }
     }
 }

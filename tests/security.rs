@@ -1,9 +1,14 @@
+//! What a hostile neighbour or server tries, through the binary.
+//!
 //! The proxy port taken by someone else before tether starts: another local user's program
 //! answering `/healthz` as tether does, or a tether over another vault. `serve` refuses to
 //! start (and says who holds the port), `doctor` fails the proxy check, and `stdio` sends
 //! that program nothing but the challenge — serving its session in-process instead.
+//!
+//! Terminal escapes in what servers say: they reach the screen escaped, never raw.
 
 mod common;
+mod discovery_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -172,5 +177,70 @@ fn stdio_sends_an_impostor_nothing_and_serves_its_session_itself() {
         seen.iter()
             .all(|r| r.starts_with("GET /healthz?challenge=")),
         "the impostor received more than a challenge: {seen:?}"
+    );
+}
+
+/// An OSC 52 clipboard write, a bell, and a screen clear.
+const EVIL: &str = "\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn escapes_in_metadata_and_errors_reach_the_terminal_escaped() {
+    use discovery_support::{Reply, Site, as_doc};
+    let site = Site::start().await;
+    let prm = site.url("/prm");
+    site.post(
+        "/mcp",
+        Reply::unauthorized(&[&format!(r#"Bearer resource_metadata="{prm}""#)]),
+    );
+    let issuer = site.url("/as");
+    site.get(
+        "/prm",
+        Reply::json(serde_json::json!({
+            "resource": format!("{}{EVIL}", site.url("/mcp")),
+            "authorization_servers": [issuer],
+            "resource_name": format!("Evil{EVIL}"),
+        })),
+    );
+    site.get(
+        "/.well-known/oauth-authorization-server/as",
+        Reply::json(as_doc(&issuer, &site.url(""))),
+    );
+    site.post(
+        "/register",
+        Reply::text(
+            400,
+            &serde_json::json!({
+                "error": "invalid_client_metadata",
+                "error_description": format!("refused{EVIL}"),
+            })
+            .to_string(),
+        )
+        .with("content-type", "application/json"),
+    );
+    let home = common::Home::new();
+    let url = site.url("/mcp");
+    let mut shown = String::new();
+    for args in [
+        &["add", "evil", url.as_str()][..],
+        &["login", "evil", "--no-browser"],
+        &["doctor", "evil"],
+        &["doctor", "evil", "--json"],
+        &["status", "evil"],
+        &["status", "evil", "--json"],
+        &["list"],
+    ] {
+        let out = home.cmd().args(args).stdin(Stdio::null()).output().unwrap();
+        for bytes in [&out.stdout, &out.stderr] {
+            assert!(
+                !bytes.iter().any(|b| *b == 0x1b || *b == 0x07),
+                "{args:?} sent a raw control character to the terminal: {}",
+                String::from_utf8_lossy(bytes)
+            );
+            shown.push_str(&String::from_utf8_lossy(bytes));
+        }
+    }
+    assert!(
+        shown.contains("\\x1b]52;c;ZXZpbA==\\x07\\x1b[2J"),
+        "the server's text is shown, escaped: {shown}"
     );
 }
