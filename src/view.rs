@@ -22,8 +22,8 @@ pub struct ConnectionSummary {
     pub expires_at: Option<DateTime<Utc>>,
     pub expires_in_seconds: Option<i64>,
     pub last_refresh: Option<DateTime<Utc>>,
-    pub refreshes_ok: usize,
-    pub refreshes_failed: usize,
+    pub refreshes_ok: u64,
+    pub refreshes_failed: u64,
     pub clients: usize,
 }
 
@@ -44,15 +44,11 @@ impl ConnectionSummary {
                 .rev()
                 .find(|e| e.kind == EventKind::Refreshed)
                 .map(|e| e.at),
-            refreshes_ok: count(&c.history, EventKind::Refreshed),
-            refreshes_failed: count(&c.history, EventKind::RefreshFailed),
+            refreshes_ok: c.counters().refreshes_ok,
+            refreshes_failed: c.counters().refreshes_failed,
             clients: c.access.len(),
         }
     }
-}
-
-fn count(history: &[Event], kind: EventKind) -> usize {
-    history.iter().filter(|e| e.kind == kind).count()
 }
 
 #[derive(Debug, Serialize)]

@@ -259,3 +259,20 @@ fn commands_end_quietly_when_their_reader_goes_away() {
 
 /// Killed by the default action of SIGPIPE, as `ls | head -1` ends `ls` (signal 13 on Linux).
 const SIGPIPE: i32 = 13;
+
+/// `refreshes ok` is a lifetime count: the history keeps the newest 200 events, the
+/// counters go on.
+#[test]
+fn refresh_counts_go_on_past_the_history_cap() {
+    let (home, _sim) = common::signed_in("generic");
+    let refreshes = 205;
+    for _ in 0..refreshes {
+        home.run(&["refresh", "generic"]).ok();
+    }
+    let list: serde_json::Value =
+        serde_json::from_str(&home.run(&["list", "--json"]).ok().stdout).unwrap();
+    assert_eq!(list[0]["refreshes_ok"], refreshes, "{list}");
+    let status: serde_json::Value =
+        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    assert_eq!(status["history"].as_array().unwrap().len(), 200);
+}

@@ -203,24 +203,33 @@ mod tests {
     }
 
     #[test]
-    fn a_schema_1_vault_reads_as_having_no_step_up() {
+    fn older_vaults_read_as_having_no_step_up_and_no_counters() {
         let mut store = store_of(&["a"]);
+        store.get_mut("a").unwrap().counters = None;
         let bytes = encode(&mut store).unwrap().to_vec();
-        // One connection: version ‖ count ‖ length ‖ MessagePack array, whose last
-        // element is the step-up (none: nil). Schema 1 had no such element.
+        // One connection: version ‖ count ‖ length ‖ MessagePack array, whose last two
+        // elements are the step-up and the counters (none: nil, nil). Schema 2 had no
+        // counters; schema 1 no step-up either.
         let connection = &bytes[12..];
         let fields = connection[0] & 0x0f;
         assert_eq!(connection[0] & 0xf0, 0x90, "a fixarray");
-        assert_eq!(*connection.last().unwrap(), 0xc0, "step_up last, nil");
-        let mut old = Vec::new();
-        old.extend_from_slice(&1u32.to_le_bytes());
-        old.extend_from_slice(&1u32.to_le_bytes());
-        old.extend_from_slice(&((connection.len() - 1) as u32).to_le_bytes());
-        old.push(0x90 | (fields - 1));
-        old.extend_from_slice(&connection[1..connection.len() - 1]);
-        let read = decode(&old).unwrap();
-        assert_eq!(read.connections()[0].name.as_str(), "a");
-        assert_eq!(read.connections()[0].step_up, None);
+        assert!(
+            connection.ends_with(&[0xc0, 0xc0]),
+            "step_up, counters last, nil"
+        );
+        for (schema, dropped) in [(2u32, 1usize), (1, 2)] {
+            let mut old = Vec::new();
+            old.extend_from_slice(&schema.to_le_bytes());
+            old.extend_from_slice(&1u32.to_le_bytes());
+            old.extend_from_slice(&((connection.len() - dropped) as u32).to_le_bytes());
+            old.push(0x90 | (fields - dropped as u8));
+            old.extend_from_slice(&connection[1..connection.len() - dropped]);
+            let read = decode(&old).unwrap();
+            let c = &read.connections()[0];
+            assert_eq!(c.name.as_str(), "a");
+            assert_eq!(c.step_up, None);
+            assert_eq!(c.counters, None, "schema {schema}");
+        }
     }
 
     #[test]

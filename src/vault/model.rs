@@ -13,8 +13,9 @@ use crate::secret::Secret;
 
 /// The schema version this build writes. A vault written by a newer tether is refused,
 /// never rewritten: the newer fields would be lost. Version 2 added
-/// [`Connection::step_up`]; a version 1 vault reads as having none.
-pub const SCHEMA_VERSION: u32 = 2;
+/// [`Connection::step_up`], version 3 [`Connection::counters`]; an older vault reads as
+/// having none.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Events kept per connection, newest last.
 pub const HISTORY_CAP: usize = 200;
@@ -121,6 +122,10 @@ pub struct Connection {
     /// gets them. (Schema 2.)
     #[serde(default)]
     pub step_up: Option<StepUp>,
+    /// Lifetime counts, kept apart from the bounded history (which forgets). Absent in a
+    /// vault written before they were kept: then counted from the history at first use.
+    #[serde(default)]
+    pub counters: Option<Counters>,
     #[serde(skip)]
     pub(super) sealed: SealedForm,
 }
@@ -141,6 +146,7 @@ impl Connection {
             access: Vec::new(),
             journal: None,
             step_up: None,
+            counters: Some(Counters::default()),
             state,
             created_at: now,
             access_key: None,
@@ -148,12 +154,49 @@ impl Connection {
         }
     }
 
-    /// Appends to the history ring, dropping the oldest entries past [`HISTORY_CAP`].
+    /// Appends to the history ring, dropping the oldest entries past [`HISTORY_CAP`], and
+    /// counts the event in the lifetime counters.
     pub fn record(&mut self, event: Event) {
+        let mut counters = self.counters();
+        counters.count(event.kind);
+        self.counters = Some(counters);
         self.history.push(event);
         if self.history.len() > HISTORY_CAP {
             let excess = self.history.len() - HISTORY_CAP;
             self.history.drain(..excess);
+        }
+    }
+}
+
+impl Connection {
+    /// Refreshes since the connection was added (or since counters were first kept).
+    pub fn counters(&self) -> Counters {
+        self.counters
+            .unwrap_or_else(|| Counters::from_history(&self.history))
+    }
+}
+
+/// How many refreshes a connection has had, for as long as it exists.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counters {
+    pub refreshes_ok: u64,
+    pub refreshes_failed: u64,
+}
+
+impl Counters {
+    fn from_history(history: &[Event]) -> Self {
+        let mut counters = Self::default();
+        for event in history {
+            counters.count(event.kind);
+        }
+        counters
+    }
+
+    fn count(&mut self, kind: EventKind) {
+        match kind {
+            EventKind::Refreshed => self.refreshes_ok += 1,
+            EventKind::RefreshFailed => self.refreshes_failed += 1,
+            _ => {}
         }
     }
 }
@@ -750,5 +793,36 @@ mod tests {
         }
         assert_eq!(c.history.len(), HISTORY_CAP);
         assert_eq!(c.history[0].detail, "5");
+        assert_eq!(
+            c.counters().refreshes_ok,
+            HISTORY_CAP as u64 + 5,
+            "lifetime counts go on past the history's cap"
+        );
+    }
+
+    #[test]
+    fn counters_of_an_older_vault_start_from_its_history() {
+        let now = Utc::now();
+        let mut c = Connection::new(
+            "x".parse().unwrap(),
+            parse_upstream("https://e.com/mcp").unwrap(),
+            Auth::None,
+            now,
+        );
+        c.counters = None;
+        c.history = vec![
+            Event::new(now, EventKind::Refreshed, ""),
+            Event::new(now, EventKind::RefreshFailed, ""),
+            Event::new(now, EventKind::Refreshed, ""),
+        ];
+        assert_eq!(c.counters().refreshes_ok, 2);
+        c.record(Event::new(now, EventKind::RefreshFailed, ""));
+        assert_eq!(
+            c.counters(),
+            Counters {
+                refreshes_ok: 2,
+                refreshes_failed: 2
+            }
+        );
     }
 }
