@@ -110,9 +110,9 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
             "The token endpoint answered invalid_client or unauthorized_client: the dynamically \
              registered client expired or was deleted. tether keeps the old registration as legacy \
              while tokens bound to it live.",
-            "Re-register and re-authorize.",
-            Some('R'),
-            Some("tether login {name} --reregister"),
+            "Sign in again: tether registers a new client itself.",
+            Some('l'),
+            Some("tether login {name}"),
             true,
         ),
         DcrOrphan => e(

@@ -119,7 +119,7 @@ fn a_rejected_api_key_fails_the_run_with_its_fix() {
 #[test]
 fn an_expired_registration_is_read_back_and_named() {
     // A day lasts six seconds here.
-    let (home, _sim) = signed_in_at("notion", "14400");
+    let (home, sim) = signed_in_at("notion", "14400");
     let run = home.run(&["doctor", "notion", "--json"]).ok();
     let registration = find(&findings(&run), "notion", "registration").clone();
     assert_eq!(registration["status"], "ok", "{registration}");
@@ -136,10 +136,29 @@ fn an_expired_registration_is_read_back_and_named() {
     let registration = find(&findings(&run), "notion", "registration").clone();
     assert_eq!(registration["status"], "fail", "{registration}");
     assert_eq!(registration["diagnosis"], "client_rejected");
-    assert_eq!(registration["remedy"], "tether login notion --reregister");
+    assert_eq!(registration["remedy"], "tether login notion");
     for secret in ["ntn_at_", "ntn_rt_", "ntn_cs_", "ntn_reg_"] {
         assert!(!run.stdout.contains(secret), "a secret leaked");
     }
+    // The fix shown is the simplest that works: a plain sign-in registers anew.
+    relogin_registers_anew(&home, &sim);
+}
+
+/// `tether login notion`, without --reregister, signs in with a new registration.
+fn relogin_registers_anew(home: &Home, sim: &common::Sim) {
+    let before = sim.stats()["totals"]["registrations"].clone();
+    let login = home
+        .cmd()
+        .args(["login", "notion", "--timeout", "20"])
+        .env("BROWSER", common::browser())
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{login:?}");
+    let after = sim.stats()["totals"]["registrations"].clone();
+    assert_ne!(before, after, "a new client was registered");
+    let status: serde_json::Value =
+        serde_json::from_str(&home.run(&["status", "notion", "--json"]).ok().stdout).unwrap();
+    assert_eq!(status["state"], "healthy", "{status}");
 }
 
 #[test]
@@ -258,13 +277,14 @@ fn each_provider_quirk_reads_as_its_diagnosis() {
     assert_eq!(state["remedy"], "tether login linear");
 
     // Notion: the dynamic client expired (a day lasts two seconds here).
-    let (home, _sim) = signed_in_at("notion", "43200");
+    let (home, sim) = signed_in_at("notion", "43200");
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(home.run(&["refresh", "notion"]).status, 1);
     let (state, _) = state_finding(&home, "notion", "ntn", 1);
     assert_eq!(state["status"], "fail");
     assert_eq!(state["diagnosis"], "client_rejected");
-    assert_eq!(state["remedy"], "tether login notion --reregister");
+    assert_eq!(state["remedy"], "tether login notion");
+    relogin_registers_anew(&home, &sim);
 
     // Todoist: no refresh token, and none needed for a ten-year token.
     let (home, _sim) = signed_in_at("todoist", "1");
