@@ -120,9 +120,10 @@ async fn clients_reach_the_upstream_with_tethers_token_only() {
     let res = rpc(&format!("{}/s/{other}/mcp", serve.base), list_tools()).await;
     assert_eq!(res.status(), 200);
 
-    // Metrics count per connection and client.
+    // Metrics count per connection and client, for a caller holding one of its secrets.
     let metrics = http()
         .get(format!("{}/metrics", serve.base))
+        .bearer_auth(&other)
         .send()
         .await
         .unwrap()

@@ -335,15 +335,14 @@ impl Handler {
                 )
             })?,
             Endpoint::Name(name) => {
-                let connection = store
+                let presented = bearer(&parts.headers);
+                store
                     .position(name)
-                    .ok_or_else(|| Box::new(forward::no_connection(name)))?;
-                let client = bearer(&parts.headers)
-                    .and_then(|s| crate::access::client_of(&store.connections()[connection], s))
-                    .ok_or_else(|| unauthorized(&format!(
-                        "send this client's tether secret as 'Authorization: Bearer <secret>': run `tether url {name} --client LABEL`"
-                    )))?;
-                (connection, client)
+                    .and_then(|c| {
+                        let client = crate::access::client_of(&store.connections()[c], presented?)?;
+                        Some((c, client))
+                    })
+                    .ok_or_else(|| name_refused(&store, name, presented))?
             }
         };
         let (connection, client) = found;
@@ -389,11 +388,22 @@ async fn healthz(State(proxy): State<Arc<Proxy>>) -> axum::response::Response {
     .into_response()
 }
 
-async fn metrics_text(State(proxy): State<Arc<Proxy>>) -> axum::response::Response {
+async fn metrics_text(
+    State(proxy): State<Arc<Proxy>>,
+    headers: HeaderMap,
+) -> axum::response::Response {
     let store = proxy.engine.store();
+    let own = bearer(&headers).and_then(|s| crate::access::find_secret(&store, s));
+    let scope = match own {
+        _ if proxy.config.metrics_public => metrics::Scope::All,
+        Some((connection, _)) => {
+            metrics::Scope::Connection(store.connections()[connection].name.as_str())
+        }
+        None => metrics::Scope::Totals,
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics::render(&proxy.engine.traffic(), &store),
+        metrics::render(&proxy.engine.traffic(), &store, scope),
     )
         .into_response()
 }
@@ -402,6 +412,25 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The refusal on `/c/<name>/mcp` without a secret valid for `name`. A caller holding no
+/// valid secret at all is told the same whether `name` exists or not, so names cannot be
+/// probed; one holding another connection's secret is told precisely.
+fn name_refused(store: &Store, name: &str, presented: Option<&str>) -> Box<Answer> {
+    let holder = presented.is_some_and(|s| crate::access::find_secret(store, s).is_some());
+    if holder && store.position(name).is_none() {
+        return Box::new(forward::no_connection(name));
+    }
+    let name = crate::oauth::token::printable(name, 80);
+    if holder {
+        return unauthorized(&format!(
+            "this secret is another connection's: send one of '{name}' (run `tether url {name} --client LABEL`)"
+        ));
+    }
+    unauthorized(&format!(
+        "send this client's tether secret as 'Authorization: Bearer <secret>': run `tether url {name} --client LABEL`"
+    ))
 }
 
 /// A local client without a valid secret. No `WWW-Authenticate` challenge: that would
