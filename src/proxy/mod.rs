@@ -11,6 +11,7 @@
 mod drain;
 mod forward;
 mod framing;
+mod freshness;
 mod guard;
 mod h1;
 mod metrics;
@@ -231,6 +232,7 @@ impl hyper::body::Body for Reply {
 /// an axum router (on the hot path, a router's per-request boxing and cloning cost more
 /// than the forwarding itself).
 fn handler(engine: Engine, config: ProxyConfig) -> Handler {
+    let fresh = freshness::Freshness::new(&engine);
     let proxy = Arc::new(Proxy {
         engine,
         upstream: upstream::Upstream::new(&config),
@@ -241,12 +243,13 @@ fn handler(engine: Engine, config: ProxyConfig) -> Handler {
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .with_state(proxy.clone());
-    Handler { proxy, rest }
+    Handler { proxy, rest, fresh }
 }
 
 struct Handler {
     proxy: Arc<Proxy>,
     rest: Router,
+    fresh: freshness::Freshness,
 }
 
 /// The two MCP endpoints.
@@ -301,10 +304,12 @@ impl Handler {
     }
 
     /// Whether a request may be served, from its head alone: the Host/Origin guard first,
-    /// then the client's secret; the refusal when not. A secret or connection not known
-    /// is looked for once more in the vault as it is now, if it changed since it was last
-    /// read: `tether url` or `tether stdio` may have created it a moment ago.
+    /// then the client's secret against the vault as it is now (a client revoked a moment
+    /// ago is refused); the refusal when not. A secret or connection not known is looked
+    /// for once more if the vault changed meanwhile: `tether url` or `tether stdio` may
+    /// have created it a moment ago.
     async fn admit(&self, parts: &Parts) -> Result<Admitted, Box<Answer>> {
+        self.fresh.ensure(&self.proxy.engine).await;
         let first = self.admit_now(parts);
         let unknown = matches!(&first, Err(refused) if matches!(
             refused.status(),
