@@ -431,10 +431,16 @@ async fn an_oversized_body_is_answered_413_never_reset() {
         tcp.write_all(head(body.len()).as_bytes()).unwrap();
         tcp.write_all(&body).unwrap();
         let refused = read_answer(&mut tcp);
-        let list = list_tools().to_string();
-        let next = format!("{}{list}", head(list.len()));
+        let next = post(&format!("/s/{secret}/mcp"), "Host: 127.0.0.1\r\n");
         tcp.write_all(next.as_bytes()).unwrap();
-        (refused, read_answer(&mut tcp))
+        let next = read_answer(&mut tcp);
+        // A client that waits to be asked for its body is answered at once, not asked.
+        let mut waiting = connect(&base);
+        let expect = head(8 * limit).replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n");
+        waiting.write_all(expect.as_bytes()).unwrap();
+        let answer = read_answer(&mut waiting).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        (refused, next)
     });
     let refused = refused.unwrap();
     assert!(refused.starts_with("HTTP/1.1 413"), "{refused}");

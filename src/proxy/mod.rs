@@ -14,6 +14,8 @@ mod framing;
 mod freshness;
 mod guard;
 mod h1;
+mod limits;
+mod linger;
 mod metrics;
 mod server;
 mod upstream;
@@ -97,6 +99,8 @@ async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tokio::spawn(heartbeat());
+    let mut cap = limits::Cap::new(config.max_connections);
+    let idle = std::time::Duration::from_secs(config.idle_timeout_secs.max(1));
     let handler = Arc::new(handler(engine, config));
     let drain = drain::Drain::default();
     loop {
@@ -115,10 +119,19 @@ async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY on a client connection: {e}");
         }
+        let Some(slot) = cap.admit() else {
+            cap.refuse(tcp);
+            continue;
+        };
         let handler = handler.clone();
         let watcher = drain.watcher();
         tokio::spawn(async move {
-            let served = if server::opens_with_http2(&tcp).await {
+            let _slot = slot;
+            // A connection that sends nothing at all is idle too.
+            let Ok(http2) = tokio::time::timeout(idle, server::opens_with_http2(&tcp)).await else {
+                return;
+            };
+            let served = if http2 {
                 // HTTP/2 by prior knowledge: hyper's server.
                 let service = service_fn(move |request| {
                     let handler = handler.clone();
