@@ -267,8 +267,10 @@ async fn connections_over_the_cap_are_told_so() {
 }
 
 /// `tether serve --bind` on every interface, with `config` in its home: its exit status
-/// (`None` if it was still serving after 20 s) and what it wrote to stderr.
+/// (`None` if it started serving; it is then stopped), what it printed first on stdout, and
+/// what it wrote to stderr.
 fn serve_public(config_toml: Option<&str>) -> (Option<i32>, String, String) {
+    use std::io::BufRead;
     let home = Home::new();
     if let Some(text) = config_toml {
         std::fs::write(home.path().join("config.toml"), text).unwrap();
@@ -280,33 +282,24 @@ fn serve_public(config_toml: Option<&str>) -> (Option<i32>, String, String) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut status = None;
-    for _ in 0..200 {
-        if let Some(s) = child.try_wait().unwrap() {
-            status = s.code();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    // Its address once it serves; nothing if it exits first.
     let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut out)
         .unwrap();
+    let serving = !out.is_empty();
+    if serving {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap().code();
+    let mut err = String::new();
     child
         .stderr
         .take()
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    (status, out, err)
+    (if serving { None } else { status }, out, err)
 }
 
 #[test]
