@@ -43,6 +43,14 @@ pub struct ProxyConfig {
     /// A client's request, once begun, must have arrived whole (head and body) within
     /// this long; a client trickling bytes gets 408 and its connection closed.
     pub request_timeout_secs: u64,
+    /// A client connection with no request for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// At most this many client connections are open at once; one more is answered 503.
+    pub max_connections: usize,
+    /// Whether `/metrics` shows every connection's and client's series to any caller;
+    /// when not, a caller without an endpoint secret sees totals only, one with a secret
+    /// its own connection's series.
+    pub metrics_public: bool,
 }
 
 impl Default for ProxyConfig {
@@ -54,6 +62,9 @@ impl Default for ProxyConfig {
             max_body_bytes: 4 * 1024 * 1024,
             upstream_timeout_secs: 120,
             request_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 512,
+            metrics_public: false,
         }
     }
 }

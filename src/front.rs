@@ -15,7 +15,16 @@ pub async fn run_tui(theme: Option<String>) -> anyhow::Result<()> {
     let config = Config::load(&paths)?;
     let _log = log_to_file(&paths)?;
     let vault = open_vault_quietly()?;
-    let (listener, proxy) = match crate::serve::bind(config.proxy.bind, &vault).await {
+    let bound = match crate::serve::exposure(config.proxy.bind, &config.proxy) {
+        Ok(warning) => {
+            if let Some(warning) = warning {
+                tracing::warn!("{warning}");
+            }
+            crate::serve::bind(config.proxy.bind, &vault).await
+        }
+        Err(reason) => Err(ServeError::Exposed(reason)),
+    };
+    let (listener, proxy) = match bound {
         Ok(l) => {
             let addr = l.local_addr()?;
             (Some(l), ProxyStatus::Serving { addr })

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::commands::open_vault;
-use crate::config::Config;
+use crate::config::{Config, ProxyConfig};
 use crate::engine::{Engine, EngineOptions, ProxyStatus};
 use crate::paths::Paths;
 use crate::presence::{self, Presence};
@@ -31,6 +31,9 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// A public address without `[proxy] public_names` (see [`exposure`]).
+    #[error("{0}")]
+    Exposed(String),
 }
 
 /// Binds `addr`, telling apart "a tether holding this vault serves it" from a port taken
@@ -52,11 +55,35 @@ pub async fn bind(addr: SocketAddr, vault: &Vault) -> Result<TcpListener, ServeE
     }
 }
 
+/// Whether the proxy may listen on `addr`: on loopback, yes; elsewhere — reachable from
+/// other machines — only with `[proxy] public_names`, since the Host guard accepts no other
+/// name there (every request would get 403). `Ok` with a warning to show for a public
+/// address, `Err` with the message naming the fix.
+pub fn exposure(addr: SocketAddr, proxy: &ProxyConfig) -> Result<Option<String>, String> {
+    if addr.ip().is_loopback() {
+        return Ok(None);
+    }
+    if proxy.public_names.is_empty() {
+        return Err(format!(
+            "{addr} is reachable from other machines, and the proxy accepts no Host name there but loopback ones: list the names clients use to reach it under [proxy] public_names in config.toml (e.g. public_names = [\"tether.example.com\"]), or bind a loopback address such as 127.0.0.1:7878"
+        ));
+    }
+    Ok(Some(format!(
+        "serving on {addr}, reachable from other machines: only requests naming loopback or {} in Host are accepted, each with its client's secret",
+        proxy.public_names.join(", ")
+    )))
+}
+
 pub async fn run(bind_flag: Option<SocketAddr>) -> anyhow::Result<()> {
     let _log_guard = init_logging();
     let vault = open_vault()?;
     let config = Config::load(&Paths::discover()?)?;
     let addr = bind_flag.unwrap_or(config.proxy.bind);
+    match exposure(addr, &config.proxy) {
+        Ok(None) => {}
+        Ok(Some(warning)) => crate::say_err!("tether: warning: {warning}"),
+        Err(message) => return Err(crate::commands::bad_input(message)),
+    }
     let listener = bind(addr, &vault).await?;
     let addr = listener.local_addr()?;
     let engine = Engine::start(

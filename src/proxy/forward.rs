@@ -22,9 +22,11 @@ use crate::oauth::refresh::{AuthError, Current, Trigger};
 use crate::oauth::www_authenticate;
 use crate::vault::{Auth, Connection, DiagnosisCode, MAX_STEP_UPS};
 
-/// JSON-RPC error codes tether answers with (implementation-defined range).
+/// JSON-RPC error codes tether answers with (implementation-defined range; the table is
+/// in README.md).
 const AUTH_ERROR: i64 = -32001;
 const UPSTREAM_ERROR: i64 = -32002;
+const UPSTREAM_TIMEOUT: i64 = -32003;
 
 /// Forwards one call whose body has been read whole, and counts it for its client.
 pub async fn forward(
@@ -247,7 +249,31 @@ async fn forward_buffered(
             )
         }
         Ok(res) => stream_back(res),
+        Err(UpstreamError::Timeout(secs)) => timed_out(name, secs, parts, &body),
         Err(e) => unreachable(name, &e, parts, &body),
+    }
+}
+
+/// Whether a request is a `tools/call` — which the client waits on for as long as the
+/// tool works — by its `Mcp-Method` header (2026-07-28), else by its body.
+fn calls_a_tool(parts: &Parts, body: &[u8]) -> bool {
+    const TOOLS_CALL: &str = "tools/call";
+    if let Some(method) = parts.headers.get("mcp-method") {
+        return method == TOOLS_CALL;
+    }
+    if parts.method != Method::POST {
+        return false;
+    }
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice::<Vec<Message<'_>>>(body)
+            .is_ok_and(|all| all.iter().any(|m| m.method.as_deref() == Some(TOOLS_CALL))),
+        _ => serde_json::from_slice::<Message<'_>>(body)
+            .is_ok_and(|m| m.method.as_deref() == Some(TOOLS_CALL)),
     }
 }
 
@@ -268,6 +294,7 @@ async fn send(
         body,
         credential,
         at,
+        bounded: !calls_a_tool(parts, body),
     };
     proxy.upstream.send(target, &call).await
 }
@@ -390,6 +417,23 @@ fn unreachable(name: &str, error: &UpstreamError, parts: &Parts, body: &Bytes) -
     )
 }
 
+/// A bounded call (not a tool call) whose answer did not begin within
+/// `upstream_timeout_secs`: the upstream may well be up, only slow.
+fn timed_out(name: &str, secs: u64, parts: &Parts, body: &Bytes) -> Answer {
+    let message = format!(
+        "tether: the upstream of '{name}' took longer than {secs} s to answer; if it is just slow, raise [proxy] upstream_timeout_secs in config.toml (tool calls are never cut)"
+    );
+    let data = json!({"connection": name, "error": "upstream_timeout"});
+    rpc_error(
+        StatusCode::GATEWAY_TIMEOUT,
+        UPSTREAM_TIMEOUT,
+        message,
+        data,
+        parts,
+        body,
+    )
+}
+
 /// A 403: passed on as it is unless it is `insufficient_scope`, which becomes a step-up —
 /// the scopes wanted are recorded for the next sign-in — and an error saying so.
 async fn insufficient_scope(
@@ -451,4 +495,44 @@ async fn insufficient_scope(
         parts,
         body,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+
+    use super::*;
+
+    fn parts(method: Method, mcp_method: Option<&str>) -> Parts {
+        let mut request = Request::builder().method(method).uri("/s/x/mcp");
+        if let Some(m) = mcp_method {
+            request = request.header("mcp-method", m);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn tool_calls_are_told_by_header_else_by_body() {
+        let post = parts(Method::POST, None);
+        assert!(calls_a_tool(
+            &post,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#
+        ));
+        assert!(calls_a_tool(&post, br#" {"method":"tools\/call","id":1}"#));
+        assert!(calls_a_tool(
+            &post,
+            br#"[{"method":"tools/list"},{"method":"tools/call"}]"#
+        ));
+        assert!(!calls_a_tool(
+            &post,
+            br#"{"method":"tools/list","params":{"x":"tools/call"}}"#
+        ));
+        assert!(!calls_a_tool(&post, b"{not json"));
+        assert!(calls_a_tool(&parts(Method::POST, Some("tools/call")), b""));
+        assert!(!calls_a_tool(
+            &parts(Method::POST, Some("tools/list")),
+            br#"{"method":"tools/call"}"#
+        ));
+        assert!(!calls_a_tool(&parts(Method::GET, None), b""));
+    }
 }

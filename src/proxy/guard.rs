@@ -7,16 +7,36 @@ use axum::response::{IntoResponse, Response};
 
 use crate::config::ProxyConfig;
 
-/// The 403 answer when the request's Host or Origin is not allowed.
+/// The refusal when the request's Host or Origin is not allowed (403), or its Host is
+/// ambiguous (400). An HTTP/2 request's `:authority` must pass too, when it has one.
 pub fn refusal(config: &ProxyConfig, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()));
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        // RFC 9112 §3.2: two readers of the request could take different ones.
+        return Some(
+            (
+                StatusCode::BAD_REQUEST,
+                "tether: the request has more than one Host header (RFC 9112 §3.2): send exactly one Host",
+            )
+                .into_response(),
+        );
+    }
+    let authority = uri.authority().map(|a| a.as_str());
+    let host = host.map(|h| h.to_str().unwrap_or("")).or(authority);
     match host {
         Some(h) if host_allowed(h, &config.public_names) => {}
         Some(h) => return Some(forbidden(&format!("Host '{}' is not allowed", shorten(h)))),
         None => return Some(forbidden("a Host header is required")),
+    }
+    if let Some(a) = authority
+        && Some(a) != host
+        && !host_allowed(a, &config.public_names)
+    {
+        return Some(forbidden(&format!(
+            "the request's authority '{}' is not allowed",
+            shorten(a)
+        )));
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
@@ -44,8 +64,9 @@ fn shorten(s: &str) -> String {
 
 /// `host[:port]` names loopback, or one of the configured public names.
 pub fn host_allowed(host: &str, public: &[String]) -> bool {
-    let name = strip_port(host);
-    is_loopback_name(name) || public.iter().any(|p| p.eq_ignore_ascii_case(name))
+    host_name(host).is_some_and(|name| {
+        is_loopback_name(name) || public.iter().any(|p| p.eq_ignore_ascii_case(name))
+    })
 }
 
 /// `scheme://host[:port]` of a loopback host, or listed exactly.
@@ -59,17 +80,25 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     else {
         return false;
     };
-    !rest.contains('/') && is_loopback_name(strip_port(rest))
+    !rest.contains('/') && host_name(rest).is_some_and(is_loopback_name)
 }
 
-fn strip_port(host: &str) -> &str {
-    if let Some(v6) = host.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("");
+/// The name in `host[:port]`: for a bracketed IPv6 literal, what is inside the brackets —
+/// and only when nothing but a port follows them (`[::1]evil.com` is no loopback name).
+fn host_name(host: &str) -> Option<&str> {
+    if let Some(bracketed) = host.strip_prefix('[') {
+        let (v6, after) = bracketed.split_once(']')?;
+        return (after.is_empty() || after.strip_prefix(':').is_some_and(is_port)).then_some(v6);
     }
     match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
+        Some((name, port)) if is_port(port) => Some(name),
+        _ => Some(host),
     }
+}
+
+/// A port as an authority may carry it: digits, possibly none (RFC 3986 §3.2.3).
+fn is_port(port: &str) -> bool {
+    port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn is_loopback_name(name: &str) -> bool {
@@ -104,6 +133,10 @@ mod tests {
             "",
             "[::2]:1",
             "localhost.evil.com",
+            "[::1]evil.com",
+            "[::1]:7878evil",
+            "[::1]:80:80",
+            "[::1",
         ] {
             assert!(!host_allowed(bad, &public), "{bad}");
         }
@@ -126,6 +159,9 @@ mod tests {
             "https://localhost.evil.com",
             "file://",
             "http://localhost/x",
+            "http://[::1]evil.com",
+            "http://[::1]:1evil.com",
+            "http://user@localhost",
             "",
         ] {
             assert!(!origin_allowed(bad, &allowed), "{bad}");

@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text format: requests, errors and a latency histogram per
-//! connection and client, and refreshes per connection.
+//! connection and client, and refreshes per connection — or, for a caller who may not
+//! learn connection names, the same added up (see [`Scope`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -16,28 +17,55 @@ pub fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a 
     map.get_mut(key).expect("inserted above")
 }
 
-/// The metrics text for `traffic` (by connection, then client) and `store`'s refreshes.
+/// Which series a `/metrics` caller is shown. Connection and client names are shown only
+/// to a caller that could name them anyway: one holding an endpoint secret sees its own
+/// connection's, and everyone sees all of them only where `[proxy] metrics_public` says
+/// so; anyone else sees totals, which name nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    All,
+    Connection(&'a str),
+    Totals,
+}
+
+/// The metrics text for `traffic` (by connection, then client) and `store`'s refreshes,
+/// as `scope` allows.
 pub fn render(
     traffic: &BTreeMap<String, BTreeMap<String, ClientTraffic>>,
     store: &Store,
+    scope: Scope<'_>,
 ) -> String {
-    let series: Vec<((&str, &str), &ClientTraffic)> = traffic
+    let shown = |connection: &str| match scope {
+        Scope::All | Scope::Totals => true,
+        Scope::Connection(name) => name == connection,
+    };
+    let mut series: Vec<(String, ClientTraffic)> = traffic
         .iter()
+        .filter(|(c, _)| shown(c))
         .flat_map(|(c, clients)| {
             clients
                 .iter()
-                .map(move |(l, t)| ((c.as_str(), l.as_str()), t))
+                .map(move |(l, t)| (format!("connection=\"{c}\",client=\"{l}\""), t.clone()))
         })
         .collect();
+    if scope == Scope::Totals {
+        series = vec![(String::new(), sum(series.iter().map(|(_, t)| t)))];
+    }
+    // `name{labels}`, or `name` alone for the totals.
+    let with = |labels: &str, more: &str| match (labels.is_empty(), more.is_empty()) {
+        (true, true) => String::new(),
+        (true, false) => format!("{{{more}}}"),
+        (false, true) => format!("{{{labels}}}"),
+        (false, false) => format!("{{{labels},{more}}}"),
+    };
     let mut out = String::new();
-    let labels = |(c, l): &(&str, &str)| format!("connection=\"{c}\",client=\"{l}\"");
     out += "# HELP tether_requests_total MCP requests proxied, per connection and client.\n# TYPE tether_requests_total counter\n";
     for (k, s) in &series {
-        let _ = writeln!(out, "tether_requests_total{{{}}} {}", labels(k), s.requests);
+        let _ = writeln!(out, "tether_requests_total{} {}", with(k, ""), s.requests);
     }
     out += "# HELP tether_errors_total Proxied requests that failed.\n# TYPE tether_errors_total counter\n";
     for (k, s) in &series {
-        let _ = writeln!(out, "tether_errors_total{{{}}} {}", labels(k), s.errors);
+        let _ = writeln!(out, "tether_errors_total{} {}", with(k, ""), s.errors);
     }
     out += "# HELP tether_request_duration_seconds Time until the upstream's response headers.\n# TYPE tether_request_duration_seconds histogram\n";
     for (k, s) in &series {
@@ -46,34 +74,62 @@ pub fn render(
             cumulative += count;
             let _ = writeln!(
                 out,
-                "tether_request_duration_seconds_bucket{{{},le=\"{bound}\"}} {cumulative}",
-                labels(k)
+                "tether_request_duration_seconds_bucket{} {cumulative}",
+                with(k, &format!("le=\"{bound}\""))
             );
         }
         let _ = writeln!(
             out,
-            "tether_request_duration_seconds_bucket{{{},le=\"+Inf\"}} {}\ntether_request_duration_seconds_sum{{{}}} {}\ntether_request_duration_seconds_count{{{}}} {}",
-            labels(k),
+            "tether_request_duration_seconds_bucket{} {}\ntether_request_duration_seconds_sum{} {}\ntether_request_duration_seconds_count{} {}",
+            with(k, "le=\"+Inf\""),
             s.requests,
-            labels(k),
+            with(k, ""),
             s.latency.sum_micros as f64 / 1e6,
-            labels(k),
+            with(k, ""),
             s.requests
         );
     }
     out += "# HELP tether_refreshes_total Token refreshes kept in each connection's history.\n# TYPE tether_refreshes_total counter\n";
-    for c in store.connections() {
-        for (kind, result) in [
-            (EventKind::Refreshed, "ok"),
-            (EventKind::RefreshFailed, "failed"),
-        ] {
-            let n = c.history.iter().filter(|e| e.kind == kind).count();
+    for (kind, result) in [
+        (EventKind::Refreshed, "ok"),
+        (EventKind::RefreshFailed, "failed"),
+    ] {
+        let count =
+            |c: &crate::vault::Connection| c.history.iter().filter(|e| e.kind == kind).count();
+        if scope == Scope::Totals {
+            let n: usize = store.connections().iter().map(count).sum();
+            let _ = writeln!(out, "tether_refreshes_total{{result=\"{result}\"}} {n}");
+            continue;
+        }
+        for c in store
+            .connections()
+            .iter()
+            .filter(|c| shown(c.name.as_str()))
+        {
             let _ = writeln!(
                 out,
-                "tether_refreshes_total{{connection=\"{}\",result=\"{result}\"}} {n}",
-                c.name
+                "tether_refreshes_total{{connection=\"{}\",result=\"{result}\"}} {}",
+                c.name,
+                count(c)
             );
         }
     }
     out
+}
+
+/// Every client's traffic added up.
+fn sum<'a>(all: impl Iterator<Item = &'a ClientTraffic>) -> ClientTraffic {
+    let mut total = ClientTraffic::default();
+    for t in all {
+        total.requests += t.requests;
+        total.errors += t.errors;
+        total.latency.sum_micros = total
+            .latency
+            .sum_micros
+            .saturating_add(t.latency.sum_micros);
+        for (into, from) in total.latency.buckets.iter_mut().zip(t.latency.buckets) {
+            *into += from;
+        }
+    }
+    total
 }

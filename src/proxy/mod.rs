@@ -11,8 +11,11 @@
 mod drain;
 mod forward;
 mod framing;
+mod freshness;
 mod guard;
 mod h1;
+mod limits;
+mod linger;
 mod metrics;
 mod server;
 mod upstream;
@@ -99,6 +102,8 @@ async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tokio::spawn(heartbeat());
     let port = listener.local_addr()?.port();
+    let mut cap = limits::Cap::new(config.max_connections);
+    let idle = std::time::Duration::from_secs(config.idle_timeout_secs.max(1));
     let handler = Arc::new(handler(engine, config, port));
     let drain = drain::Drain::default();
     loop {
@@ -117,10 +122,19 @@ async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY on a client connection: {e}");
         }
+        let Some(slot) = cap.admit() else {
+            cap.refuse(tcp);
+            continue;
+        };
         let handler = handler.clone();
         let watcher = drain.watcher();
         tokio::spawn(async move {
-            let served = if server::opens_with_http2(&tcp).await {
+            let _slot = slot;
+            // A connection that sends nothing at all is idle too.
+            let Ok(http2) = tokio::time::timeout(idle, server::opens_with_http2(&tcp)).await else {
+                return;
+            };
+            let served = if http2 {
                 // HTTP/2 by prior knowledge: hyper's server.
                 let service = service_fn(move |request| {
                     let handler = handler.clone();
@@ -234,6 +248,7 @@ impl hyper::body::Body for Reply {
 /// an axum router (on the hot path, a router's per-request boxing and cloning cost more
 /// than the forwarding itself).
 fn handler(engine: Engine, config: ProxyConfig, port: u16) -> Handler {
+    let fresh = freshness::Freshness::new(&engine);
     let proxy = Arc::new(Proxy {
         engine,
         upstream: upstream::Upstream::new(&config),
@@ -245,12 +260,13 @@ fn handler(engine: Engine, config: ProxyConfig, port: u16) -> Handler {
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .with_state(proxy.clone());
-    Handler { proxy, rest }
+    Handler { proxy, rest, fresh }
 }
 
 struct Handler {
     proxy: Arc<Proxy>,
     rest: Router,
+    fresh: freshness::Freshness,
 }
 
 /// The two MCP endpoints.
@@ -305,10 +321,12 @@ impl Handler {
     }
 
     /// Whether a request may be served, from its head alone: the Host/Origin guard first,
-    /// then the client's secret; the refusal when not. A secret or connection not known
-    /// is looked for once more in the vault as it is now, if it changed since it was last
-    /// read: `tether url` or `tether stdio` may have created it a moment ago.
+    /// then the client's secret against the vault as it is now (a client revoked a moment
+    /// ago is refused); the refusal when not. A secret or connection not known is looked
+    /// for once more if the vault changed meanwhile: `tether url` or `tether stdio` may
+    /// have created it a moment ago.
     async fn admit(&self, parts: &Parts) -> Result<Admitted, Box<Answer>> {
+        self.fresh.ensure(&self.proxy.engine).await;
         let first = self.admit_now(parts);
         let unknown = matches!(&first, Err(refused) if matches!(
             refused.status(),
@@ -339,15 +357,14 @@ impl Handler {
                 )
             })?,
             Endpoint::Name(name) => {
-                let connection = store
+                let presented = bearer(&parts.headers);
+                store
                     .position(name)
-                    .ok_or_else(|| Box::new(forward::no_connection(name)))?;
-                let client = bearer(&parts.headers)
-                    .and_then(|s| crate::access::client_of(&store.connections()[connection], s))
-                    .ok_or_else(|| unauthorized(&format!(
-                        "send this client's tether secret as 'Authorization: Bearer <secret>': run `tether url {name} --client LABEL`"
-                    )))?;
-                (connection, client)
+                    .and_then(|c| {
+                        let client = crate::access::client_of(&store.connections()[c], presented?)?;
+                        Some((c, client))
+                    })
+                    .ok_or_else(|| name_refused(&store, name, presented))?
             }
         };
         let (connection, client) = found;
@@ -404,11 +421,22 @@ async fn healthz(
     axum::Json(body).into_response()
 }
 
-async fn metrics_text(State(proxy): State<Arc<Proxy>>) -> axum::response::Response {
+async fn metrics_text(
+    State(proxy): State<Arc<Proxy>>,
+    headers: HeaderMap,
+) -> axum::response::Response {
     let store = proxy.engine.store();
+    let own = bearer(&headers).and_then(|s| crate::access::find_secret(&store, s));
+    let scope = match own {
+        _ if proxy.config.metrics_public => metrics::Scope::All,
+        Some((connection, _)) => {
+            metrics::Scope::Connection(store.connections()[connection].name.as_str())
+        }
+        None => metrics::Scope::Totals,
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics::render(&proxy.engine.traffic(), &store),
+        metrics::render(&proxy.engine.traffic(), &store, scope),
     )
         .into_response()
 }
@@ -417,6 +445,25 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The refusal on `/c/<name>/mcp` without a secret valid for `name`. A caller holding no
+/// valid secret at all is told the same whether `name` exists or not, so names cannot be
+/// probed; one holding another connection's secret is told precisely.
+fn name_refused(store: &Store, name: &str, presented: Option<&str>) -> Box<Answer> {
+    let holder = presented.is_some_and(|s| crate::access::find_secret(store, s).is_some());
+    if holder && store.position(name).is_none() {
+        return Box::new(forward::no_connection(name));
+    }
+    let name = crate::oauth::token::printable(name, 80);
+    if holder {
+        return unauthorized(&format!(
+            "this secret is another connection's: send one of '{name}' (run `tether url {name} --client LABEL`)"
+        ));
+    }
+    unauthorized(&format!(
+        "send this client's tether secret as 'Authorization: Bearer <secret>': run `tether url {name} --client LABEL`"
+    ))
 }
 
 /// A local client without a valid secret. No `WWW-Authenticate` challenge: that would

@@ -13,10 +13,13 @@
 //! accepts, at most 64 KiB and 100 fields (431 otherwise); a body framed by one
 //! `Content-Length`, or by `Transfer-Encoding` ending in `chunked` and no
 //! `Content-Length` (400 otherwise); `Expect: 100-continue` is answered before the body
-//! is read. A body over `max_body_bytes` is refused with 413 once it passes the limit,
-//! after reading on up to 1 MiB of it (so a client still sending reads the answer), and the
-//! connection then closes. A client that goes away while its call waits for the upstream,
-//! or while an answer streams, drops the call and the upstream request with it.
+//! is read. A body over `max_body_bytes` is refused with 413: one at most 1 MiB over the
+//! limit is read to its end and dropped first, and the connection serves on; a larger one
+//! (or one the client waits to be asked for with `Expect: 100-continue`) is answered at
+//! once and the connection closed the lingering way (see `linger`), so a client still
+//! sending reads the 413, never a reset. A connection with no request for
+//! `idle_timeout_secs` is closed. A client that goes away while its call waits for the
+//! upstream, or while an answer streams, drops the call and the upstream request with it.
 
 use std::future::Future;
 use std::io;
@@ -38,13 +41,17 @@ use tokio::net::TcpStream;
 use super::framing::{Chunks, FramingFields, READ_AHEAD, Step, fill};
 use super::{Answer, Handler, forward};
 
+mod idle;
+mod refusal;
+
 /// A request's head may not be larger than this…
 const MAX_HEAD: usize = 64 * 1024;
 
 /// …nor carry more header fields.
 const MAX_HEADERS: usize = 100;
 
-/// Of a refused body, at most this much more is read before the refusal is sent.
+/// A refused body at most this much over the limit is read to its end (and dropped), so
+/// the connection can carry the client's next request.
 const DRAIN_AT_MOST: usize = 1 << 20;
 
 /// A streamed answer is written once this much of it is waiting.
@@ -96,7 +103,17 @@ struct Client {
     read_within: std::time::Duration,
     /// When the request being read must be whole.
     due: Option<tokio::time::Instant>,
+    /// A connection with no request for this long is closed (`proxy.idle_timeout_secs`)…
+    idle_within: std::time::Duration,
+    /// …counted from here: its start, or the end of its last answer.
+    idle_since: tokio::time::Instant,
+    /// Set once and moved only when it fires (see `idle`).
+    idle_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// A body not taken: the answer saying why, and whether the body was read to its end (so
+/// the connection can carry another request).
+type BodyRefused = (Answer, bool);
 
 /// How a request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +150,9 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
             handler.proxy.config.request_timeout_secs.max(1),
         ),
         due: None,
+        idle_within: std::time::Duration::from_secs(handler.proxy.config.idle_timeout_secs.max(1)),
+        idle_since: tokio::time::Instant::now(),
+        idle_timer: None,
     };
     let limit = handler.proxy.config.max_body_bytes;
     loop {
@@ -151,6 +171,7 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
                     )),
                 };
                 client.answer(answer, false, Version::HTTP_11, true).await?;
+                client.linger().await;
                 return Ok(());
             }
         };
@@ -165,21 +186,25 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
         let admitted = match handler.admit(&parts).await {
             Ok(admitted) => admitted,
             Err(refused) => {
-                // The body is not used: what the client still sends of it is read and
-                // dropped (so the refusal is not lost to a reset), and the connection
-                // closes.
-                if framing != Framing::Length(0) {
-                    client.discard(framing, Chunks::Size).await;
-                }
+                // The body is not used: the refusal goes out at once, and what the client
+                // still sends of the body is read and dropped as the connection closes.
                 client.answer(*refused, head_only, version, true).await?;
+                client.linger().await;
                 return Ok(());
             }
         };
         let body = match client.body(framing, limit, expect_continue).await? {
             Ok(body) => body,
-            Err(refused) => {
-                client.answer(refused, head_only, version, true).await?;
-                return Ok(());
+            Err((refused, drained)) => {
+                let close = !drained || !keep_alive || closing.load(Ordering::SeqCst);
+                client.answer(refused, head_only, version, close).await?;
+                if close {
+                    client.linger().await;
+                    return Ok(());
+                }
+                client.due = None;
+                client.idle_since = tokio::time::Instant::now();
+                continue;
             }
         };
         client.due = None;
@@ -194,6 +219,7 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
         if close {
             return Ok(());
         }
+        client.idle_since = tokio::time::Instant::now();
     }
 }
 
@@ -219,11 +245,14 @@ impl Client {
             }
             let read = if self.read.is_empty() {
                 std::future::poll_fn(|cx| {
-                    // Between requests, a stop closes the connection.
+                    // Between requests, a stop closes the connection, as does idleness.
                     if closing.load(Ordering::SeqCst) {
                         return Poll::Ready(Ok(0));
                     }
-                    fill(&mut self.tcp, &mut self.read, cx)
+                    match fill(&mut self.tcp, &mut self.read, cx) {
+                        Poll::Pending if self.idle_over(cx) => Poll::Ready(Ok(0)),
+                        read => read,
+                    }
                 })
                 .await
             } else {
@@ -247,15 +276,17 @@ impl Client {
         framing: Framing,
         limit: usize,
         expect_continue: bool,
-    ) -> io::Result<Result<Bytes, Answer>> {
+    ) -> io::Result<Result<Bytes, BodyRefused>> {
         if framing == Framing::Length(0) {
             return Ok(Ok(Bytes::new()));
         }
         if let Framing::Length(n) = framing
             && n > limit as u64
         {
-            self.discard(framing, Chunks::Size).await;
-            return Ok(Err(forward::too_large(limit)));
+            // A client waiting for 100 Continue sends no body: it is answered at once.
+            let drained =
+                !expect_continue && n <= (limit + DRAIN_AT_MOST) as u64 && self.skip(n).await;
+            return Ok(Err((forward::too_large(limit), drained)));
         }
         if expect_continue {
             self.tcp.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
@@ -268,7 +299,7 @@ impl Client {
                         Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                            return Ok(Err(too_slow()));
+                            return Ok(Err((too_slow(), false)));
                         }
                         Err(e) => return Err(e),
                     }
@@ -281,8 +312,8 @@ impl Client {
                 loop {
                     match chunks.next(&mut self.read) {
                         Ok(Step::Data(data)) if body.len() + data.len() > limit => {
-                            self.discard(framing, chunks).await;
-                            return Ok(Err(forward::too_large(limit)));
+                            let drained = self.skip_chunks(chunks).await;
+                            return Ok(Err((forward::too_large(limit), drained)));
                         }
                         Ok(Step::Data(data)) => body.extend_from_slice(&data),
                         Ok(Step::End) => return Ok(Ok(body.freeze())),
@@ -290,58 +321,15 @@ impl Client {
                             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                             Ok(_) => {}
                             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                                return Ok(Err(too_slow()));
+                                return Ok(Err((too_slow(), false)));
                             }
                             Err(e) => return Err(e),
                         },
-                        Err(e) => return Ok(Err(forward::unreadable(&e))),
+                        Err(e) => return Ok(Err((forward::unreadable(&e), false))),
                     }
                 }
             }
         }
-    }
-
-    /// Reads and drops what is left of a refused body — up to 1 MiB of it, for up to 5 s —
-    /// so that a client still sending reads the refusal rather than a reset. `chunks` is
-    /// where a chunked body's decoding stands.
-    async fn discard(&mut self, framing: Framing, chunks: Chunks) {
-        let drain = async {
-            match framing {
-                Framing::Length(n) => {
-                    let most = n.min(DRAIN_AT_MOST as u64) as usize;
-                    let mut seen = self.read.len();
-                    self.read.clear();
-                    while seen < most {
-                        match self.fill().await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => seen += n,
-                        }
-                        self.read.clear();
-                    }
-                }
-                Framing::Chunked => {
-                    let mut chunks = chunks;
-                    let mut dropped = 0;
-                    loop {
-                        match chunks.next(&mut self.read) {
-                            Ok(Step::Data(data)) => {
-                                dropped += data.len();
-                                if dropped > DRAIN_AT_MOST {
-                                    return;
-                                }
-                            }
-                            Ok(Step::More) => {
-                                if !matches!(self.fill().await, Ok(n) if n > 0) {
-                                    return;
-                                }
-                            }
-                            Ok(Step::End) | Err(_) => return,
-                        }
-                    }
-                }
-            }
-        };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
     }
 
     async fn fill(&mut self) -> io::Result<usize> {

@@ -4,9 +4,11 @@
 //! of tether uses), kept alive in a small pool. Every client call becomes exactly one upstream request — no redirects followed,
 //! no retries here (the one retry after a 401 is the forwarder's decision, and a kept-alive
 //! connection the upstream closed while idle gets the request again on a new one, as
-//! browsers do). An upstream that connects slowly, sends no answer, or falls silent mid-body
-//! for `upstream_timeout_secs` is given up on; an SSE stream that keeps sending lasts as
-//! long as it likes.
+//! browsers do). An upstream that does not connect within `upstream_timeout_secs` is given
+//! up on; so is one that sends no answer's head, or falls silent mid-body, for that long —
+//! except on a `tools/call`: a tool may work for many minutes, the client has its own
+//! timeout, and a client that goes away drops the call. An SSE stream that keeps sending
+//! lasts as long as it likes.
 //!
 //! The pool is a `Vec` behind a mutex rather than hyper-util's general-purpose client:
 //! a proxy has a handful of upstreams, and the general client's per-request clone, keyed
@@ -14,7 +16,6 @@
 //! bench).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -29,12 +30,15 @@ use hyper::client::conn::http2;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::TokioExecutor;
-use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::h1;
 use crate::config::ProxyConfig;
+
+mod idle;
+
 use crate::oauth::refresh::CredentialHeader;
+pub use idle::IdleTimeout;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -87,6 +91,9 @@ pub struct Call<'a> {
     pub credential: Option<&'a CredentialHeader>,
     /// When the client's call arrived (the answer's timeout counts from it).
     pub at: Instant,
+    /// Whether the answer is waited for at most `upstream_timeout_secs`: every request
+    /// but a tool call.
+    pub bounded: bool,
 }
 
 /// An upstream answer.
@@ -94,7 +101,8 @@ pub type UpstreamResponse = Response<UpstreamBody>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("timed out: no answer within {0} s")]
+    /// A bounded call's answer did not begin in time; the upstream may be alive but slow.
+    #[error("the server took longer than {0} s to answer")]
     Timeout(u64),
     #[error("could not connect: {0}")]
     Connect(String),
@@ -281,17 +289,23 @@ impl Upstream {
         Ok(target)
     }
 
-    /// Sends one call to `target`; its answer's head must arrive within the timeout.
+    /// Sends one call to `target`. A bounded call's answer must begin within the timeout,
+    /// and its body may not fall silent for longer; any other is waited for as long as its
+    /// client waits.
     pub async fn send(
         &self,
         target: &Target,
         call: &Call<'_>,
     ) -> Result<UpstreamResponse, UpstreamError> {
+        if !call.bounded {
+            let answer = self.exchange(target, call).await?;
+            return Ok(answer.map(|body| IdleTimeout::new(body, None)));
+        }
         let deadline = tokio::time::Instant::from_std(call.at) + self.timeout;
         let answer = tokio::time::timeout_at(deadline, self.exchange(target, call))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout.as_secs()))??;
-        Ok(answer.map(|body| IdleTimeout::new(body, self.timeout)))
+        Ok(answer.map(|body| IdleTimeout::new(body, Some(self.timeout))))
     }
 
     async fn exchange(
@@ -304,7 +318,7 @@ impl Upstream {
         loop {
             let (sender, reused) = match self.take(origin, now) {
                 Some(sender) => (sender, true),
-                None => (self.connect(origin).await?, false),
+                None => (self.connect_within(origin).await?, false),
             };
             let conn = match sender {
                 Sender::Http1(conn) => conn,
@@ -376,6 +390,15 @@ impl Upstream {
         }
     }
 
+    /// A new connection, given up on after the timeout whatever the call.
+    async fn connect_within(&self, origin: &Origin) -> Result<Sender, UpstreamError> {
+        tokio::time::timeout(self.timeout, self.connect(origin))
+            .await
+            .map_err(|_| {
+                UpstreamError::Connect(format!("no connection within {} s", self.timeout.as_secs()))
+            })?
+    }
+
     /// A new connection. Boxed: the TLS handshake's state is large, and every call
     /// that reuses a connection would otherwise carry it.
     fn connect<'a>(
@@ -414,83 +437,6 @@ impl Upstream {
         } else {
             Ok(Sender::Http1(h1::Conn::new(h1::Stream::new(io))))
         }
-    }
-}
-
-/// An upstream answer's body that gives up when the upstream sends nothing for `timeout`.
-/// A timer is armed only while the body waits, and moved only when it fires: a body whose
-/// data is already there (most JSON answers) costs no timer, and a stream of many small
-/// events not one timer each.
-pub struct IdleTimeout<B> {
-    body: B,
-    timeout: Duration,
-    /// When the body was first found waiting since its last frame; `None` right after a
-    /// frame (the clock is read only when the body has to wait).
-    waiting_since: Option<tokio::time::Instant>,
-    timer: Option<Pin<Box<Sleep>>>,
-}
-
-impl<B> IdleTimeout<B> {
-    pub fn get_ref(&self) -> &B {
-        &self.body
-    }
-
-    fn new(body: B, timeout: Duration) -> Self {
-        Self {
-            body,
-            timeout,
-            waiting_since: None,
-            timer: None,
-        }
-    }
-}
-
-impl<B> Body for IdleTimeout<B>
-where
-    B: Body + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = B::Data;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = &mut *self;
-        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
-            this.waiting_since = None;
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
-        }
-        let since = *this
-            .waiting_since
-            .get_or_insert_with(tokio::time::Instant::now);
-        let due = since + this.timeout;
-        loop {
-            let timer = this
-                .timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-            if timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            if tokio::time::Instant::now() >= due {
-                return Poll::Ready(Some(Err(format!(
-                    "the upstream sent nothing for {} s",
-                    this.timeout.as_secs()
-                )
-                .into())));
-            }
-            // Data came since the timer was set: wait for the rest of the new period.
-            timer.as_mut().reset(due);
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -550,80 +496,4 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     parts.dedup();
     parts.join(": ")
-}
-
-#[cfg(test)]
-mod tests {
-    use std::convert::Infallible;
-
-    use futures_util::StreamExt;
-    use http_body_util::{BodyExt, StreamBody};
-    use hyper::body::Frame;
-
-    use super::*;
-
-    /// A body fed by hand: each sent chunk is one frame; dropping the sender ends it.
-    fn fed() -> (
-        tokio::sync::mpsc::UnboundedSender<Bytes>,
-        IdleTimeout<impl Body<Data = Bytes, Error = Infallible> + Unpin>,
-    ) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        let frames = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
-        })
-        .boxed();
-        (
-            tx,
-            IdleTimeout::new(StreamBody::new(frames), Duration::from_secs(10)),
-        )
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_body_that_keeps_sending_never_times_out() {
-        let (tx, body) = fed();
-        let feeding = tokio::spawn(async move {
-            for _ in 0..30 {
-                tokio::time::sleep(Duration::from_secs(6)).await;
-                tx.send(Bytes::from_static(b"event\n")).unwrap();
-            }
-        });
-        let collected = body
-            .collect()
-            .await
-            .expect("no timeout in 180 s of steady data");
-        feeding.await.unwrap();
-        assert_eq!(collected.to_bytes().len(), 30 * 6);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_body_times_out_after_the_idle_period() {
-        let (tx, mut body) = fed();
-        tx.send(Bytes::from_static(b"first")).unwrap();
-        let first = body.frame().await.unwrap().unwrap();
-        assert_eq!(first.into_data().unwrap(), "first");
-        let started = tokio::time::Instant::now();
-        let error = body.frame().await.unwrap().unwrap_err();
-        let waited = started.elapsed();
-        assert!(
-            waited >= Duration::from_secs(10) && waited < Duration::from_millis(10_100),
-            "{waited:?}"
-        );
-        assert!(
-            error.to_string().contains("sent nothing for 10 s"),
-            "{error}"
-        );
-        drop(tx);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn data_already_there_arms_no_timer() {
-        let (tx, mut body) = fed();
-        tx.send(Bytes::from_static(b"ready")).unwrap();
-        drop(tx);
-        assert!(body.frame().await.unwrap().is_ok());
-        assert!(body.frame().await.is_none());
-        assert!(body.timer.is_none());
-    }
 }
