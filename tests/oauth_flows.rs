@@ -3,6 +3,9 @@
 //! Each provider profile's quirk and each token-endpoint fault, as a user meets them.
 
 mod common;
+mod discovery_support;
+#[path = "oauth_flows/hostile.rs"]
+mod hostile;
 
 use common::{Home, Run, Sim};
 use serde_json::{Value, json};

@@ -220,6 +220,8 @@ impl LoginError {
 /// What a token-endpoint (or device-endpoint) failure during a login means.
 fn token_diagnosis(e: &TokenError) -> DiagnosisCode {
     match e.oauth_error() {
+        // Reachable, but not where its metadata says: a metadata problem.
+        _ if matches!(e, TokenError::Redirect { .. }) => DiagnosisCode::DiscoveryFailed,
         _ if e.is_transient() => DiagnosisCode::UpstreamUnreachable,
         Some("invalid_client" | "unauthorized_client") => DiagnosisCode::ClientRejected,
         Some("invalid_scope") => DiagnosisCode::InsufficientScope,

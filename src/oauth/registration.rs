@@ -236,6 +236,12 @@ async fn register(
         .send()
         .await
         .map_err(|e| failed(describe(&e)))?;
+    if let Some(target) = crate::http::redirect_target(&res) {
+        return Err(failed(format!(
+            "the server {}",
+            crate::http::refused(&target, "registration requests")
+        )));
+    }
     let status = res.status();
     let text = res.text().await.map_err(|e| failed(describe(&e)))?;
     if !status.is_success() {
@@ -296,11 +302,18 @@ async fn metadata_document_client(
     if url.scheme() != "https" && !(url.scheme() == "http" && crate::vault::is_loopback(url)) {
         return Err(bad("a client id URL must be https".to_string()));
     }
-    let doc: serde_json::Value = http
+    let res = http
         .get(url.clone())
         .send()
         .await
-        .map_err(|e| bad(describe(&e)))?
+        .map_err(|e| bad(describe(&e)))?;
+    // The document must be served at its own URL: it is the client's identity.
+    if let Some(target) = crate::http::redirect_target(&res) {
+        return Err(bad(format!(
+            "it answered with a redirect to '{target}'; serve the document at its own URL"
+        )));
+    }
+    let doc: serde_json::Value = res
         .json()
         .await
         .map_err(|e| bad(format!("not JSON ({e})")))?;
@@ -392,6 +405,12 @@ pub async fn read(http: &reqwest::Client, r: &ClientRegistration) -> AtServer {
         Ok(res) => res,
         Err(e) => return AtServer::Unknown(describe(&e)),
     };
+    if let Some(target) = crate::http::redirect_target(&res) {
+        return AtServer::Unknown(format!(
+            "the server {}",
+            crate::http::refused(&target, "the registration access token")
+        ));
+    }
     match res.status().as_u16() {
         200 => match res.json::<Read>().await {
             Ok(read) if read.client_id == r.client_id => AtServer::Known {
@@ -425,6 +444,13 @@ pub async fn delete(http: &reqwest::Client, r: &ClientRegistration) -> Cleanup {
         .send()
         .await
     {
+        Ok(res) if crate::http::is_redirect(res.status()) => {
+            let target = crate::http::redirect_target(&res).unwrap_or_default();
+            Cleanup::Kept(format!(
+                "the server {}",
+                crate::http::refused(&target, "the registration access token")
+            ))
+        }
         Ok(res) => match res.status().as_u16() {
             200..=299 | 401 | 404 => Cleanup::Deleted,
             405 => Cleanup::Forgotten("the server does not support deletion (405)".to_string()),
