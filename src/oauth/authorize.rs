@@ -485,10 +485,10 @@ async fn browser_sign_in(
         .ok()
         .filter(|u| u.scheme() == "http" && crate::vault::is_loopback(u))
         .ok_or_else(|| LoginError::BadRedirect(redirect_uri.clone()))?;
-    let (callbacks, _server) = callback::listen(&redirect).await?;
+    let state = CsrfToken::new_random();
+    let (callbacks, _server) = callback::listen(&redirect, state.secret().clone()).await?;
 
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let state = CsrfToken::new_random();
     let auth_url = authorization_url(found, client, &redirect_uri, scope, &challenge, &state);
     step(
         LoginStep::BrowserOpened {
