@@ -7,6 +7,7 @@
 
 mod callback;
 mod device;
+mod opener;
 mod store;
 
 pub use store::want_scopes;
@@ -171,7 +172,9 @@ pub enum LoginError {
     Cancelled,
     #[error("exchanging the authorization code failed: {0}")]
     Exchange(TokenError),
-    #[error("cannot open the browser ({0}); open the URL shown above by hand")]
+    #[error(
+        "cannot open the browser ({0}): open the URL shown above by hand, or set BROWSER to your browser's command"
+    )]
     Browser(String),
     #[error(
         "the authorization server {issuer} does not offer the device authorization grant (RFC 8628): sign in through a browser (`tether login NAME --no-browser --no-device` prints the URL and takes the pasted address)"
@@ -500,7 +503,7 @@ async fn browser_sign_in(
         // Where the user can paste the address the sign-in ends on (the terminal UI), a
         // machine without a browser (an SSH session) only means opening the URL elsewhere.
         Browser::System if options.pasted.is_some() => {
-            if let Err(e) = webbrowser::open(auth_url.as_str()) {
+            if let Err(e) = opener::open(&auth_url) {
                 step(
                     LoginStep::BrowserOpened {
                         url: auth_url.to_string(),
@@ -510,7 +513,7 @@ async fn browser_sign_in(
             }
         }
         Browser::System => {
-            webbrowser::open(auth_url.as_str()).map_err(|e| LoginError::Browser(e.to_string()))?
+            opener::open(&auth_url).map_err(|e| LoginError::Browser(e.to_string()))?
         }
         Browser::Print => {}
         Browser::Fetch => {
