@@ -102,3 +102,27 @@ async fn a_registration_endpoint_that_redirects_is_named() {
     );
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
 }
+
+/// RFC 9728 §3.3: metadata that describes another resource — here another path on the same
+/// origin, perhaps another tenant — is not used; the error names both.
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_for_another_path_is_refused_naming_both_resources() {
+    let site = provider().await;
+    let other = site.url("/other");
+    site.get(PRM_PATH, Reply::json(prm_doc(&other, &site.base)));
+    let home = added(&site, "fake");
+    let out = login(&home, "fake");
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let mcp = site.url("/mcp");
+    assert!(
+        out.stderr.contains(&format!("'{other}'")) && out.stderr.contains(&format!("'{mcp}'")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("discovery_failed"), "{}", out.stderr);
+    assert!(
+        site.seen().iter().all(|s| s.path != "/register"),
+        "{:?}",
+        site.seen()
+    );
+}
