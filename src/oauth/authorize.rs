@@ -356,13 +356,18 @@ pub async fn login(
     step(
         LoginStep::ClientRegistration,
         StepOutcome::Done(format!(
-            "{} client {}",
+            "{} client {}{}",
             if chosen.created {
                 "registered"
             } else {
                 "reusing"
             },
-            mask(&client.client_id)
+            mask(&client.client_id),
+            chosen
+                .note
+                .as_deref()
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default()
         )),
     );
 

@@ -139,6 +139,12 @@ pub async fn discover(http: &reqwest::Client, mcp_url: &Url) -> Result<Discovery
             tried,
         });
     };
+    // (Plain http off this machine is refused as such by `fetch_as_metadata`.)
+    if let Ok(issuer_url) = Url::parse(&issuer)
+        && is_secure(&issuer_url)
+    {
+        unsafe_target(&prm_url, &issuer_url, &mut tried)?;
+    }
     let as_metadata = fetch_as_metadata(http, &issuer, &mut tried).await?;
     Ok(Discovery {
         mcp_url: mcp_url.clone(),
@@ -170,7 +176,10 @@ async fn find_prm(
                     tried: std::mem::take(tried),
                 });
             }
-            Ok(u) => candidates.push(u),
+            Ok(u) => {
+                unsafe_target(mcp_url, &u, tried)?;
+                candidates.push(u);
+            }
             Err(e) => tried.push(TriedUrl {
                 url: raw.to_string(),
                 status: None,
@@ -195,6 +204,24 @@ async fn find_prm(
         }
     }
     Ok(None)
+}
+
+/// Refuses `target`, named by metadata from `source`, where it reaches deeper into the
+/// user's network than `source` (see [`super::reach`]).
+fn unsafe_target(
+    source: &Url,
+    target: &Url,
+    tried: &mut Vec<TriedUrl>,
+) -> Result<(), DiscoveryError> {
+    match super::reach::refusal(source, target) {
+        None => Ok(()),
+        Some(reason) => Err(DiscoveryError::Unsafe {
+            url: super::token::printable(target.as_str(), 300),
+            named_by: source.to_string(),
+            reason,
+            tried: std::mem::take(tried),
+        }),
+    }
 }
 
 /// RFC 9728 §3.3: the metadata must describe the resource it was fetched for. Any other
@@ -287,7 +314,7 @@ pub async fn fetch_as_metadata(
         answered = true;
         match AuthServerMetadata::from_json(&raw) {
             // RFC 8414 §3.3: identical, or the data must not be used.
-            Ok(md) if md.issuer == issuer => return accept(md, tried),
+            Ok(md) if md.issuer == issuer => return accept(md, &issuer_url, tried),
             Ok(md) => {
                 fetch::note_unusable(
                     tried,
@@ -330,6 +357,7 @@ pub async fn fetch_as_metadata(
 
 fn accept(
     md: AuthServerMetadata,
+    issuer_url: &Url,
     tried: &mut Vec<TriedUrl>,
 ) -> Result<AuthServerMetadata, DiscoveryError> {
     if let Some(url) = md.insecure_endpoint() {
@@ -337,6 +365,17 @@ fn accept(
             url: url.to_string(),
             tried: std::mem::take(tried),
         });
+    }
+    // The endpoints tether itself sends requests to (the authorization endpoint is only
+    // opened in the user's browser).
+    let requested = [
+        Some(&md.token_endpoint),
+        md.registration_endpoint.as_ref(),
+        md.revocation_endpoint.as_ref(),
+        md.device_authorization_endpoint.as_ref(),
+    ];
+    for endpoint in requested.into_iter().flatten() {
+        unsafe_target(issuer_url, endpoint, tried)?;
     }
     if !md.supports_s256() {
         return Err(DiscoveryError::PkceUnsupported {

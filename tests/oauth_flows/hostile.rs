@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::discovery_support::*;
-use super::{Home, login, status};
+use super::{Home, Run, login, status};
 
 const PRM_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
 const OAUTH_ROOT: &str = "/.well-known/oauth-authorization-server";
@@ -125,4 +125,58 @@ async fn metadata_for_another_path_is_refused_naming_both_resources() {
         "{:?}",
         site.seen()
     );
+}
+
+/// A registration answer may name where the client is managed (RFC 7592), and tether sends
+/// the registration access token there to read or delete it: a URL on another origin than
+/// the registration endpoint is not kept, and is never asked — by the doctor or by
+/// `tether orphans --delete`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registration_managed_on_another_origin_is_never_asked() {
+    let elsewhere = Site::start().await;
+    let managed = elsewhere.url("/clients/fake-client");
+    elsewhere.get(
+        "/clients/fake-client",
+        Reply::json(json!({ "client_id": "fake-client" })),
+    );
+    let site = provider().await;
+    site.post(
+        "/register",
+        Reply::json(json!({
+            "client_id": "fake-client",
+            "registration_access_token": "rat-secret-value",
+            "registration_client_uri": managed,
+        })),
+    );
+    let home = added(&site, "fake");
+    let out = login(&home, "fake").ok();
+    assert!(
+        out.stderr.contains(&format!("'{managed}'")) && out.stderr.contains("another origin"),
+        "{}",
+        out.stderr
+    );
+    let doctor = home.run(&["doctor", "fake", "--json"]);
+    // A second registration leaves the first one an orphan, which is then deleted.
+    site.post(
+        "/register",
+        Reply::json(json!({ "client_id": "fake-client-2" })),
+    );
+    Run::of(
+        home.cmd()
+            .args(["login", "fake", "--reregister", "--timeout", "20"])
+            .env("BROWSER", super::common::browser())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    let orphans = home.run(&["orphans", "--delete"]);
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+    for text in [
+        &out.stderr,
+        &doctor.stdout,
+        &orphans.stdout,
+        &orphans.stderr,
+    ] {
+        assert!(!text.contains("rat-secret-value"), "{text}");
+    }
 }
