@@ -401,6 +401,8 @@ async fn discovery_finding(http: &reqwest::Client, c: &Connection) -> Finding {
 /// What the cheap MCP call saw.
 struct Probe {
     status: reqwest::StatusCode,
+    /// Where a redirect answer pointed (not followed: the call carries the credential).
+    redirect: Option<String>,
     challenge: www_authenticate::BearerChallenge,
     date: Option<DateTime<Utc>>,
 }
@@ -428,6 +430,7 @@ async fn probe(
         .await?;
     let probe = Probe {
         status: res.status(),
+        redirect: crate::http::redirect_target(&res),
         challenge: www_authenticate::bearer(res.headers()).unwrap_or_default(),
         date: res
             .headers()
@@ -598,6 +601,20 @@ async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection
             Status::Fail,
             "the upstream refuses tether's credential (403)",
         ),
+        _ if let Some(target) = &probed.redirect => {
+            let mut f = Finding::new(
+                name,
+                "upstream",
+                Status::Fail,
+                format!(
+                    "the upstream answered with a redirect to '{target}', and tether does not send its credential to a redirect target"
+                ),
+            );
+            f.remedy = Some(format!(
+                "if '{target}' is the MCP endpoint, add the connection with it: `tether remove {name}`, then `tether add {name} URL`"
+            ));
+            f
+        }
         s => Finding::new(
             name,
             "upstream",

@@ -2,6 +2,7 @@
 //! connection, and the exact diagnosis (and a non-zero exit) on a broken one.
 
 mod common;
+mod discovery_support;
 
 use common::{Home, Run, signed_in, signed_in_at};
 use serde_json::Value;
@@ -112,6 +113,40 @@ fn a_rejected_api_key_fails_the_run_with_its_fix() {
         "{remedy}"
     );
     assert!(!run.stdout.contains("not-a-token"), "the key leaked");
+}
+
+/// An upstream that redirects would receive the API key again at the redirect target:
+/// the check does not follow it, fails, and names where it pointed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upstream_check_sends_no_credential_to_a_redirect_target() {
+    use discovery_support::{Reply, Site};
+    let elsewhere = Site::start().await;
+    let site = Site::start().await;
+    let target = elsewhere.url("/mcp");
+    site.post("/mcp", Reply::status(307).with("location", &target));
+    let home = Home::new();
+    let added = home
+        .cmd()
+        .args(["add", "keyed", site.mcp().as_str()])
+        .args(["--api-key-env", "KEYED_KEY", "--header", "X-API-Key"])
+        .env("KEYED_KEY", "key-that-must-stay-home")
+        .output()
+        .unwrap();
+    assert!(added.status.success());
+    let run = home.run(&["doctor", "keyed", "--json"]);
+    assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+    let upstream = find(&findings(&run), "keyed", "upstream").clone();
+    assert_eq!(upstream["status"], "fail");
+    let summary = upstream["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("redirect to '{target}'")),
+        "{summary}"
+    );
+    assert!(
+        !run.stdout.contains("key-that-must-stay-home"),
+        "the key leaked"
+    );
 }
 
 /// Notion's registrations expire. The doctor reads the client back (RFC 7592) and says so

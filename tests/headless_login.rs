@@ -247,6 +247,44 @@ fn the_loopback_callback_still_ends_a_login_that_waits_for_a_paste() {
     assert_eq!(status(&home, "generic")["state"], "healthy");
 }
 
+/// The HTTP status curl saw for a GET of `url`, with `extra` arguments.
+fn status_of(url: &str, extra: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A web page (`<img src=…/callback>`) or a local process that reaches the callback first
+/// cannot end the sign-in: a wrong or missing `state`, or a `Host` that is not the
+/// redirect URI's, is answered 400 and the login keeps waiting for the real one.
+#[test]
+fn a_stray_callback_does_not_end_the_sign_in() {
+    let (home, sim) = added("generic", "1", &[]);
+    let login = Login::start(&home, "generic", &["--no-browser"]);
+    let auth_url = login.authorization_url();
+    let callback = query(&auth_url, "redirect_uri");
+    let state = query(&auth_url, "state");
+    let wrong_state = format!("{callback}?code=stray&state=another-sign-in");
+    assert_eq!(status_of(&wrong_state, &[]), "400");
+    assert_eq!(status_of(&format!("{callback}?code=stray"), &[]), "400");
+    let right_state = format!("{callback}?code=stray&state={state}");
+    let rebound = ["-H", "Host: attacker.example"];
+    assert_eq!(status_of(&right_state, &rebound), "400");
+    let ok = Command::new("curl")
+        .args(["-fsSL", "-o", "/dev/null", auth_url.as_str()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = login.finish().ok();
+    assert!(out.stderr.contains("callback received"), "{}", out.stderr);
+    assert_eq!(status(&home, "generic")["state"], "healthy");
+    assert_eq!(sim.stats()["totals"]["authorization_code_grants"], 1);
+}
+
 /// Starts a device login and returns it with the address that approves it.
 fn device_login(home: &Home, name: &str, flags: &[&str]) -> (Login, String) {
     let login = Login::start(home, name, flags);

@@ -307,13 +307,27 @@ async fn a_prm_for_another_resource_is_refused_before_any_authorization_server_i
 }
 
 #[tokio::test]
-async fn a_prm_for_another_path_on_the_same_origin_is_accepted_as_sent() {
+async fn a_prm_for_another_path_on_the_same_origin_is_refused() {
     let site = protected_site().await;
     let sibling = site.url("/v1/sse");
     site.get(PRM_PATH, Reply::json(prm_doc(&sibling, &site.base)));
     site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &site.base)));
+    let err = discover(&http(), &site.mcp()).await.unwrap_err();
+    let DiscoveryError::BadDocument { reason, .. } = &err else {
+        panic!("expected BadDocument, got {err:?}");
+    };
+    assert!(reason.contains(&sibling), "{reason}");
+    assert_eq!(err.code(), DiagnosisCode::DiscoveryFailed);
+}
+
+#[tokio::test]
+async fn a_prm_naming_this_url_with_a_trailing_slash_is_accepted_as_sent() {
+    let site = protected_site().await;
+    let spelt = format!("{}/", site.url("/mcp"));
+    site.get(PRM_PATH, Reply::json(prm_doc(&spelt, &site.base)));
+    site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &site.base)));
     let d = discover(&http(), &site.mcp()).await.unwrap();
-    assert_eq!(d.resource, sibling);
+    assert_eq!(d.resource, spelt);
 }
 
 #[tokio::test]

@@ -3,6 +3,9 @@
 //! Each provider profile's quirk and each token-endpoint fault, as a user meets them.
 
 mod common;
+mod discovery_support;
+#[path = "oauth_flows/hostile.rs"]
+mod hostile;
 
 use common::{Home, Run, Sim};
 use serde_json::{Value, json};
@@ -437,6 +440,46 @@ fn a_client_id_metadata_document_signs_in_without_registering() {
     ]);
     assert_eq!(out.status, 1);
     assert!(out.stderr.contains("must be https"), "{}", out.stderr);
+}
+
+/// The browser is started without tether's own secrets in its environment: a browser
+/// (or anything it runs) has no business with the vault key.
+#[test]
+fn the_browser_is_started_without_the_vault_key() {
+    const KEY: &str = "dGV0aGVyLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISE=";
+    let sim = Sim::start("generic", "1");
+    let home = Home::new();
+    let with_key = |args: &[&str]| {
+        let mut cmd = home.cmd();
+        cmd.args(args)
+            .env("TETHER_KEY_SOURCE", "env")
+            .env("TETHER_VAULT_KEY", KEY);
+        cmd
+    };
+    Run::of(
+        with_key(&["add", "generic", &sim.mcp_url])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    let seen = home.path().join("browser-env");
+    let browser = format!("{}/tests/fixtures/env-browser", env!("CARGO_MANIFEST_DIR"));
+    let out = Run::of(
+        with_key(&["login", "generic", "--timeout", "20"])
+            .env("BROWSER", browser)
+            .env("ENV_BROWSER_OUT", &seen)
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(out.stdout.contains("Authorized"), "{}", out.stdout);
+    let env = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        env.contains("ENV_BROWSER_OUT="),
+        "the rest of the environment is kept"
+    );
+    assert!(!env.contains("TETHER_VAULT_KEY"), "{env}");
+    assert!(!env.contains(KEY), "{env}");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 mod callback;
 mod device;
+mod opener;
 mod store;
 
 pub use store::want_scopes;
@@ -171,7 +172,9 @@ pub enum LoginError {
     Cancelled,
     #[error("exchanging the authorization code failed: {0}")]
     Exchange(TokenError),
-    #[error("cannot open the browser ({0}); open the URL shown above by hand")]
+    #[error(
+        "cannot open the browser ({0}): open the URL shown above by hand, or set BROWSER to your browser's command"
+    )]
     Browser(String),
     #[error(
         "the authorization server {issuer} does not offer the device authorization grant (RFC 8628): sign in through a browser (`tether login NAME --no-browser --no-device` prints the URL and takes the pasted address)"
@@ -220,6 +223,8 @@ impl LoginError {
 /// What a token-endpoint (or device-endpoint) failure during a login means.
 fn token_diagnosis(e: &TokenError) -> DiagnosisCode {
     match e.oauth_error() {
+        // Reachable, but not where its metadata says: a metadata problem.
+        _ if matches!(e, TokenError::Redirect { .. }) => DiagnosisCode::DiscoveryFailed,
         _ if e.is_transient() => DiagnosisCode::UpstreamUnreachable,
         Some("invalid_client" | "unauthorized_client") => DiagnosisCode::ClientRejected,
         Some("invalid_scope") => DiagnosisCode::InsufficientScope,
@@ -351,13 +356,18 @@ pub async fn login(
     step(
         LoginStep::ClientRegistration,
         StepOutcome::Done(format!(
-            "{} client {}",
+            "{} client {}{}",
             if chosen.created {
                 "registered"
             } else {
                 "reusing"
             },
-            mask(&client.client_id)
+            mask(&client.client_id),
+            chosen
+                .note
+                .as_deref()
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default()
         )),
     );
 
@@ -483,10 +493,10 @@ async fn browser_sign_in(
         .ok()
         .filter(|u| u.scheme() == "http" && crate::vault::is_loopback(u))
         .ok_or_else(|| LoginError::BadRedirect(redirect_uri.clone()))?;
-    let (callbacks, _server) = callback::listen(&redirect).await?;
+    let state = CsrfToken::new_random();
+    let (callbacks, _server) = callback::listen(&redirect, state.secret().clone()).await?;
 
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let state = CsrfToken::new_random();
     let auth_url = authorization_url(found, client, &redirect_uri, scope, &challenge, &state);
     step(
         LoginStep::BrowserOpened {
@@ -498,7 +508,7 @@ async fn browser_sign_in(
         // Where the user can paste the address the sign-in ends on (the terminal UI), a
         // machine without a browser (an SSH session) only means opening the URL elsewhere.
         Browser::System if options.pasted.is_some() => {
-            if let Err(e) = webbrowser::open(auth_url.as_str()) {
+            if let Err(e) = opener::open(&auth_url) {
                 step(
                     LoginStep::BrowserOpened {
                         url: auth_url.to_string(),
@@ -508,7 +518,7 @@ async fn browser_sign_in(
             }
         }
         Browser::System => {
-            webbrowser::open(auth_url.as_str()).map_err(|e| LoginError::Browser(e.to_string()))?
+            opener::open(&auth_url).map_err(|e| LoginError::Browser(e.to_string()))?
         }
         Browser::Print => {}
         Browser::Fetch => {

@@ -139,6 +139,12 @@ pub async fn discover(http: &reqwest::Client, mcp_url: &Url) -> Result<Discovery
             tried,
         });
     };
+    // (Plain http off this machine is refused as such by `fetch_as_metadata`.)
+    if let Ok(issuer_url) = Url::parse(&issuer)
+        && is_secure(&issuer_url)
+    {
+        unsafe_target(&prm_url, &issuer_url, &mut tried)?;
+    }
     let as_metadata = fetch_as_metadata(http, &issuer, &mut tried).await?;
     Ok(Discovery {
         mcp_url: mcp_url.clone(),
@@ -170,7 +176,10 @@ async fn find_prm(
                     tried: std::mem::take(tried),
                 });
             }
-            Ok(u) => candidates.push(u),
+            Ok(u) => {
+                unsafe_target(mcp_url, &u, tried)?;
+                candidates.push(u);
+            }
             Err(e) => tried.push(TriedUrl {
                 url: raw.to_string(),
                 status: None,
@@ -197,28 +206,69 @@ async fn find_prm(
     Ok(None)
 }
 
-/// RFC 9728 §3.3: the metadata must describe the resource it was fetched for. A `resource`
-/// on another origin would have tether ask for, and send, tokens meant for a different
-/// server, so it is refused. Another path on the same origin is accepted: that is the same
-/// operator, and servers that offer several transports (`/sse`, `/mcp`) often name one.
+/// Refuses `target`, named by metadata from `source`, where it reaches deeper into the
+/// user's network than `source` (see [`super::reach`]).
+fn unsafe_target(
+    source: &Url,
+    target: &Url,
+    tried: &mut Vec<TriedUrl>,
+) -> Result<(), DiscoveryError> {
+    match super::reach::refusal(source, target) {
+        None => Ok(()),
+        Some(reason) => Err(DiscoveryError::Unsafe {
+            url: super::token::printable(target.as_str(), 300),
+            named_by: source.to_string(),
+            reason,
+            tried: std::mem::take(tried),
+        }),
+    }
+}
+
+/// RFC 9728 §3.3: the metadata must describe the resource it was fetched for. Any other
+/// `resource` — another origin, or another path on this one (another tenant, say) — would
+/// have tether ask for, and send, tokens meant for a different resource, so it is refused.
 fn check_resource(
     resource: &str,
     mcp_url: &Url,
     prm_url: &Url,
     tried: &mut Vec<TriedUrl>,
 ) -> Result<(), DiscoveryError> {
-    let matches = Url::parse(resource).is_ok_and(|r| r.origin() == mcp_url.origin());
-    if matches {
+    let at_root = prm_url.path() == ROOT_PRM_PATH;
+    if Url::parse(resource).is_ok_and(|r| same_resource(&r, mcp_url, at_root)) {
         return Ok(());
     }
     Err(DiscoveryError::BadDocument {
         url: prm_url.to_string(),
         reason: format!(
-            "it describes resource '{resource}', not this MCP server '{}', so its authorization server cannot be trusted for it",
+            "it describes resource '{}', not this MCP server '{}' (RFC 9728 §3.3), so its authorization server cannot be trusted for it",
+            super::token::printable(resource, 300),
             canonical_resource(mcp_url)
         ),
         tried: std::mem::take(tried),
     })
+}
+
+/// The root form of the protected resource metadata URL.
+const ROOT_PRM_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// Whether `resource` names the MCP server at `mcp_url`, after the normalisation URLs
+/// allow: scheme and host case and a default port (the parser already folds those), a
+/// trailing slash, a fragment. A document at the root well-known URL was asked for the
+/// origin (RFC 9728 §3.1 inserts nothing), so there the origin itself also matches.
+fn same_resource(resource: &Url, mcp_url: &Url, at_root: bool) -> bool {
+    let key = |u: &Url| {
+        (
+            u.origin(),
+            u.path().trim_end_matches('/').to_string(),
+            u.query().map(str::to_string),
+        )
+    };
+    let (origin, path, query) = key(resource);
+    let wanted = key(mcp_url);
+    if origin != wanted.0 {
+        return false;
+    }
+    (path == wanted.1 && query == wanted.2) || (at_root && path.is_empty() && query.is_none())
 }
 
 /// Fetches and checks the metadata of `issuer` (as written in protected resource metadata):
@@ -264,7 +314,7 @@ pub async fn fetch_as_metadata(
         answered = true;
         match AuthServerMetadata::from_json(&raw) {
             // RFC 8414 §3.3: identical, or the data must not be used.
-            Ok(md) if md.issuer == issuer => return accept(md, tried),
+            Ok(md) if md.issuer == issuer => return accept(md, &issuer_url, tried),
             Ok(md) => {
                 fetch::note_unusable(
                     tried,
@@ -307,6 +357,7 @@ pub async fn fetch_as_metadata(
 
 fn accept(
     md: AuthServerMetadata,
+    issuer_url: &Url,
     tried: &mut Vec<TriedUrl>,
 ) -> Result<AuthServerMetadata, DiscoveryError> {
     if let Some(url) = md.insecure_endpoint() {
@@ -314,6 +365,17 @@ fn accept(
             url: url.to_string(),
             tried: std::mem::take(tried),
         });
+    }
+    // The endpoints tether itself sends requests to (the authorization endpoint is only
+    // opened in the user's browser).
+    let requested = [
+        Some(&md.token_endpoint),
+        md.registration_endpoint.as_ref(),
+        md.revocation_endpoint.as_ref(),
+        md.device_authorization_endpoint.as_ref(),
+    ];
+    for endpoint in requested.into_iter().flatten() {
+        unsafe_target(issuer_url, endpoint, tried)?;
     }
     if !md.supports_s256() {
         return Err(DiscoveryError::PkceUnsupported {
@@ -370,6 +432,35 @@ async fn legacy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resource_matches_only_its_own_url_up_to_normalisation() {
+        let u = |s: &str| Url::parse(s).expect("test URL");
+        let mcp = u("https://mcp.example.com/mcp");
+        for same in [
+            "https://mcp.example.com/mcp",
+            "HTTPS://MCP.Example.com:443/mcp/",
+            "https://mcp.example.com/mcp#frag",
+        ] {
+            assert!(same_resource(&u(same), &mcp, false), "{same}");
+        }
+        for other in [
+            "https://mcp.example.com/other",
+            "https://mcp.example.com/mcp/tenant",
+            "https://mcp.example.com/mcp?tenant=2",
+            "http://mcp.example.com/mcp",
+            "https://mcp.example.com:8443/mcp",
+            "https://evil.example.com/mcp",
+            "https://mcp.example.com",
+        ] {
+            assert!(!same_resource(&u(other), &mcp, false), "{other}");
+        }
+        // The root document was asked for the origin.
+        assert!(same_resource(&u("https://mcp.example.com/"), &mcp, true));
+        assert!(same_resource(&u("https://mcp.example.com/mcp"), &mcp, true));
+        assert!(!same_resource(&u("https://mcp.example.com/x"), &mcp, true));
+        assert!(!same_resource(&u("https://evil.example.com"), &mcp, true));
+    }
 
     #[test]
     fn canonical_resource_drops_fragment_and_the_slash_of_an_empty_path() {

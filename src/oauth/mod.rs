@@ -4,6 +4,7 @@
 
 pub mod authorize;
 pub mod discovery;
+pub mod reach;
 pub mod refresh;
 pub mod registration;
 pub mod token;

@@ -796,13 +796,7 @@ fn evidence_for(error: &TokenError, client_id: &str, generation: u64) -> Vec<Evi
             lines.push(Evidence::new("error_description", d.clone()));
         }
     }
-    let url = match error {
-        TokenError::OAuth { url, .. }
-        | TokenError::Http { url, .. }
-        | TokenError::Network { url, .. }
-        | TokenError::BadResponse { url, .. } => url.clone(),
-    };
-    lines.push(Evidence::new("url", url));
+    lines.push(Evidence::new("url", error.url()));
     if let TokenError::Network { reason, .. } = error {
         lines.push(Evidence::new("network", reason.clone()));
     }

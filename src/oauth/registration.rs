@@ -34,6 +34,8 @@ pub enum RegistrationError {
 pub struct Chosen {
     pub registration: ClientRegistration,
     pub created: bool,
+    /// What the user should know about it (a part of the server's answer not kept).
+    pub note: Option<String>,
 }
 
 /// The stored client to reuse for `issuer`, if any: pre-registered first, then the
@@ -82,6 +84,7 @@ pub async fn choose(
         return Ok(Chosen {
             registration,
             created: false,
+            note: None,
         });
     }
     let meta = &discovery.as_metadata;
@@ -92,6 +95,7 @@ pub async fn choose(
         return Ok(Chosen {
             registration,
             created: true,
+            note: None,
         });
     }
     let endpoint = meta.registration_endpoint.as_ref().ok_or_else(|| {
@@ -99,7 +103,7 @@ pub async fn choose(
             issuer: discovery.issuer.clone(),
         }
     })?;
-    let registration = register(
+    let (registration, note) = register(
         http,
         endpoint,
         &discovery.issuer,
@@ -110,6 +114,7 @@ pub async fn choose(
     Ok(Chosen {
         registration,
         created: true,
+        note,
     })
 }
 
@@ -210,7 +215,7 @@ async fn register(
     issuer: &str,
     scopes_supported: Option<&[String]>,
     device: bool,
-) -> Result<ClientRegistration, RegistrationError> {
+) -> Result<(ClientRegistration, Option<String>), RegistrationError> {
     let port = free_loopback_port()?;
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
     let mut body = serde_json::json!({
@@ -236,6 +241,12 @@ async fn register(
         .send()
         .await
         .map_err(|e| failed(describe(&e)))?;
+    if let Some(target) = crate::http::redirect_target(&res) {
+        return Err(failed(format!(
+            "the server {}",
+            crate::http::refused(&target, "registration requests")
+        )));
+    }
     let status = res.status();
     let text = res.text().await.map_err(|e| failed(describe(&e)))?;
     if !status.is_success() {
@@ -263,7 +274,12 @@ async fn register(
                 .find(|u| u.starts_with("http://127.0.0.1:"))
         })
         .unwrap_or(redirect_uri);
-    Ok(ClientRegistration {
+    let (registration_client_uri, registration_access_token, note) = management(
+        endpoint,
+        r.registration_client_uri.as_deref(),
+        r.registration_access_token,
+    );
+    let registration = ClientRegistration {
         client_id: r.client_id,
         client_secret: r.client_secret.filter(|s| !s.is_empty()),
         issuer: issuer.to_string(),
@@ -274,11 +290,36 @@ async fn register(
             .client_secret_expires_at
             .filter(|at| *at > 0)
             .and_then(|at| DateTime::from_timestamp(at, 0)),
-        registration_access_token: r.registration_access_token,
-        registration_client_uri: r.registration_client_uri.and_then(|u| Url::parse(&u).ok()),
+        registration_access_token,
+        registration_client_uri,
         status: RegistrationStatus::Active,
         token_endpoint_auth_method: r.token_endpoint_auth_method,
-    })
+    };
+    Ok((registration, note))
+}
+
+/// RFC 7592's management URL and its registration access token, kept only where the URL
+/// is on the registration endpoint's origin: tether sends the token there to read or
+/// delete the client, and a server may not have it sent anywhere else (another host, a
+/// service inside the user's network). Otherwise neither is kept, and the note says why.
+fn management(
+    endpoint: &Url,
+    uri: Option<&str>,
+    token: Option<Secret>,
+) -> (Option<Url>, Option<Secret>, Option<String>) {
+    let Some(raw) = uri else {
+        return (None, token, None);
+    };
+    let shown = match Url::parse(raw) {
+        Ok(u) if u.origin() == endpoint.origin() => return (Some(u), token, None),
+        Ok(u) => crate::http::shown(&u),
+        Err(_) => printable(raw, 200),
+    };
+    tracing::warn!(registration_client_uri = %shown, "not kept: not on the registration endpoint's origin");
+    let note = format!(
+        "its registration_client_uri '{shown}' is on another origin than the registration endpoint, so tether never sends the registration access token there and cannot read or delete this registration later"
+    );
+    (None, None, Some(note))
 }
 
 /// A Client ID Metadata Document client: the client id is the document's https URL,
@@ -296,11 +337,18 @@ async fn metadata_document_client(
     if url.scheme() != "https" && !(url.scheme() == "http" && crate::vault::is_loopback(url)) {
         return Err(bad("a client id URL must be https".to_string()));
     }
-    let doc: serde_json::Value = http
+    let res = http
         .get(url.clone())
         .send()
         .await
-        .map_err(|e| bad(describe(&e)))?
+        .map_err(|e| bad(describe(&e)))?;
+    // The document must be served at its own URL: it is the client's identity.
+    if let Some(target) = crate::http::redirect_target(&res) {
+        return Err(bad(format!(
+            "it answered with a redirect to '{target}'; serve the document at its own URL"
+        )));
+    }
+    let doc: serde_json::Value = res
         .json()
         .await
         .map_err(|e| bad(format!("not JSON ({e})")))?;
@@ -371,6 +419,18 @@ impl AtServer {
     }
 }
 
+/// Why a stored management URL may not be sent the registration access token: one that
+/// reaches deeper into the user's network than its issuer (kept by an older tether,
+/// before only the registration endpoint's origin was accepted).
+fn unsafe_management(r: &ClientRegistration, uri: &Url) -> Option<String> {
+    let issuer = Url::parse(&r.issuer).ok()?;
+    let reason = super::reach::refusal(&issuer, uri)?;
+    Some(format!(
+        "its management URL '{}' is {reason}, so tether does not send the registration access token there",
+        crate::http::shown(uri)
+    ))
+}
+
 /// Reads a registration back from the server where RFC 7592 allows.
 pub async fn read(http: &reqwest::Client, r: &ClientRegistration) -> AtServer {
     #[derive(Deserialize)]
@@ -383,6 +443,9 @@ pub async fn read(http: &reqwest::Client, r: &ClientRegistration) -> AtServer {
     else {
         return AtServer::Unreadable;
     };
+    if let Some(why) = unsafe_management(r, uri) {
+        return AtServer::Unknown(why);
+    }
     let res = match http
         .get(uri.clone())
         .bearer_auth(token.expose())
@@ -392,6 +455,12 @@ pub async fn read(http: &reqwest::Client, r: &ClientRegistration) -> AtServer {
         Ok(res) => res,
         Err(e) => return AtServer::Unknown(describe(&e)),
     };
+    if let Some(target) = crate::http::redirect_target(&res) {
+        return AtServer::Unknown(format!(
+            "the server {}",
+            crate::http::refused(&target, "the registration access token")
+        ));
+    }
     match res.status().as_u16() {
         200 => match res.json::<Read>().await {
             Ok(read) if read.client_id == r.client_id => AtServer::Known {
@@ -419,12 +488,22 @@ pub async fn delete(http: &reqwest::Client, r: &ClientRegistration) -> Cleanup {
     else {
         return Cleanup::Forgotten("the server gave no registration access token".to_string());
     };
+    if let Some(why) = unsafe_management(r, uri) {
+        return Cleanup::Forgotten(why);
+    }
     match http
         .delete(uri.clone())
         .bearer_auth(token.expose())
         .send()
         .await
     {
+        Ok(res) if crate::http::is_redirect(res.status()) => {
+            let target = crate::http::redirect_target(&res).unwrap_or_default();
+            Cleanup::Kept(format!(
+                "the server {}",
+                crate::http::refused(&target, "the registration access token")
+            ))
+        }
         Ok(res) => match res.status().as_u16() {
             200..=299 | 401 | 404 => Cleanup::Deleted,
             405 => Cleanup::Forgotten("the server does not support deletion (405)".to_string()),
@@ -457,6 +536,37 @@ mod tests {
             status,
             token_endpoint_auth_method: None,
         }
+    }
+
+    #[test]
+    fn a_management_url_is_kept_on_the_registration_endpoints_origin_only() {
+        let endpoint = Url::parse("https://as.example/register").unwrap();
+        let token = || Some(Secret::new("rat"));
+        let (uri, kept, note) = management(&endpoint, Some("https://as.example/r/c1"), token());
+        assert!(uri.is_some() && kept.is_some() && note.is_none());
+        for elsewhere in [
+            "https://other.example/r/c1",
+            "http://as.example/r/c1",
+            "https://as.example:8443/r/c1",
+            "https://127.0.0.1/r/c1",
+        ] {
+            let (uri, kept, note) = management(&endpoint, Some(elsewhere), token());
+            assert!(uri.is_none() && kept.is_none(), "{elsewhere}");
+            assert!(
+                note.is_some_and(|n| n.contains("another origin")),
+                "{elsewhere}"
+            );
+        }
+        let mut stored = reg(
+            "c1",
+            "https://as.example",
+            RegistrationMethod::Dcr,
+            RegistrationStatus::Orphan,
+        );
+        let inside = Url::parse("https://10.0.0.5/r/c1").unwrap();
+        assert!(unsafe_management(&stored, &inside).is_some());
+        stored.issuer = "https://10.0.0.4".into();
+        assert!(unsafe_management(&stored, &inside).is_none());
     }
 
     #[test]

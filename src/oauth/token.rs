@@ -122,6 +122,10 @@ pub enum TokenError {
     /// A 2xx answer that is not a token response.
     #[error("{url} sent a token response tether cannot read: {reason}")]
     BadResponse { url: String, reason: String },
+    /// A redirect: not followed, since the request carries a grant and the client's
+    /// proof. `target` is already fit to show.
+    #[error("{url} {}", crate::http::refused(.target, "grants or client credentials"))]
+    Redirect { url: String, target: String },
 }
 
 impl TokenError {
@@ -144,6 +148,10 @@ impl TokenError {
             TokenError::Network { .. } => true,
             // The server may have rotated and sent a body we could not read.
             TokenError::BadResponse { .. } => true,
+            // Nothing was sent anywhere else and the grant is not known to be dead: the
+            // refresh token is kept, the connection is degraded with the target named,
+            // and a redirect for maintenance heals by itself.
+            TokenError::Redirect { .. } => true,
         }
     }
 
@@ -155,6 +163,17 @@ impl TokenError {
             } => *maybe_processed,
             TokenError::BadResponse { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The endpoint that was asked.
+    pub fn url(&self) -> &str {
+        match self {
+            TokenError::OAuth { url, .. }
+            | TokenError::Http { url, .. }
+            | TokenError::Network { url, .. }
+            | TokenError::BadResponse { url, .. }
+            | TokenError::Redirect { url, .. } => url,
         }
     }
 
@@ -227,6 +246,9 @@ pub async fn post(
         .send()
         .await
         .map_err(|e| network(&url, &e))?;
+    if let Some(target) = crate::http::redirect_target(&res) {
+        return Err(TokenError::Redirect { url, target });
+    }
     let status = res.status();
     let retry_after = res
         .headers()

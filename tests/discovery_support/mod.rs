@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -22,6 +21,9 @@ pub struct Reply {
     pub body: String,
     /// Sent in chunks without `Content-Length`, so only the reader's own count can stop it.
     pub streamed: bool,
+    /// An authorization endpoint that consents at once: a 302 to the request's
+    /// `redirect_uri` with this code and the request's `state`.
+    pub consent: Option<String>,
 }
 
 impl Reply {
@@ -35,7 +37,15 @@ impl Reply {
             headers: Vec::new(),
             body: body.to_string(),
             streamed: false,
+            consent: None,
         }
+    }
+
+    /// An authorization endpoint that signs the user in at once with `code`.
+    pub fn consent(code: &str) -> Self {
+        let mut r = Self::status(302);
+        r.consent = Some(code.to_string());
+        r
     }
 
     pub fn status(status: u16) -> Self {
@@ -132,6 +142,10 @@ async fn answer(State(site): State<Site>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = to_bytes(body, 1 << 20).await.unwrap_or_default();
     let path = parts.uri.path().to_string();
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
     site.seen.lock().unwrap().push(Seen {
         method: parts.method.clone(),
         path: path.clone(),
@@ -146,6 +160,13 @@ async fn answer(State(site): State<Site>, req: Request) -> Response {
         .cloned()
         .unwrap_or_else(|| Reply::text(404, "not found"));
     let mut resp = Response::builder().status(StatusCode::from_u16(reply.status).unwrap());
+    if let Some(code) = &reply.consent {
+        let mut to = Url::parse(&query["redirect_uri"]).unwrap();
+        to.query_pairs_mut()
+            .append_pair("code", code)
+            .append_pair("state", query.get("state").map_or("", String::as_str));
+        resp = resp.header("location", to.as_str());
+    }
     for (k, v) in &reply.headers {
         resp = resp.header(k, v);
     }
@@ -185,13 +206,10 @@ pub fn prm_doc(resource: &str, issuer: &str) -> Value {
     })
 }
 
-/// The shared client as the product builds it: timeouts set, redirects limited.
+/// The shared client as the product builds it (redirects are never followed by the
+/// client itself).
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .unwrap()
+    tether::http::client()
 }
 
 /// `(url, status)` for every URL tried, for exact comparisons.

@@ -138,6 +138,27 @@ async fn metadata_redirected_to_another_origin_is_not_used() {
         "{:?}",
         d.tried
     );
+    assert!(elsewhere.seen().is_empty(), "the redirect was followed");
+    assert_eq!(d.resource, site.url("/mcp"));
+}
+
+#[tokio::test]
+async fn metadata_redirected_on_its_own_origin_is_followed_and_listed() {
+    let site = protected_site().await;
+    site.get(PRM_PATH, Reply::redirect(&site.url("/moved/prm")));
+    site.get(
+        "/moved/prm",
+        Reply::json(prm_doc(&site.url("/mcp"), &site.base)),
+    );
+    site.get(OAUTH_ROOT, Reply::json(as_doc(&site.base, &site.base)));
+    let d = discover(&http(), &site.mcp()).await.unwrap();
+    assert_eq!(
+        statuses(&d.tried)[1..3],
+        [
+            (site.url(PRM_PATH), Some(302)),
+            (site.url("/moved/prm"), Some(200))
+        ]
+    );
     assert_eq!(d.resource, site.url("/mcp"));
 }
 

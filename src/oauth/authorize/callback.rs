@@ -177,10 +177,39 @@ pub(super) fn check_callback(
         .ok_or(LoginError::NoCode)
 }
 
-/// Serves the loopback callback until the returned guard is dropped.
+const SIGNED_IN: &str =
+    "<!doctype html><title>tether</title><p>tether: signed in. You can close this tab.</p>";
+const NOT_COMPLETED: &str = "<!doctype html><title>tether</title><p>tether: the sign-in did not complete. Return to tether for the reason.</p>";
+const NOT_THIS: &str = "<!doctype html><title>tether</title><p>tether: this is not the sign-in tether is waiting for; it keeps waiting. You can close this tab.</p>";
+
+/// The `Host` values the callback answers to: the redirect URI's own, and the two
+/// loopback names for its port. Anything else is a page reaching 127.0.0.1 under a name
+/// of its own (DNS rebinding) and is not this sign-in.
+fn callback_hosts(redirect: &Url, port: u16) -> Vec<String> {
+    let mut names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    names.extend(redirect.host_str().map(str::to_ascii_lowercase));
+    let mut hosts: Vec<String> = names.iter().map(|n| format!("{n}:{port}")).collect();
+    if port == 80 {
+        hosts.extend(names);
+    }
+    hosts
+}
+
+/// Compares a secret in time that does not depend on where the first difference is, so a
+/// local process cannot learn `state` byte by byte from the callback's answers.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// Serves the loopback callback until the returned guard is dropped. Only a request for
+/// this sign-in — the redirect URI's `Host` and this login's `state` — reaches the login;
+/// any other is answered 400 and the login keeps waiting, so a stray request (a web page's
+/// `<img src=…/callback>`, another local process) cannot end it.
 pub(super) async fn listen(
     redirect: &Url,
+    state: String,
 ) -> Result<(mpsc::Receiver<HashMap<String, String>>, ServerGuard), LoginError> {
+    use axum::http::{HeaderMap, StatusCode, header::HOST};
     let port = redirect.port_or_known_default().unwrap_or(80);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -191,19 +220,26 @@ pub(super) async fn listen(
         })?;
     let (tx, rx) = mpsc::channel(4);
     let path = redirect.path().to_string();
+    let hosts = callback_hosts(redirect, port);
     let app = axum::Router::new().route(
         &path,
         axum::routing::get(
-            move |axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
+            move |headers: HeaderMap,
+                  axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
                 let tx = tx.clone();
+                let host_ok = headers
+                    .get(HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .is_some_and(|h| hosts.iter().any(|ok| ok.eq_ignore_ascii_case(h)));
+                let state_ok = q.get("state").is_some_and(|s| same_secret(s, &state));
                 async move {
+                    if !(host_ok && state_ok) {
+                        return (StatusCode::BAD_REQUEST, axum::response::Html(NOT_THIS));
+                    }
                     let ok = q.contains_key("code") && !q.contains_key("error");
                     let _ = tx.send(q).await;
-                    axum::response::Html(if ok {
-                        "<!doctype html><title>tether</title><p>tether: signed in. You can close this tab.</p>"
-                    } else {
-                        "<!doctype html><title>tether</title><p>tether: the sign-in did not complete. Return to tether for the reason.</p>"
-                    })
+                    let page = if ok { SIGNED_IN } else { NOT_COMPLETED };
+                    (StatusCode::OK, axum::response::Html(page))
                 }
             },
         ),
@@ -251,6 +287,19 @@ mod tests {
 
     fn redirect() -> Url {
         Url::parse("http://127.0.0.1:33418/callback").unwrap()
+    }
+
+    #[test]
+    fn the_callback_answers_to_its_own_loopback_host_only() {
+        let hosts = callback_hosts(&redirect(), 33418);
+        assert_eq!(
+            hosts,
+            ["127.0.0.1:33418", "localhost:33418", "127.0.0.1:33418"]
+        );
+        let local = Url::parse("http://LOCALHOST/callback").unwrap();
+        assert!(callback_hosts(&local, 80).contains(&"localhost".to_string()));
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd") && !same_secret("abc", "ab"));
     }
 
     #[test]

@@ -58,6 +58,17 @@ pub enum DiscoveryError {
     Insecure { url: String, tried: Vec<TriedUrl> },
 
     #[error(
+        "'{named_by}' points tether at '{url}', {reason}, so tether did not ask it ({}): report the server's metadata to its operator",
+        tried_list(.tried)
+    )]
+    Unsafe {
+        url: String,
+        named_by: String,
+        reason: String,
+        tried: Vec<TriedUrl>,
+    },
+
+    #[error(
         "the document at '{url}' cannot be used: {reason} ({}): check the URL, or report the server's metadata to its operator",
         tried_list(.tried)
     )]
@@ -78,6 +89,7 @@ impl DiscoveryError {
             | Self::IssuerMismatch { tried, .. }
             | Self::PkceUnsupported { tried, .. }
             | Self::Insecure { tried, .. }
+            | Self::Unsafe { tried, .. }
             | Self::BadDocument { tried, .. } => tried,
         }
     }

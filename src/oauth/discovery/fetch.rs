@@ -82,7 +82,10 @@ pub async fn probe(
         .await;
     match sent {
         Ok(resp) => {
-            record(tried, mcp_url, Some(resp.status().as_u16()), None);
+            // Not followed, even on the same origin: the proxy will not follow it either,
+            // so the note tells the user which URL the server prefers.
+            let note = crate::http::redirect_target(&resp).map(|t| format!("redirected to '{t}'"));
+            record(tried, mcp_url, Some(resp.status().as_u16()), note);
             // The body is dropped unread: a 2xx may be an endless event stream.
             Ok(Probe {
                 status: resp.status(),
@@ -97,44 +100,72 @@ pub async fn probe(
     }
 }
 
-/// GETs a metadata document. Only a 200 from the same origin with a UTF-8 body of at most
-/// [`MAX_METADATA_BYTES`] counts; every outcome is recorded once.
+/// Redirects followed for one metadata document, all on its own origin.
+const MAX_REDIRECTS: usize = 5;
+
+/// GETs a metadata document. Only a 200 with a UTF-8 body of at most
+/// [`MAX_METADATA_BYTES`] counts; every URL asked is recorded once. Redirects are followed
+/// on the same origin only (scheme, host and port): metadata from another origin would
+/// let that origin speak for this one, so such a redirect is not even requested.
 pub async fn get_document(http: &reqwest::Client, url: &Url, tried: &mut Vec<TriedUrl>) -> Fetched {
-    let resp = match http
-        .get(url.clone())
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let reason = describe(&e);
-            record(tried, url, None, Some(reason.clone()));
-            return Fetched::NoAnswer(reason);
+    let mut current = url.clone();
+    for hop in 0..=MAX_REDIRECTS {
+        let resp = match http
+            .get(current.clone())
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = describe(&e);
+                record(tried, &current, None, Some(reason.clone()));
+                return Fetched::NoAnswer(reason);
+            }
+        };
+        let status = resp.status().as_u16();
+        if crate::http::is_redirect(resp.status()) {
+            let Some(next) = crate::http::location(&resp) else {
+                let error = "a redirect without a usable Location; not used".to_string();
+                record(tried, &current, Some(status), Some(error));
+                return Fetched::Miss;
+            };
+            let shown = crate::http::shown(&next);
+            if next.origin() != url.origin() {
+                let error = format!("redirected to another origin ('{shown}'); not followed");
+                record(tried, &current, Some(status), Some(error));
+                return Fetched::Miss;
+            }
+            if hop == MAX_REDIRECTS {
+                let error = format!("more than {MAX_REDIRECTS} redirects; not used");
+                record(tried, &current, Some(status), Some(error));
+                return Fetched::Miss;
+            }
+            record(
+                tried,
+                &current,
+                Some(status),
+                Some(format!("redirected to '{shown}'")),
+            );
+            current = next;
+            continue;
         }
-    };
-    let status = resp.status().as_u16();
-    // The shared client may follow redirects; metadata from another origin would let that
-    // origin speak for this one, so it is not used.
-    if resp.url().origin() != url.origin() {
-        let error = format!("redirected to another origin ({}); not used", resp.url());
-        record(tried, url, Some(status), Some(error));
-        return Fetched::Miss;
-    }
-    if resp.status() != StatusCode::OK {
-        record(tried, url, Some(status), None);
-        return Fetched::Miss;
-    }
-    match read_capped(resp).await {
-        Ok(body) => {
-            record(tried, url, Some(status), None);
-            Fetched::Body(body)
+        if resp.status() != StatusCode::OK {
+            record(tried, &current, Some(status), None);
+            return Fetched::Miss;
         }
-        Err(error) => {
-            record(tried, url, Some(status), Some(error));
-            Fetched::Miss
-        }
+        return match read_capped(resp).await {
+            Ok(body) => {
+                record(tried, &current, Some(status), None);
+                Fetched::Body(body)
+            }
+            Err(error) => {
+                record(tried, &current, Some(status), Some(error));
+                Fetched::Miss
+            }
+        };
     }
+    Fetched::Miss
 }
 
 async fn read_capped(mut resp: reqwest::Response) -> Result<String, String> {
