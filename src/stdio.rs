@@ -191,9 +191,10 @@ async fn post(
     let message = serde_json::from_str::<serde_json::Value>(&line).ok();
     let id = message.as_ref().and_then(|v| v.get("id").cloned());
     if line.len() > limit {
-        report(
+        report_as(
             out,
             id,
+            INVALID_REQUEST,
             &format!(
                 "tether stdio: this message is {} bytes, over the local proxy's limit of {limit} bytes; not sent (raise [proxy] max_body_bytes in config.toml if it is meant to be this large)",
                 line.len()
@@ -334,9 +335,21 @@ fn emit(out: &mpsc::UnboundedSender<String>, session: &Mutex<Session>, data: &st
 
 /// A JSON-RPC error for a request the bridge could not deliver (nothing for notifications).
 fn report(out: &mpsc::UnboundedSender<String>, id: Option<serde_json::Value>, message: &str) {
+    report_as(out, id, crate::proxy::codes::UNREACHABLE.code, message);
+}
+
+/// JSON-RPC's own "invalid request": a message the bridge will not send at all.
+const INVALID_REQUEST: i64 = -32600;
+
+fn report_as(
+    out: &mpsc::UnboundedSender<String>,
+    id: Option<serde_json::Value>,
+    code: i64,
+    message: &str,
+) {
     crate::say_err!("{message}");
     if let Some(id) = id {
-        let error = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32002, "message": message}});
+        let error = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
         let _ = out.send(error.to_string());
     }
 }

@@ -976,3 +976,42 @@ async fn every_kind_of_http_client_is_served_and_ambiguity_refused() {
     assert!(sim.stats().totals.mcp_requests >= 6);
     serve.stop();
 }
+
+/// The README's table of JSON-RPC error codes is the one in the code, row for row.
+#[test]
+fn the_documented_error_codes_are_the_ones_answered() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let rows: Vec<&str> = readme
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("| -320"))
+        .collect();
+    assert_eq!(rows.len(), tether::proxy::codes::ALL.len(), "{rows:#?}");
+    for code in tether::proxy::codes::ALL {
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&format!("| {} |", code.code)))
+            .unwrap_or_else(|| panic!("README has no row for {}", code.code));
+        assert!(row.contains(code.meaning), "{row} ≠ {}", code.meaning);
+    }
+}
+
+/// An authorization server that cannot be reached is not an authentication problem: a
+/// call whose token needs a refresh the server cannot give gets -32002, as documented.
+#[tokio::test]
+async fn an_unreachable_authorization_server_is_answered_as_unreachable() {
+    // An hour lasts a second here: the token is soon expired.
+    let (home, sim) = common::signed_in_at("generic", "3600");
+    let secret = secret_for(&home, "generic", "cursor");
+    sim.faults(serde_json::json!({"fail_token_calls": 1000}));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let body: Value = rpc(&url, list_tools()).await.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32002, "{body}");
+    assert_eq!(
+        body["error"]["data"]["diagnosis"], "upstream_unreachable",
+        "{body}"
+    );
+}

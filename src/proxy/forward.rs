@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use serde_json::{Value, json};
 
+use super::codes;
 use super::upstream::{Call, Payload, Target, UpstreamError, UpstreamResponse, passes_downstream};
 use super::{Answer, Proxy, Reply};
 use crate::diagnosis::explain;
@@ -24,9 +25,9 @@ use crate::vault::{Auth, Connection, DiagnosisCode, MAX_STEP_UPS};
 
 /// JSON-RPC error codes tether answers with (implementation-defined range; the table is
 /// in README.md).
-const AUTH_ERROR: i64 = -32001;
-const UPSTREAM_ERROR: i64 = -32002;
-const UPSTREAM_TIMEOUT: i64 = -32003;
+const AUTH_ERROR: i64 = codes::AUTH.code;
+const UPSTREAM_ERROR: i64 = codes::UNREACHABLE.code;
+const UPSTREAM_TIMEOUT: i64 = codes::TIMEOUT.code;
 
 /// Forwards one call whose body has been read whole, and counts it for its client.
 pub async fn forward(
@@ -393,7 +394,7 @@ fn auth_failure(name: &str, error: &AuthError, parts: &Parts, body: &Bytes) -> A
     });
     rpc_error(
         StatusCode::SERVICE_UNAVAILABLE,
-        AUTH_ERROR,
+        codes::for_diagnosis(code).code,
         message,
         data,
         parts,

@@ -8,6 +8,7 @@
 //! `/healthz`, `/metrics` and anything else by an axum router. Every request passes the
 //! Host/Origin guard before anything else.
 
+pub mod codes;
 mod drain;
 mod forward;
 mod framing;
