@@ -488,7 +488,9 @@ async fn slow_upstream() -> u16 {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         return;
                     }
-                    if text.contains("\"stream\"") {
+                    // The stream of server messages (GET) and a streamed tool answer alike
+                    // stay quiet for 3 s before their event.
+                    if text.starts_with("GET") || text.contains("\"stream\"") {
                         let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
                         let _ = tcp.write_all(head.as_bytes()).await;
                         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -539,6 +541,16 @@ async fn a_slow_tool_is_waited_for_and_a_slow_list_is_not_called_unreachable() {
         let text = res.text().await.unwrap();
         assert!(text.contains("done after 3 s"), "{name}: {text}");
     }
+    // The GET stream of server messages is quiet between notifications: not cut either.
+    let stream = http()
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let text = stream.text().await.unwrap();
+    assert!(text.contains("done after 3 s"), "GET stream: {text}");
     let answer: Value = rpc(list_tools()).await.unwrap().json().await.unwrap();
     let message = answer["error"]["message"].as_str().unwrap_or_default();
     assert!(!message.contains("unreachable"), "{answer}");

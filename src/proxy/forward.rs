@@ -255,8 +255,15 @@ async fn forward_buffered(
     }
 }
 
-/// Whether a request is a `tools/call` — which the client waits on for as long as the
-/// tool works — by its `Mcp-Method` header (2026-07-28), else by its body.
+/// Whether the client waits on a request for as long as the upstream works: a `tools/call`,
+/// or the GET stream of server messages (quiet by nature between notifications). Neither
+/// is cut while the client waits; anything else is bounded by `upstream_timeout_secs`.
+fn waited_on(parts: &Parts, body: &[u8]) -> bool {
+    parts.method == Method::GET || calls_a_tool(parts, body)
+}
+
+/// Whether a request is a `tools/call`, by its `Mcp-Method` header (2026-07-28), else by
+/// its body.
 fn calls_a_tool(parts: &Parts, body: &[u8]) -> bool {
     const TOOLS_CALL: &str = "tools/call";
     if let Some(method) = parts.headers.get("mcp-method") {
@@ -295,7 +302,7 @@ async fn send(
         body,
         credential,
         at,
-        bounded: !calls_a_tool(parts, body),
+        bounded: !waited_on(parts, body),
     };
     proxy.upstream.send(target, &call).await
 }
@@ -535,5 +542,7 @@ mod tests {
             br#"{"method":"tools/call"}"#
         ));
         assert!(!calls_a_tool(&parts(Method::GET, None), b""));
+        assert!(waited_on(&parts(Method::GET, None), b""));
+        assert!(!waited_on(&post, br#"{"method":"tools/list"}"#));
     }
 }
