@@ -144,25 +144,15 @@ fn doctor_fails_the_proxy_check_when_an_impostor_holds_the_port() {
 fn stdio_sends_an_impostor_nothing_and_serves_its_session_itself() {
     let (home, _sim) = common::signed_in("generic");
     let squatter = Squatter::start();
-    let mut child = home
-        .cmd()
-        .args(["stdio", "generic", "--client", "desktop"])
-        .env("TETHER_BIND", &squatter.addr)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for line in [
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#,
+    let out = common::stdio_session(
+        &home,
+        "generic",
+        &squatter.addr,
+        &[
+            common::STDIO_INITIALIZE,
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
-        ] {
-            writeln!(stdin, "{line}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

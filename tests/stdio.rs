@@ -4,28 +4,18 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
-
 use serde_json::Value;
 
 /// Runs a whole session through `tether stdio generic` with the proxy address `bind`:
 /// initialize, tools/list, a streaming call, then EOF. Checks every answer and the
 /// progress notifications; returns the bridge's stderr.
 fn whole_session(home: &common::Home, sim: &common::Sim, bind: &str) -> String {
-    let mut child = home
-        .cmd()
-        .args(["stdio", "generic", "--client", "desktop"])
-        .env("TETHER_BIND", bind)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for line in [
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#,
+    let out = common::stdio_session(
+        home,
+        "generic",
+        bind,
+        &[
+            common::STDIO_INITIALIZE,
             r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
             r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"progress","arguments":{"steps":3},"_meta":{"progressToken":"p"}}}"#,
@@ -33,11 +23,8 @@ fn whole_session(home: &common::Home, sim: &common::Sim, bind: &str) -> String {
             // The simulator advertises `logging`; the MCP Inspector sets a level first.
             r#"{"jsonrpc":"2.0","id":5,"method":"logging/setLevel","params":{"level":"warning"}}"#,
             r#"{"jsonrpc":"2.0","id":6,"method":"logging/setLevel","params":{"level":"loud"}}"#,
-        ] {
-            writeln!(stdin, "{line}").unwrap();
-        }
-    } // EOF ends the session
-    let out = child.wait_with_output().unwrap();
+        ],
+    );
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let messages: Vec<Value> = stdout
@@ -132,26 +119,18 @@ fn a_message_over_the_limit_is_refused_in_words_and_never_shows_the_secret() {
     let bind = serve.base.trim_start_matches("http://").to_string();
     let secret = common::secret_for(&home, "generic", "desktop");
     let big = "x".repeat(8 * 1024);
-    let mut child = home
-        .cmd()
-        .args(["stdio", "generic", "--client", "desktop"])
-        .env("TETHER_BIND", &bind)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for line in [
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#.to_string(),
-            format!(r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{big}"}}}}}}"#),
+    let out = common::stdio_session(
+        &home,
+        "generic",
+        &bind,
+        &[
+            common::STDIO_INITIALIZE.to_string(),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{big}"}}}}}}"#
+            ),
             r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#.to_string(),
-        ] {
-            writeln!(stdin, "{line}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     for text in [&stdout, &stderr] {

@@ -16,7 +16,9 @@ use hyper::body::{Body as _, Incoming};
 use serde_json::{Value, json};
 
 use super::codes;
-use super::upstream::{Call, Payload, Target, UpstreamError, UpstreamResponse, passes_downstream};
+use super::upstream::{
+    Call, Patience, Payload, Target, UpstreamError, UpstreamResponse, passes_downstream,
+};
 use super::{Answer, Proxy, Reply};
 use crate::diagnosis::explain;
 use crate::oauth::refresh::{AuthError, Current, Trigger};
@@ -255,11 +257,17 @@ async fn forward_buffered(
     }
 }
 
-/// Whether the client waits on a request for as long as the upstream works: a `tools/call`,
-/// or the GET stream of server messages (quiet by nature between notifications). Neither
-/// is cut while the client waits; anything else is bounded by `upstream_timeout_secs`.
-fn waited_on(parts: &Parts, body: &[u8]) -> bool {
-    parts.method == Method::GET || calls_a_tool(parts, body)
+/// How long a request's answer is waited for: a `tools/call` as long as its client waits;
+/// the GET stream of server messages must begin in time, then may stay quiet (it is, between
+/// notifications); anything else is bounded by `upstream_timeout_secs`.
+fn patience(parts: &Parts, body: &[u8]) -> Patience {
+    if parts.method == Method::GET {
+        Patience::HeadOnly
+    } else if calls_a_tool(parts, body) {
+        Patience::Unbounded
+    } else {
+        Patience::Bounded
+    }
 }
 
 /// Whether a request is a `tools/call`, by its `Mcp-Method` header (2026-07-28), else by
@@ -302,7 +310,7 @@ async fn send(
         body,
         credential,
         at,
-        bounded: !waited_on(parts, body),
+        patience: patience(parts, body),
     };
     proxy.upstream.send(target, &call).await
 }
@@ -542,7 +550,14 @@ mod tests {
             br#"{"method":"tools/call"}"#
         ));
         assert!(!calls_a_tool(&parts(Method::GET, None), b""));
-        assert!(waited_on(&parts(Method::GET, None), b""));
-        assert!(!waited_on(&post, br#"{"method":"tools/list"}"#));
+        assert_eq!(patience(&parts(Method::GET, None), b""), Patience::HeadOnly);
+        assert_eq!(
+            patience(&post, br#"{"method":"tools/list"}"#),
+            Patience::Bounded
+        );
+        assert_eq!(
+            patience(&post, br#"{"method":"tools/call"}"#),
+            Patience::Unbounded
+        );
     }
 }

@@ -91,9 +91,20 @@ pub struct Call<'a> {
     pub credential: Option<&'a CredentialHeader>,
     /// When the client's call arrived (the answer's timeout counts from it).
     pub at: Instant,
-    /// Whether the answer is waited for at most `upstream_timeout_secs`: every request
-    /// but a tool call.
-    pub bounded: bool,
+    /// How long the answer is waited for.
+    pub patience: Patience,
+}
+
+/// How long an upstream's answer is waited for, by what the client is waiting on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// Its beginning within `upstream_timeout_secs`, and no silence longer than that.
+    Bounded,
+    /// Its beginning within `upstream_timeout_secs`, then silence as long as the client
+    /// waits: a stream of server messages is quiet between notifications.
+    HeadOnly,
+    /// As long as the client waits: a tool may work for many minutes.
+    Unbounded,
 }
 
 /// An upstream answer.
@@ -289,15 +300,13 @@ impl Upstream {
         Ok(target)
     }
 
-    /// Sends one call to `target`. A bounded call's answer must begin within the timeout,
-    /// and its body may not fall silent for longer; any other is waited for as long as its
-    /// client waits.
+    /// Sends one call to `target`, waiting for its answer as `call.patience` says.
     pub async fn send(
         &self,
         target: &Target,
         call: &Call<'_>,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        if !call.bounded {
+        if call.patience == Patience::Unbounded {
             let answer = self.exchange(target, call).await?;
             return Ok(answer.map(|body| IdleTimeout::new(body, None)));
         }
@@ -305,7 +314,8 @@ impl Upstream {
         let answer = tokio::time::timeout_at(deadline, self.exchange(target, call))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout.as_secs()))??;
-        Ok(answer.map(|body| IdleTimeout::new(body, Some(self.timeout))))
+        let silence = (call.patience == Patience::Bounded).then_some(self.timeout);
+        Ok(answer.map(|body| IdleTimeout::new(body, silence)))
     }
 
     async fn exchange(

@@ -284,6 +284,32 @@ impl Drop for Serve {
     }
 }
 
+/// The JSON-RPC `initialize` line a stdio client sends first.
+pub const STDIO_INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#;
+
+/// Runs `tether stdio NAME --client desktop` with the proxy address `bind` as a
+/// command-launching client does: `lines` on its stdin, then end of input; returns what it
+/// printed and how it ended.
+pub fn stdio_session<L: AsRef<str>>(home: &Home, name: &str, bind: &str, lines: &[L]) -> Output {
+    use std::io::Write;
+    let mut child = home
+        .cmd()
+        .args(["stdio", name, "--client", "desktop"])
+        .env("TETHER_BIND", bind)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for line in lines {
+            writeln!(stdin, "{}", line.as_ref()).unwrap();
+        }
+    } // EOF ends the session
+    child.wait_with_output().unwrap()
+}
+
 /// The secret of `client`'s endpoint for connection `name` (created on first use).
 pub fn secret_for(home: &Home, name: &str, client: &str) -> String {
     let out = home.run(&["url", name, "--client", client]).ok().stdout;
