@@ -454,12 +454,12 @@ async fn probe(
 /// A 401 is met as the proxy meets it: one forced refresh, and the call once more.
 async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection) -> Vec<Finding> {
     let name = c.name.as_str();
-    let manager = TokenManager::new(
+    let manager = Arc::new(TokenManager::new(
         c,
         vault.clone(),
         http.clone(),
         Arc::new(tokio::sync::Notify::new()),
-    );
+    ));
     let token_failed = |e: AuthError| {
         let mut f = Finding::new(name, "token", Status::Fail, e.to_string());
         if let Some(code) = e.diagnosis() {

@@ -12,7 +12,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,14 @@ use axum::http::{HeaderName, HeaderValue, header};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use url::Url;
+
+mod behind;
+mod history;
+
+pub use behind::EXPIRED_WAIT;
+
+use history::evidence_for;
+pub use history::{eviction_event, mark_needs_reauth, record, record_key_rejected};
 
 use super::token::{self, ClientAuth, TokenError, TokenResponse};
 use super::watermark;
@@ -114,6 +122,11 @@ impl Current {
         }
     }
 
+    /// Not expired yet (a token without expiry never is).
+    pub fn is_valid(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|exp| now < exp)
+    }
+
     fn of(connection: &Connection) -> Option<Self> {
         match &connection.auth {
             Auth::None => Some(Self::forever(Credential::None, connection)),
@@ -173,6 +186,10 @@ pub enum AuthError {
         "'{name}' cannot refresh right now ({detail}); tether keeps the refresh token and retries"
     )]
     Unavailable { name: String, detail: String },
+    #[error(
+        "'{name}': its token expired and the refresh started for it is still running after {waited_secs} s (the authorization server is slow to answer); tether keeps the refresh token — try again shortly"
+    )]
+    StillRefreshing { name: String, waited_secs: u64 },
     #[error("{0}")]
     Vault(String),
 }
@@ -187,7 +204,9 @@ impl AuthError {
     pub fn diagnosis(&self) -> Option<DiagnosisCode> {
         match self {
             AuthError::NeedsReauth { diagnosis, .. } => Some(*diagnosis),
-            AuthError::Unavailable { .. } => Some(DiagnosisCode::UpstreamUnreachable),
+            AuthError::Unavailable { .. } | AuthError::StillRefreshing { .. } => {
+                Some(DiagnosisCode::UpstreamUnreachable)
+            }
             _ => None,
         }
     }
@@ -200,6 +219,8 @@ pub struct TokenManager {
     lock_file: PathBuf,
     current: ArcSwapOption<Current>,
     flight: tokio::sync::Mutex<Option<RecentFailure>>,
+    /// A background refresh started by a call (see `behind`) is running.
+    behind: AtomicBool,
     /// Consecutive transient failures, for backoff.
     failures: AtomicU32,
     /// When the last transient failure happened, and the server's `Retry-After`.
@@ -241,6 +262,7 @@ impl TokenManager {
             lock_file,
             current: ArcSwapOption::from(Current::of(connection).map(Arc::new)),
             flight: tokio::sync::Mutex::new(None),
+            behind: AtomicBool::new(false),
             failures: AtomicU32::new(0),
             last_transient: std::sync::Mutex::new(None),
             changed,
@@ -272,16 +294,22 @@ impl TokenManager {
         }
     }
 
-    /// The credential for an upstream request: the hot path when the token is valid.
-    pub async fn credential(&self) -> Result<Arc<Current>, AuthError> {
+    /// The credential for an upstream request: the hot path when the token is valid. A
+    /// valid token due for refresh is returned at once, the refresh running behind it.
+    pub async fn credential(self: &Arc<Self>) -> Result<Arc<Current>, AuthError> {
+        let now = Utc::now();
         let seen = match self.current.load_full() {
-            Some(c) if c.expires_at.is_none() || c.is_fresh(Utc::now()) => return Ok(c),
+            Some(c) if c.expires_at.is_none() || c.is_fresh(now) => return Ok(c),
+            Some(c) if c.is_valid(now) => {
+                self.refresh_behind(c.generation);
+                return Ok(c);
+            }
             Some(c) => Some(c.generation),
             None => None,
         };
         // Boxed: the refresh's state is large and rarely needed, and every proxied call
         // awaits this.
-        Box::pin(self.refresh(Trigger::Expired { seen })).await
+        Box::pin(self.refresh_for_expired(seen)).await
     }
 
     /// Consecutive transient failures so far (0 when healthy), for backoff.
@@ -758,145 +786,6 @@ pub fn refresh_hash(token: &Secret) -> [u8; 8] {
     let mut out = [0u8; 8];
     out.copy_from_slice(&digest[..8]);
     out
-}
-
-pub fn mark_needs_reauth(
-    c: &mut Connection,
-    diagnosis: DiagnosisCode,
-    detail: &str,
-    evidence: Vec<Evidence>,
-    now: DateTime<Utc>,
-) {
-    let already =
-        matches!(&c.state, ConnectionState::NeedsReauth { diagnosis: d, .. } if *d == diagnosis);
-    c.state = ConnectionState::NeedsReauth {
-        diagnosis,
-        detail: detail.to_string(),
-    };
-    if !already {
-        let mut event = Event::new(
-            now,
-            EventKind::StateChanged,
-            format!("needs re-authorization: {detail}"),
-        );
-        event.diagnosis = Some(diagnosis);
-        event.evidence = evidence;
-        c.record(event);
-    }
-}
-
-fn evidence_for(error: &TokenError, client_id: &str, generation: u64) -> Vec<Evidence> {
-    let mut lines = Vec::new();
-    if let Some(status) = error.status() {
-        lines.push(Evidence::new("status", status.to_string()));
-    }
-    if let TokenError::OAuth { body, .. } = error {
-        lines.push(Evidence::new("error", body.error.clone()));
-        if let Some(d) = &body.error_description {
-            lines.push(Evidence::new("error_description", d.clone()));
-        }
-    }
-    let url = match error {
-        TokenError::OAuth { url, .. }
-        | TokenError::Http { url, .. }
-        | TokenError::Network { url, .. }
-        | TokenError::BadResponse { url, .. } => url.clone(),
-    };
-    lines.push(Evidence::new("url", url));
-    if let TokenError::Network { reason, .. } = error {
-        lines.push(Evidence::new("network", reason.clone()));
-    }
-    lines.push(Evidence::new("client", mask(client_id)));
-    lines.push(Evidence::new("generation", generation.to_string()));
-    lines
-}
-
-impl Current {
-    /// Whether this token, refused now, was revoked early (a per-user token cap,
-    /// typically) rather than merely expired: it had over a quarter of its lifetime left.
-    pub fn revoked_early(&self) -> bool {
-        let Some(expires) = self.expires_at else {
-            return true;
-        };
-        let life = expires - self.obtained_at;
-        expires - Utc::now() > life / 4
-    }
-}
-
-/// The history entry for `rejected`, refused by the upstream (401) while it should have
-/// been good, and replaced by a refresh.
-pub fn eviction_event(rejected: &Current, description: Option<&str>) -> Event {
-    let left = rejected
-        .expires_at
-        .map(|at| crate::view::duration((at - Utc::now()).num_seconds().max(0)))
-        .unwrap_or_else(|| "no expiry".to_string());
-    let mut evidence = vec![
-        Evidence::new("status", "401 invalid_token"),
-        Evidence::new("generation", rejected.generation.to_string()),
-        Evidence::new("time left", left.clone()),
-    ];
-    if let Some(d) = description {
-        evidence.push(Evidence::new("error_description", token::printable(d, 200)));
-    }
-    let mut event = Event::new(
-        Utc::now(),
-        EventKind::Rejected,
-        format!("the upstream revoked the access token early ({left} left); refreshed"),
-    );
-    event.diagnosis = Some(DiagnosisCode::TokenEvicted);
-    event.evidence = evidence;
-    event
-}
-
-/// The upstream refused an API-key connection's key (401): said once in its history (not
-/// again while the last entry already says so, within a minute), so `tether status`, the
-/// TUI and `tether doctor`'s evidence show it.
-pub async fn record_key_rejected(vault: &Vault, name: &str) {
-    let name = name.to_string();
-    let recorded = vault
-        .transact_async(move |store: &mut Store| {
-            let Some(c) = store.get_mut(&name) else {
-                return Ok::<_, VaultError>(());
-            };
-            let now = Utc::now();
-            let said = c.history.last().is_some_and(|e| {
-                e.kind == EventKind::Rejected
-                    && e.diagnosis == Some(DiagnosisCode::TokenEvicted)
-                    && now - e.at < chrono::Duration::minutes(1)
-            });
-            if !said {
-                let mut event = Event::new(
-                    now,
-                    EventKind::Rejected,
-                    "the upstream rejected the API key (401): replace it (tether remove, then tether add --api-key-env)".to_string(),
-                );
-                event.diagnosis = Some(DiagnosisCode::TokenEvicted);
-                event.evidence = vec![Evidence::new("status", "401")];
-                c.record(event);
-            }
-            Ok(())
-        })
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!("an event could not be recorded in the vault: {e}");
-    }
-}
-
-/// Adds `event` to the history of connection `name` (a connection removed meanwhile is
-/// left alone; a vault that cannot be written is said in the log).
-pub async fn record(vault: &Vault, name: &str, event: Event) {
-    let name = name.to_string();
-    let recorded = vault
-        .transact_async(move |store: &mut Store| {
-            if let Some(c) = store.get_mut(&name) {
-                c.record(event);
-            }
-            Ok::<_, VaultError>(())
-        })
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!("an event could not be recorded in the vault: {e}");
-    }
 }
 
 #[cfg(test)]
