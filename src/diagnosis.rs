@@ -57,10 +57,11 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
     match code {
         InvalidGrantReused => e(
             "needs re-authorization — the refresh token was already used",
-            "The authorization server rejected a refresh token that tether had already spent once. \
-             Servers that rotate refresh tokens treat reuse as theft and revoke the whole grant. \
-             Something presented an old copy of tether's token: a restored backup, or another \
-             program reading tether's vault.",
+            "The vault holds a refresh token tether had already spent once: an old copy (a vault \
+             restored from a backup) or something that replayed tether's token. tether does not \
+             send a token it knows is spent — servers that rotate refresh tokens treat reuse as \
+             theft and revoke the whole grant — and when the server itself refuses one as reused, \
+             this is the diagnosis too.",
             "Re-authorize; then find what else uses this login.",
             Some('l'),
             Some("tether login {name}"),

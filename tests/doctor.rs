@@ -300,3 +300,55 @@ fn each_provider_quirk_reads_as_its_diagnosis() {
     assert_eq!(state["status"], "ok");
     assert_eq!(find(&all, "atlassian", "upstream")["status"], "ok");
 }
+
+/// A vault restored from a backup holds a refresh token tether already spent: tether says
+/// so and asks for a sign-in without sending it — sending it would make a server that
+/// detects reuse revoke the whole grant.
+#[test]
+fn a_restored_vault_never_sends_a_spent_refresh_token() {
+    let (home, sim) = signed_in("linear");
+    let backup = std::fs::read(home.vault_file()).unwrap();
+    home.run(&["refresh", "linear"]).ok();
+    home.run(&["refresh", "linear"]).ok();
+    std::fs::write(home.vault_file(), &backup).unwrap();
+    let before = sim.stats()["totals"].clone();
+    let out = home.run(&["refresh", "linear"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("tether login linear"), "{}", out.stderr);
+    let after = sim.stats()["totals"].clone();
+    assert_eq!(
+        (after["token_calls"].clone(), after["refresh_calls"].clone()),
+        (
+            before["token_calls"].clone(),
+            before["refresh_calls"].clone()
+        ),
+        "a token request was sent"
+    );
+    assert_eq!(after["invalid_grant_responses"], 0);
+    let status: Value =
+        serde_json::from_str(&home.run(&["status", "linear", "--json"]).ok().stdout).unwrap();
+    assert_eq!(status["state"], "needs-reauth");
+    assert_eq!(status["diagnosis"], "invalid_grant.reused");
+    let event = status["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(event["diagnosis"], "invalid_grant.reused");
+    let evidence = event["evidence"].to_string();
+    for shown in ["high-water mark", "vault generation", "3", "1"] {
+        assert!(evidence.contains(shown), "{shown} missing: {evidence}");
+    }
+    assert!(!out.stderr.contains("lin_rt_") && !evidence.contains("lin_rt_"));
+    // The sign-in it asks for heals it.
+    Run::of(
+        home.cmd()
+            .args(["login", "linear", "--timeout", "20"])
+            .env("BROWSER", common::browser())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    home.run(&["refresh", "linear"]).ok();
+}

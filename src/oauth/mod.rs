@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod discovery;
 pub mod refresh;
 pub mod registration;
+pub mod spent;
 pub mod token;
 pub mod watermark;
 pub mod www_authenticate;

@@ -20,20 +20,21 @@ use arc_swap::ArcSwapOption;
 use axum::http::{HeaderName, HeaderValue, header};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use url::Url;
 
 mod behind;
 mod history;
+mod plan;
 
 pub use behind::EXPIRED_WAIT;
 
 use history::evidence_for;
 pub use history::{eviction_event, mark_needs_reauth, record, record_key_rejected};
+use plan::{Plan, plan_for, refresh_params};
 
-use super::token::{self, ClientAuth, TokenError, TokenResponse};
+use super::token::{self, TokenError, TokenResponse};
 use super::watermark;
 use crate::diagnosis::{RefreshFailure, classify_refresh};
-use crate::secret::{Secret, mask};
+use crate::secret::Secret;
 use crate::vault::{
     Auth, Connection, ConnectionState, DiagnosisCode, Event, EventKind, Evidence, RefreshJournal,
     RegistrationStatus, Store, TokenSet, Vault, VaultError,
@@ -235,18 +236,6 @@ struct RecentFailure {
     error: AuthError,
 }
 
-/// The inputs of one refresh, read under the refresh lock.
-struct Plan {
-    generation: u64,
-    refresh_token: Secret,
-    auth: ClientAuth,
-    token_endpoint: Url,
-    resource: Option<String>,
-    suspect: bool,
-    /// The refresh token about to be sent was already spent once (an old copy).
-    spent: bool,
-}
-
 impl TokenManager {
     pub fn new(
         connection: &Connection,
@@ -438,8 +427,8 @@ impl TokenManager {
                     .ok_or_else(|| AuthError::NotFound(name.clone()))?;
                 let plan = match plan_for(c, mark.as_ref()) {
                     Ok(plan) => plan,
-                    Err((code, detail)) => {
-                        mark_needs_reauth(c, code, &detail, Vec::new(), now);
+                    Err((code, detail, evidence)) => {
+                        mark_needs_reauth(c, code, &detail, evidence, now);
                         return Ok(Err(AuthError::NeedsReauth {
                             name: name.clone(),
                             diagnosis: code,
@@ -676,75 +665,6 @@ fn refusal_without_asking(connection: &Connection, trigger: Trigger) -> Option<A
         (ConnectionState::NeedsLogin, _) => Some(AuthError::NeedsLogin(name)),
         _ => None,
     }
-}
-
-/// What a refresh of this connection needs, or the diagnosis that forbids one.
-fn plan_for(
-    c: &Connection,
-    mark: Option<&watermark::Watermark>,
-) -> Result<Plan, (DiagnosisCode, String)> {
-    let Auth::OAuth { discovery, .. } = &c.auth else {
-        return Err((
-            DiagnosisCode::InvalidGrantExpiredOrRevoked,
-            "this connection does not use OAuth".to_string(),
-        ));
-    };
-    let token = c.token.as_ref().ok_or((
-        DiagnosisCode::InvalidGrantExpiredOrRevoked,
-        "no token stored; log in first".to_string(),
-    ))?;
-    let refresh_token = token.refresh_token.clone().ok_or((
-        DiagnosisCode::NoRefreshToken,
-        "the token expired and the server issued no refresh token".to_string(),
-    ))?;
-    // Drift check before sending a doomed request: the token's own client must be held.
-    let client = c
-        .clients
-        .iter()
-        .find(|r| r.client_id == token.client_id)
-        .ok_or((
-            DiagnosisCode::ClientMismatch,
-            format!(
-                "the token was issued to client {}, which tether does not hold",
-                mask(&token.client_id)
-            ),
-        ))?;
-    let discovery = discovery.as_ref().ok_or((
-        DiagnosisCode::DiscoveryFailed,
-        "no authorization server metadata stored; log in again".to_string(),
-    ))?;
-    let token_endpoint = token_endpoint(&discovery.as_metadata).ok_or((
-        DiagnosisCode::DiscoveryFailed,
-        "the stored authorization server metadata has no token_endpoint".to_string(),
-    ))?;
-    let hash = refresh_hash(&refresh_token);
-    let spent = token.used_refresh_hashes.contains(&hash)
-        || mark.is_some_and(|m| m.shows_reuse(token.generation, &hash));
-    Ok(Plan {
-        spent,
-        generation: token.generation,
-        refresh_token,
-        auth: ClientAuth::of(client),
-        token_endpoint,
-        resource: Some(discovery.resource.clone()),
-        suspect: false,
-    })
-}
-
-fn token_endpoint(as_metadata: &str) -> Option<Url> {
-    let doc: serde_json::Value = serde_json::from_str(as_metadata).ok()?;
-    Url::parse(doc.get("token_endpoint")?.as_str()?).ok()
-}
-
-fn refresh_params(plan: &Plan) -> Vec<(&str, &str)> {
-    let mut params = vec![
-        ("grant_type", "refresh_token"),
-        ("refresh_token", plan.refresh_token.expose()),
-    ];
-    if let Some(resource) = &plan.resource {
-        params.push(("resource", resource));
-    }
-    params
 }
 
 /// The next token set: generation + 1; a refresh token that did not come back is kept;
