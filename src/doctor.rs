@@ -457,7 +457,7 @@ async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection
     let manager = Arc::new(TokenManager::new(
         c,
         vault.clone(),
-        http.clone(),
+        crate::http::token_client(),
         Arc::new(tokio::sync::Notify::new()),
     ));
     let token_failed = |e: AuthError| {

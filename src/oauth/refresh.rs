@@ -24,14 +24,15 @@ use sha2::{Digest, Sha256};
 mod behind;
 mod history;
 mod plan;
+mod retry;
 
 pub use behind::EXPIRED_WAIT;
 
 use history::evidence_for;
 pub use history::{eviction_event, mark_needs_reauth, record, record_key_rejected};
-use plan::{Plan, plan_for, refresh_params};
+use plan::{Plan, plan_for};
 
-use super::token::{self, TokenError, TokenResponse};
+use super::token::{TokenError, TokenResponse};
 use super::watermark;
 use crate::diagnosis::{RefreshFailure, classify_refresh};
 use crate::secret::Secret;
@@ -216,7 +217,7 @@ impl AuthError {
 pub struct TokenManager {
     name: String,
     vault: Vault,
-    http: reqwest::Client,
+    http: crate::http::TokenClient,
     lock_file: PathBuf,
     current: ArcSwapOption<Current>,
     flight: tokio::sync::Mutex<Option<RecentFailure>>,
@@ -240,7 +241,7 @@ impl TokenManager {
     pub fn new(
         connection: &Connection,
         vault: Vault,
-        http: reqwest::Client,
+        http: crate::http::TokenClient,
         changed: Arc<tokio::sync::Notify>,
     ) -> Self {
         let lock_file = lock_file(&vault, connection.name.as_str());
@@ -379,18 +380,12 @@ impl TokenManager {
             return Ok(current);
         }
         let mark = watermark::read(watermark::path(&self.lock_file)).await;
-        let plan = match self.begin(mark).await? {
+        let mut plan = match self.begin(mark).await? {
             Ok(plan) => plan,
             Err(refusal) => return Err(refusal),
         };
         let started = Instant::now();
-        let result = token::request(
-            &self.http,
-            &plan.token_endpoint,
-            &plan.auth,
-            &refresh_params(&plan),
-        )
-        .await;
+        let result = retry::request(&self.http, &mut plan).await;
         let latency = started.elapsed();
         match result {
             Ok(response) => self.store_success(&plan, response, latency).await,
