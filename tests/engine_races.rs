@@ -203,3 +203,94 @@ async fn calls_go_on_with_a_valid_token_while_its_refresh_hangs() {
     common::assert_no_tokens(&serve.stop());
     sim.shutdown().await;
 }
+
+/// `tether list --json`'s row for `name`.
+fn listed(home: &Home, name: &str) -> Value {
+    let list: Value = serde_json::from_str(&home.run(&["list", "--json"]).ok().stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["name"] == name)
+        .cloned()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_hung_past_expiry_shows_as_such_everywhere() {
+    // One-hour tokens live 4 s.
+    let (sim, home) = common::signed_in_here(Profile::Generic, 900.0).await;
+    let secret = secret_for(&home, "generic", "waiting");
+    let serve = Serve::start_env(&home, &[("TETHER_HTTP_TIMEOUT_SECS", "300")]);
+    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    let http = reqwest::Client::new();
+    sim.set_faults(FaultPlan {
+        freeze_token_calls: true,
+        ..FaultPlan::default()
+    });
+    // `tether list`, another process, sees the refresh running past the token's expiry.
+    let safety = Instant::now() + Duration::from_secs(120);
+    let row = loop {
+        let row = listed(&home, "generic");
+        if row["refreshing_seconds"].is_i64() {
+            break row;
+        }
+        assert_eq!(row["state"], "healthy", "{row}");
+        assert!(Instant::now() < safety, "never shown as refreshing: {row}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(row["state"], "degraded", "{row}");
+    assert!(row["expires_in_seconds"].as_i64().unwrap() <= 0, "{row}");
+    let status = home.run(&["status", "generic"]).ok().stdout;
+    assert!(status.contains("degraded"), "{status}");
+    assert!(status.contains("refreshing for"), "{status}");
+    let detail: Value =
+        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    assert!(
+        detail["state_detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("refreshing for")),
+        "{detail}"
+    );
+    // The proxy's metrics say so too.
+    let metrics = http
+        .get(format!("{}/metrics", serve.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tether_refresh_in_flight_seconds{connection=\"generic\"}"),
+        "{metrics}"
+    );
+    // A call with the expired token waits a bounded time, then hears why.
+    let res = tokio::time::timeout(
+        Duration::from_secs(60),
+        http.post(&endpoint)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}))
+            .send(),
+    )
+    .await
+    .expect("the call hung")
+    .unwrap();
+    let body: Value = res.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("still running"), "{body}");
+    // Released, the refresh completes and the connection is healthy again.
+    sim.set_faults(FaultPlan::default());
+    loop {
+        let row = listed(&home, "generic");
+        if row["state"] == "healthy" && row["refreshing_seconds"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < safety, "never healthy again: {row}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(call(&http, &endpoint).await);
+    common::assert_no_tokens(&serve.stop());
+    sim.shutdown().await;
+}

@@ -136,7 +136,10 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         .map(|r| {
             [
                 r.name.clone(),
-                r.state.to_string(),
+                match r.refreshing_seconds {
+                    Some(secs) => format!("{} (refreshing {secs}s)", r.state),
+                    None => r.state.to_string(),
+                },
                 r.auth.to_string(),
                 r.expires_in_seconds
                     .map(|s| if s > 0 { duration(s) } else { "expired".into() })

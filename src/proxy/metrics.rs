@@ -75,5 +75,23 @@ pub fn render(
             );
         }
     }
+    out += &refresh_in_flight(store, chrono::Utc::now());
+    out
+}
+
+/// A gauge per connection whose refresh runs past its token's expiry (the same signal
+/// `tether list` shows as "refreshing for N s"); absent while none does.
+fn refresh_in_flight(store: &Store, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut out = "# HELP tether_refresh_in_flight_seconds How long a refresh has been running past its token's expiry.\n# TYPE tether_refresh_in_flight_seconds gauge\n".to_string();
+    for c in store.connections() {
+        if let Some(overdue) = crate::view::overdue_refresh(c, now) {
+            let _ = writeln!(
+                out,
+                "tether_refresh_in_flight_seconds{{connection=\"{}\"}} {}",
+                c.name,
+                overdue.seconds(now)
+            );
+        }
+    }
     out
 }
