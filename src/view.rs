@@ -77,6 +77,10 @@ pub struct ConnectionDetail {
     /// Scopes the upstream asked for that the next sign-in adds (403 insufficient_scope).
     pub step_up: Option<crate::vault::StepUp>,
     pub history: Vec<Event>,
+    /// Other possible holders of a dead grant seen on this machine (`clients::holders`),
+    /// filled in by the command that shows them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -182,6 +186,7 @@ impl ConnectionDetail {
             }),
             step_up: c.step_up.clone(),
             history: c.history.clone(),
+            candidates: Vec::new(),
         }
     }
 }

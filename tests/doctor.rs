@@ -180,9 +180,10 @@ fn a_revoked_grant_is_named_and_fails_the_run() {
 }
 
 /// The same revoked grant, with Cursor configured to sign in to the same server on its own:
-/// the diagnosis names the other client as the likely cause, and the evidence says which.
+/// the server said the grant was revoked, so that is the diagnosis; Cursor is listed as a
+/// candidate holder, never as the cause.
 #[test]
-fn a_dead_grant_beside_a_client_of_its_own_is_rotated_elsewhere() {
+fn a_revoked_grant_beside_a_client_of_its_own_lists_it_as_a_candidate_only() {
     let (home, sim) = signed_in("linear");
     let cursor = home.user().join(".cursor/mcp.json");
     std::fs::create_dir_all(cursor.parent().unwrap()).unwrap();
@@ -199,7 +200,7 @@ fn a_dead_grant_beside_a_client_of_its_own_is_rotated_elsewhere() {
     let status = home.run(&["status", "linear", "--json"]).ok();
     let state: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(
-        state["diagnosis"], "invalid_grant.rotated_elsewhere",
+        state["diagnosis"], "invalid_grant.expired_or_revoked",
         "{}",
         status.stdout
     );
@@ -207,12 +208,14 @@ fn a_dead_grant_beside_a_client_of_its_own_is_rotated_elsewhere() {
     assert_eq!(run.status, 1);
     let all = findings(&run);
     let finding = find(&all, "linear", "state");
-    assert_eq!(finding["diagnosis"], "invalid_grant.rotated_elsewhere");
+    assert_eq!(finding["diagnosis"], "invalid_grant.expired_or_revoked");
     let evidence = finding["evidence"].to_string();
     assert!(
-        evidence.contains("Cursor: 'linear-direct' in ~/.cursor/mcp.json"),
+        evidence.contains("candidate (not proven)")
+            && evidence.contains("Cursor: 'linear-direct' in ~/.cursor/mcp.json"),
         "{evidence}"
     );
+    assert!(!evidence.contains("also signed in"), "{evidence}");
     assert!(!run.stdout.contains("lin_rt_") && !run.stdout.contains("lin_at_"));
 }
 
@@ -351,4 +354,54 @@ fn a_restored_vault_never_sends_a_spent_refresh_token() {
     )
     .ok();
     home.run(&["refresh", "linear"]).ok();
+}
+
+/// Two tether homes hold the same grant (the vault and its key copied): B refreshes, then
+/// A presents the token B spent. A says another holder refreshed it, and lists what it can
+/// see on this machine — a client configured with the server directly — as candidates, not
+/// as the cause.
+#[test]
+fn a_grant_refreshed_by_another_holder_names_candidates_not_a_cause() {
+    let (a, sim) = signed_in("linear");
+    let b = Home::new();
+    for file in std::fs::read_dir(a.path()).unwrap().flatten() {
+        if file.path().is_file() {
+            std::fs::copy(file.path(), b.path().join(file.file_name())).unwrap();
+        }
+    }
+    let cursor = a.user().join(".cursor/mcp.json");
+    std::fs::create_dir_all(cursor.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cursor,
+        format!(
+            r#"{{"mcpServers": {{"linear-direct": {{"url": "{}"}}}}}}"#,
+            sim.mcp_url
+        ),
+    )
+    .unwrap();
+    b.run(&["refresh", "linear"]).ok();
+    let out = a.run(&["refresh", "linear"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("another holder"), "{}", out.stderr);
+    let status: Value =
+        serde_json::from_str(&a.run(&["status", "linear", "--json"]).ok().stdout).unwrap();
+    assert_eq!(
+        status["diagnosis"], "invalid_grant.rotated_elsewhere",
+        "{status}"
+    );
+    let candidates = status["candidates"].to_string();
+    assert!(candidates.contains("'linear-direct'"), "{candidates}");
+    let text = a.run(&["status", "linear"]).ok().stdout;
+    assert!(text.contains("another holder of this grant"), "{text}");
+    assert!(text.contains("candidate"), "{text}");
+    let run = a.run(&["doctor", "linear", "--json"]);
+    let all = findings(&run);
+    let finding = find(&all, "linear", "state");
+    assert_eq!(finding["diagnosis"], "invalid_grant.rotated_elsewhere");
+    let evidence = finding["evidence"].to_string();
+    assert!(evidence.contains("candidate"), "{evidence}");
+    assert!(evidence.contains("Cursor: 'linear-direct'"), "{evidence}");
+    // The client config is a candidate, never named as the one that signed in or refreshed.
+    assert!(!evidence.contains("also signed in"), "{evidence}");
+    assert!(!run.stdout.contains("lin_rt_") && !run.stdout.contains("lin_at_"));
 }

@@ -268,9 +268,9 @@ fn a_lost_refresh_response_is_diagnosed_as_lost_response() {
 /// What tether can infer: the restored vault's token is one the refresh high-water mark
 /// (kept outside the vault) records as spent, so the first case is `invalid_grant.reused`
 /// — found before anything is sent, so the provider has nothing to revoke.
-/// In the second, tether's own token was never spent by tether and the provider words its
-/// answer like any dead grant ("grant request is invalid"), so tether can only say
-/// `invalid_grant.expired_or_revoked`.
+/// In the second, tether's own token was never spent by tether nor lost, and the provider
+/// does not say the grant expired or was revoked: another holder of the grant used it,
+/// `invalid_grant.rotated_elsewhere`.
 #[test]
 fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() {
     let Some(peer) = Peer::start() else { return };
@@ -323,7 +323,7 @@ fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() 
     assert_eq!(out.status, 1, "{}", out.stderr);
     let s = status(&home, "oidc");
     assert_eq!(s["state"], "needs-reauth");
-    assert_eq!(s["diagnosis"], "invalid_grant.expired_or_revoked");
+    assert_eq!(s["diagnosis"], "invalid_grant.rotated_elsewhere");
 
     login(&home, "oidc").ok();
     assert_eq!(status(&home, "oidc")["state"], "healthy");

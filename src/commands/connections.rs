@@ -188,7 +188,14 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     let store = open_vault()?.load()?;
     let connection = find(&store, name)?;
     let now = Utc::now();
-    let detail = ConnectionDetail::of(connection, now);
+    let mut detail = ConnectionDetail::of(connection, now);
+    if connection
+        .state
+        .diagnosis()
+        .is_some_and(crate::clients::holders::relevant)
+    {
+        detail.candidates = crate::clients::holders::candidates(&store, connection);
+    }
     if json {
         crate::say!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(());
@@ -206,6 +213,11 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     }
     if let Some(why) = &detail.state_detail {
         crate::say!("  why         {why}");
+    }
+    for candidate in &detail.candidates {
+        crate::say!(
+            "  candidate   {candidate} (a possible holder of this grant, not a proven cause)"
+        );
     }
     crate::say!("  auth        {}", s.auth);
     if let Some(key) = &detail.api_key {

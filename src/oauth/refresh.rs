@@ -37,7 +37,7 @@ use super::watermark;
 use crate::diagnosis::{RefreshFailure, classify_refresh};
 use crate::secret::Secret;
 use crate::vault::{
-    Auth, Connection, ConnectionState, DiagnosisCode, Event, EventKind, Evidence, RefreshJournal,
+    Auth, Connection, ConnectionState, DiagnosisCode, Event, EventKind, RefreshJournal,
     RegistrationStatus, Store, TokenSet, Vault, VaultError,
 };
 
@@ -505,31 +505,10 @@ impl TokenManager {
         }
     }
 
-    /// The MCP clients on this machine configured with this connection's upstream directly
-    /// (each holding a grant of its own for the same login): what turns an `invalid_grant`
-    /// on a token tether never spent into `invalid_grant.rotated_elsewhere`.
-    async fn clients_sharing(&self) -> Vec<String> {
-        let (Some(at), Ok(store)) = (
-            crate::clients::Locations::from_env(),
-            self.vault.load_async().await,
-        ) else {
-            return Vec::new();
-        };
-        let name = self.name.clone();
-        tokio::task::spawn_blocking(move || crate::clients::drift::sharing(&at, &store, &name))
-            .await
-            .unwrap_or_default()
-    }
-
     async fn store_failure(&self, plan: &Plan, error: &TokenError, latency: Duration) -> AuthError {
         let name = self.name.clone();
         let now = Utc::now();
         let transient = error.is_transient();
-        let sharing = if error.is_invalid_grant() {
-            self.clients_sharing().await
-        } else {
-            Vec::new()
-        };
         let diagnosis = if transient {
             DiagnosisCode::UpstreamUnreachable
         } else {
@@ -537,16 +516,9 @@ impl TokenManager {
                 error,
                 suspect_lost: plan.suspect,
                 sent_spent_token: plan.spent,
-                shared_grant: !sharing.is_empty(),
             })
         };
-        let mut evidence = evidence_for(error, &plan.auth.client_id, plan.generation);
-        evidence.extend(
-            sharing
-                .into_iter()
-                .take(3)
-                .map(|client| Evidence::new("also signed in", client)),
-        );
+        let evidence = evidence_for(error, &plan.auth.client_id, plan.generation);
         let detail = error.to_string();
         let keep_journal = transient && error.maybe_processed();
         let client_id = plan.auth.client_id.clone();
