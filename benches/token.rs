@@ -39,7 +39,7 @@ fn manager(vault: &Vault) -> Arc<TokenManager> {
     Arc::new(TokenManager::new(
         store.get("bench").expect("connection"),
         vault.clone(),
-        tether::http::client(),
+        tether::http::token_client(),
         Arc::new(tokio::sync::Notify::new()),
     ))
 }

@@ -306,6 +306,13 @@ pub struct SimArgs {
     /// dies meanwhile never learns the new token).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub hold_next_refresh: u64,
+    /// Hold every token call unprocessed until the fault plan no longer freezes it
+    /// (POST /__sim/faults).
+    #[arg(long)]
+    pub freeze_token_calls: bool,
+    /// Reset the next N token connections unanswered, before any token logic runs.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub reset_token_calls: u32,
     /// Answer 404 on this metadata path (repeatable), e.g. /.well-known/oauth-authorization-server.
     #[arg(long, value_name = "PATH")]
     pub missing_metadata: Vec<String>,

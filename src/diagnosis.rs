@@ -57,21 +57,25 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
     match code {
         InvalidGrantReused => e(
             "needs re-authorization — the refresh token was already used",
-            "The authorization server rejected a refresh token that tether had already spent once. \
-             Servers that rotate refresh tokens treat reuse as theft and revoke the whole grant. \
-             Something presented an old copy of tether's token: a restored backup, or another \
-             program reading tether's vault.",
+            "The vault holds a refresh token tether had already spent once: an old copy (a vault \
+             restored from a backup) or something that replayed tether's token. tether does not \
+             send a token it knows is spent — servers that rotate refresh tokens treat reuse as \
+             theft and revoke the whole grant — and when the server itself refuses one as reused, \
+             this is the diagnosis too.",
             "Re-authorize; then find what else uses this login.",
             Some('l'),
             Some("tether login {name}"),
             true,
         ),
         InvalidGrantRotatedElsewhere => e(
-            "needs re-authorization — another client rotated the shared refresh token",
-            "The refresh token was never used by tether, yet the server says it is no longer valid: \
-             another MCP client signed in with the same login refreshed first, and the server \
-             rotated the token away from tether.",
-            "Re-authorize, and point the other clients at tether instead of the server (`tether clients` lists them).",
+            "needs re-authorization — another holder of this grant refreshed it",
+            "The server refused a refresh token tether never spent and did not lose in transit, \
+             so something else holding the same grant used it first and the server rotated it \
+             away from tether (or ended the grant without saying why): a copy of this vault in \
+             another tether home, a program that imported or was given the same login \
+             (mcp-remote's store after an import), or a machine elsewhere. Candidates seen on \
+             this machine are listed as such; none is named as the cause.",
+            "Re-authorize, and stop the other holder from using this grant (`tether clients` lists clients that reach the server directly).",
             Some('l'),
             Some("tether login {name}"),
             true,
@@ -217,11 +221,15 @@ pub struct RefreshFailure<'a> {
     pub suspect_lost: bool,
     /// The refresh token sent had already been spent once by tether.
     pub sent_spent_token: bool,
-    /// Another MCP client is known to hold a grant for the same login.
-    pub shared_grant: bool,
 }
 
 /// The diagnosis of a refresh the server refused for good (not a transient failure).
+///
+/// An `invalid_grant` for a refresh token tether never spent and did not lose means
+/// another holder of the grant used it — unless the server's words say the grant expired
+/// or was revoked. Other MCP clients on the machine are not evidence either way (they
+/// usually hold grants of their own): they are listed as candidates where the diagnosis
+/// is shown (`clients::holders`), not used to pick it.
 pub fn classify_refresh(f: &RefreshFailure<'_>) -> DiagnosisCode {
     let (error, description) = match f.error {
         TokenError::OAuth { body, .. } => (
@@ -234,19 +242,28 @@ pub fn classify_refresh(f: &RefreshFailure<'_>) -> DiagnosisCode {
         "invalid_client" | "unauthorized_client" => DiagnosisCode::ClientRejected,
         "invalid_scope" | "insufficient_scope" => DiagnosisCode::InsufficientScope,
         "invalid_grant" if f.suspect_lost => DiagnosisCode::InvalidGrantLostResponse,
-        "invalid_grant" if f.sent_spent_token || names_reuse(description) => {
-            DiagnosisCode::InvalidGrantReused
-        }
+        "invalid_grant" if f.sent_spent_token => DiagnosisCode::InvalidGrantReused,
         "invalid_grant" if names_another_client(description) => DiagnosisCode::ClientMismatch,
-        "invalid_grant" if f.shared_grant => DiagnosisCode::InvalidGrantRotatedElsewhere,
+        // The server says this token was used, and tether never used it.
+        "invalid_grant" if names_reuse(description) => DiagnosisCode::InvalidGrantRotatedElsewhere,
+        "invalid_grant" if names_end(description) => DiagnosisCode::InvalidGrantExpiredOrRevoked,
+        "invalid_grant" => DiagnosisCode::InvalidGrantRotatedElsewhere,
         _ => DiagnosisCode::InvalidGrantExpiredOrRevoked,
     }
+}
+
+/// Servers that end a grant often say how ("expired", "revoked").
+fn names_end(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    ["expired", "revoked", "revocation"]
+        .iter()
+        .any(|w| d.contains(w))
 }
 
 /// Servers that detect refresh-token reuse often say so ("already used", "reuse").
 fn names_reuse(description: &str) -> bool {
     let d = description.to_ascii_lowercase();
-    ["already used", "reuse", "replay"]
+    ["already used", "reuse", "replay", "used twice"]
         .iter()
         .any(|w| d.contains(w))
 }
@@ -319,37 +336,40 @@ mod tests {
 
     #[test]
     fn refresh_failures_are_told_apart() {
-        let case = |e: &TokenError, lost, spent, shared| {
+        let case = |e: &TokenError, lost, spent| {
             classify_refresh(&RefreshFailure {
                 error: e,
                 suspect_lost: lost,
                 sent_spent_token: spent,
-                shared_grant: shared,
             })
         };
         let grant = oauth("invalid_grant", "refresh token is invalid");
         use DiagnosisCode::*;
-        assert_eq!(case(&grant, true, true, true), InvalidGrantLostResponse);
-        assert_eq!(case(&grant, false, true, true), InvalidGrantReused);
-        assert_eq!(
-            case(&grant, false, false, true),
-            InvalidGrantRotatedElsewhere
+        assert_eq!(case(&grant, true, true), InvalidGrantLostResponse);
+        assert_eq!(case(&grant, false, true), InvalidGrantReused);
+        // Never spent, never lost: another holder used it.
+        assert_eq!(case(&grant, false, false), InvalidGrantRotatedElsewhere);
+        let used = oauth("invalid_grant", "the refresh token was already used");
+        assert_eq!(case(&used, false, false), InvalidGrantRotatedElsewhere);
+        assert_eq!(case(&used, false, true), InvalidGrantReused);
+        let revoked = oauth(
+            "invalid_grant",
+            "the refresh token is no longer valid: token was revoked",
         );
-        assert_eq!(
-            case(&grant, false, false, false),
-            InvalidGrantExpiredOrRevoked
-        );
+        assert_eq!(case(&revoked, false, false), InvalidGrantExpiredOrRevoked);
+        let expired = oauth("invalid_grant", "the refresh token expired");
+        assert_eq!(case(&expired, false, false), InvalidGrantExpiredOrRevoked);
         let other = oauth(
             "invalid_grant",
             "Client is trying to use a code from a different client",
         );
-        assert_eq!(case(&other, false, false, false), ClientMismatch);
+        assert_eq!(case(&other, false, false), ClientMismatch);
         assert_eq!(
-            case(&oauth("invalid_client", ""), true, false, false),
+            case(&oauth("invalid_client", ""), true, false),
             ClientRejected
         );
         assert_eq!(
-            case(&oauth("unauthorized_client", ""), false, false, false),
+            case(&oauth("unauthorized_client", ""), false, false),
             ClientRejected
         );
     }

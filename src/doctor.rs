@@ -115,7 +115,8 @@ pub async fn run(vault: &Vault, proxy: std::net::SocketAddr, only: Option<&str>)
         if only.is_some_and(|n| n != c.name.as_str()) {
             continue;
         }
-        findings.extend(check_connection(vault, &http, c).await);
+        let candidates = crate::clients::holders::candidates(&store, c);
+        findings.extend(check_connection(vault, &http, c, candidates).await);
         // Drift findings carry the connection as subject: shown with its other checks.
         findings.extend(
             clients
@@ -206,9 +207,15 @@ fn client_findings(store: &crate::vault::Store, only: Option<&str>) -> Vec<Findi
     out
 }
 
-async fn check_connection(vault: &Vault, http: &reqwest::Client, c: &Connection) -> Vec<Finding> {
+/// `candidates`: other possible holders of the grant on this machine (`clients::holders`).
+async fn check_connection(
+    vault: &Vault,
+    http: &reqwest::Client,
+    c: &Connection,
+    candidates: Vec<String>,
+) -> Vec<Finding> {
     let name = c.name.as_str();
-    let mut out = vec![state_finding(c)];
+    let mut out = vec![state_finding(c, candidates)];
     if let Auth::OAuth { .. } = c.auth {
         out.push(discovery_finding(http, c).await);
         out.extend(registration_finding(http, c).await);
@@ -238,7 +245,7 @@ async fn check_connection(vault: &Vault, http: &reqwest::Client, c: &Connection)
     out
 }
 
-fn state_finding(c: &Connection) -> Finding {
+fn state_finding(c: &Connection, candidates: Vec<String>) -> Finding {
     let name = c.name.as_str();
     match &c.state {
         ConnectionState::NeedsReauth { diagnosis, detail } => {
@@ -252,6 +259,11 @@ fn state_finding(c: &Connection) -> Finding {
                 .find(|e| e.diagnosis == Some(*diagnosis));
             for line in diagnosed.map(|e| e.evidence.as_slice()).unwrap_or_default() {
                 f = f.with(&line.label, line.value.clone());
+            }
+            if crate::clients::holders::relevant(*diagnosis) {
+                for candidate in candidates {
+                    f = f.with("candidate (not proven)", candidate);
+                }
             }
             f.diagnosed(*diagnosis, name)
         }
@@ -457,12 +469,12 @@ async fn probe(
 /// A 401 is met as the proxy meets it: one forced refresh, and the call once more.
 async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection) -> Vec<Finding> {
     let name = c.name.as_str();
-    let manager = TokenManager::new(
+    let manager = Arc::new(TokenManager::new(
         c,
         vault.clone(),
-        http.clone(),
+        crate::http::token_client(),
         Arc::new(tokio::sync::Notify::new()),
-    );
+    ));
     let token_failed = |e: AuthError| {
         let mut f = Finding::new(name, "token", Status::Fail, e.to_string());
         if let Some(code) = e.diagnosis() {

@@ -32,11 +32,7 @@ pub fn request_timeout() -> Duration {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(request_timeout())
-        .redirect(reqwest::redirect::Policy::none())
+    builder()
         .build()
         // Building fails only when the TLS backend cannot initialise, which leaves no
         // way to talk to any server; say so plainly.
@@ -90,6 +86,45 @@ pub fn refused(target: &str, what: &str) -> String {
     format!(
         "answered with a redirect to '{target}', and tether does not send {what} to a redirect target: check the server's metadata, or ask its operator to publish the final URL"
     )
+}
+
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(request_timeout())
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// The client that carries refresh requests: configured like [`client`], but it keeps no
+/// connection for reuse, so every token request opens its own. A reset before any answer
+/// is then known to be on a fresh connection — not the classic race of a pooled connection
+/// the server closed while the request was on its way — which is what lets a refresh send
+/// such a request once more (`oauth::refresh::retry`). A refresh happens once per token
+/// lifetime, so the extra handshake costs nothing. Its own type, so a pooled client cannot
+/// be handed over by mistake.
+#[derive(Debug, Clone)]
+pub struct TokenClient(reqwest::Client);
+
+impl TokenClient {
+    pub fn get(&self) -> &reqwest::Client {
+        &self.0
+    }
+}
+
+/// The process's token client, built on first use and shared by every connection.
+pub fn token_client() -> TokenClient {
+    static SHARED: std::sync::OnceLock<TokenClient> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            TokenClient(
+                builder()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .expect("the HTTP client (TLS backend) could not be initialised"),
+            )
+        })
+        .clone()
 }
 
 #[cfg(test)]

@@ -2,6 +2,10 @@
 //! `status`. Built from the vault model with every secret already masked, so an output
 //! path cannot print a token by accident.
 
+mod refreshing;
+
+pub use refreshing::{Overdue, overdue_refresh, shown_state};
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +23,9 @@ pub struct ConnectionSummary {
     pub auth: &'static str,
     pub state: &'static str,
     pub diagnosis: Option<String>,
+    /// How long a refresh has been running past the token's expiry (then `state` is
+    /// `degraded`).
+    pub refreshing_seconds: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
     pub expires_in_seconds: Option<i64>,
     pub last_refresh: Option<DateTime<Utc>>,
@@ -34,8 +41,9 @@ impl ConnectionSummary {
             name: c.name.to_string(),
             upstream: c.upstream.to_string(),
             auth: c.auth.kind(),
-            state: c.state.word(),
+            state: shown_state(c, now).word(),
             diagnosis: c.state.diagnosis().map(|d| d.to_string()),
+            refreshing_seconds: overdue_refresh(c, now).map(|o| o.seconds(now)),
             expires_at,
             expires_in_seconds: expires_at.map(|at| (at - now).num_seconds()),
             last_refresh: c
@@ -69,6 +77,10 @@ pub struct ConnectionDetail {
     /// Scopes the upstream asked for that the next sign-in adds (403 insufficient_scope).
     pub step_up: Option<crate::vault::StepUp>,
     pub history: Vec<Event>,
+    /// Other possible holders of a dead grant seen on this machine (`clients::holders`),
+    /// filled in by the command that shows them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -139,7 +151,7 @@ impl ConnectionDetail {
         };
         Self {
             summary: ConnectionSummary::of(c, now),
-            state_detail: match &c.state {
+            state_detail: match shown_state(c, now).as_ref() {
                 ConnectionState::Degraded { why } => Some(shown(why)),
                 ConnectionState::NeedsReauth { detail, .. } => Some(shown(detail)),
                 _ => None,
@@ -174,6 +186,7 @@ impl ConnectionDetail {
             }),
             step_up: c.step_up.clone(),
             history: c.history.clone(),
+            candidates: Vec::new(),
         }
     }
 }

@@ -215,9 +215,10 @@ fn a_revoked_grant_is_named_and_fails_the_run() {
 }
 
 /// The same revoked grant, with Cursor configured to sign in to the same server on its own:
-/// the diagnosis names the other client as the likely cause, and the evidence says which.
+/// the server said the grant was revoked, so that is the diagnosis; Cursor is listed as a
+/// candidate holder, never as the cause.
 #[test]
-fn a_dead_grant_beside_a_client_of_its_own_is_rotated_elsewhere() {
+fn a_revoked_grant_beside_a_client_of_its_own_lists_it_as_a_candidate_only() {
     let (home, sim) = signed_in("linear");
     let cursor = home.user().join(".cursor/mcp.json");
     std::fs::create_dir_all(cursor.parent().unwrap()).unwrap();
@@ -234,7 +235,7 @@ fn a_dead_grant_beside_a_client_of_its_own_is_rotated_elsewhere() {
     let status = home.run(&["status", "linear", "--json"]).ok();
     let state: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(
-        state["diagnosis"], "invalid_grant.rotated_elsewhere",
+        state["diagnosis"], "invalid_grant.expired_or_revoked",
         "{}",
         status.stdout
     );
@@ -242,12 +243,14 @@ fn a_dead_grant_beside_a_client_of_its_own_is_rotated_elsewhere() {
     assert_eq!(run.status, 1);
     let all = findings(&run);
     let finding = find(&all, "linear", "state");
-    assert_eq!(finding["diagnosis"], "invalid_grant.rotated_elsewhere");
+    assert_eq!(finding["diagnosis"], "invalid_grant.expired_or_revoked");
     let evidence = finding["evidence"].to_string();
     assert!(
-        evidence.contains("Cursor: 'linear-direct' in ~/.cursor/mcp.json"),
+        evidence.contains("candidate (not proven)")
+            && evidence.contains("Cursor: 'linear-direct' in ~/.cursor/mcp.json"),
         "{evidence}"
     );
+    assert!(!evidence.contains("also signed in"), "{evidence}");
     assert!(!run.stdout.contains("lin_rt_") && !run.stdout.contains("lin_at_"));
 }
 
@@ -334,4 +337,106 @@ fn each_provider_quirk_reads_as_its_diagnosis() {
     let (state, all) = state_finding(&home, "atlassian", "atl", 0);
     assert_eq!(state["status"], "ok");
     assert_eq!(find(&all, "atlassian", "upstream")["status"], "ok");
+}
+
+/// A vault restored from a backup holds a refresh token tether already spent: tether says
+/// so and asks for a sign-in without sending it — sending it would make a server that
+/// detects reuse revoke the whole grant.
+#[test]
+fn a_restored_vault_never_sends_a_spent_refresh_token() {
+    let (home, sim) = signed_in("linear");
+    let backup = std::fs::read(home.vault_file()).unwrap();
+    home.run(&["refresh", "linear"]).ok();
+    home.run(&["refresh", "linear"]).ok();
+    std::fs::write(home.vault_file(), &backup).unwrap();
+    let before = sim.stats()["totals"].clone();
+    let out = home.run(&["refresh", "linear"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("tether login linear"), "{}", out.stderr);
+    let after = sim.stats()["totals"].clone();
+    assert_eq!(
+        (after["token_calls"].clone(), after["refresh_calls"].clone()),
+        (
+            before["token_calls"].clone(),
+            before["refresh_calls"].clone()
+        ),
+        "a token request was sent"
+    );
+    assert_eq!(after["invalid_grant_responses"], 0);
+    let status: Value =
+        serde_json::from_str(&home.run(&["status", "linear", "--json"]).ok().stdout).unwrap();
+    assert_eq!(status["state"], "needs-reauth");
+    assert_eq!(status["diagnosis"], "invalid_grant.reused");
+    let event = status["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(event["diagnosis"], "invalid_grant.reused");
+    let evidence = event["evidence"].to_string();
+    for shown in ["high-water mark", "vault generation", "3", "1"] {
+        assert!(evidence.contains(shown), "{shown} missing: {evidence}");
+    }
+    assert!(!out.stderr.contains("lin_rt_") && !evidence.contains("lin_rt_"));
+    // The sign-in it asks for heals it.
+    Run::of(
+        home.cmd()
+            .args(["login", "linear", "--timeout", "20"])
+            .env("BROWSER", common::browser())
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    home.run(&["refresh", "linear"]).ok();
+}
+
+/// Two tether homes hold the same grant (the vault and its key copied): B refreshes, then
+/// A presents the token B spent. A says another holder refreshed it, and lists what it can
+/// see on this machine — a client configured with the server directly — as candidates, not
+/// as the cause.
+#[test]
+fn a_grant_refreshed_by_another_holder_names_candidates_not_a_cause() {
+    let (a, sim) = signed_in("linear");
+    let b = Home::new();
+    for file in std::fs::read_dir(a.path()).unwrap().flatten() {
+        if file.path().is_file() {
+            std::fs::copy(file.path(), b.path().join(file.file_name())).unwrap();
+        }
+    }
+    let cursor = a.user().join(".cursor/mcp.json");
+    std::fs::create_dir_all(cursor.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cursor,
+        format!(
+            r#"{{"mcpServers": {{"linear-direct": {{"url": "{}"}}}}}}"#,
+            sim.mcp_url
+        ),
+    )
+    .unwrap();
+    b.run(&["refresh", "linear"]).ok();
+    let out = a.run(&["refresh", "linear"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("another holder"), "{}", out.stderr);
+    let status: Value =
+        serde_json::from_str(&a.run(&["status", "linear", "--json"]).ok().stdout).unwrap();
+    assert_eq!(
+        status["diagnosis"], "invalid_grant.rotated_elsewhere",
+        "{status}"
+    );
+    let candidates = status["candidates"].to_string();
+    assert!(candidates.contains("'linear-direct'"), "{candidates}");
+    let text = a.run(&["status", "linear"]).ok().stdout;
+    assert!(text.contains("another holder of this grant"), "{text}");
+    assert!(text.contains("candidate"), "{text}");
+    let run = a.run(&["doctor", "linear", "--json"]);
+    let all = findings(&run);
+    let finding = find(&all, "linear", "state");
+    assert_eq!(finding["diagnosis"], "invalid_grant.rotated_elsewhere");
+    let evidence = finding["evidence"].to_string();
+    assert!(evidence.contains("candidate"), "{evidence}");
+    assert!(evidence.contains("Cursor: 'linear-direct'"), "{evidence}");
+    // The client config is a candidate, never named as the one that signed in or refreshed.
+    assert!(!evidence.contains("also signed in"), "{evidence}");
+    assert!(!run.stdout.contains("lin_rt_") && !run.stdout.contains("lin_at_"));
 }

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use common::{Home, Serve, secret_for};
 use serde_json::{Value, json};
-use tether::sim::Profile;
+use tether::sim::{FaultPlan, Profile};
 
 /// One `tools/list` through a local endpoint: whether it came back with tools.
 async fn call(http: &reqwest::Client, endpoint: &str) -> bool {
@@ -130,5 +131,180 @@ async fn atlassian_tokens_never_expire_under_a_busy_client() {
     let totals = sim.stats().totals;
     assert_eq!(totals.mcp_401s, probes);
     assert_eq!(totals.invalid_grant_responses, 0);
+    sim.shutdown().await;
+}
+
+/// The token's `(obtained_at, expires_at)` as `tether status --json` shows them.
+fn token_times(home: &Home, name: &str) -> (DateTime<Utc>, DateTime<Utc>) {
+    let status = home.run(&["status", name, "--json"]).ok().stdout;
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let at = |key: &str| {
+        status["token"][key]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap()
+    };
+    (at("obtained_at"), at("expires_at"))
+}
+
+/// Sleeps until `at` (at once if it has passed).
+async fn sleep_until(at: DateTime<Utc>) {
+    if let Ok(wait) = (at - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_go_on_with_a_valid_token_while_its_refresh_hangs() {
+    // One-hour tokens live 40 s: the last tenth of their life, when a call asks for a
+    // refresh, is 4 s long.
+    let (sim, home) = common::signed_in_here(Profile::Generic, 90.0).await;
+    let secret = secret_for(&home, "generic", "patient");
+    // The hung refresh must outlast the token, not end in tether's own timeout.
+    let serve = Serve::start_env(&home, &[("TETHER_HTTP_TIMEOUT_SECS", "300")]);
+    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    let http = reqwest::Client::new();
+    sim.set_faults(FaultPlan {
+        freeze_token_calls: true,
+        ..FaultPlan::default()
+    });
+    // The scheduler's refresh (at half the lifetime) reaches the frozen server and hangs.
+    let (obtained, expires) = token_times(&home, "generic");
+    let safety = Instant::now() + Duration::from_secs(120);
+    while sim.stats().totals.faults_injected == 0 {
+        assert!(Instant::now() < safety, "no refresh reached the server");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Into the last tenth of the token's life, where every call wants a refresh.
+    let tenth = (expires - obtained) / 10;
+    sleep_until(expires - tenth + chrono::Duration::milliseconds(300)).await;
+    let mut calls = 0;
+    while Utc::now() < expires - chrono::Duration::milliseconds(1500) || calls == 0 {
+        let answered = tokio::time::timeout(Duration::from_secs(30), call(&http, &endpoint))
+            .await
+            .expect("a call waited on the hung refresh");
+        assert!(answered, "a call failed while the token was valid");
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        sim.stats().totals.refresh_grants,
+        0,
+        "the refresh still hangs"
+    );
+    // Released, the refresh completes: the next generation is stored.
+    sim.set_faults(FaultPlan::default());
+    while generation(&home, "generic") < 2 {
+        assert!(Instant::now() < safety, "the refresh never completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(call(&http, &endpoint).await);
+    common::assert_no_tokens(&serve.stop());
+    sim.shutdown().await;
+}
+
+/// `tether list --json`'s row for `name`.
+fn listed(home: &Home, name: &str) -> Value {
+    let list: Value = serde_json::from_str(&home.run(&["list", "--json"]).ok().stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["name"] == name)
+        .cloned()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_hung_past_expiry_shows_as_such_everywhere() {
+    // One-hour tokens live 4 s.
+    let (sim, home) = common::signed_in_here(Profile::Generic, 900.0).await;
+    let secret = secret_for(&home, "generic", "waiting");
+    let serve = Serve::start_env(&home, &[("TETHER_HTTP_TIMEOUT_SECS", "300")]);
+    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    let http = reqwest::Client::new();
+    sim.set_faults(FaultPlan {
+        freeze_token_calls: true,
+        ..FaultPlan::default()
+    });
+    // `tether list`, another process, sees the refresh running past the token's expiry.
+    let safety = Instant::now() + Duration::from_secs(120);
+    let row = loop {
+        let row = listed(&home, "generic");
+        if row["refreshing_seconds"].is_i64() {
+            break row;
+        }
+        assert_eq!(row["state"], "healthy", "{row}");
+        assert!(Instant::now() < safety, "never shown as refreshing: {row}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(row["state"], "degraded", "{row}");
+    assert!(row["expires_in_seconds"].as_i64().unwrap() <= 0, "{row}");
+    let status = home.run(&["status", "generic"]).ok().stdout;
+    assert!(status.contains("degraded"), "{status}");
+    assert!(status.contains("refreshing for"), "{status}");
+    let detail: Value =
+        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    assert!(
+        detail["state_detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("refreshing for")),
+        "{detail}"
+    );
+    // The proxy's metrics say so too: by name to a holder of the connection's secret, as
+    // the longest overdue refresh to anyone else.
+    let metrics = http
+        .get(format!("{}/metrics", serve.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\ntether_refresh_in_flight_seconds ") && !metrics.contains("generic"),
+        "{metrics}"
+    );
+    let metrics = http
+        .get(format!("{}/metrics", serve.base))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tether_refresh_in_flight_seconds{connection=\"generic\"}"),
+        "{metrics}"
+    );
+    // A call with the expired token waits a bounded time, then hears why.
+    let res = tokio::time::timeout(
+        Duration::from_secs(60),
+        http.post(&endpoint)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}))
+            .send(),
+    )
+    .await
+    .expect("the call hung")
+    .unwrap();
+    let body: Value = res.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("still running"), "{body}");
+    // Released, the refresh completes and the connection is healthy again.
+    sim.set_faults(FaultPlan::default());
+    loop {
+        let row = listed(&home, "generic");
+        if row["state"] == "healthy" && row["refreshing_seconds"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < safety, "never healthy again: {row}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(call(&http, &endpoint).await);
+    common::assert_no_tokens(&serve.stop());
     sim.shutdown().await;
 }

@@ -516,7 +516,8 @@ fn a_vault_restored_from_an_old_backup_is_diagnosed_as_reuse() {
     );
     let s = status(&home, "linear");
     assert_eq!(s["diagnosis"], "invalid_grant.reused");
-    assert_eq!(sim.stats()["totals"]["family_revocations"], 1);
+    // Named before sending: the spent token never reached the server, so it revoked nothing.
+    assert_eq!(sim.stats()["totals"]["family_revocations"], 0);
 }
 
 #[test]
@@ -536,4 +537,29 @@ fn a_removed_connection_leaves_no_refresh_mark_behind() {
     let s = status(&home, "linear");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["generation"], 2);
+}
+
+/// A server resuming from a freeze may reset a pending connection before reading it: the
+/// refresh request that provably never reached its token logic is sent again at once, and
+/// the refresh that triggered it succeeds.
+#[test]
+fn a_token_call_reset_before_any_answer_is_sent_once_more() {
+    let (home, sim) = connected("linear", "3600");
+    sim.faults(serde_json::json!({"reset_token_calls": 1}));
+    let out = home.run(&["refresh", "linear"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let totals = sim.stats()["totals"].clone();
+    assert_eq!(totals["faults_injected"], 1, "{totals}");
+    assert_eq!(totals["refresh_grants"], 1, "{totals}");
+    assert_eq!(totals["invalid_grant_responses"], 0, "{totals}");
+    let s = status(&home, "linear");
+    assert_eq!(s["state"], "healthy");
+    assert_eq!(s["token"]["generation"], 2);
+    // Once only: a second reset fails the refresh, which keeps its refresh token.
+    sim.faults(serde_json::json!({"reset_token_calls": 2}));
+    let out = home.run(&["refresh", "linear"]);
+    assert_ne!(out.status, 0, "{}", out.stdout);
+    assert_eq!(sim.stats()["totals"]["faults_injected"], 3);
+    home.run(&["refresh", "linear"]).ok();
+    assert_eq!(status(&home, "linear")["token"]["generation"], 3);
 }

@@ -262,13 +262,15 @@ fn a_lost_refresh_response_is_diagnosed_as_lost_response() {
 
 /// An old copy of tether's refresh token is presented after tether rotated past it: once
 /// by tether itself from a restored vault backup, once by another program at the token
-/// endpoint. oidc-provider detects the reuse and revokes the grant both times.
+/// endpoint. tether never sends the spent copy; the other program's replay makes
+/// oidc-provider revoke the grant.
 ///
 /// What tether can infer: the restored vault's token is one the refresh high-water mark
-/// (kept outside the vault) records as spent, so the first case is `invalid_grant.reused`.
-/// In the second, tether's own token was never spent by tether and the provider words its
-/// answer like any dead grant ("grant request is invalid"), so tether can only say
-/// `invalid_grant.expired_or_revoked`.
+/// (kept outside the vault) records as spent, so the first case is `invalid_grant.reused`
+/// — found before anything is sent, so the provider has nothing to revoke.
+/// In the second, tether's own token was never spent by tether nor lost, and the provider
+/// does not say the grant expired or was revoked: another holder of the grant used it,
+/// `invalid_grant.rotated_elsewhere`.
 #[test]
 fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() {
     let Some(peer) = Peer::start() else { return };
@@ -285,15 +287,15 @@ fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() 
     assert_eq!(s["diagnosis"], "invalid_grant.reused");
     let evidence = &s["history"].as_array().unwrap().last().unwrap()["evidence"];
     assert!(
-        evidence.to_string().contains("grant request is invalid"),
+        evidence.to_string().contains("high-water mark"),
         "{evidence}"
     );
     let stats = peer.stats();
     assert_eq!(
-        stats["reuse_detected"], 1,
-        "the server saw a reuse: {stats}"
+        stats["reuse_detected"], 0,
+        "the spent token was sent: {stats}"
     );
-    assert_eq!(stats["grants_revoked"], 1);
+    assert_eq!(stats["grants_revoked"], 0);
     assert!(out.stderr.contains("tether login oidc"), "{}", out.stderr);
 
     // 2. Another program replays a refresh token tether already spent.
@@ -316,12 +318,12 @@ fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() 
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&replay.stdout), "400");
-    assert_eq!(peer.stats()["reuse_detected"], 2);
+    assert_eq!(peer.stats()["reuse_detected"], 1);
     let out = home.run(&["refresh", "oidc"]);
     assert_eq!(out.status, 1, "{}", out.stderr);
     let s = status(&home, "oidc");
     assert_eq!(s["state"], "needs-reauth");
-    assert_eq!(s["diagnosis"], "invalid_grant.expired_or_revoked");
+    assert_eq!(s["diagnosis"], "invalid_grant.rotated_elsewhere");
 
     login(&home, "oidc").ok();
     assert_eq!(status(&home, "oidc")["state"], "healthy");

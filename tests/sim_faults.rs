@@ -183,3 +183,70 @@ async fn missing_metadata_paths_answer_404_and_the_rest_still_works() {
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_frozen_token_endpoint_holds_calls_unprocessed_until_released() {
+    let sim = sim(Profile::Linear).await;
+    let http = http();
+    let (client, t) = login(&http, &sim).await;
+    sim.set_faults(FaultPlan {
+        freeze_token_calls: true,
+        ..FaultPlan::default()
+    });
+    let call = Box::pin(refresh(&http, &sim, &client, s(&t["refresh_token"])));
+    let mut call = call;
+    // Held: the call is counted, the freeze fires, and no answer comes.
+    loop {
+        tokio::select! {
+            answer = &mut call => panic!("answered while frozen: {answer:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        if sim.stats().totals.faults_injected == 1 {
+            break;
+        }
+    }
+    assert_eq!(
+        sim.stats().totals.refresh_grants,
+        0,
+        "nothing processed yet"
+    );
+    sim.set_faults(FaultPlan::default());
+    let answer = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("released")
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(sim.stats().totals.refresh_grants, 1);
+}
+
+#[tokio::test]
+async fn a_reset_token_call_gets_no_answer_and_changes_nothing() {
+    let sim = sim(Profile::Linear).await;
+    let http = http();
+    let (client, t) = login(&http, &sim).await;
+    let plan = json!({"reset_token_calls": 1});
+    let set = http
+        .post(url(&sim, "/__sim/faults"))
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), StatusCode::OK);
+    let err = refresh(&http, &sim, &client, s(&t["refresh_token"]))
+        .await
+        .expect_err("the connection is reset, not answered");
+    assert!(!err.is_timeout(), "{err:?}");
+    let chain = format!("{err:?}");
+    assert!(
+        chain.contains("ConnectionReset") || chain.contains("IncompleteMessage"),
+        "{chain}"
+    );
+    let st = sim.stats().totals;
+    assert_eq!((st.faults_injected, st.refresh_grants), (1, 0));
+    // The refresh token was never seen by the grant logic: it still works, once.
+    let again = refresh(&http, &sim, &client, s(&t["refresh_token"]))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    sim.shutdown().await;
+}

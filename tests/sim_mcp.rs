@@ -514,6 +514,8 @@ async fn the_fault_flags_set_the_plan() {
             "hold_next_refresh_secs": 3,
             "missing_metadata": ["/.well-known/oauth-authorization-server"],
             "slow_down_polls": 0,
+            "freeze_token_calls": false,
+            "reset_token_calls": 0,
         })
     );
     let missing = http()

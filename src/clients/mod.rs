@@ -6,6 +6,7 @@
 pub mod document;
 pub mod drift;
 pub mod files;
+pub mod holders;
 
 use std::path::{Path, PathBuf};
 

@@ -185,7 +185,7 @@ pub async fn refresh(name: &str) -> anyhow::Result<()> {
     let manager = TokenManager::new(
         connection,
         vault.clone(),
-        crate::http::client(),
+        crate::http::token_client(),
         Arc::new(tokio::sync::Notify::new()),
     );
     let current = manager.refresh(Trigger::Manual).await?;

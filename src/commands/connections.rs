@@ -136,7 +136,10 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         .map(|r| {
             [
                 r.name.clone(),
-                r.state.to_string(),
+                match r.refreshing_seconds {
+                    Some(secs) => format!("{} (refreshing {secs}s)", r.state),
+                    None => r.state.to_string(),
+                },
                 r.auth.to_string(),
                 r.expires_in_seconds
                     .map(|s| if s > 0 { duration(s) } else { "expired".into() })
@@ -185,7 +188,14 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     let store = open_vault()?.load()?;
     let connection = find(&store, name)?;
     let now = Utc::now();
-    let detail = ConnectionDetail::of(connection, now);
+    let mut detail = ConnectionDetail::of(connection, now);
+    if connection
+        .state
+        .diagnosis()
+        .is_some_and(crate::clients::holders::relevant)
+    {
+        detail.candidates = crate::clients::holders::candidates(&store, connection);
+    }
     if json {
         crate::say!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(());
@@ -203,6 +213,11 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     }
     if let Some(why) = &detail.state_detail {
         crate::say!("  why         {why}");
+    }
+    for candidate in &detail.candidates {
+        crate::say!(
+            "  candidate   {candidate} (a possible holder of this grant, not a proven cause)"
+        );
     }
     crate::say!("  auth        {}", s.auth);
     if let Some(key) = &detail.api_key {

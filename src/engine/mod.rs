@@ -297,7 +297,7 @@ impl Engine {
                     let m = TokenManager::new(
                         c,
                         self.inner.vault.clone(),
-                        self.inner.http.clone(),
+                        crate::http::token_client(),
                         self.inner.changed.clone(),
                     );
                     managers.insert(c.name.to_string(), Arc::new(m));

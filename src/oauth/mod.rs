@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod reach;
 pub mod refresh;
 pub mod registration;
+pub mod spent;
 pub mod token;
 pub mod watermark;
 pub mod www_authenticate;

@@ -12,7 +12,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,14 +20,24 @@ use arc_swap::ArcSwapOption;
 use axum::http::{HeaderName, HeaderValue, header};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use url::Url;
 
-use super::token::{self, ClientAuth, TokenError, TokenResponse};
+mod behind;
+mod history;
+mod plan;
+mod retry;
+
+pub use behind::EXPIRED_WAIT;
+
+use history::evidence_for;
+pub use history::{eviction_event, mark_needs_reauth, record, record_key_rejected};
+use plan::{Plan, plan_for};
+
+use super::token::{TokenError, TokenResponse};
 use super::watermark;
 use crate::diagnosis::{RefreshFailure, classify_refresh};
-use crate::secret::{Secret, mask};
+use crate::secret::Secret;
 use crate::vault::{
-    Auth, Connection, ConnectionState, DiagnosisCode, Event, EventKind, Evidence, RefreshJournal,
+    Auth, Connection, ConnectionState, DiagnosisCode, Event, EventKind, RefreshJournal,
     RegistrationStatus, Store, TokenSet, Vault, VaultError,
 };
 
@@ -114,6 +124,11 @@ impl Current {
         }
     }
 
+    /// Not expired yet (a token without expiry never is).
+    pub fn is_valid(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|exp| now < exp)
+    }
+
     fn of(connection: &Connection) -> Option<Self> {
         match &connection.auth {
             Auth::None => Some(Self::forever(Credential::None, connection)),
@@ -173,6 +188,10 @@ pub enum AuthError {
         "'{name}' cannot refresh right now ({detail}); tether keeps the refresh token and retries"
     )]
     Unavailable { name: String, detail: String },
+    #[error(
+        "'{name}': its token expired and the refresh started for it is still running after {waited_secs} s (the authorization server is slow to answer); tether keeps the refresh token — try again shortly"
+    )]
+    StillRefreshing { name: String, waited_secs: u64 },
     #[error("{0}")]
     Vault(String),
 }
@@ -187,7 +206,9 @@ impl AuthError {
     pub fn diagnosis(&self) -> Option<DiagnosisCode> {
         match self {
             AuthError::NeedsReauth { diagnosis, .. } => Some(*diagnosis),
-            AuthError::Unavailable { .. } => Some(DiagnosisCode::UpstreamUnreachable),
+            AuthError::Unavailable { .. } | AuthError::StillRefreshing { .. } => {
+                Some(DiagnosisCode::UpstreamUnreachable)
+            }
             _ => None,
         }
     }
@@ -196,10 +217,12 @@ impl AuthError {
 pub struct TokenManager {
     name: String,
     vault: Vault,
-    http: reqwest::Client,
+    http: crate::http::TokenClient,
     lock_file: PathBuf,
     current: ArcSwapOption<Current>,
     flight: tokio::sync::Mutex<Option<RecentFailure>>,
+    /// A background refresh started by a call (see `behind`) is running.
+    behind: AtomicBool,
     /// Consecutive transient failures, for backoff.
     failures: AtomicU32,
     /// When the last transient failure happened, and the server's `Retry-After`.
@@ -214,23 +237,11 @@ struct RecentFailure {
     error: AuthError,
 }
 
-/// The inputs of one refresh, read under the refresh lock.
-struct Plan {
-    generation: u64,
-    refresh_token: Secret,
-    auth: ClientAuth,
-    token_endpoint: Url,
-    resource: Option<String>,
-    suspect: bool,
-    /// The refresh token about to be sent was already spent once (an old copy).
-    spent: bool,
-}
-
 impl TokenManager {
     pub fn new(
         connection: &Connection,
         vault: Vault,
-        http: reqwest::Client,
+        http: crate::http::TokenClient,
         changed: Arc<tokio::sync::Notify>,
     ) -> Self {
         let lock_file = lock_file(&vault, connection.name.as_str());
@@ -241,6 +252,7 @@ impl TokenManager {
             lock_file,
             current: ArcSwapOption::from(Current::of(connection).map(Arc::new)),
             flight: tokio::sync::Mutex::new(None),
+            behind: AtomicBool::new(false),
             failures: AtomicU32::new(0),
             last_transient: std::sync::Mutex::new(None),
             changed,
@@ -272,16 +284,22 @@ impl TokenManager {
         }
     }
 
-    /// The credential for an upstream request: the hot path when the token is valid.
-    pub async fn credential(&self) -> Result<Arc<Current>, AuthError> {
+    /// The credential for an upstream request: the hot path when the token is valid. A
+    /// valid token due for refresh is returned at once, the refresh running behind it.
+    pub async fn credential(self: &Arc<Self>) -> Result<Arc<Current>, AuthError> {
+        let now = Utc::now();
         let seen = match self.current.load_full() {
-            Some(c) if c.expires_at.is_none() || c.is_fresh(Utc::now()) => return Ok(c),
+            Some(c) if c.expires_at.is_none() || c.is_fresh(now) => return Ok(c),
+            Some(c) if c.is_valid(now) => {
+                self.refresh_behind(c.generation);
+                return Ok(c);
+            }
             Some(c) => Some(c.generation),
             None => None,
         };
         // Boxed: the refresh's state is large and rarely needed, and every proxied call
         // awaits this.
-        Box::pin(self.refresh(Trigger::Expired { seen })).await
+        Box::pin(self.refresh_for_expired(seen)).await
     }
 
     /// Consecutive transient failures so far (0 when healthy), for backoff.
@@ -362,18 +380,12 @@ impl TokenManager {
             return Ok(current);
         }
         let mark = watermark::read(watermark::path(&self.lock_file)).await;
-        let plan = match self.begin(mark).await? {
+        let mut plan = match self.begin(mark).await? {
             Ok(plan) => plan,
             Err(refusal) => return Err(refusal),
         };
         let started = Instant::now();
-        let result = token::request(
-            &self.http,
-            &plan.token_endpoint,
-            &plan.auth,
-            &refresh_params(&plan),
-        )
-        .await;
+        let result = retry::request(&self.http, &mut plan).await;
         let latency = started.elapsed();
         match result {
             Ok(response) => self.store_success(&plan, response, latency).await,
@@ -410,8 +422,8 @@ impl TokenManager {
                     .ok_or_else(|| AuthError::NotFound(name.clone()))?;
                 let plan = match plan_for(c, mark.as_ref()) {
                     Ok(plan) => plan,
-                    Err((code, detail)) => {
-                        mark_needs_reauth(c, code, &detail, Vec::new(), now);
+                    Err((code, detail, evidence)) => {
+                        mark_needs_reauth(c, code, &detail, evidence, now);
                         return Ok(Err(AuthError::NeedsReauth {
                             name: name.clone(),
                             diagnosis: code,
@@ -493,31 +505,10 @@ impl TokenManager {
         }
     }
 
-    /// The MCP clients on this machine configured with this connection's upstream directly
-    /// (each holding a grant of its own for the same login): what turns an `invalid_grant`
-    /// on a token tether never spent into `invalid_grant.rotated_elsewhere`.
-    async fn clients_sharing(&self) -> Vec<String> {
-        let (Some(at), Ok(store)) = (
-            crate::clients::Locations::from_env(),
-            self.vault.load_async().await,
-        ) else {
-            return Vec::new();
-        };
-        let name = self.name.clone();
-        tokio::task::spawn_blocking(move || crate::clients::drift::sharing(&at, &store, &name))
-            .await
-            .unwrap_or_default()
-    }
-
     async fn store_failure(&self, plan: &Plan, error: &TokenError, latency: Duration) -> AuthError {
         let name = self.name.clone();
         let now = Utc::now();
         let transient = error.is_transient();
-        let sharing = if error.is_invalid_grant() {
-            self.clients_sharing().await
-        } else {
-            Vec::new()
-        };
         let diagnosis = if transient {
             DiagnosisCode::UpstreamUnreachable
         } else {
@@ -525,16 +516,9 @@ impl TokenManager {
                 error,
                 suspect_lost: plan.suspect,
                 sent_spent_token: plan.spent,
-                shared_grant: !sharing.is_empty(),
             })
         };
-        let mut evidence = evidence_for(error, &plan.auth.client_id, plan.generation);
-        evidence.extend(
-            sharing
-                .into_iter()
-                .take(3)
-                .map(|client| Evidence::new("also signed in", client)),
-        );
+        let evidence = evidence_for(error, &plan.auth.client_id, plan.generation);
         let detail = error.to_string();
         let keep_journal = transient && error.maybe_processed();
         let client_id = plan.auth.client_id.clone();
@@ -650,75 +634,6 @@ fn refusal_without_asking(connection: &Connection, trigger: Trigger) -> Option<A
     }
 }
 
-/// What a refresh of this connection needs, or the diagnosis that forbids one.
-fn plan_for(
-    c: &Connection,
-    mark: Option<&watermark::Watermark>,
-) -> Result<Plan, (DiagnosisCode, String)> {
-    let Auth::OAuth { discovery, .. } = &c.auth else {
-        return Err((
-            DiagnosisCode::InvalidGrantExpiredOrRevoked,
-            "this connection does not use OAuth".to_string(),
-        ));
-    };
-    let token = c.token.as_ref().ok_or((
-        DiagnosisCode::InvalidGrantExpiredOrRevoked,
-        "no token stored; log in first".to_string(),
-    ))?;
-    let refresh_token = token.refresh_token.clone().ok_or((
-        DiagnosisCode::NoRefreshToken,
-        "the token expired and the server issued no refresh token".to_string(),
-    ))?;
-    // Drift check before sending a doomed request: the token's own client must be held.
-    let client = c
-        .clients
-        .iter()
-        .find(|r| r.client_id == token.client_id)
-        .ok_or((
-            DiagnosisCode::ClientMismatch,
-            format!(
-                "the token was issued to client {}, which tether does not hold",
-                mask(&token.client_id)
-            ),
-        ))?;
-    let discovery = discovery.as_ref().ok_or((
-        DiagnosisCode::DiscoveryFailed,
-        "no authorization server metadata stored; log in again".to_string(),
-    ))?;
-    let token_endpoint = token_endpoint(&discovery.as_metadata).ok_or((
-        DiagnosisCode::DiscoveryFailed,
-        "the stored authorization server metadata has no token_endpoint".to_string(),
-    ))?;
-    let hash = refresh_hash(&refresh_token);
-    let spent = token.used_refresh_hashes.contains(&hash)
-        || mark.is_some_and(|m| m.shows_reuse(token.generation, &hash));
-    Ok(Plan {
-        spent,
-        generation: token.generation,
-        refresh_token,
-        auth: ClientAuth::of(client),
-        token_endpoint,
-        resource: Some(discovery.resource.clone()),
-        suspect: false,
-    })
-}
-
-fn token_endpoint(as_metadata: &str) -> Option<Url> {
-    let doc: serde_json::Value = serde_json::from_str(as_metadata).ok()?;
-    Url::parse(doc.get("token_endpoint")?.as_str()?).ok()
-}
-
-fn refresh_params(plan: &Plan) -> Vec<(&str, &str)> {
-    let mut params = vec![
-        ("grant_type", "refresh_token"),
-        ("refresh_token", plan.refresh_token.expose()),
-    ];
-    if let Some(resource) = &plan.resource {
-        params.push(("resource", resource));
-    }
-    params
-}
-
 /// The next token set: generation + 1; a refresh token that did not come back is kept;
 /// the spent one is remembered by hash.
 fn rotated(
@@ -758,139 +673,6 @@ pub fn refresh_hash(token: &Secret) -> [u8; 8] {
     let mut out = [0u8; 8];
     out.copy_from_slice(&digest[..8]);
     out
-}
-
-pub fn mark_needs_reauth(
-    c: &mut Connection,
-    diagnosis: DiagnosisCode,
-    detail: &str,
-    evidence: Vec<Evidence>,
-    now: DateTime<Utc>,
-) {
-    let already =
-        matches!(&c.state, ConnectionState::NeedsReauth { diagnosis: d, .. } if *d == diagnosis);
-    c.state = ConnectionState::NeedsReauth {
-        diagnosis,
-        detail: detail.to_string(),
-    };
-    if !already {
-        let mut event = Event::new(
-            now,
-            EventKind::StateChanged,
-            format!("needs re-authorization: {detail}"),
-        );
-        event.diagnosis = Some(diagnosis);
-        event.evidence = evidence;
-        c.record(event);
-    }
-}
-
-fn evidence_for(error: &TokenError, client_id: &str, generation: u64) -> Vec<Evidence> {
-    let mut lines = Vec::new();
-    if let Some(status) = error.status() {
-        lines.push(Evidence::new("status", status.to_string()));
-    }
-    if let TokenError::OAuth { body, .. } = error {
-        lines.push(Evidence::new("error", body.error.clone()));
-        if let Some(d) = &body.error_description {
-            lines.push(Evidence::new("error_description", d.clone()));
-        }
-    }
-    lines.push(Evidence::new("url", error.url()));
-    if let TokenError::Network { reason, .. } = error {
-        lines.push(Evidence::new("network", reason.clone()));
-    }
-    lines.push(Evidence::new("client", mask(client_id)));
-    lines.push(Evidence::new("generation", generation.to_string()));
-    lines
-}
-
-impl Current {
-    /// Whether this token, refused now, was revoked early (a per-user token cap,
-    /// typically) rather than merely expired: it had over a quarter of its lifetime left.
-    pub fn revoked_early(&self) -> bool {
-        let Some(expires) = self.expires_at else {
-            return true;
-        };
-        let life = expires - self.obtained_at;
-        expires - Utc::now() > life / 4
-    }
-}
-
-/// The history entry for `rejected`, refused by the upstream (401) while it should have
-/// been good, and replaced by a refresh.
-pub fn eviction_event(rejected: &Current, description: Option<&str>) -> Event {
-    let left = rejected
-        .expires_at
-        .map(|at| crate::view::duration((at - Utc::now()).num_seconds().max(0)))
-        .unwrap_or_else(|| "no expiry".to_string());
-    let mut evidence = vec![
-        Evidence::new("status", "401 invalid_token"),
-        Evidence::new("generation", rejected.generation.to_string()),
-        Evidence::new("time left", left.clone()),
-    ];
-    if let Some(d) = description {
-        evidence.push(Evidence::new("error_description", token::printable(d, 200)));
-    }
-    let mut event = Event::new(
-        Utc::now(),
-        EventKind::Rejected,
-        format!("the upstream revoked the access token early ({left} left); refreshed"),
-    );
-    event.diagnosis = Some(DiagnosisCode::TokenEvicted);
-    event.evidence = evidence;
-    event
-}
-
-/// The upstream refused an API-key connection's key (401): said once in its history (not
-/// again while the last entry already says so, within a minute), so `tether status`, the
-/// TUI and `tether doctor`'s evidence show it.
-pub async fn record_key_rejected(vault: &Vault, name: &str) {
-    let name = name.to_string();
-    let recorded = vault
-        .transact_async(move |store: &mut Store| {
-            let Some(c) = store.get_mut(&name) else {
-                return Ok::<_, VaultError>(());
-            };
-            let now = Utc::now();
-            let said = c.history.last().is_some_and(|e| {
-                e.kind == EventKind::Rejected
-                    && e.diagnosis == Some(DiagnosisCode::TokenEvicted)
-                    && now - e.at < chrono::Duration::minutes(1)
-            });
-            if !said {
-                let mut event = Event::new(
-                    now,
-                    EventKind::Rejected,
-                    "the upstream rejected the API key (401): replace it (tether remove, then tether add --api-key-env)".to_string(),
-                );
-                event.diagnosis = Some(DiagnosisCode::TokenEvicted);
-                event.evidence = vec![Evidence::new("status", "401")];
-                c.record(event);
-            }
-            Ok(())
-        })
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!("an event could not be recorded in the vault: {e}");
-    }
-}
-
-/// Adds `event` to the history of connection `name` (a connection removed meanwhile is
-/// left alone; a vault that cannot be written is said in the log).
-pub async fn record(vault: &Vault, name: &str, event: Event) {
-    let name = name.to_string();
-    let recorded = vault
-        .transact_async(move |store: &mut Store| {
-            if let Some(c) = store.get_mut(&name) {
-                c.record(event);
-            }
-            Ok::<_, VaultError>(())
-        })
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!("an event could not be recorded in the vault: {e}");
-    }
 }
 
 #[cfg(test)]

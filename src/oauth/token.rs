@@ -95,6 +95,15 @@ pub struct OAuthErrorBody {
     pub error_description: Option<String>,
 }
 
+/// How a token request went unanswered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// The connection was never made: the request never left.
+    NotConnected,
+    /// The connection was reset before any byte of an answer.
+    Reset,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
     /// The server answered with an OAuth error (`invalid_grant`, `invalid_client`, …).
@@ -113,11 +122,13 @@ pub enum TokenError {
     },
     /// No usable answer. `maybe_processed`: the request may have reached the server
     /// (timeout, connection cut mid-response), so a rotation may have happened.
+    /// `reset_unanswered`: the connection was reset before any byte of an answer.
     #[error("no answer from {url}: {reason}")]
     Network {
         url: String,
         reason: String,
         maybe_processed: bool,
+        reset_unanswered: bool,
     },
     /// A 2xx answer that is not a token response.
     #[error("{url} sent a token response tether cannot read: {reason}")]
@@ -174,6 +185,22 @@ impl TokenError {
             | TokenError::Network { url, .. }
             | TokenError::BadResponse { url, .. }
             | TokenError::Redirect { url, .. } => url,
+        }
+    }
+
+    /// No answer at all: the connection could not be made, or was reset before any byte
+    /// of an answer arrived.
+    pub fn unanswered(&self) -> Option<Unanswered> {
+        match self {
+            TokenError::Network {
+                maybe_processed: false,
+                ..
+            } => Some(Unanswered::NotConnected),
+            TokenError::Network {
+                reset_unanswered: true,
+                ..
+            } => Some(Unanswered::Reset),
+            _ => None,
         }
     }
 
@@ -261,6 +288,8 @@ pub async fn post(
             url: url.clone(),
             reason: e,
             maybe_processed: true,
+            // The answer had begun: its head arrived.
+            reset_unanswered: false,
         },
         ReadError::TooLarge => TokenError::BadResponse {
             url: url.clone(),
@@ -336,7 +365,23 @@ fn network(url: &str, e: &reqwest::Error) -> TokenError {
         reason: describe(e),
         // A refused connection never carried the request; anything later might have.
         maybe_processed: !e.is_connect(),
+        // `send` failed, so no response head was read; a reset (not a timeout, not an
+        // orderly close) is what a server dropping a connection it never served sends.
+        reset_unanswered: !e.is_timeout() && caused_by_reset(e),
     }
+}
+
+fn caused_by_reset(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A reqwest error with its causes, on one line and without the URL's query.

@@ -401,7 +401,7 @@ fn auth_failure(name: &str, error: &AuthError, parts: &Parts, body: &Bytes) -> A
             ),
             Some(DiagnosisCode::UpstreamUnreachable),
         ),
-        other => (format!("tether: {other}"), None),
+        other => (format!("tether: {other}"), other.diagnosis()),
     };
     let data = json!({
         "connection": name,

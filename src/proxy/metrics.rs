@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::engine::{ClientTraffic, LATENCY_BUCKETS};
-use crate::vault::{EventKind, Store};
+use crate::vault::Store;
 
 /// The value under `key`, inserted if missing; allocates only then (the proxy counts every
 /// call this way).
@@ -89,15 +89,15 @@ pub fn render(
             s.requests
         );
     }
-    out += "# HELP tether_refreshes_total Token refreshes kept in each connection's history.\n# TYPE tether_refreshes_total counter\n";
-    for (kind, result) in [
-        (EventKind::Refreshed, "ok"),
-        (EventKind::RefreshFailed, "failed"),
-    ] {
-        let count =
-            |c: &crate::vault::Connection| c.history.iter().filter(|e| e.kind == kind).count();
+    out += "# HELP tether_refreshes_total Token refreshes since each connection was added.\n# TYPE tether_refreshes_total counter\n";
+    type Count = fn(&crate::vault::Connection) -> u64;
+    let kinds: [(Count, &str); 2] = [
+        (|c| c.counters().refreshes_ok, "ok"),
+        (|c| c.counters().refreshes_failed, "failed"),
+    ];
+    for (count, result) in kinds {
         if scope == Scope::Totals {
-            let n: usize = store.connections().iter().map(count).sum();
+            let n: u64 = store.connections().iter().map(count).sum();
             let _ = writeln!(out, "tether_refreshes_total{{result=\"{result}\"}} {n}");
             continue;
         }
@@ -112,6 +112,40 @@ pub fn render(
                 c.name,
                 count(c)
             );
+        }
+    }
+    out += &refresh_in_flight(store, chrono::Utc::now(), scope);
+    out
+}
+
+/// A gauge per connection whose refresh runs past its token's expiry (the same signal
+/// `tether list` shows as "refreshing for N s"); absent while none does. Totals show the
+/// longest, naming no connection.
+fn refresh_in_flight(
+    store: &Store,
+    now: chrono::DateTime<chrono::Utc>,
+    scope: Scope<'_>,
+) -> String {
+    let mut out = "# HELP tether_refresh_in_flight_seconds How long a refresh has been running past its token's expiry.\n# TYPE tether_refresh_in_flight_seconds gauge\n".to_string();
+    let overdue = store.connections().iter().filter_map(|c| {
+        let seconds = crate::view::overdue_refresh(c, now)?.seconds(now);
+        Some((c.name.as_str(), seconds))
+    });
+    match scope {
+        Scope::Totals => {
+            if let Some(longest) = overdue.map(|(_, s)| s).max() {
+                let _ = writeln!(out, "tether_refresh_in_flight_seconds {longest}");
+            }
+        }
+        Scope::All | Scope::Connection(_) => {
+            for (name, seconds) in overdue {
+                if scope == Scope::All || scope == Scope::Connection(name) {
+                    let _ = writeln!(
+                        out,
+                        "tether_refresh_in_flight_seconds{{connection=\"{name}\"}} {seconds}"
+                    );
+                }
+            }
         }
     }
     out

@@ -102,7 +102,7 @@ pub(crate) async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -
         let msg = format!("missing_metadata entry '{bad}' must be a path starting with '/'");
         return (StatusCode::BAD_REQUEST, msg).into_response();
     }
-    *shared.faults() = plan.clone();
+    shared.replace_faults(plan.clone());
     Json(plan).into_response()
 }
 

@@ -29,6 +29,8 @@ pub fn options_from_args(args: &SimArgs) -> Result<SimOptions, super::SimError> 
             drop_next_refresh: args.drop_next_refresh,
             hold_next_refresh_secs: args.hold_next_refresh,
             missing_metadata: args.missing_metadata.clone(),
+            freeze_token_calls: args.freeze_token_calls,
+            reset_token_calls: args.reset_token_calls,
             ..FaultPlan::default()
         },
     })

@@ -1,5 +1,6 @@
-//! Fault knobs: failing token calls, a refresh whose response is lost in transit, and
-//! missing metadata documents — set at start-up and changed at run time by the admin API.
+//! Fault knobs: failing token calls, a frozen token endpoint, connections reset before any
+//! answer, a refresh whose response is lost in transit, and missing metadata documents —
+//! set at start-up and changed at run time by the admin API.
 
 use std::fmt;
 use std::str::FromStr;
@@ -52,6 +53,14 @@ pub struct FaultPlan {
     /// Answer this many of the next device-code polls with `slow_down` (RFC 8628 §3.5),
     /// however patient the client was; each one adds 5 seconds to the interval.
     pub slow_down_polls: u32,
+    /// Hold every token call, unprocessed, while this stays true (an authorization server
+    /// that hangs); replacing the plan with one that does not freeze releases them, and
+    /// each then runs as if it had just arrived.
+    pub freeze_token_calls: bool,
+    /// Reset this many of the next token connections once the request is read, before
+    /// the token logic sees it (nothing rotates): the client gets a TCP reset and no byte
+    /// of an answer — what a server that resumes from a freeze may do to a pending call.
+    pub reset_token_calls: u32,
 }
 
 impl Default for FaultPlan {
@@ -65,6 +74,8 @@ impl Default for FaultPlan {
             hold_next_refresh_secs: 0,
             missing_metadata: Vec::new(),
             slow_down_polls: 0,
+            freeze_token_calls: false,
+            reset_token_calls: 0,
         }
     }
 }
@@ -163,4 +174,37 @@ pub(crate) async fn token_call_failure(shared: &Shared) -> Option<Response> {
                 .into_response()
         }
     })
+}
+
+/// Holds a token call while the plan freezes the token endpoint (or until shutdown).
+pub(crate) async fn wait_while_frozen(shared: &Shared) {
+    let mut changes = shared.fault_changes();
+    let mut counted = false;
+    loop {
+        let frozen = shared.faults().freeze_token_calls;
+        if !frozen {
+            return;
+        }
+        if !counted {
+            shared.count(|t| t.faults_injected += 1);
+            counted = true;
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Whether the current token call's connection must be reset unanswered; takes one from
+/// the counter.
+pub(crate) fn take_reset(shared: &Shared) -> bool {
+    let mut plan = shared.faults();
+    if plan.reset_token_calls == 0 {
+        return false;
+    }
+    plan.reset_token_calls -= 1;
+    drop(plan);
+    shared.count(|t| t.faults_injected += 1);
+    true
 }

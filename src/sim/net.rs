@@ -20,6 +20,8 @@ pub(crate) struct ConnCutter(Arc<CutState>);
 #[derive(Debug, Default)]
 struct CutState {
     cut: AtomicBool,
+    /// Close with a TCP reset (RST) rather than an orderly FIN.
+    reset: AtomicBool,
     /// The task waiting to read, woken when the connection is cut so it notices.
     reader: Mutex<Option<Waker>>,
 }
@@ -28,6 +30,13 @@ impl ConnCutter {
     /// From now on every read and write on the connection fails, so hyper drops it
     /// without writing a byte of the pending response: the client sees the connection
     /// close, not an HTTP answer.
+    /// Cuts the connection and closes it with a TCP reset (SO_LINGER 0), as a server
+    /// that drops a pending connection does: the client reads "connection reset by peer".
+    pub fn reset(&self) {
+        self.0.reset.store(true, Ordering::SeqCst);
+        self.cut();
+    }
+
     pub fn cut(&self) {
         self.0.cut.store(true, Ordering::SeqCst);
         let waker = self.0.reader.lock().ok().and_then(|mut w| w.take());
@@ -135,6 +144,15 @@ fn cut_error() -> io::Error {
         io::ErrorKind::ConnectionReset,
         "connection cut by the simulator",
     )
+}
+
+impl Drop for CuttableStream {
+    fn drop(&mut self) {
+        // A zero linger makes the close send RST; it never blocks (no data to linger on).
+        if self.state.reset.load(Ordering::SeqCst) {
+            let _ = self.stream.set_zero_linger();
+        }
+    }
 }
 
 impl AsyncRead for CuttableStream {

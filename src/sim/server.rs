@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub cfg: Config,
     store: Mutex<Store>,
     faults: Mutex<FaultPlan>,
+    /// Bumped whenever the plan is replaced, so calls held by a freeze look again.
+    fault_changes: tokio::sync::watch::Sender<()>,
     pub shutdown: CancellationToken,
 }
 
@@ -77,6 +79,16 @@ impl Shared {
 
     pub fn faults(&self) -> MutexGuard<'_, FaultPlan> {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the fault plan and wakes the calls a freeze holds.
+    pub fn replace_faults(&self, plan: FaultPlan) {
+        *self.faults() = plan;
+        self.fault_changes.send_replace(());
+    }
+
+    pub fn fault_changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.fault_changes.subscribe()
     }
 
     pub fn count(&self, f: impl FnOnce(&mut Totals)) {
@@ -168,6 +180,7 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
         cfg,
         store: Mutex::new(Store::default()),
         faults: Mutex::new(opts.faults),
+        fault_changes: tokio::sync::watch::Sender::new(()),
         shutdown: CancellationToken::new(),
     });
     let conns = Connections::default();
@@ -284,7 +297,7 @@ impl SimHandle {
 
     /// Replaces the fault plan, as `POST /__sim/faults` does.
     pub fn set_faults(&self, plan: FaultPlan) {
-        *self.shared.faults() = plan;
+        self.shared.replace_faults(plan);
     }
 
     /// Stops accepting, ends open streams and waits (briefly) for connections to close.

@@ -46,6 +46,12 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     count_call(&shared, &headers, &body);
+    faults::wait_while_frozen(&shared).await;
+    if faults::take_reset(&shared) {
+        // Read but never handed to the grant logic: nothing was processed.
+        cutter.reset();
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     if let Some(failure) = faults::token_call_failure(&shared).await {
         return failure;
     }

@@ -135,8 +135,9 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
 
 fn state_line(app: &App, c: &Connection) -> Vec<Span<'static>> {
     let theme = app.theme();
-    let mut spans = vec![state_span(theme, &c.state)];
-    let why = match &c.state {
+    let state = crate::view::shown_state(c, app.now());
+    let mut spans = vec![state_span(theme, &state)];
+    let why = match state.as_ref() {
         ConnectionState::Degraded { why } => Some(why.clone()),
         ConnectionState::NeedsReauth { detail, .. } => Some(detail.clone()),
         ConnectionState::NeedsLogin => Some("press l to authorize".to_string()),

@@ -114,7 +114,7 @@ fn row<'a>(
     };
     let (active, total) = active_clients(state, c, now);
     cells.extend([
-        Cell::from(state_span(theme, &c.state)),
+        Cell::from(state_span(theme, &crate::view::shown_state(c, now))),
         Cell::from(countdown(theme, c.token.as_ref(), now)),
         Cell::from(ago(theme, summary.last_refresh, now)),
         Cell::from(Line::from(vec![
