@@ -1015,3 +1015,40 @@ async fn an_unreachable_authorization_server_is_answered_as_unreachable() {
         "{body}"
     );
 }
+
+/// A token the upstream refuses and no refresh can replace (Todoist issues no refresh
+/// token): the client hears it must sign in again, and `tether list` says so too instead
+/// of "healthy".
+#[tokio::test]
+async fn a_refused_token_with_no_refresh_token_shows_as_needing_a_sign_in() {
+    let (home, sim) = common::signed_in("todoist");
+    let secret = secret_for(&home, "todoist", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let body: Value = rpc(&url, list_tools()).await.json().await.unwrap();
+    assert!(body["result"].is_object(), "{body}");
+    sim.admin("evict-access");
+    let body: Value = rpc(&url, list_tools()).await.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+    // Recorded beside the answer; the bound is a safety net, not a target.
+    let safety = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: Value = serde_json::from_str(&home.run(&["list", "--json"]).ok().stdout).unwrap();
+        if list[0]["state"] == "needs-reauth" {
+            assert_eq!(
+                list[0]["diagnosis"], "invalid_grant.expired_or_revoked",
+                "{list}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < safety,
+            "still shown as {}",
+            list[0]["state"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = home.run(&["status", "todoist"]).ok().stdout;
+    assert!(status.contains("issued no refresh token"), "{status}");
+    serve.stop();
+}

@@ -29,7 +29,7 @@ mod retry;
 pub use behind::EXPIRED_WAIT;
 
 use history::evidence_for;
-pub use history::{eviction_event, mark_needs_reauth, record, record_key_rejected};
+pub use history::{eviction_event, mark_needs_reauth, record, record_key_rejected, record_refused};
 use plan::{Plan, plan_for};
 
 use super::token::{TokenError, TokenResponse};

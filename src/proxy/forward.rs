@@ -191,6 +191,8 @@ async fn forward_buffered(
         Err(e) => return auth_failure(name, &e, parts, &body),
     };
     let mut result = send(proxy, &target, parts, &body, &current, at).await;
+    // The generation of the token the answer in `result` was given to.
+    let mut sent = current.generation;
     if oauth
         && let Ok(res) = &result
         && res.status() == StatusCode::UNAUTHORIZED
@@ -217,6 +219,7 @@ async fn forward_buffered(
                 challenge.error_description.as_deref(),
             );
         }
+        sent = fresh.generation;
         result = send(proxy, &target, parts, &body, &fresh, Instant::now()).await;
     }
     match result {
@@ -229,6 +232,13 @@ async fn forward_buffered(
                 diagnosis: DiagnosisCode::InvalidGrantExpiredOrRevoked,
                 detail: "the server refused a freshly refreshed token".to_string(),
             };
+            // The client hears it must sign in again; `list`, `status` and the terminal UI
+            // must say the same, not "healthy".
+            let vault = proxy.engine.vault().clone();
+            let refused = name.to_string();
+            tokio::spawn(async move {
+                crate::oauth::refresh::record_refused(&vault, &refused, sent).await;
+            });
             auth_failure(name, &e, parts, &body)
         }
         Ok(res) if res.status() == StatusCode::UNAUTHORIZED && api_key => {

@@ -128,6 +128,44 @@ pub async fn record_key_rejected(vault: &Vault, name: &str) {
     }
 }
 
+/// The upstream refused the token of generation `generation` again after the one refresh
+/// (or, with no refresh token, the one retry) a 401 gets: the client is told to sign in
+/// again, so the connection says so too — unless a newer token arrived meanwhile.
+pub async fn record_refused(vault: &Vault, name: &str, generation: u64) {
+    let name = name.to_string();
+    let recorded = vault
+        .transact_async(move |store: &mut Store| {
+            let Some(c) = store.get_mut(&name) else {
+                return Ok::<_, VaultError>(());
+            };
+            let current = c.token.as_ref().map(|t| (t.generation, t.refresh_token.is_some()));
+            let Some((stored, refreshable)) = current.filter(|(g, _)| *g == generation) else {
+                return Ok(());
+            };
+            let detail = if refreshable {
+                "the server refused a freshly refreshed token"
+            } else {
+                "the server refused the token before it expired, and issued no refresh token to get another"
+            };
+            let evidence = vec![
+                Evidence::new("status", "401 twice (after a refresh or a retry)"),
+                Evidence::new("generation", stored.to_string()),
+            ];
+            mark_needs_reauth(
+                c,
+                DiagnosisCode::InvalidGrantExpiredOrRevoked,
+                detail,
+                evidence,
+                Utc::now(),
+            );
+            Ok(())
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!("a refused token could not be recorded in the vault: {e}");
+    }
+}
+
 /// Adds `event` to the history of connection `name` (a connection removed meanwhile is
 /// left alone; a vault that cannot be written is said in the log).
 pub async fn record(vault: &Vault, name: &str, event: Event) {
