@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use common::{Home, Serve, secret_for};
 use serde_json::{Value, json};
-use tether::sim::{FaultPlan, Profile};
+use tether::sim::{FaultPlan, Profile, SimHandle};
 
 /// One `tools/list` through a local endpoint: whether it came back with tools.
 async fn call(http: &reqwest::Client, endpoint: &str) -> bool {
@@ -148,6 +148,35 @@ fn token_times(home: &Home, name: &str) -> (DateTime<Utc>, DateTime<Utc>) {
     (at("obtained_at"), at("expires_at"))
 }
 
+/// A signed-in generic connection (lifetimes divided by `scale`) served by `tether serve`,
+/// whose authorization server has just frozen its token endpoint.
+struct Frozen {
+    sim: SimHandle,
+    home: Home,
+    serve: Serve,
+    endpoint: String,
+    secret: String,
+}
+
+async fn frozen(scale: f64, client: &str) -> Frozen {
+    let (sim, home) = common::signed_in_here(Profile::Generic, scale).await;
+    let secret = secret_for(&home, "generic", client);
+    // The hung refresh must outlast the token, not end in tether's own timeout.
+    let serve = Serve::start_env(&home, &[("TETHER_HTTP_TIMEOUT_SECS", "300")]);
+    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    sim.set_faults(FaultPlan {
+        freeze_token_calls: true,
+        ..FaultPlan::default()
+    });
+    Frozen {
+        sim,
+        home,
+        serve,
+        endpoint,
+        secret,
+    }
+}
+
 /// Sleeps until `at` (at once if it has passed).
 async fn sleep_until(at: DateTime<Utc>) {
     if let Ok(wait) = (at - Utc::now()).to_std() {
@@ -159,16 +188,14 @@ async fn sleep_until(at: DateTime<Utc>) {
 async fn calls_go_on_with_a_valid_token_while_its_refresh_hangs() {
     // One-hour tokens live 40 s: the last tenth of their life, when a call asks for a
     // refresh, is 4 s long.
-    let (sim, home) = common::signed_in_here(Profile::Generic, 90.0).await;
-    let secret = secret_for(&home, "generic", "patient");
-    // The hung refresh must outlast the token, not end in tether's own timeout.
-    let serve = Serve::start_env(&home, &[("TETHER_HTTP_TIMEOUT_SECS", "300")]);
-    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    let Frozen {
+        sim,
+        home,
+        serve,
+        endpoint,
+        ..
+    } = frozen(90.0, "patient").await;
     let http = reqwest::Client::new();
-    sim.set_faults(FaultPlan {
-        freeze_token_calls: true,
-        ..FaultPlan::default()
-    });
     // The scheduler's refresh (at half the lifetime) reaches the frozen server and hangs.
     let (obtained, expires) = token_times(&home, "generic");
     let safety = Instant::now() + Duration::from_secs(120);
@@ -218,15 +245,14 @@ fn listed(home: &Home, name: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_hung_past_expiry_shows_as_such_everywhere() {
     // One-hour tokens live 4 s.
-    let (sim, home) = common::signed_in_here(Profile::Generic, 900.0).await;
-    let secret = secret_for(&home, "generic", "waiting");
-    let serve = Serve::start_env(&home, &[("TETHER_HTTP_TIMEOUT_SECS", "300")]);
-    let endpoint = format!("{}/s/{secret}/mcp", serve.base);
+    let Frozen {
+        sim,
+        home,
+        serve,
+        endpoint,
+        secret,
+    } = frozen(900.0, "waiting").await;
     let http = reqwest::Client::new();
-    sim.set_faults(FaultPlan {
-        freeze_token_calls: true,
-        ..FaultPlan::default()
-    });
     // `tether list`, another process, sees the refresh running past the token's expiry.
     let safety = Instant::now() + Duration::from_secs(120);
     let row = loop {

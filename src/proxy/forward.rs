@@ -290,6 +290,11 @@ fn calls_a_tool(parts: &Parts, body: &[u8]) -> bool {
     if parts.method != Method::POST {
         return false;
     }
+    // Most calls are not tool calls: a byte search (SIMD) rules them out before a parse.
+    let named = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
+    if !named(b"tools/call") && !named(br"tools\/call") {
+        return false;
+    }
     #[derive(serde::Deserialize)]
     struct Message<'a> {
         #[serde(borrow)]
