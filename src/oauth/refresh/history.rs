@@ -94,91 +94,79 @@ pub fn eviction_event(rejected: &Current, description: Option<&str>) -> Event {
     event
 }
 
+/// Changes connection `name` in one vault transaction (a connection removed meanwhile is
+/// left alone; a vault that cannot be written is said in the log, since the caller — an
+/// answer already on its way to a client — has no one to tell).
+async fn change(vault: &Vault, name: &str, apply: impl FnOnce(&mut Connection) + Send + 'static) {
+    let name = name.to_string();
+    let recorded = vault
+        .transact_async(move |store: &mut Store| {
+            if let Some(c) = store.get_mut(&name) {
+                apply(c);
+            }
+            Ok::<_, VaultError>(())
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!("the vault could not record what happened to a connection: {e}");
+    }
+}
+
 /// The upstream refused an API-key connection's key (401): said once in its history (not
 /// again while the last entry already says so, within a minute), so `tether status`, the
 /// TUI and `tether doctor`'s evidence show it.
 pub async fn record_key_rejected(vault: &Vault, name: &str) {
-    let name = name.to_string();
-    let recorded = vault
-        .transact_async(move |store: &mut Store| {
-            let Some(c) = store.get_mut(&name) else {
-                return Ok::<_, VaultError>(());
-            };
-            let now = Utc::now();
-            let said = c.history.last().is_some_and(|e| {
-                e.kind == EventKind::Rejected
-                    && e.diagnosis == Some(DiagnosisCode::TokenEvicted)
-                    && now - e.at < chrono::Duration::minutes(1)
-            });
-            if !said {
-                let mut event = Event::new(
-                    now,
-                    EventKind::Rejected,
-                    "the upstream rejected the API key (401): replace it (tether remove, then tether add --api-key-env)".to_string(),
-                );
-                event.diagnosis = Some(DiagnosisCode::TokenEvicted);
-                event.evidence = vec![Evidence::new("status", "401")];
-                c.record(event);
-            }
-            Ok(())
-        })
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!("an event could not be recorded in the vault: {e}");
-    }
+    change(vault, name, |c| {
+        let now = Utc::now();
+        let said = c.history.last().is_some_and(|e| {
+            e.kind == EventKind::Rejected
+                && e.diagnosis == Some(DiagnosisCode::TokenEvicted)
+                && now - e.at < chrono::Duration::minutes(1)
+        });
+        if !said {
+            let mut event = Event::new(
+                now,
+                EventKind::Rejected,
+                "the upstream rejected the API key (401): replace it (tether remove, then tether add --api-key-env)".to_string(),
+            );
+            event.diagnosis = Some(DiagnosisCode::TokenEvicted);
+            event.evidence = vec![Evidence::new("status", "401")];
+            c.record(event);
+        }
+    })
+    .await;
 }
 
 /// The upstream refused the token of generation `generation` again after the one refresh
 /// (or, with no refresh token, the one retry) a 401 gets: the client is told to sign in
 /// again, so the connection says so too — unless a newer token arrived meanwhile.
 pub async fn record_refused(vault: &Vault, name: &str, generation: u64) {
-    let name = name.to_string();
-    let recorded = vault
-        .transact_async(move |store: &mut Store| {
-            let Some(c) = store.get_mut(&name) else {
-                return Ok::<_, VaultError>(());
-            };
-            let current = c.token.as_ref().map(|t| (t.generation, t.refresh_token.is_some()));
-            let Some((stored, refreshable)) = current.filter(|(g, _)| *g == generation) else {
-                return Ok(());
-            };
-            let detail = if refreshable {
-                "the server refused a freshly refreshed token"
-            } else {
-                "the server refused the token before it expired, and issued no refresh token to get another"
-            };
-            let evidence = vec![
-                Evidence::new("status", "401 twice (after a refresh or a retry)"),
-                Evidence::new("generation", stored.to_string()),
-            ];
-            mark_needs_reauth(
-                c,
-                DiagnosisCode::InvalidGrantExpiredOrRevoked,
-                detail,
-                evidence,
-                Utc::now(),
-            );
-            Ok(())
-        })
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!("a refused token could not be recorded in the vault: {e}");
-    }
+    change(vault, name, move |c| {
+        let current = c.token.as_ref().map(|t| (t.generation, t.refresh_token.is_some()));
+        let Some((stored, refreshable)) = current.filter(|(g, _)| *g == generation) else {
+            return;
+        };
+        let detail = if refreshable {
+            "the server refused a freshly refreshed token"
+        } else {
+            "the server refused the token before it expired, and issued no refresh token to get another"
+        };
+        let evidence = vec![
+            Evidence::new("status", "401 twice (after a refresh or a retry)"),
+            Evidence::new("generation", stored.to_string()),
+        ];
+        mark_needs_reauth(
+            c,
+            DiagnosisCode::InvalidGrantExpiredOrRevoked,
+            detail,
+            evidence,
+            Utc::now(),
+        );
+    })
+    .await;
 }
 
-/// Adds `event` to the history of connection `name` (a connection removed meanwhile is
-/// left alone; a vault that cannot be written is said in the log).
+/// Adds `event` to the history of connection `name`.
 pub async fn record(vault: &Vault, name: &str, event: Event) {
-    let name = name.to_string();
-    let recorded = vault
-        .transact_async(move |store: &mut Store| {
-            if let Some(c) = store.get_mut(&name) {
-                c.record(event);
-            }
-            Ok::<_, VaultError>(())
-        })
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!("an event could not be recorded in the vault: {e}");
-    }
+    change(vault, name, |c| c.record(event)).await;
 }
