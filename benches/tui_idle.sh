@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 idle=${SECONDS_IDLE:-60}
 settle=10
 command -v tmux >/dev/null || { echo "tui_idle: tmux is needed (apt-get install tmux)" >&2; exit 1; }
-cargo build --release --quiet --bin tether
-bin=$PWD/target/release/tether
+cargo build --profile dist --quiet --bin tether
+bin=$PWD/target/dist/tether
 
 home=$(mktemp -d)
 session=tether-idle-$$

@@ -5,12 +5,12 @@
 # N keep-alive `tools/list` calls (default 1,000) and the same with none, and prints the
 # difference per call.
 #
-#   cargo build --release && bash benches/proxy/instructions.sh [N] [path/to/tether]
+#   cargo build --profile dist && bash benches/proxy/instructions.sh [N] [path/to/tether]
 #
 # Needs valgrind, python3 and curl.
 set -euo pipefail
 calls=${1:-1000}
-bin=${2:-$(dirname "$0")/../../target/release/tether}
+bin=${2:-$(dirname "$0")/../../target/dist/tether}
 bin=$(realpath "$bin")
 
 # Prints the instruction total of one `tether serve` that answered $1 calls.

@@ -10,7 +10,7 @@
 //! the floor and tether take turns within each round, and every figure is the median of
 //! the rounds.
 //!
-//! Run: `cargo bench --bench proxy` (needs `taskset`; nginx from `apt-get install nginx`,
+//! Run: `cargo bench --profile dist --bench proxy` (the shipped build; needs `taskset`; nginx from `apt-get install nginx`,
 //! without it the rest is measured). `TETHER_BENCH_ROUNDS` (default 3) and
 //! `TETHER_BENCH_SECS` (measured seconds per run, default 4) trade time for steadiness;
 //! `TETHER_BENCH_BIN=path/to/tether` measures another build of tether.
