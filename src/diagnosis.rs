@@ -2,8 +2,20 @@
 //! and the remedy — the TUI key and the CLI command that fix it. The vault stores only
 //! the code and the evidence; the words live here.
 
-use crate::oauth::token::TokenError;
 use crate::vault::DiagnosisCode;
+
+/// What the terminal UI can do about a diagnosis, with one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fix {
+    /// Sign in again (re-registering first when the server forgot tether's client).
+    SignIn,
+    /// Refresh the token now.
+    Refresh,
+    /// Delete orphaned client registrations.
+    CleanOrphans,
+    /// Show the endpoint a client should use.
+    ShowEndpoint,
+}
 
 /// The words for one diagnosis code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,8 +27,9 @@ pub struct Explanation {
     pub detail: &'static str,
     /// What fixes it, in words.
     pub remedy: &'static str,
-    /// The TUI key that applies the remedy, if one does.
-    pub key: Option<char>,
+    /// The action that applies the remedy in the terminal UI, if one does (the keymap
+    /// says which key that is).
+    pub fix: Option<Fix>,
     /// The command that applies the remedy; `{name}` stands for the connection.
     pub command: Option<&'static str>,
     /// Whether the connection cannot work until the user acts.
@@ -32,12 +45,9 @@ impl Explanation {
     /// One sentence an MCP client can show its user: what broke and how to fix it.
     pub fn sentence_for(&self, name: &str) -> String {
         let mut s = format!("'{name}': {} ({})", self.summary, self.code);
-        match (self.command_for(name), self.key) {
-            (Some(cmd), Some(key)) => {
-                s += &format!(". Run `{cmd}` or press {key} in tether.");
-            }
-            (Some(cmd), None) => s += &format!(". Run `{cmd}`."),
-            _ => s += &format!(". {}", self.remedy),
+        match self.command_for(name) {
+            Some(cmd) => s += &format!(". Run `{cmd}`."),
+            None => s += &format!(". {}", self.remedy),
         }
         s
     }
@@ -45,12 +55,12 @@ impl Explanation {
 
 pub fn explain(code: DiagnosisCode) -> Explanation {
     use DiagnosisCode::*;
-    let e = |summary, detail, remedy, key, command, needs_action| Explanation {
+    let e = |summary, detail, remedy, fix, command, needs_action| Explanation {
         code,
         summary,
         detail,
         remedy,
-        key,
+        fix,
         command,
         needs_action,
     };
@@ -63,7 +73,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
              theft and revoke the whole grant — and when the server itself refuses one as reused, \
              this is the diagnosis too.",
             "Re-authorize; then find what else uses this login.",
-            Some('l'),
+            Some(Fix::SignIn),
             Some("tether login {name}"),
             true,
         ),
@@ -76,7 +86,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
              (mcp-remote's store after an import), or a machine elsewhere. Candidates seen on \
              this machine are listed as such; none is named as the cause.",
             "Re-authorize, and stop the other holder from using this grant (`tether clients` lists clients that reach the server directly).",
-            Some('l'),
+            Some(Fix::SignIn),
             Some("tether login {name}"),
             true,
         ),
@@ -86,7 +96,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
              The server rotated the refresh token anyway, so the new token was lost and the old one \
              is now refused.",
             "Re-authorize.",
-            Some('l'),
+            Some(Fix::SignIn),
             Some("tether login {name}"),
             true,
         ),
@@ -95,7 +105,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
             "The server no longer accepts the refresh token: it reached its lifetime, was revoked \
              (for example in the service's settings), or the account changed.",
             "Re-authorize.",
-            Some('l'),
+            Some(Fix::SignIn),
             Some("tether login {name}"),
             true,
         ),
@@ -105,7 +115,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
              client tether does not hold, or the server says the grant belongs to another client. \
              tether never mixes them.",
             "Re-authorize with the token's own client.",
-            Some('l'),
+            Some(Fix::SignIn),
             Some("tether login {name}"),
             true,
         ),
@@ -115,7 +125,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
              registered client expired or was deleted. tether keeps the old registration as legacy \
              while tokens bound to it live.",
             "Sign in again: tether registers a new client itself.",
-            Some('l'),
+            Some(Fix::SignIn),
             Some("tether login {name}"),
             true,
         ),
@@ -124,7 +134,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
             "A dynamically registered client no longer backs any token. It is harmless but clutters \
              the server's list of apps.",
             "Clean orphans (deleted at the server where RFC 7592 allows, else forgotten).",
-            Some('o'),
+            Some(Fix::CleanOrphans),
             Some("tether orphans {name} --delete"),
             false,
         ),
@@ -134,7 +144,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
              live tokens per user and app (GitHub: 10) silently revoke the oldest when another client \
              signs in. tether refreshes and carries on.",
             "None needed: tether refreshed. Fewer clients signing in directly avoids it.",
-            Some('r'),
+            Some(Fix::Refresh),
             Some("tether refresh {name}"),
             false,
         ),
@@ -161,7 +171,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
             "The server answered 403 insufficient_scope: the call needs a scope the current grant \
              does not include.",
             "Re-authorize; tether asks for the scope the server named.",
-            Some('l'),
+            Some(Fix::SignIn),
             Some("tether login {name}"),
             true,
         ),
@@ -170,7 +180,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
             "None of the metadata URLs the MCP specification lists answered with a usable document. \
              Every URL tried and its status is in the evidence.",
             "Check the MCP URL and that the server is up; then log in again.",
-            Some('l'),
+            Some(Fix::SignIn),
             Some("tether login {name}"),
             true,
         ),
@@ -188,7 +198,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
             "A network error, a timeout, a 5xx or a 429 answer. The refresh token is kept; tether \
              retries with capped exponential backoff.",
             "None needed: tether retries automatically.",
-            Some('r'),
+            Some(Fix::Refresh),
             Some("tether refresh {name}"),
             false,
         ),
@@ -196,7 +206,7 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
             "a local client called without a valid tether secret",
             "A local MCP client called tether's endpoint with a missing or revoked secret.",
             "Copy the client's endpoint again.",
-            Some('c'),
+            Some(Fix::ShowEndpoint),
             Some("tether url {name}"),
             true,
         ),
@@ -212,76 +222,6 @@ pub fn explain(code: DiagnosisCode) -> Explanation {
             true,
         ),
     }
-}
-
-/// What is known about a definitive refresh failure.
-pub struct RefreshFailure<'a> {
-    pub error: &'a TokenError,
-    /// An earlier refresh from the same generation never reported back.
-    pub suspect_lost: bool,
-    /// The refresh token sent had already been spent once by tether.
-    pub sent_spent_token: bool,
-}
-
-/// The diagnosis of a refresh the server refused for good (not a transient failure).
-///
-/// An `invalid_grant` for a refresh token tether never spent and did not lose means
-/// another holder of the grant used it — unless the server's words say the grant expired
-/// or was revoked. Other MCP clients on the machine are not evidence either way (they
-/// usually hold grants of their own): they are listed as candidates where the diagnosis
-/// is shown (`clients::holders`), not used to pick it.
-pub fn classify_refresh(f: &RefreshFailure<'_>) -> DiagnosisCode {
-    let (error, description) = match f.error {
-        TokenError::OAuth { body, .. } => (
-            body.error.as_str(),
-            body.error_description.as_deref().unwrap_or(""),
-        ),
-        _ => return DiagnosisCode::UpstreamUnreachable,
-    };
-    match error {
-        "invalid_client" | "unauthorized_client" => DiagnosisCode::ClientRejected,
-        "invalid_scope" | "insufficient_scope" => DiagnosisCode::InsufficientScope,
-        "invalid_grant" if f.suspect_lost => DiagnosisCode::InvalidGrantLostResponse,
-        "invalid_grant" if f.sent_spent_token => DiagnosisCode::InvalidGrantReused,
-        "invalid_grant" if names_another_client(description) => DiagnosisCode::ClientMismatch,
-        // The server says this token was used, and tether never used it.
-        "invalid_grant" if names_reuse(description) => DiagnosisCode::InvalidGrantRotatedElsewhere,
-        "invalid_grant" if names_end(description) => DiagnosisCode::InvalidGrantExpiredOrRevoked,
-        "invalid_grant" => DiagnosisCode::InvalidGrantRotatedElsewhere,
-        _ => DiagnosisCode::InvalidGrantExpiredOrRevoked,
-    }
-}
-
-/// Servers that end a grant often say how ("expired", "revoked").
-fn names_end(description: &str) -> bool {
-    let d = description.to_ascii_lowercase();
-    ["expired", "revoked", "revocation"]
-        .iter()
-        .any(|w| d.contains(w))
-}
-
-/// Servers that detect refresh-token reuse often say so ("already used", "reuse").
-fn names_reuse(description: &str) -> bool {
-    let d = description.to_ascii_lowercase();
-    ["already used", "reuse", "replay", "used twice"]
-        .iter()
-        .any(|w| d.contains(w))
-}
-
-/// Authorization servers word "this grant belongs to another client" in their own way
-/// (e.g. "Client is trying to use a code from a different client").
-fn names_another_client(description: &str) -> bool {
-    let d = description.to_ascii_lowercase();
-    d.contains("client")
-        && [
-            "different",
-            "another",
-            "mismatch",
-            "belongs to",
-            "not issued to",
-        ]
-        .iter()
-        .any(|w| d.contains(w))
 }
 
 /// Every code, for documentation and the help overlay.
@@ -323,64 +263,13 @@ mod tests {
         }
     }
 
-    fn oauth(error: &str, description: &str) -> TokenError {
-        TokenError::OAuth {
-            url: "https://as.example/token".into(),
-            status: 400,
-            body: crate::oauth::token::OAuthErrorBody {
-                error: error.into(),
-                error_description: Some(description.into()),
-            },
-        }
-    }
-
-    #[test]
-    fn refresh_failures_are_told_apart() {
-        let case = |e: &TokenError, lost, spent| {
-            classify_refresh(&RefreshFailure {
-                error: e,
-                suspect_lost: lost,
-                sent_spent_token: spent,
-            })
-        };
-        let grant = oauth("invalid_grant", "refresh token is invalid");
-        use DiagnosisCode::*;
-        assert_eq!(case(&grant, true, true), InvalidGrantLostResponse);
-        assert_eq!(case(&grant, false, true), InvalidGrantReused);
-        // Never spent, never lost: another holder used it.
-        assert_eq!(case(&grant, false, false), InvalidGrantRotatedElsewhere);
-        let used = oauth("invalid_grant", "the refresh token was already used");
-        assert_eq!(case(&used, false, false), InvalidGrantRotatedElsewhere);
-        assert_eq!(case(&used, false, true), InvalidGrantReused);
-        let revoked = oauth(
-            "invalid_grant",
-            "the refresh token is no longer valid: token was revoked",
-        );
-        assert_eq!(case(&revoked, false, false), InvalidGrantExpiredOrRevoked);
-        let expired = oauth("invalid_grant", "the refresh token expired");
-        assert_eq!(case(&expired, false, false), InvalidGrantExpiredOrRevoked);
-        let other = oauth(
-            "invalid_grant",
-            "Client is trying to use a code from a different client",
-        );
-        assert_eq!(case(&other, false, false), ClientMismatch);
-        assert_eq!(
-            case(&oauth("invalid_client", ""), true, false),
-            ClientRejected
-        );
-        assert_eq!(
-            case(&oauth("unauthorized_client", ""), false, false),
-            ClientRejected
-        );
-    }
-
     #[test]
     fn the_client_facing_sentence_names_the_fix() {
         let s = explain(DiagnosisCode::InvalidGrantReused).sentence_for("linear");
         assert_eq!(
             s,
             "'linear': needs re-authorization — the refresh token was already used \
-             (invalid_grant.reused). Run `tether login linear` or press l in tether."
+             (invalid_grant.reused). Run `tether login linear`."
         );
     }
 }

@@ -644,16 +644,16 @@ async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection
         .chain((!status.is_success()).then_some(&probed.challenge));
     for challenge in challenges {
         if let Some(error) = &challenge.error {
-            f = f.with("error", crate::oauth::token::printable(error, 100));
+            f = f.with("error", crate::printable::printable(error, 100));
         }
         if let Some(description) = &challenge.error_description {
             f = f.with(
                 "error_description",
-                crate::oauth::token::printable(description, 200),
+                crate::printable::printable(description, 200),
             );
         }
         if let Some(scope) = &challenge.scope {
-            f = f.with("scope", crate::oauth::token::printable(scope, 200));
+            f = f.with("scope", crate::printable::printable(scope, 200));
         }
     }
     if let Some(exp) = current.expires_at {

@@ -66,7 +66,7 @@ pub fn shown(target: &Url) -> String {
     let _ = u.set_password(None);
     u.set_query(None);
     u.set_fragment(None);
-    crate::oauth::token::printable(u.as_str(), 200)
+    crate::printable::printable(u.as_str(), 200)
 }
 
 /// The target of a redirect answer as it may be shown; `None` when `res` is no redirect.

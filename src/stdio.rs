@@ -253,7 +253,7 @@ fn unsent(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     match causes.last() {
-        Some(root) => format!("{what}: {}", crate::oauth::token::printable(root, 200)),
+        Some(root) => format!("{what}: {}", crate::printable::printable(root, 200)),
         None => what.to_string(),
     }
 }
@@ -305,7 +305,7 @@ async fn relay(
                     id,
                     &format!(
                         "tether stdio: HTTP {status}: {}",
-                        crate::oauth::token::printable(&said, 300)
+                        crate::printable::printable(&said, 300)
                     ),
                 )
             }

@@ -226,7 +226,7 @@ impl Engine {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let minute = now / 60;
         if let Ok(mut traffic) = self.inner.traffic.lock() {
-            let t = crate::proxy::slot(crate::proxy::slot(&mut traffic, connection), client);
+            let t = slot(slot(&mut traffic, connection), client);
             t.requests += 1;
             t.errors += u64::from(!ok);
             t.latency.observe(latency);
@@ -436,4 +436,13 @@ impl Engine {
             }
         }
     }
+}
+
+/// The value under `key`, inserted if missing; allocates only then (the proxy counts every
+/// call this way).
+pub fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }

@@ -216,7 +216,7 @@ fn unsafe_target(
     match super::reach::refusal(source, target) {
         None => Ok(()),
         Some(reason) => Err(DiscoveryError::Unsafe {
-            url: super::token::printable(target.as_str(), 300),
+            url: crate::printable::printable(target.as_str(), 300),
             named_by: source.to_string(),
             reason,
             tried: std::mem::take(tried),
@@ -241,7 +241,7 @@ fn check_resource(
         url: prm_url.to_string(),
         reason: format!(
             "it describes resource '{}', not this MCP server '{}' (RFC 9728 §3.3), so its authorization server cannot be trusted for it",
-            super::token::printable(resource, 300),
+            crate::printable::printable(resource, 300),
             canonical_resource(mcp_url)
         ),
         tried: std::mem::take(tried),

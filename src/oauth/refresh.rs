@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 mod behind;
+mod classify;
 mod history;
 mod plan;
 mod retry;
@@ -34,12 +35,12 @@ use plan::{Plan, plan_for};
 
 use super::token::{TokenError, TokenResponse};
 use super::watermark;
-use crate::diagnosis::{RefreshFailure, classify_refresh};
 use crate::secret::Secret;
 use crate::vault::{
     Auth, Connection, ConnectionState, DiagnosisCode, Event, EventKind, RefreshJournal,
     RegistrationStatus, Store, TokenSet, Vault, VaultError,
 };
+use classify::{RefreshFailure, classify_refresh};
 
 /// Spent refresh-token hashes kept per connection.
 const USED_HASHES_CAP: usize = 32;

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::discovery::Discovery;
-use super::token::{DEVICE_CODE_GRANT, describe, printable};
+use super::token::{DEVICE_CODE_GRANT, describe};
+use crate::printable::printable;
 use crate::secret::Secret;
 use crate::vault::{ClientRegistration, Connection, RegistrationMethod, RegistrationStatus};
 

@@ -403,7 +403,7 @@ pub fn describe(e: &reqwest::Error) -> String {
 }
 
 /// Server-provided text, shortened and with its control characters escaped.
-pub use crate::printable::printable;
+use crate::printable::printable;
 
 fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()

@@ -59,7 +59,7 @@ fn forbidden(why: &str) -> Response {
 }
 
 fn shorten(s: &str) -> String {
-    crate::oauth::token::printable(s, 80)
+    crate::printable::printable(s, 80)
 }
 
 /// `host[:port]` names loopback, or one of the configured public names.

@@ -8,15 +8,6 @@ use std::fmt::Write;
 use crate::engine::{ClientTraffic, LATENCY_BUCKETS};
 use crate::vault::Store;
 
-/// The value under `key`, inserted if missing; allocates only then (the proxy counts every
-/// call this way).
-pub fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_string(), V::default());
-    }
-    map.get_mut(key).expect("inserted above")
-}
-
 /// Which series a `/metrics` caller is shown. Connection and client names are shown only
 /// to a caller that could name them anyway: one holding an endpoint secret sees its own
 /// connection's, and everyone sees all of them only where `[proxy] metrics_public` says

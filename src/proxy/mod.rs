@@ -41,8 +41,6 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service as _;
 
-pub use metrics::slot;
-
 use crate::config::ProxyConfig;
 use crate::engine::Engine;
 use crate::vault::Store;
@@ -456,7 +454,7 @@ fn name_refused(store: &Store, name: &str, presented: Option<&str>) -> Box<Answe
     if holder && store.position(name).is_none() {
         return Box::new(forward::no_connection(name));
     }
-    let name = crate::oauth::token::printable(name, 80);
+    let name = crate::printable::printable(name, 80);
     if holder {
         return unauthorized(&format!(
             "this secret is another connection's: send one of '{name}' (run `tether url {name} --client LABEL`)"

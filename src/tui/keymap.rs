@@ -6,6 +6,7 @@ use crossterm::event::{
 };
 
 use super::action::{Action, Command, DetailTab};
+use crate::diagnosis::Fix;
 
 /// Where the keyboard is: each context has its own bindings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -148,6 +149,20 @@ const fn b(
 use Command as C;
 use Context::{Confirm, Endpoint, Events, Filter, Help, Main, Wizard};
 
+/// The main-screen key that applies a diagnosis's fix.
+pub fn key_for(fix: Fix) -> Option<Key> {
+    let command = match fix {
+        Fix::SignIn => Command::Login,
+        Fix::Refresh => Command::Refresh,
+        Fix::CleanOrphans => Command::CleanOrphans,
+        Fix::ShowEndpoint => Command::CopyEndpoint,
+    };
+    BINDINGS
+        .iter()
+        .find(|b| b.context == Main && b.command == command)
+        .and_then(|b| b.keys.first().copied())
+}
+
 /// Every binding, in the order the help overlay lists them.
 #[rustfmt::skip]
 pub static BINDINGS: &[Binding] = &[
@@ -265,6 +280,16 @@ pub fn to_action(context: Context, event: &Event) -> Option<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fix_a_diagnosis_offers_has_a_key() {
+        for code in crate::diagnosis::ALL {
+            if let Some(fix) = crate::diagnosis::explain(code).fix {
+                assert!(key_for(fix).is_some(), "{code}: no key for {fix:?}");
+            }
+        }
+        assert_eq!(key_for(Fix::SignIn), Some(c('l')));
+    }
 
     #[test]
     fn no_key_is_bound_twice_in_one_context() {

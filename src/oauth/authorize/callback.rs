@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use super::super::discovery::Discovery;
-use super::super::token::printable;
 use super::{LoginError, LoginStep, StepOutcome};
+use crate::printable::printable;
 
 /// What the authorization response must match.
 pub(super) struct Expected<'a> {

@@ -12,10 +12,9 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::super::discovery::{AuthServerMetadata, Discovery};
-use super::super::token::{
-    self, ClientAuth, DEVICE_CODE_GRANT, TokenError, TokenResponse, printable,
-};
+use super::super::token::{self, ClientAuth, DEVICE_CODE_GRANT, TokenError, TokenResponse};
 use super::{DeviceGrant, LoginError, LoginStep, StepOutcome, failed};
+use crate::printable::printable;
 use crate::vault::ClientRegistration;
 
 /// RFC 8628 §3.5: what each `slow_down` adds to the interval.

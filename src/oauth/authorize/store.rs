@@ -237,7 +237,7 @@ pub async fn want_scopes(
                 if let Some(d) = description {
                     event.evidence.push(Evidence::new(
                         "error_description",
-                        crate::oauth::token::printable(&d, 200),
+                        crate::printable::printable(&d, 200),
                     ));
                 }
                 c.record(event);

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Current;
-use crate::oauth::token::{self, TokenError};
+use crate::oauth::token::TokenError;
 use crate::secret::mask;
 use crate::vault::{
     Connection, ConnectionState, DiagnosisCode, Event, EventKind, Evidence, Store, Vault,
@@ -82,7 +82,10 @@ pub fn eviction_event(rejected: &Current, description: Option<&str>) -> Event {
         Evidence::new("time left", left.clone()),
     ];
     if let Some(d) = description {
-        evidence.push(Evidence::new("error_description", token::printable(d, 200)));
+        evidence.push(Evidence::new(
+            "error_description",
+            crate::printable::printable(d, 200),
+        ));
     }
     let mut event = Event::new(
         Utc::now(),

@@ -6,6 +6,7 @@ use ratatui::text::{Line, Span};
 use super::{bold, event_word};
 use crate::diagnosis::explain;
 use crate::tui::app::App;
+use crate::tui::keymap::key_for;
 use crate::vault::{Connection, ConnectionState, DiagnosisCode, Event};
 use crate::view;
 
@@ -62,17 +63,14 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
         Span::raw(e.remedy),
     ]));
     let mut how = vec![Span::raw("     ")];
-    if let Some(key) = e.key {
+    let key = e.fix.and_then(key_for);
+    if let Some(key) = key {
         how.push(Span::raw("press "));
-        how.push(Span::styled(format!(" {key} "), theme.selected()));
+        how.push(Span::styled(format!(" {} ", key.label()), theme.selected()));
     }
     if let Some(command) = e.command_for(c.name.as_str()) {
         how.push(Span::styled(
-            if e.key.is_some() {
-                "  or run  "
-            } else {
-                "run  "
-            },
+            if key.is_some() { "  or run  " } else { "run  " },
             theme.muted(),
         ));
         how.push(Span::styled(command, theme.fg(theme.accent)));
