@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tether::config::{Config, KeySourceChoice};
-use tether::oauth::refresh::TokenManager;
-use tether::paths::Paths;
-use tether::sim::{Profile, SimOptions};
-use tether::vault::{Store, Vault, VaultError, parse_upstream};
+use tether_core::config::{Config, KeySourceChoice};
+use tether_core::oauth::refresh::TokenManager;
+use tether_core::paths::Paths;
+use tether_core::vault::{Store, Vault, VaultError, parse_upstream};
+use tether_sim::{Profile, SimOptions};
 
 const HOT_TASKS: usize = 8;
 const HOT_CALLS_PER_TASK: usize = 1_000_000;
@@ -23,7 +23,7 @@ async fn authorized_vault(dir: &std::path::Path, mcp_url: &str) -> Vault {
     let vault = Vault::open(&Paths::under(dir.to_path_buf()), &config).expect("vault");
     let upstream = parse_upstream(mcp_url).expect("url");
     tether::demo::add_and_sign_in(
-        &tether::http::client(),
+        &tether_core::http::client(),
         &vault,
         "bench",
         upstream,
@@ -39,14 +39,14 @@ fn manager(vault: &Vault) -> Arc<TokenManager> {
     Arc::new(TokenManager::new(
         store.get("bench").expect("connection"),
         vault.clone(),
-        tether::http::token_client(),
+        tether_core::http::token_client(),
         Arc::new(tokio::sync::Notify::new()),
     ))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let sim = tether::sim::start(SimOptions::new(Profile::Generic))
+    let sim = tether_sim::start(SimOptions::new(Profile::Generic))
         .await
         .expect("simulator");
     let dir = tempfile::tempdir().expect("dir");

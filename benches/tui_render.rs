@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use chrono::Duration as Span;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use tether::tui::action::{Action, Command, DetailTab};
-use tether::tui::{fixture, ui};
+use tether_tui::action::{Action, Command, DetailTab};
+use tether_tui::{fixture, ui};
 
 const FRAMES: usize = 400;
 

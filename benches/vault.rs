@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tether::config::{Config, KeySourceChoice};
-use tether::paths::Paths;
-use tether::secret::Secret;
-use tether::vault::{
+use tether_core::config::{Config, KeySourceChoice};
+use tether_core::paths::Paths;
+use tether_core::secret::Secret;
+use tether_core::vault::{
     Auth, ClientRegistration, Connection, Event, EventKind, RegistrationMethod, RegistrationStatus,
     Store, TokenSet, Vault, VaultError, parse_upstream,
 };

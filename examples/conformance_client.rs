@@ -24,12 +24,12 @@ use anyhow::{Context, anyhow, bail};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use serde_json::{Value, json};
 
-use tether::config::ProxyConfig;
-use tether::config::{Config, KeySourceChoice};
-use tether::engine::{Engine, EngineOptions, ProxyStatus};
-use tether::oauth::authorize::{self, Browser, LoginOptions, LoginStep, StepOutcome};
-use tether::paths::Paths;
-use tether::vault::{
+use tether_core::config::ProxyConfig;
+use tether_core::config::{Config, KeySourceChoice};
+use tether_core::engine::{Engine, EngineOptions, ProxyStatus};
+use tether_core::oauth::authorize::{self, Browser, LoginOptions, LoginStep, StepOutcome};
+use tether_core::paths::Paths;
+use tether_core::vault::{
     Auth, ClientRegistration, Connection, Store, Vault, VaultError, parse_upstream,
 };
 
@@ -71,7 +71,7 @@ async fn run() -> anyhow::Result<()> {
         .prefix("tether-conformance-")
         .tempdir()?;
     let vault = throwaway_vault(home.path(), &url, &context)?;
-    let http = tether::http::client();
+    let http = tether_core::http::client();
 
     let mut logins = 0;
     login(&http, &vault, &mut logins).await?;
@@ -91,8 +91,8 @@ async fn run() -> anyhow::Result<()> {
         bind: addr,
         ..ProxyConfig::default()
     };
-    let proxy = tether::proxy::spawn(engine.clone(), config, listener)?;
-    let (secret, _) = tether::access::endpoint_secret(&vault, NAME, "conformance").await?;
+    let proxy = tether_proxy::spawn(engine.clone(), config, listener)?;
+    let (secret, _) = tether_core::access::endpoint_secret(&vault, NAME, "conformance").await?;
     engine.reload().await?;
     let session = Session {
         http: reqwest::Client::new(),
@@ -188,7 +188,7 @@ fn throwaway_vault(home: &std::path::Path, url: &str, context: &Value) -> anyhow
             context
                 .get("client_secret")
                 .and_then(Value::as_str)
-                .map(tether::secret::Secret::new),
+                .map(tether_core::secret::Secret::new),
             format!("http://127.0.0.1:{port}/callback"),
             now,
         ));

@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tether::demo::Demo;
-use tether::engine::EngineEvent;
-use tether::oauth::authorize::{LoginStep, StepOutcome};
-use tether::oauth::refresh::Trigger;
-use tether::sim::{FaultPlan, Profile};
-use tether::tui::{Action, App, Command, DetailTab, fixture, screenshot};
+use tether_core::engine::EngineEvent;
+use tether_core::oauth::authorize::{LoginStep, StepOutcome};
+use tether_core::oauth::refresh::Trigger;
+use tether_sim::{FaultPlan, Profile};
+use tether_tui::{Action, App, Command, DetailTab, fixture, screenshot};
 
 const WIDTH: u16 = 120;
 const HEIGHT: u16 = 34;
@@ -89,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
 /// have something to show.
 async fn send_traffic(demo: &Demo) -> anyhow::Result<()> {
     let addr = match &demo.engine.handle().state.borrow().proxy {
-        tether::engine::ProxyStatus::Serving { addr } => *addr,
+        tether_core::engine::ProxyStatus::Serving { addr } => *addr,
         other => anyhow::bail!("the demo proxy is not serving: {other:?}"),
     };
     let http = reqwest::Client::new();
@@ -98,7 +98,7 @@ async fn send_traffic(demo: &Demo) -> anyhow::Result<()> {
         ("generic", "cursor", 15),
         ("github", "claude-code", 25),
     ] {
-        let (secret, _) = tether::access::endpoint_secret(&demo.vault, name, label).await?;
+        let (secret, _) = tether_core::access::endpoint_secret(&demo.vault, name, label).await?;
         let url = format!("http://{addr}/s/{}/mcp", secret.expose());
         for _ in 0..calls {
             http.post(&url)

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether::engine::{
+use tether_core::engine::{
     EngineCommand, EngineEvent, EngineHandle, LoginStep, NoticeLevel, StepOutcome,
 };
-use tether::secret::Secret;
-use tether::tui::{self, TuiOptions, fixture};
+use tether_core::secret::Secret;
+use tether_tui::{self as tui, TuiOptions, fixture};
 use tokio::sync::{broadcast, mpsc, watch};
 
 #[tokio::main]

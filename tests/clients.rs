@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 
 use common::{Home, Run};
 use serde_json::Value;
-use tether::clients::document::Document;
-use tether::clients::{Client, Locations};
+use tether_core::clients::document::Document;
+use tether_core::clients::{Client, Locations};
 
 const UPSTREAM: &str = "https://mcp.linear.app/mcp";
 
 fn fixture(name: &str) -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/client-configs");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/client-configs");
     fs::read_to_string(dir.join(name)).unwrap()
 }
 

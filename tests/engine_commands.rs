@@ -6,12 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tether::config::{Config, KeySourceChoice};
-use tether::engine::{AddAuth, Engine, EngineCommand, EngineHandle, EngineOptions, ProxyStatus};
-use tether::oauth::authorize::Browser;
-use tether::paths::Paths;
-use tether::sim::{Profile, SimOptions};
-use tether::vault::{Store, Vault, parse_upstream};
+use tether_core::config::{Config, KeySourceChoice};
+use tether_core::engine::{
+    AddAuth, Engine, EngineCommand, EngineHandle, EngineOptions, ProxyStatus,
+};
+use tether_core::oauth::authorize::Browser;
+use tether_core::paths::Paths;
+use tether_core::vault::{Store, Vault, parse_upstream};
+use tether_sim::{Profile, SimOptions};
 
 fn vault_at(home: &Path) -> Vault {
     let mut config = Config::default();
@@ -22,7 +24,7 @@ fn vault_at(home: &Path) -> Vault {
 async fn engine(vault: Vault, browser: Browser) -> Engine {
     Engine::start(
         vault,
-        tether::http::client(),
+        tether_core::http::client(),
         EngineOptions {
             schedule: false,
             browser,
@@ -61,7 +63,7 @@ fn add(name: &str, url: &str) -> EngineCommand {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_sent_with_its_add_signs_the_new_connection_in() {
-    let sim = tether::sim::start(SimOptions::new(Profile::Generic))
+    let sim = tether_sim::start(SimOptions::new(Profile::Generic))
         .await
         .unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -83,13 +85,13 @@ async fn a_login_sent_with_its_add_signs_the_new_connection_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandon_removes_only_a_connection_never_signed_in() {
-    let sim = tether::sim::start(SimOptions::new(Profile::Generic))
+    let sim = tether_sim::start(SimOptions::new(Profile::Generic))
         .await
         .unwrap();
     let home = tempfile::tempdir().unwrap();
     let vault = vault_at(home.path());
     tether::demo::add_and_sign_in(
-        &tether::http::client(),
+        &tether_core::http::client(),
         &vault,
         "kept",
         parse_upstream(sim.mcp_url().as_str()).unwrap(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use common::{Home, Serve, secret_for};
 use serde_json::{Value, json};
-use tether::sim::{FaultPlan, Profile, SimHandle};
+use tether_sim::{FaultPlan, Profile, SimHandle};
 
 /// One `tools/list` through a local endpoint: whether it came back with tools.
 async fn call(http: &reqwest::Client, endpoint: &str) -> bool {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{Home, Run, Sim};
 use serde_json::{Value, json};
-use tether::import::servers::Invocation;
+use tether_core::import::servers::Invocation;
 
 /// A throwaway `$HOME` (for mcp-remote and for the client configs tether reads) and
 /// mcp-remote's store inside it.
@@ -150,7 +150,7 @@ fn status(home: &Home, name: &str) -> Value {
 }
 
 fn masked(s: &str) -> String {
-    tether::secret::mask(s)
+    tether_core::secret::mask(s)
 }
 
 #[track_caller]

@@ -7,9 +7,9 @@ mod transport;
 
 use discovery_support::*;
 use serde_json::json;
-use tether::oauth::discovery::{DiscoveryError, MetadataSource, discover};
-use tether::sim::{FaultPlan, SimOptions};
-use tether::vault::DiagnosisCode;
+use tether_core::oauth::discovery::{DiscoveryError, MetadataSource, discover};
+use tether_core::vault::DiagnosisCode;
+use tether_sim::{FaultPlan, SimOptions};
 
 const PRM_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
 const PRM_ROOT: &str = "/.well-known/oauth-protected-resource";
@@ -464,7 +464,7 @@ async fn a_server_that_lets_initialize_through_but_publishes_resource_metadata_i
 
 #[tokio::test]
 async fn the_simulator_with_a_path_issuer_is_discovered_by_path_insert() {
-    let sim = tether::sim::start(SimOptions {
+    let sim = tether_sim::start(SimOptions {
         issuer_path: Some("/oauth".into()),
         ..SimOptions::default()
     })
@@ -492,7 +492,7 @@ async fn the_simulator_with_a_path_issuer_is_discovered_by_path_insert() {
 
 #[tokio::test]
 async fn the_simulator_without_path_insert_prm_is_discovered_through_the_root() {
-    let sim = tether::sim::start(SimOptions {
+    let sim = tether_sim::start(SimOptions {
         faults: FaultPlan {
             missing_metadata: vec![PRM_PATH.into()],
             ..FaultPlan::default()

@@ -463,7 +463,10 @@ fn the_browser_is_started_without_the_vault_key() {
     )
     .ok();
     let seen = home.path().join("browser-env");
-    let browser = format!("{}/tests/fixtures/env-browser", env!("CARGO_MANIFEST_DIR"));
+    let browser = format!(
+        "{}/../../tests/fixtures/env-browser",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let out = Run::of(
         with_key(&["login", "generic", "--timeout", "20"])
             .env("BROWSER", browser)

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use common::{Home, Run};
 use serde_json::{Value, json};
-use tether::config::{Config, KeySourceChoice};
-use tether::engine::{Engine, EngineOptions, ProxyStatus};
-use tether::oauth::authorize::Browser;
-use tether::oauth::refresh::Credential;
-use tether::paths::Paths;
-use tether::vault::Vault;
+use tether_core::config::{Config, KeySourceChoice};
+use tether_core::engine::{Engine, EngineOptions, ProxyStatus};
+use tether_core::oauth::authorize::Browser;
+use tether_core::oauth::refresh::Credential;
+use tether_core::paths::Paths;
+use tether_core::vault::Vault;
 
 /// The oidc-provider peer, stopped when dropped.
 struct Peer {
@@ -186,7 +186,7 @@ async fn the_engine_keeps_three_second_tokens_fresh_for_a_busy_client() {
     let vault = vault_at(home.path());
     let engine = Engine::start(
         vault,
-        tether::http::client(),
+        tether_core::http::client(),
         EngineOptions {
             schedule: true,
             browser: Browser::Print,

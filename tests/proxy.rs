@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{Home, Serve, assert_no_tokens, secret_for};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tether::sim::{Profile, SimHandle, SimOptions};
+use tether_sim::{Profile, SimHandle, SimOptions};
 
 async fn connected(profile: Profile, time_scale: f64) -> (SimHandle, Home) {
     common::signed_in_here(profile, time_scale).await
@@ -411,7 +411,7 @@ async fn a_stop_lets_calls_in_flight_finish_and_takes_no_new_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicted_token_is_refreshed_and_the_request_retried() {
     // GitHub: the 11th token of the same OAuth app revokes the oldest — tether's.
-    let sim = tether::sim::start(SimOptions::new(Profile::Github))
+    let sim = tether_sim::start(SimOptions::new(Profile::Github))
         .await
         .unwrap();
     // The app's redirect URI, on a port free right now (tether listens there to log in).
@@ -767,7 +767,7 @@ async fn a_call_needing_more_scope_steps_up_at_the_next_sign_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_api_key_is_explained() {
-    let sim = tether::sim::start(SimOptions::new(Profile::Generic))
+    let sim = tether_sim::start(SimOptions::new(Profile::Generic))
         .await
         .unwrap();
     let home = Home::new();
@@ -981,14 +981,14 @@ async fn every_kind_of_http_client_is_served_and_ambiguity_refused() {
 #[test]
 fn the_documented_error_codes_are_the_ones_answered() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let rows: Vec<&str> = readme
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("| -320"))
         .collect();
-    assert_eq!(rows.len(), tether::proxy::codes::ALL.len(), "{rows:#?}");
-    for code in tether::proxy::codes::ALL {
+    assert_eq!(rows.len(), tether_proxy::codes::ALL.len(), "{rows:#?}");
+    for code in tether_proxy::codes::ALL {
         let row = rows
             .iter()
             .find(|r| r.starts_with(&format!("| {} |", code.code)))

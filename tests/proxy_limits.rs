@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{Home, Serve, secret_for};
 use serde_json::{Value, json};
-use tether::sim::{Profile, SimHandle};
+use tether_sim::{Profile, SimHandle};
 
 async fn connected() -> (SimHandle, Home) {
     common::signed_in_here(Profile::Generic, 1.0).await

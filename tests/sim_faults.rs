@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sim_support::*;
-use tether::sim::{FailKind, FaultPlan, Profile, SimOptions};
+use tether_sim::{FailKind, FaultPlan, Profile, SimOptions};
 
 async fn status_of(http: &reqwest::Client, u: &str) -> StatusCode {
     http.get(u).send().await.unwrap().status()

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sim_support::*;
-use tether::sim::Profile;
+use tether_sim::Profile;
 
 const BOTH: &str = "application/json, text/event-stream";
 

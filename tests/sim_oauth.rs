@@ -6,7 +6,7 @@ mod sim_support;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sim_support::*;
-use tether::sim::{Profile, SimOptions};
+use tether_sim::{Profile, SimOptions};
 
 async fn get_json(http: &reqwest::Client, u: &str) -> (StatusCode, Value) {
     let resp = http.get(u).send().await.unwrap();
@@ -464,14 +464,14 @@ async fn confidential_clients_authenticate_by_post_and_basic() {
 
 #[tokio::test]
 async fn bad_options_are_refused_with_the_value_and_the_fix() {
-    let err = tether::sim::start(SimOptions {
+    let err = tether_sim::start(SimOptions {
         time_scale: 0.5,
         ..SimOptions::default()
     })
     .await
     .expect_err("a time scale below 1 is refused");
     assert!(err.to_string().contains("'0.5'"), "{err}");
-    let err = tether::sim::start(SimOptions {
+    let err = tether_sim::start(SimOptions {
         issuer_path: Some("oauth/".into()),
         ..SimOptions::default()
     })

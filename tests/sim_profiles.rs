@@ -6,7 +6,7 @@ mod sim_support;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sim_support::*;
-use tether::sim::{FaultPlan, Profile, SimOptions};
+use tether_sim::{FaultPlan, Profile, SimOptions};
 
 #[tokio::test]
 async fn linear_reuse_of_a_rotated_refresh_token_revokes_the_whole_grant() {

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
-use tether::engine::{EngineCommand, EngineEvent, LoginStep, StepOutcome};
-use tether::secret::Secret;
-use tether::tui::action::{Action, Command, DetailTab, Effect};
-use tether::tui::app::{Focus, Overlay};
-use tether::tui::keymap::{self, BINDINGS, Context};
-use tether::tui::{fixture, screenshot, ui};
-use tether::vault::DiagnosisCode;
+use tether_core::engine::{EngineCommand, EngineEvent, LoginStep, StepOutcome};
+use tether_core::secret::Secret;
+use tether_core::vault::DiagnosisCode;
+use tether_tui::action::{Action, Command, DetailTab, Effect};
+use tether_tui::app::{Focus, Overlay};
+use tether_tui::keymap::{self, BINDINGS, Context};
+use tether_tui::{fixture, screenshot, ui};
 
-fn cmd(app: &mut tether::tui::App, command: Command) -> Option<Effect> {
+fn cmd(app: &mut tether_tui::App, command: Command) -> Option<Effect> {
     app.update(Action::Command(command))
 }
 
@@ -79,7 +79,7 @@ fn ctrl_c_quits_everywhere_and_typing_goes_to_text_fields() {
 #[test]
 fn the_help_overlay_lists_every_binding() {
     let app = fixture::demo_app(None, 100, 30);
-    let help: Vec<String> = tether::tui::widgets::help::lines(app.theme(), None)
+    let help: Vec<String> = tether_tui::widgets::help::lines(app.theme(), None)
         .iter()
         .map(|l| l.to_string())
         .collect();
@@ -361,7 +361,7 @@ fn an_endpoint_is_copied_and_shown_once() {
     );
     assert!(matches!(app.overlay(), Overlay::Endpoint(_)));
     assert_eq!(
-        tether::tui::osc52("hi"),
+        tether_tui::osc52("hi"),
         "\u{1b}]52;c;aGk=\u{7}",
         "OSC 52 carries base64"
     );

@@ -166,7 +166,7 @@ fn tui_with_browser_elsewhere(home: &Home, url_file: &std::path::Path) -> String
         user = home.user().display(),
         browser = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/elsewhere-browser"
+            "/../../tests/fixtures/elsewhere-browser"
         ),
         file = url_file.display(),
         bin = env!("CARGO_BIN_EXE_tether"),

@@ -2,7 +2,7 @@
 //! at a fixed clock so countdowns and relative times never change between runs.
 
 use ratatui::buffer::Buffer;
-use tether::tui::{fixture, screenshot};
+use tether_tui::{fixture, screenshot};
 
 fn text(buffer: &Buffer) -> String {
     let area = buffer.area;

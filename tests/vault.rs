@@ -14,10 +14,10 @@ use std::time::Duration;
 use chrono::Utc;
 use common::{Home, contains, files_under};
 use rand::RngExt;
-use tether::config::{Config, KeySourceChoice};
-use tether::paths::Paths;
-use tether::secret::Secret;
-use tether::vault::{
+use tether_core::config::{Config, KeySourceChoice};
+use tether_core::paths::Paths;
+use tether_core::secret::Secret;
+use tether_core::vault::{
     Auth, Connection, Event, EventKind, Store, TokenSet, Vault, VaultError, parse_upstream,
 };
 
@@ -93,7 +93,7 @@ fn wrong_key_is_named_and_the_file_kept() {
     let key_file = home.path().join("vault.key");
     std::fs::remove_file(&key_file).unwrap();
     // A different key in the file: the vault was sealed with the old one.
-    tether::vault::Vault::open(
+    tether_core::vault::Vault::open(
         &Paths::under(home.path().join("other")),
         &config(KeySourceChoice::File),
     )

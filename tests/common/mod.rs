@@ -16,7 +16,7 @@ pub fn bin() -> &'static str {
 /// to tether's loopback callback; set it as `$BROWSER`.
 pub fn browser() -> String {
     format!(
-        "{}/tests/fixtures/fetch-browser",
+        "{}/../../tests/fixtures/fetch-browser",
         env!("CARGO_MANIFEST_DIR")
     )
 }
@@ -348,12 +348,12 @@ pub fn assert_no_tokens(text: &str) {
 /// `time_scale`) and a home whose vault holds one connection to it, named after the
 /// profile and signed in through `tether login` with the stand-in browser.
 pub async fn signed_in_here(
-    profile: tether::sim::Profile,
+    profile: tether_sim::Profile,
     time_scale: f64,
-) -> (tether::sim::SimHandle, Home) {
-    let sim = tether::sim::start(tether::sim::SimOptions {
+) -> (tether_sim::SimHandle, Home) {
+    let sim = tether_sim::start(tether_sim::SimOptions {
         time_scale,
-        ..tether::sim::SimOptions::new(profile)
+        ..tether_sim::SimOptions::new(profile)
     })
     .await
     .unwrap();

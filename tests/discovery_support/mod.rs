@@ -209,10 +209,10 @@ pub fn prm_doc(resource: &str, issuer: &str) -> Value {
 /// The shared client as the product builds it (redirects are never followed by the
 /// client itself).
 pub fn http() -> reqwest::Client {
-    tether::http::client()
+    tether_core::http::client()
 }
 
 /// `(url, status)` for every URL tried, for exact comparisons.
-pub fn statuses(tried: &[tether::vault::TriedUrl]) -> Vec<(String, Option<u16>)> {
+pub fn statuses(tried: &[tether_core::vault::TriedUrl]) -> Vec<(String, Option<u16>)> {
     tried.iter().map(|t| (t.url.clone(), t.status)).collect()
 }

