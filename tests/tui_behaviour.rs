@@ -13,7 +13,7 @@ use tether_core::vault::DiagnosisCode;
 use tether_tui::action::{Action, Command, DetailTab, Effect};
 use tether_tui::app::{Focus, Overlay};
 use tether_tui::keymap::{self, BINDINGS, Context};
-use tether_tui::{fixture, screenshot, ui};
+use tether_tui::{fixture, ui};
 
 fn cmd(app: &mut tether_tui::App, command: Command) -> Option<Effect> {
     app.update(Action::Command(command))
@@ -310,7 +310,7 @@ fn a_failed_step_shows_its_diagnosis_and_enter_retries() {
             detail: "no S256".into(),
         },
     }));
-    let screen = format!("{:?}", screenshot::render_buffer(&app, 100, 30).unwrap());
+    let screen = format!("{:?}", fixture::render_buffer(&app, 100, 30).unwrap());
     assert!(screen.contains("pkce_unsupported"));
     assert_eq!(
         commands(cmd(&mut app, Command::Submit)),
@@ -472,8 +472,7 @@ fn a_resize_storm_never_panics() {
                 row: h / 2,
                 down: true,
             });
-            screenshot::render_buffer(&app, w, h)
-                .unwrap_or_else(|e| panic!("{name} at {w}x{h}: {e}"));
+            fixture::render_buffer(&app, w, h).unwrap_or_else(|e| panic!("{name} at {w}x{h}: {e}"));
         }
     }
 }
@@ -503,7 +502,7 @@ fn a_sign_in_finished_on_another_machine_is_completed_by_pasting_its_address() {
             outcome,
         }));
     }
-    let screen = format!("{:?}", screenshot::render_buffer(&app, 110, 34).unwrap());
+    let screen = format!("{:?}", fixture::render_buffer(&app, 110, 34).unwrap());
     assert!(
         screen.contains("paste that page's address here"),
         "{screen}"
@@ -520,7 +519,7 @@ fn a_sign_in_finished_on_another_machine_is_completed_by_pasting_its_address() {
     let address = "http://127.0.0.1:33418/callback?code=SplxlOBeZQQYbYS6WxSbIA&state=qrl";
     fixture::type_text(&mut app, &address[..20]);
     app.update(Action::Paste(address[20..].into()));
-    let screen = format!("{:?}", screenshot::render_buffer(&app, 110, 34).unwrap());
+    let screen = format!("{:?}", fixture::render_buffer(&app, 110, 34).unwrap());
     assert!(
         !screen.contains("SplxlOBeZQQYbYS6WxSbIA"),
         "the code is shown masked"
@@ -545,13 +544,13 @@ fn a_sign_in_finished_on_another_machine_is_completed_by_pasting_its_address() {
         },
         outcome: StepOutcome::Running,
     }));
-    let screen = format!("{:?}", screenshot::render_buffer(&app, 110, 34).unwrap());
+    let screen = format!("{:?}", fixture::render_buffer(&app, 110, 34).unwrap());
     assert!(screen.contains("from another sign-in"), "{screen}");
     app.update(Action::Engine(EngineEvent::LoginStep {
         connection: "linear".into(),
         step: LoginStep::WaitingForCallback,
         outcome: StepOutcome::Done("pasted address accepted".into()),
     }));
-    let screen = format!("{:?}", screenshot::render_buffer(&app, 110, 34).unwrap());
+    let screen = format!("{:?}", fixture::render_buffer(&app, 110, 34).unwrap());
     assert!(!screen.contains("paste that page's address"), "{screen}");
 }

@@ -2,7 +2,7 @@
 //! at a fixed clock so countdowns and relative times never change between runs.
 
 use ratatui::buffer::Buffer;
-use tether_tui::{fixture, screenshot};
+use tether_tui::fixture;
 
 fn text(buffer: &Buffer) -> String {
     let area = buffer.area;
@@ -22,7 +22,7 @@ fn text(buffer: &Buffer) -> String {
 
 fn snapshot_all(width: u16, height: u16) {
     for (name, app) in fixture::scenes(width, height) {
-        let buffer = screenshot::render_buffer(&app, width, height).unwrap();
+        let buffer = fixture::render_buffer(&app, width, height).unwrap();
         insta::assert_snapshot!(format!("{name}_{width}x{height}"), text(&buffer));
     }
 }
@@ -40,7 +40,7 @@ fn every_screen_at_80x24() {
 #[test]
 fn too_small_terminals_get_a_notice() {
     let app = fixture::demo_app(None, 59, 14);
-    let buffer = screenshot::render_buffer(&app, 59, 14).unwrap();
+    let buffer = fixture::render_buffer(&app, 59, 14).unwrap();
     insta::assert_snapshot!("too_small_59x14", text(&buffer));
 }
 
@@ -48,7 +48,7 @@ fn too_small_terminals_get_a_notice() {
 fn no_secret_reaches_the_screen() {
     for (width, height) in [(100, 30), (80, 24), (160, 50)] {
         for (name, app) in fixture::scenes(width, height) {
-            let screen = text(&screenshot::render_buffer(&app, width, height).unwrap());
+            let screen = text(&fixture::render_buffer(&app, width, height).unwrap());
             for secret in [
                 "_access_fixture",
                 "_refresh_fixture",

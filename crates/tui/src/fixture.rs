@@ -380,3 +380,17 @@ fn access(label: &str, now: DateTime<Utc>, seen_minutes_ago: Option<i64>) -> Cli
         nonce: vec![1; 16],
     }
 }
+
+/// Draws `app` at `width`×`height` cells and returns the buffer.
+pub fn render_buffer(
+    app: &App,
+    width: u16,
+    height: u16,
+) -> Result<ratatui::buffer::Buffer, String> {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
+        .map_err(|e| e.to_string())?;
+    terminal
+        .draw(|frame| super::ui::draw(frame, app))
+        .map_err(|e| e.to_string())?;
+    Ok(terminal.backend().buffer().clone())
+}

@@ -4,8 +4,8 @@
 //!
 //! Map: [`app`] state and `update` · [`action`] messages · [`keymap`] keys as data ·
 //! [`wizard`] the add/authorize flow · [`theme`] colour slots · [`ui`] layout and draw ·
-//! [`widgets`] one region each · [`fixture`] a realistic state for screenshots and tests ·
-//! [`screenshot`] renders a screen to PNG.
+//! [`widgets`] one region each · `fixture` (feature `fixtures`) a realistic state and a
+//! screen buffer for snapshot tests, the render bench and the screenshot tool.
 //!
 //! Logs must not reach the terminal this draws on: the caller routes `tracing` to a file
 //! before calling [`run`]. A panic in a background task while the TUI runs is logged, not
@@ -13,9 +13,9 @@
 
 pub mod action;
 pub mod app;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 pub mod keymap;
-pub mod screenshot;
 pub mod theme;
 pub mod ui;
 pub mod widgets;

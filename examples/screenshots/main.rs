@@ -17,7 +17,9 @@ use tether_core::engine::EngineEvent;
 use tether_core::oauth::authorize::{LoginStep, StepOutcome};
 use tether_core::oauth::refresh::Trigger;
 use tether_sim::{FaultPlan, Profile};
-use tether_tui::{Action, App, Command, DetailTab, fixture, screenshot};
+use tether_tui::{Action, App, Command, DetailTab, fixture};
+
+mod png;
 
 const WIDTH: u16 = 120;
 const HEIGHT: u16 = 34;
@@ -76,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     ];
     for (file, app) in shots {
-        let png = screenshot::render_png(&app, WIDTH, HEIGHT, SCALE)?;
+        let png = png::render_png(&app, WIDTH, HEIGHT, SCALE)?;
         let path = out.join(format!("{file}.png"));
         std::fs::write(&path, png)?;
         println!("{}", path.display());

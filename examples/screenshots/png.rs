@@ -1,21 +1,19 @@
-//! Screenshots without a display: an `App` is drawn into a ratatui `TestBackend`, the
-//! buffer becomes an SVG (one rectangle per run of background, one text element per cell,
+//! Screenshots without a display: an `App` is drawn into a ratatui `TestBackend`
+//! ([`render_buffer`]), the buffer becomes an SVG (one rectangle per run of background, one text element per cell,
 //! box-drawing and block characters as shapes so lines join without seams), and `resvg`
 //! rasterises it with an embedded DejaVu Sans Mono.
 
 use std::fmt::Write as _;
 
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use ratatui::buffer::{Buffer, Cell};
 use ratatui::style::{Color, Modifier};
 use resvg::{tiny_skia, usvg};
 
-use super::app::App;
-use super::ui;
+use tether_tui::App;
+use tether_tui::fixture::render_buffer;
 
-const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSansMono.ttf");
-const FONT_BOLD: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSansMono-Bold.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
+const FONT_BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono-Bold.ttf");
 const FAMILY: &str = "DejaVu Sans Mono";
 
 /// One cell, in SVG units. DejaVu Sans Mono advances 1233/2048 em, so 14.95 px gives
@@ -41,16 +39,6 @@ pub enum ScreenshotError {
     Png(String),
 }
 
-/// Draws `app` at `width`×`height` cells and returns the buffer.
-pub fn render_buffer(app: &App, width: u16, height: u16) -> Result<Buffer, ScreenshotError> {
-    let mut terminal = Terminal::new(TestBackend::new(width, height))
-        .map_err(|e| ScreenshotError::Draw(e.to_string()))?;
-    terminal
-        .draw(|frame| ui::draw(frame, app))
-        .map_err(|e| ScreenshotError::Draw(e.to_string()))?;
-    Ok(terminal.backend().buffer().clone())
-}
-
 /// A PNG of `app` at `width`×`height` cells, `scale` times the 9×19 px cell.
 pub fn render_png(
     app: &App,
@@ -58,7 +46,7 @@ pub fn render_png(
     height: u16,
     scale: f32,
 ) -> Result<Vec<u8>, ScreenshotError> {
-    let buffer = render_buffer(app, width, height)?;
+    let buffer = render_buffer(app, width, height).map_err(ScreenshotError::Draw)?;
     let svg = buffer_to_svg(&buffer);
     svg_to_png(&svg, scale)
 }
@@ -394,7 +382,7 @@ pub fn rgb(colour: Color, default: (u8, u8, u8)) -> (u8, u8, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixture;
+    use tether_tui::fixture;
 
     #[test]
     fn a_screen_becomes_a_png() {
