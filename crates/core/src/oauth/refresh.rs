@@ -9,25 +9,31 @@
 //! before anything uses the new token. Refresh tokens are never dropped: a failure keeps
 //! the old one; an answer without one keeps it too.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use axum::http::{HeaderName, HeaderValue, header};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 mod behind;
 mod classify;
+mod current;
+mod error;
 mod history;
+mod lock;
 mod plan;
 mod retry;
+#[cfg(test)]
+mod tests;
 
 pub use behind::EXPIRED_WAIT;
+pub use current::{Credential, CredentialHeader, Current};
+pub use error::AuthError;
+pub use lock::{lock_dir, lock_file, lock_refresh};
 
 use history::evidence_for;
 pub use history::{eviction_event, mark_needs_reauth, record, record_key_rejected, record_refused};
@@ -37,8 +43,8 @@ use super::token::{TokenError, TokenResponse};
 use super::watermark;
 use crate::secret::Secret;
 use crate::vault::{
-    Auth, Connection, ConnectionState, DiagnosisCode, Event, EventKind, RefreshJournal,
-    RegistrationStatus, Store, TokenSet, Vault, VaultError,
+    Connection, ConnectionState, DiagnosisCode, Event, EventKind, RefreshJournal,
+    RegistrationStatus, Store, TokenSet, Vault,
 };
 use classify::{RefreshFailure, classify_refresh};
 
@@ -47,118 +53,6 @@ const USED_HASHES_CAP: usize = 32;
 /// Waiters that arrive within this long after a failed refresh share its answer instead
 /// of each trying again.
 const FAILURE_SHARE_WINDOW: Duration = Duration::from_secs(1);
-
-/// What the proxy puts on an upstream request.
-#[derive(Debug, Clone)]
-pub enum Credential {
-    Bearer(Secret),
-    Header { name: String, value: Secret },
-    None,
-}
-
-/// The token a connection uses right now.
-#[derive(Debug)]
-pub struct Current {
-    pub credential: Credential,
-    pub generation: u64,
-    pub obtained_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The credential as an HTTP header, made on first use.
-    header: OnceLock<Result<Option<CredentialHeader>, String>>,
-}
-
-/// A credential's request header; the value is marked sensitive (never logged by hyper).
-pub type CredentialHeader = (HeaderName, HeaderValue);
-
-impl Current {
-    fn new(
-        credential: Credential,
-        generation: u64,
-        obtained_at: DateTime<Utc>,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> Self {
-        Self {
-            credential,
-            generation,
-            obtained_at,
-            expires_at,
-            header: OnceLock::new(),
-        }
-    }
-
-    /// The header that carries the credential upstream (none for a public upstream),
-    /// made once per token rather than for every request.
-    pub fn header(&self) -> Result<Option<&CredentialHeader>, &str> {
-        self.header
-            .get_or_init(|| {
-                let (name, value) = match &self.credential {
-                    Credential::Bearer(token) => (
-                        header::AUTHORIZATION,
-                        HeaderValue::from_str(&format!("Bearer {}", token.expose())),
-                    ),
-                    Credential::Header { name, value } => (
-                        HeaderName::from_bytes(name.as_bytes())
-                            .map_err(|_| format!("'{name}' is not a header name"))?,
-                        HeaderValue::from_str(value.expose()),
-                    ),
-                    Credential::None => return Ok(None),
-                };
-                let mut value =
-                    value.map_err(|_| "the credential cannot be sent as a header".to_string())?;
-                value.set_sensitive(true);
-                Ok(Some((name, value)))
-            })
-            .as_ref()
-            .map(Option::as_ref)
-            .map_err(String::as_str)
-    }
-
-    /// Valid with a margin: a tenth of its lifetime, at most 30 s.
-    pub fn is_fresh(&self, now: DateTime<Utc>) -> bool {
-        match self.expires_at {
-            None => true,
-            Some(exp) => {
-                let life = (exp - self.obtained_at).num_milliseconds().max(0);
-                let skew = chrono::Duration::milliseconds((life / 10).min(30_000));
-                now < exp - skew
-            }
-        }
-    }
-
-    /// Not expired yet (a token without expiry never is).
-    pub fn is_valid(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at.is_none_or(|exp| now < exp)
-    }
-
-    fn of(connection: &Connection) -> Option<Self> {
-        match &connection.auth {
-            Auth::None => Some(Self::forever(Credential::None, connection)),
-            Auth::ApiKey { header, value } => {
-                let value = match &header.prefix {
-                    Some(p) => Secret::new(format!("{p} {}", value.expose())),
-                    None => value.clone(),
-                };
-                let name = header.name.clone();
-                Some(Self::forever(
-                    Credential::Header { name, value },
-                    connection,
-                ))
-            }
-            Auth::OAuth { .. } => connection.token.as_ref().map(|t| {
-                Self::new(
-                    Credential::Bearer(t.access_token.clone()),
-                    t.generation,
-                    t.obtained_at,
-                    t.expires_at,
-                )
-            }),
-        }
-    }
-
-    fn forever(credential: Credential, connection: &Connection) -> Self {
-        Self::new(credential, 0, connection.created_at, None)
-    }
-}
 
 /// Why a refresh was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,48 +65,6 @@ pub enum Trigger {
     Scheduled,
     /// The user asked (`tether refresh`, `r`): tries even a connection marked broken.
     Manual,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AuthError {
-    #[error("no connection named '{0}'")]
-    NotFound(String),
-    #[error("'{0}' is not authorized yet: run `tether login {0}`")]
-    NeedsLogin(String),
-    #[error("{}", crate::diagnosis::explain(*diagnosis).sentence_for(name))]
-    NeedsReauth {
-        name: String,
-        diagnosis: DiagnosisCode,
-        detail: String,
-    },
-    #[error(
-        "'{name}' cannot refresh right now ({detail}); tether keeps the refresh token and retries"
-    )]
-    Unavailable { name: String, detail: String },
-    #[error(
-        "'{name}': its token expired and the refresh started for it is still running after {waited_secs} s (the authorization server is slow to answer); tether keeps the refresh token — try again shortly"
-    )]
-    StillRefreshing { name: String, waited_secs: u64 },
-    #[error("{0}")]
-    Vault(String),
-}
-
-impl From<VaultError> for AuthError {
-    fn from(e: VaultError) -> Self {
-        AuthError::Vault(e.to_string())
-    }
-}
-
-impl AuthError {
-    pub fn diagnosis(&self) -> Option<DiagnosisCode> {
-        match self {
-            AuthError::NeedsReauth { diagnosis, .. } => Some(*diagnosis),
-            AuthError::Unavailable { .. } | AuthError::StillRefreshing { .. } => {
-                Some(DiagnosisCode::UpstreamUnreachable)
-            }
-            _ => None,
-        }
-    }
 }
 
 pub struct TokenManager {
@@ -583,43 +435,6 @@ impl TokenManager {
     }
 }
 
-/// Takes a connection's cross-process refresh lock (blocking wait on the blocking pool);
-/// released when the returned file is dropped, or when the process dies.
-pub async fn lock_refresh(path: PathBuf) -> Result<File, String> {
-    tokio::task::spawn_blocking(move || {
-        if let Some(dir) = path.parent() {
-            crate::paths::ensure_private_dir(dir).map_err(|e| e.to_string())?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        file.lock()
-            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
-        Ok(file)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
-/// Where the per-connection refresh locks live: beside the vault.
-pub fn lock_dir(vault: &Vault) -> PathBuf {
-    vault
-        .location()
-        .parent()
-        .map(|p| p.join("locks"))
-        .unwrap_or_else(|| PathBuf::from("locks"))
-}
-
-/// The refresh lock of connection `name`.
-pub fn lock_file(vault: &Vault, name: &str) -> PathBuf {
-    lock_dir(vault).join(format!("{name}.lock"))
-}
-
 /// States in which asking the server is pointless unless the user insists.
 fn refusal_without_asking(connection: &Connection, trigger: Trigger) -> Option<AuthError> {
     let name = connection.name.to_string();
@@ -674,79 +489,4 @@ pub fn refresh_hash(token: &Secret) -> [u8; 8] {
     let mut out = [0u8; 8];
     out.copy_from_slice(&digest[..8]);
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token_set(refresh: Option<&str>) -> TokenSet {
-        TokenSet {
-            client_id: "c".into(),
-            issuer: "https://as.example".into(),
-            access_token: Secret::new("at-1"),
-            refresh_token: refresh.map(Secret::new),
-            scope: Some("read".into()),
-            expires_at: None,
-            obtained_at: Utc::now(),
-            generation: 4,
-            used_refresh_hashes: Vec::new(),
-        }
-    }
-
-    fn response(refresh: Option<&str>) -> TokenResponse {
-        TokenResponse {
-            access_token: Secret::new("at-2"),
-            token_type: "Bearer".into(),
-            expires_in: Some(3600),
-            refresh_token: refresh.map(Secret::new),
-            scope: None,
-        }
-    }
-
-    #[test]
-    fn a_refresh_token_that_does_not_come_back_or_comes_back_unchanged_is_kept() {
-        let now = Utc::now();
-        // None in the answer: the old one stays, and it was not spent.
-        let next = rotated(token_set(Some("rt-1")), response(None), [1; 8], now);
-        assert_eq!(next.refresh_token, Some(Secret::new("rt-1")));
-        assert!(next.used_refresh_hashes.is_empty());
-        assert_eq!(next.generation, 5);
-        assert_eq!(next.access_token, Secret::new("at-2"));
-        assert_eq!(next.scope.as_deref(), Some("read"), "no scope: the old one");
-        // The same one again: kept, not spent.
-        let next = rotated(token_set(Some("rt-1")), response(Some("rt-1")), [1; 8], now);
-        assert_eq!(next.refresh_token, Some(Secret::new("rt-1")));
-        assert!(next.used_refresh_hashes.is_empty());
-        // A new one: rotation; the old one is remembered as spent.
-        let next = rotated(token_set(Some("rt-1")), response(Some("rt-2")), [1; 8], now);
-        assert_eq!(next.refresh_token, Some(Secret::new("rt-2")));
-        assert_eq!(next.used_refresh_hashes, [[1; 8]]);
-    }
-
-    #[test]
-    fn the_credential_header_is_made_once_and_never_printed() {
-        let token = "generic_at_9f8e7d6c5b4a39281706";
-        let current = Current::new(Credential::Bearer(Secret::new(token)), 3, Utc::now(), None);
-        let (name, value) = current.header().unwrap().unwrap();
-        assert_eq!(name, header::AUTHORIZATION);
-        assert_eq!(value.as_bytes(), format!("Bearer {token}").as_bytes());
-        assert!(value.is_sensitive());
-        assert!(std::ptr::eq(value, &current.header().unwrap().unwrap().1));
-        let printed = format!("{current:?}");
-        assert!(!printed.contains(&token[12..]), "{printed}");
-
-        let key = Current::new(
-            Credential::Header {
-                name: "x api key".to_string(),
-                value: Secret::new("sk-live-0123456789abcdef"),
-            },
-            0,
-            Utc::now(),
-            None,
-        );
-        let error = key.header().unwrap_err();
-        assert_eq!(error, "'x api key' is not a header name");
-        assert!(!format!("{key:?}").contains("0123456789abcdef"));
-    }
 }
