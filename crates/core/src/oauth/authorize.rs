@@ -5,27 +5,35 @@
 //! result stored in one vault transaction. Without a browser on this machine: the
 //! redirect URL pasted by the user, or the device authorization grant (RFC 8628).
 
+mod browser;
 mod callback;
 mod device;
+mod error;
 mod opener;
+mod scope;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub use store::want_scopes;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use oauth2::{CsrfToken, PkceCodeChallenge};
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::discovery::{self, Discovery, DiscoveryError};
-use super::registration::{self, RegistrationError};
-use super::token::{self, ClientAuth, TokenError, TokenResponse};
+use super::discovery::{self, Discovery};
+use super::registration;
+use super::token::TokenResponse;
 use crate::secret::mask;
-use crate::vault::{Auth, ClientRegistration, DiagnosisCode, Vault, VaultError};
+use crate::vault::{Auth, ClientRegistration, DiagnosisCode, Vault};
 
+use browser::browser_sign_in;
 pub use callback::{PasteProblem, parse_pasted};
+pub use error::LoginError;
+pub use scope::choose_scope;
+use scope::resource_scopes;
 
 /// One step of a login, as a front end shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,112 +134,6 @@ impl Default for LoginOptions {
 
 pub type Progress = Arc<dyn Fn(LoginStep, StepOutcome) + Send + Sync>;
 
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    #[error("no connection named '{0}'")]
-    NotFound(String),
-    #[error("'{0}' does not use OAuth: nothing to log in to")]
-    NotOAuth(String),
-    #[error(transparent)]
-    Discovery(#[from] DiscoveryError),
-    #[error(transparent)]
-    Registration(#[from] RegistrationError),
-    #[error(
-        "the OAuth callback port {port} is busy ({reason}); the redirect URI {redirect_uri} is pinned in the client registration: free the port, or press R / run `tether login NAME --reregister` to register with a new one"
-    )]
-    PortBusy {
-        port: u16,
-        redirect_uri: String,
-        reason: String,
-    },
-    #[error(
-        "the registration's redirect URI '{0}' is not a loopback http URL tether can listen on: press R / run `tether login NAME --reregister`"
-    )]
-    BadRedirect(String),
-    #[error("the authorization server answered the login with '{error}'{}: try again, or check the account's access", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    Denied {
-        error: String,
-        description: Option<String>,
-    },
-    #[error(
-        "the login callback carried the wrong state: it did not come from this login; start the login again"
-    )]
-    StateMismatch,
-    #[error(
-        "the login callback's issuer {found:?} is not the authorization server {expected} (RFC 9207): refusing it"
-    )]
-    IssuerMismatch {
-        expected: String,
-        found: Option<String>,
-    },
-    #[error("the login callback carried no code: start the login again")]
-    NoCode,
-    #[error("no sign-in within {0:?} (browser or device): start the login again")]
-    Timeout(Duration),
-    #[error("the login was cancelled")]
-    Cancelled,
-    #[error("exchanging the authorization code failed: {0}")]
-    Exchange(TokenError),
-    #[error(
-        "cannot open the browser ({0}): open the URL shown above by hand, or set BROWSER to your browser's command"
-    )]
-    Browser(String),
-    #[error(
-        "the authorization server {issuer} does not offer the device authorization grant (RFC 8628): sign in through a browser (`tether login NAME --no-browser --no-device` prints the URL and takes the pasted address)"
-    )]
-    DeviceUnsupported { issuer: String },
-    #[error(
-        "the authorization server refused to start a device sign-in: {0}; a client registered without the device grant needs `tether login NAME --reregister --device`"
-    )]
-    DeviceRefused(TokenError),
-    #[error("the device code expired before the sign-in was approved: start the login again")]
-    DeviceExpired,
-    #[error("{0}")]
-    Vault(String),
-}
-
-impl From<VaultError> for LoginError {
-    fn from(e: VaultError) -> Self {
-        LoginError::Vault(e.to_string())
-    }
-}
-
-impl LoginError {
-    /// Whether the failure is one of the diagnoses (else the message says it all).
-    pub fn is_diagnosed(&self) -> bool {
-        matches!(
-            self,
-            LoginError::Discovery(_)
-                | LoginError::Registration(_)
-                | LoginError::Exchange(_)
-                | LoginError::DeviceRefused(_)
-        )
-    }
-
-    pub fn diagnosis(&self) -> DiagnosisCode {
-        match self {
-            LoginError::Discovery(e) => e.code(),
-            LoginError::Registration(RegistrationError::Failed { .. }) => {
-                DiagnosisCode::ClientRejected
-            }
-            LoginError::Exchange(e) | LoginError::DeviceRefused(e) => token_diagnosis(e),
-            _ => DiagnosisCode::DiscoveryFailed,
-        }
-    }
-}
-
-/// What a token-endpoint (or device-endpoint) failure during a login means.
-fn token_diagnosis(e: &TokenError) -> DiagnosisCode {
-    match e.oauth_error() {
-        // Reachable, but not where its metadata says: a metadata problem.
-        _ if matches!(e, TokenError::Redirect { .. }) => DiagnosisCode::DiscoveryFailed,
-        _ if e.is_transient() => DiagnosisCode::UpstreamUnreachable,
-        Some("invalid_client" | "unauthorized_client") => DiagnosisCode::ClientRejected,
-        Some("invalid_scope") => DiagnosisCode::InsufficientScope,
-        _ => DiagnosisCode::DiscoveryFailed,
-    }
-}
-
 /// What a successful login stored.
 #[derive(Debug, Clone)]
 pub struct LoginOutcome {
@@ -241,43 +143,6 @@ pub struct LoginOutcome {
     pub expires_in: Option<u64>,
     pub has_refresh_token: bool,
     pub generation: u64,
-}
-
-/// Scope for the authorization request (SPEC §A.9, the MCP spec's "Scope Selection
-/// Strategy"): the challenge's, else every scope the *protected resource* metadata lists,
-/// else none; plus `offline_access` only where the *authorization server* lists it
-/// (SEP-2207: resources should not list it, so it is looked for where it belongs); plus
-/// any step-up extras.
-pub fn choose_scope(
-    challenge: Option<&str>,
-    resource_scopes: Option<&[String]>,
-    server_scopes: Option<&[String]>,
-    extra: &[String],
-) -> Option<String> {
-    let mut scopes: Vec<String> = match (challenge, resource_scopes) {
-        (Some(c), _) if !c.trim().is_empty() => c.split_whitespace().map(String::from).collect(),
-        (_, Some(s)) => s.to_vec(),
-        _ => Vec::new(),
-    };
-    let offline = "offline_access".to_string();
-    if server_scopes.is_some_and(|s| s.contains(&offline)) && !scopes.contains(&offline) {
-        scopes.push(offline);
-    }
-    for s in extra {
-        if !scopes.contains(s) {
-            scopes.push(s.clone());
-        }
-    }
-    (!scopes.is_empty()).then(|| scopes.join(" "))
-}
-
-/// The scopes a resource lists: its protected resource metadata's, or for a 2025-03-26
-/// server without that document, its authorization server's.
-fn resource_scopes(found: &Discovery) -> Option<&[String]> {
-    match &found.resource_metadata {
-        Some(prm) => prm.scopes_supported.as_deref(),
-        None => found.as_metadata.scopes_supported.as_deref(),
-    }
 }
 
 pub async fn login(
@@ -447,144 +312,4 @@ async fn obtain_token(
         step(LoginStep::WaitingForCallback, failed(e.diagnosis(), e));
     }
     result
-}
-
-/// The authorization request's URL (RFC 6749 §4.1.1 with PKCE, RFC 8707 `resource`).
-fn authorization_url(
-    found: &Discovery,
-    client: &ClientRegistration,
-    redirect_uri: &str,
-    scope: Option<&str>,
-    challenge: &PkceCodeChallenge,
-    state: &CsrfToken,
-) -> Url {
-    let mut auth_url = found.as_metadata.authorization_endpoint.clone();
-    {
-        let mut q = auth_url.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", &client.client_id)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("code_challenge", challenge.as_str())
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("state", state.secret())
-            .append_pair("resource", &found.resource);
-        if let Some(scope) = scope {
-            q.append_pair("scope", scope);
-        }
-    }
-    auth_url
-}
-
-/// The browser part: listen, open, wait for the callback (or a pasted redirect), check
-/// it, exchange the code.
-async fn browser_sign_in(
-    http: &reqwest::Client,
-    found: &Discovery,
-    client: &ClientRegistration,
-    scope: Option<&str>,
-    options: &mut LoginOptions,
-    step: &(dyn Fn(LoginStep, StepOutcome) + Send + Sync),
-) -> Result<TokenResponse, LoginError> {
-    let redirect_uri = client
-        .redirect_uri
-        .clone()
-        .ok_or_else(|| LoginError::BadRedirect("(none)".to_string()))?;
-    let redirect = Url::parse(&redirect_uri)
-        .ok()
-        .filter(|u| u.scheme() == "http" && crate::vault::is_loopback(u))
-        .ok_or_else(|| LoginError::BadRedirect(redirect_uri.clone()))?;
-    let state = CsrfToken::new_random();
-    let (callbacks, _server) = callback::listen(&redirect, state.secret().clone()).await?;
-
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let auth_url = authorization_url(found, client, &redirect_uri, scope, &challenge, &state);
-    step(
-        LoginStep::BrowserOpened {
-            url: auth_url.to_string(),
-        },
-        StepOutcome::Done(String::new()),
-    );
-    match options.browser {
-        // Where the user can paste the address the sign-in ends on (the terminal UI), a
-        // machine without a browser (an SSH session) only means opening the URL elsewhere.
-        Browser::System if options.pasted.is_some() => {
-            if let Err(e) = opener::open(&auth_url) {
-                step(
-                    LoginStep::BrowserOpened {
-                        url: auth_url.to_string(),
-                    },
-                    StepOutcome::Done(format!("no browser here ({e}): open the URL elsewhere")),
-                );
-            }
-        }
-        Browser::System => {
-            opener::open(&auth_url).map_err(|e| LoginError::Browser(e.to_string()))?
-        }
-        Browser::Print => {}
-        Browser::Fetch => {
-            tokio::spawn(callback::follow_without_browser(auth_url.clone()));
-        }
-    }
-    let expected = callback::Expected {
-        state: state.secret(),
-        redirect: &redirect,
-        found,
-    };
-    let wait = callback::wait(callbacks, options.pasted.take(), &expected, step);
-    let code = tokio::time::timeout(options.timeout, wait)
-        .await
-        .map_err(|_| LoginError::Timeout(options.timeout))??;
-    token::request(
-        http,
-        &found.as_metadata.token_endpoint,
-        &ClientAuth::of(client),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect_uri),
-            ("code_verifier", verifier.secret()),
-            ("resource", &found.resource),
-        ],
-    )
-    .await
-    .map_err(LoginError::Exchange)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(s: &[&str]) -> Vec<String> {
-        s.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn scope_follows_the_spec_order() {
-        let listed = v(&["read", "write"]);
-        let server = v(&["read", "write", "offline_access"]);
-        assert_eq!(
-            choose_scope(Some("read"), Some(&listed), Some(&server), &[]).as_deref(),
-            Some("read offline_access"),
-            "the challenge wins; offline_access where the server lists it"
-        );
-        assert_eq!(
-            choose_scope(None, Some(&listed), Some(&server), &[]).as_deref(),
-            Some("read write offline_access"),
-            "no challenge: every scope the resource lists"
-        );
-        assert_eq!(
-            choose_scope(Some("read"), Some(&listed), Some(&v(&["read"])), &[]).as_deref(),
-            Some("read")
-        );
-        assert_eq!(choose_scope(None, None, None, &[]), None);
-        assert_eq!(
-            choose_scope(None, None, Some(&v(&["read", "write"])), &[]),
-            None,
-            "the server's list is not the resource's: with neither challenge nor resource scopes, none"
-        );
-        assert_eq!(
-            choose_scope(Some("read"), None, None, &v(&["admin"])).as_deref(),
-            Some("read admin")
-        );
-    }
 }
