@@ -33,6 +33,14 @@ pub enum AccessError {
     Vault(#[from] VaultError),
 }
 
+impl AccessError {
+    /// Whether the user named something that does not exist or is not allowed (as
+    /// opposed to the vault failing).
+    pub fn is_user_input(&self) -> bool {
+        !matches!(self, AccessError::Vault(_))
+    }
+}
+
 pub fn check_label(label: &str) -> Result<(), AccessError> {
     let ok = (1..=32).contains(&label.len())
         && label

@@ -7,6 +7,7 @@
 //! - [`oauth`]: tether as an OAuth client toward upstream MCP servers: discovery,
 //!   registration, login, refresh, `WWW-Authenticate` challenges.
 //! - [`vault`]: the encrypted, transactional store (a leaf: no protocol, no screen).
+//! - [`connections`]: adding and removing connections, for the command line and the UI alike.
 //! - [`access`]: downstream clients' labelled secrets (derived, stored as hashes).
 //! - [`clients`]: MCP clients' configuration files: locations, safe edits, drift.
 //! - [`import`]: other tools' stored logins brought into the vault.
@@ -22,6 +23,7 @@
 pub mod access;
 pub mod clients;
 pub mod config;
+pub mod connections;
 pub mod diagnosis;
 pub mod engine;
 pub mod http;

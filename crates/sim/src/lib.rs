@@ -117,3 +117,10 @@ pub enum SimError {
         source: std::io::Error,
     },
 }
+
+impl SimError {
+    /// Whether the command line named a bad value (as opposed to the port being taken).
+    pub fn is_user_input(&self) -> bool {
+        !matches!(self, SimError::Bind { .. })
+    }
+}

@@ -9,8 +9,11 @@ use chrono::Utc;
 use futures_util::future::join_all;
 
 use crate::cli::DemoArgs;
-use tether_core::config::{Config, KeySourceChoice};
-use tether_core::engine::{Engine, EngineOptions, ProxyStatus};
+use crate::errors::UserInput;
+use crate::runtime::{self, Options, Running};
+use tether_core::config::{Config, KeySourceChoice, ProxyConfig};
+use tether_core::connections::AddAuth;
+use tether_core::engine::{Engine, ProxyStatus};
 use tether_core::oauth::authorize::{self, Browser, LoginOptions};
 use tether_core::paths::Paths;
 use tether_core::vault::{Auth, Connection, Event, EventKind, Store, Vault, VaultError};
@@ -23,6 +26,7 @@ pub struct Demo {
     pub vault: Vault,
     pub providers: Vec<(Profile, SimHandle)>,
     pub engine: Engine,
+    running: Running,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,14 @@ pub enum DemoError {
     Sim(#[from] sim::SimError),
     #[error("signing in to the simulated '{0}' failed: {1}")]
     Login(String, String),
+    #[error("cannot start the demo's engine and proxy: {0:#}")]
+    Start(anyhow::Error),
+}
+
+impl UserInput for DemoError {
+    fn is_user_input(&self) -> bool {
+        matches!(self, DemoError::BadTimeScale(_))
+    }
 }
 
 impl Demo {
@@ -100,31 +112,30 @@ impl Demo {
             result.map_err(|e| DemoError::Login(profile.to_string(), e.to_string()))?;
         }
         // Its own proxy on a free port, so the demo never competes with a real tether.
-        let listener = tokio::net::TcpListener::bind(crate::front::any_loopback())
-            .await
-            .map_err(DemoError::Home)?;
-        let addr = listener.local_addr().map_err(DemoError::Home)?;
-        let engine = Engine::start(
+        let listener = runtime::any_loopback().await.map_err(DemoError::Home)?;
+        let options = Options {
+            schedule: true,
+            browser: Browser::Fetch,
+        };
+        let running = runtime::start(
             vault.clone(),
-            http,
-            EngineOptions {
-                schedule: true,
-                browser: Browser::Fetch,
-                proxy: ProxyStatus::Serving { addr },
-            },
+            &ProxyConfig::default(),
+            Ok(listener),
+            options,
         )
-        .await?;
-        crate::front::spawn_proxy(&engine, listener, &Config::default());
+        .await
+        .map_err(DemoError::Start)?;
         Ok(Self {
             home,
             vault,
             providers,
-            engine,
+            engine: running.engine.clone(),
+            running,
         })
     }
 
     pub async fn stop(self) {
-        self.engine.shutdown();
+        self.running.stop(std::time::Duration::ZERO).await;
         for (_, handle) in self.providers {
             handle.shutdown().await;
         }
@@ -140,23 +151,9 @@ pub async fn add_and_sign_in(
     upstream: url::Url,
     progress: authorize::Progress,
 ) -> Result<authorize::LoginOutcome, DemoError> {
-    let connection_name = name
-        .parse()
-        .map_err(|e| DemoError::Login(name.to_string(), format!("{e}")))?;
-    vault
-        .transact_async(move |store: &mut Store| {
-            store.push(Connection::new(
-                connection_name,
-                upstream,
-                Auth::OAuth {
-                    scopes: Vec::new(),
-                    discovery: None,
-                },
-                Utc::now(),
-            ));
-            Ok::<_, VaultError>(())
-        })
-        .await?;
+    tether_core::connections::add(vault, name, upstream.as_str(), AddAuth::OAuth)
+        .await
+        .map_err(|e| DemoError::Login(name.to_string(), e.to_string()))?;
     sign_in(http, vault, name, progress).await
 }
 
@@ -203,7 +200,7 @@ pub async fn run(args: DemoArgs, theme: Option<String>) -> anyhow::Result<()> {
     if !args.headless {
         let demo = Demo::start(args.time_scale).await?;
         // Logs stay in the throwaway folder with everything else the demo made.
-        let _log = crate::front::log_to_file(&Paths::under(demo.home.path().to_path_buf()))?;
+        let _log = crate::logging::to_file(&Paths::under(demo.home.path().to_path_buf()))?;
         let paths = Paths::discover()?;
         let config = Config::load(&paths).unwrap_or_default();
         let options = tether_tui::TuiOptions::new(&config, &paths, theme);

@@ -9,13 +9,19 @@
 //! - [`stdio`]: `tether stdio`, the stdio ↔ HTTP bridge for command-launching clients.
 //! - [`demo`]: `tether demo`, six simulated providers and a throwaway vault.
 //! - [`doctor`]: `tether doctor`, every check with evidence and remedy.
+//! - [`runtime`]: starting and stopping the engine and the local proxy, one way for all.
+//! - [`logging`]: where the log goes (stderr, or a file under a terminal UI).
+//! - [`errors`]: how a failed command ends, and which failures are the user's input.
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM.
 
 pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod doctor;
+pub mod errors;
 pub mod front;
+pub mod logging;
+pub mod runtime;
 pub mod serve;
 pub mod shutdown;
 pub mod stdio;

@@ -13,9 +13,8 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use crate::commands::open_vault;
+use crate::runtime::{self, Options, Running, open_vault};
 use tether_core::config::Config;
-use tether_core::engine::{Engine, EngineOptions, ProxyStatus};
 use tether_core::paths::Paths;
 use tether_core::presence::Presence;
 
@@ -103,7 +102,7 @@ pub async fn run(name: &str, label: &str) -> anyhow::Result<()> {
 async fn proxy_base(
     vault: tether_core::vault::Vault,
     config: &Config,
-) -> anyhow::Result<(String, Option<Engine>)> {
+) -> anyhow::Result<(String, Option<Running>)> {
     let addr = config.proxy.bind;
     match tether_core::presence::probe(addr, &vault).await {
         Presence::Ours => return Ok((format!("http://{addr}"), None)),
@@ -115,23 +114,13 @@ async fn proxy_base(
         }
         Presence::Nobody => {}
     }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let listener = runtime::any_loopback().await?;
     let local = listener.local_addr()?;
-    let engine = Engine::start(
-        vault,
-        tether_core::http::client(),
-        EngineOptions {
-            proxy: ProxyStatus::Serving { addr: local },
-            ..EngineOptions::default()
-        },
-    )
-    .await?;
-    // Serves until the process ends.
-    let _serving = tether_proxy::spawn(engine.clone(), config.proxy.clone(), listener)?;
+    let running = runtime::start(vault, &config.proxy, Ok(listener), Options::default()).await?;
     tether_core::say_err!(
         "tether stdio: no tether holding this vault serves {addr}; serving this session in-process"
     );
-    Ok((format!("http://{local}"), Some(engine)))
+    Ok((format!("http://{local}"), Some(running)))
 }
 
 fn request(

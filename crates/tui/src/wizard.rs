@@ -429,6 +429,7 @@ impl Wizard {
                 AddAuth::Preregistered {
                     client_id,
                     client_secret: (!secret.is_empty()).then(|| Secret::new(secret)),
+                    redirect_uri: None,
                 }
             }
             AuthKind::ApiKey => {

@@ -178,16 +178,4 @@ pub enum EngineCommand {
     },
 }
 
-#[derive(Debug, Clone)]
-pub enum AddAuth {
-    OAuth,
-    Preregistered {
-        client_id: String,
-        client_secret: Option<Secret>,
-    },
-    ApiKey {
-        env_var: String,
-        header: Option<String>,
-    },
-    None,
-}
+pub use crate::connections::AddAuth;

@@ -4,18 +4,29 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use tokio::sync::mpsc;
 
-use super::{AddAuth, Engine, EngineCommand, EngineEvent, LoginProgress, NoticeLevel};
+use super::{Engine, EngineCommand, EngineEvent, LoginProgress, NoticeLevel};
+use crate::access::AccessError;
+use crate::connections::{self, ConnectionError};
 use crate::diagnosis::explain;
 use crate::oauth::authorize::{self, LoginOptions, LoginStep, StepOutcome};
-use crate::oauth::refresh::Trigger;
+use crate::oauth::refresh::{AuthError, Trigger};
 use crate::oauth::registration::{self, Cleanup};
-use crate::vault::{
-    ApiKeyHeader, Auth, ClientRegistration, Connection, ConnectionName, Event, EventKind,
-    RegistrationStatus, Store, VaultError, parse_upstream,
-};
+use crate::vault::{Auth, RegistrationStatus, Store, VaultError};
+
+/// Why a command from a front end failed; shown to the user as a notice.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error(transparent)]
+    Refresh(#[from] AuthError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
 
 pub async fn run(engine: Engine, mut commands: mpsc::UnboundedReceiver<EngineCommand>) {
     loop {
@@ -34,14 +45,14 @@ pub async fn run(engine: Engine, mut commands: mpsc::UnboundedReceiver<EngineCom
             local @ (EngineCommand::Add { .. }
             | EngineCommand::Remove { .. }
             | EngineCommand::Abandon { .. }) => {
-                if let Err(text) = engine.execute(local).await {
-                    engine.notice(NoticeLevel::Error, text);
+                if let Err(e) = engine.execute(local).await {
+                    engine.notice(NoticeLevel::Error, e.to_string());
                 }
             }
             other => {
                 tokio::spawn(async move {
-                    if let Err(text) = engine.execute(other).await {
-                        engine.notice(NoticeLevel::Error, text);
+                    if let Err(e) = engine.execute(other).await {
+                        engine.notice(NoticeLevel::Error, e.to_string());
                     }
                 });
             }
@@ -50,17 +61,16 @@ pub async fn run(engine: Engine, mut commands: mpsc::UnboundedReceiver<EngineCom
 }
 
 impl Engine {
-    async fn execute(&self, command: EngineCommand) -> Result<(), String> {
+    async fn execute(&self, command: EngineCommand) -> Result<(), CommandError> {
         match command {
-            EngineCommand::Add { name, url, auth } => self.add(name, url, auth).await,
+            EngineCommand::Add { name, url, auth } => {
+                connections::add(&self.inner.vault, &name, &url, auth).await?;
+                self.reload().await?;
+                Ok(())
+            }
             EngineCommand::Refresh { name } => {
-                let manager = self
-                    .manager(&name)
-                    .ok_or_else(|| format!("no connection named '{name}'"))?;
-                let current = manager
-                    .refresh(Trigger::Manual)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let manager = self.manager(&name).ok_or_else(|| not_found(&name))?;
+                let current = manager.refresh(Trigger::Manual).await?;
                 self.notice(
                     NoticeLevel::Info,
                     format!("'{name}' refreshed (generation {})", current.generation),
@@ -69,16 +79,7 @@ impl Engine {
             }
             EngineCommand::Remove { name } => {
                 self.cancel_login(&name);
-                let n = name.clone();
-                self.inner
-                    .vault
-                    .transact_async(move |store: &mut Store| {
-                        store.remove(&n);
-                        Ok::<_, VaultError>(())
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                crate::oauth::watermark::forget(&self.inner.vault, &name);
+                connections::remove(&self.inner.vault, &name).await?;
                 self.inner.changed.notify_one();
                 self.notice(NoticeLevel::Info, format!("'{name}' removed"));
                 Ok(())
@@ -98,8 +99,7 @@ impl Engine {
                         }
                         Ok::<_, VaultError>(unauthorized)
                     })
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 if removed {
                     crate::oauth::watermark::forget(&self.inner.vault, &name);
                     self.inner.changed.notify_one();
@@ -112,9 +112,8 @@ impl Engine {
             }
             EngineCommand::CleanOrphans { name } => self.clean_orphans(&name).await,
             EngineCommand::ClientEndpoint { name, label } => {
-                let (secret, _) = crate::access::endpoint_secret(&self.inner.vault, &name, &label)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (secret, _) =
+                    crate::access::endpoint_secret(&self.inner.vault, &name, &label).await?;
                 let url = format!("http://{}/s/{}/mcp", self.proxy_addr(), secret.expose());
                 let _ = self.inner.events.send(EngineEvent::Endpoint {
                     connection: name,
@@ -125,9 +124,7 @@ impl Engine {
                 Ok(())
             }
             EngineCommand::RevokeClient { name, label } => {
-                crate::access::revoke(&self.inner.vault, &name, &label)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                crate::access::revoke(&self.inner.vault, &name, &label).await?;
                 self.inner.changed.notify_one();
                 self.notice(
                     NoticeLevel::Info,
@@ -140,71 +137,6 @@ impl Engine {
             | EngineCommand::CancelLogin { .. }
             | EngineCommand::PasteRedirect { .. } => Ok(()),
         }
-    }
-
-    async fn add(&self, name: String, url: String, auth: AddAuth) -> Result<(), String> {
-        let name: ConnectionName = name.parse().map_err(|e| format!("{e}"))?;
-        let upstream = parse_upstream(&url).map_err(|e| e.to_string())?;
-        let now = Utc::now();
-        let mut clients = Vec::new();
-        let auth = match auth {
-            AddAuth::OAuth => Auth::OAuth {
-                scopes: Vec::new(),
-                discovery: None,
-            },
-            AddAuth::Preregistered {
-                client_id,
-                client_secret,
-            } => {
-                clients.push(ClientRegistration::preregistered(
-                    client_id,
-                    client_secret,
-                    "http://127.0.0.1:33418/callback".to_string(),
-                    now,
-                ));
-                Auth::OAuth {
-                    scopes: Vec::new(),
-                    discovery: None,
-                }
-            }
-            AddAuth::ApiKey { env_var, header } => {
-                let value = std::env::var(&env_var)
-                    .ok()
-                    .filter(|v| !v.trim().is_empty())
-                    .ok_or_else(|| {
-                        format!("environment variable '{env_var}' is not set or empty: export it and start tether again")
-                    })?;
-                let header = match header {
-                    Some(h) => h.parse::<ApiKeyHeader>().map_err(|e| e.to_string())?,
-                    None => ApiKeyHeader::default(),
-                };
-                Auth::ApiKey {
-                    header,
-                    value: crate::secret::Secret::new(value.trim()),
-                }
-            }
-            AddAuth::None => Auth::None,
-        };
-        let kind = auth.kind();
-        self.inner
-            .vault
-            .transact_async(move |store: &mut Store| {
-                if store.get(name.as_str()).is_some() {
-                    return Ok(Err(format!("a connection named '{name}' already exists")));
-                }
-                let mut c = Connection::new(name.clone(), upstream.clone(), auth, now);
-                c.clients = clients;
-                c.record(Event::new(
-                    now,
-                    EventKind::Added,
-                    format!("added ({kind}) for {upstream}"),
-                ));
-                store.push(c);
-                Ok::<_, VaultError>(Ok(()))
-            })
-            .await
-            .map_err(|e| e.to_string())??;
-        self.reload().await.map_err(|e| e.to_string())
     }
 
     /// Where local clients reach the proxy: this process's, another tether's, or the
@@ -331,16 +263,9 @@ impl Engine {
         self.publish();
     }
 
-    async fn clean_orphans(&self, name: &str) -> Result<(), String> {
-        let store = self
-            .inner
-            .vault
-            .load_async()
-            .await
-            .map_err(|e| e.to_string())?;
-        let c = store
-            .get(name)
-            .ok_or_else(|| format!("no connection named '{name}'"))?;
+    async fn clean_orphans(&self, name: &str) -> Result<(), CommandError> {
+        let store = self.inner.vault.load_async().await?;
+        let c = connections::find(&store, name)?;
         let mut gone = Vec::new();
         let mut kept = Vec::new();
         for r in c
@@ -365,8 +290,7 @@ impl Engine {
                 }
                 Ok::<_, VaultError>(())
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.inner.changed.notify_one();
         let mut text = format!("'{name}': {count} orphaned registration(s) cleaned");
         if !kept.is_empty() {
@@ -374,6 +298,13 @@ impl Engine {
         }
         self.notice(NoticeLevel::Info, text);
         Ok(())
+    }
+}
+
+fn not_found(name: &str) -> ConnectionError {
+    ConnectionError::NotFound {
+        name: name.to_string(),
+        known: "it may have just been removed".to_string(),
     }
 }
 

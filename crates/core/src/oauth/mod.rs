@@ -11,3 +11,13 @@ pub mod spent;
 pub mod token;
 pub mod watermark;
 pub mod www_authenticate;
+
+/// The loopback port a client registered by hand redirects to unless the user names
+/// another.
+pub const DEFAULT_CALLBACK_PORT: u16 = 33418;
+
+/// The redirect URI of tether's loopback callback on `port`: what a registration names and
+/// the callback listener serves.
+pub fn callback_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/callback")
+}

@@ -8,8 +8,9 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::{bad_input, open_vault};
 use crate::cli::LoginArgs;
+use crate::errors::bad_input;
+use crate::runtime::open_vault;
 use tether_core::diagnosis::explain;
 use tether_core::oauth::authorize::{
     self, Browser, DeviceGrant, LoginOptions, LoginStep, StepOutcome,

@@ -8,8 +8,9 @@ use anyhow::{Context, anyhow};
 use chrono::Utc;
 use serde_json::Value;
 
-use super::{bad_input, open_vault};
 use crate::cli::ConfigArgs;
+use crate::errors::bad_input;
+use crate::runtime::open_vault;
 use tether_core::access;
 use tether_core::clients::document::Document;
 use tether_core::clients::drift::{self, FileState, Kind};

@@ -1,118 +1,54 @@
 //! `add`, `list`, `status`, `remove`: managing the connections in the vault.
 
-use anyhow::Context;
 use chrono::Utc;
 
-use super::{bad_input, open_vault};
 use crate::cli::AddArgs;
-use tether_core::secret::Secret;
-use tether_core::vault::{
-    ApiKeyHeader, Auth, ClientRegistration, Connection, ConnectionName, Event, EventKind, Store,
-    parse_upstream,
-};
+use crate::runtime::open_vault;
+use tether_core::connections::{self, AddAuth};
+use tether_core::vault::Auth;
 use tether_core::view::{ConnectionDetail, ConnectionSummary, duration, relative};
 
-pub fn add(args: AddArgs) -> anyhow::Result<()> {
-    let name: ConnectionName = args.name.parse().map_err(|e| bad_input(format!("{e}")))?;
-    let upstream = parse_upstream(&args.url).map_err(|e| bad_input(format!("{e}")))?;
+pub async fn add(args: AddArgs) -> anyhow::Result<()> {
     let auth = auth_from_args(&args)?;
-    let preregistered = preregistered_client(&args, Utc::now())?;
     let vault = open_vault()?;
-    let now = Utc::now();
-    let kind = auth.kind();
-    let detail = format!("added ({kind}) for {upstream}");
-    vault.transact(|store: &mut Store| {
-        if store.get(name.as_str()).is_some() {
-            return Err(bad_input(format!(
-                "a connection named '{name}' already exists: choose another name, or run `tether remove {name}` first"
-            )));
-        }
-        let mut connection = Connection::new(name.clone(), upstream.clone(), auth, now);
-        connection.clients.extend(preregistered);
-        connection.record(Event::new(now, EventKind::Added, detail));
-        store.push(connection);
-        Ok(())
-    })?;
-    let next = match kind {
-        "oauth" => " It uses OAuth and is not authorized yet.",
+    let connection = connections::add(&vault, &args.name, &args.url, auth).await?;
+    let next = match connection.auth {
+        Auth::OAuth { .. } => " It uses OAuth and is not authorized yet.",
         _ => "",
     };
-    tether_core::say!("Added connection '{name}' → {upstream}.{next}");
+    tether_core::say!(
+        "Added connection '{}' → {}.{next}",
+        connection.name,
+        connection.upstream
+    );
     Ok(())
 }
 
-/// `--client-id` (with an optional secret from the environment): a client registered by
-/// hand at the authorization server, bound to its issuer at the first login.
-fn preregistered_client(
-    args: &AddArgs,
-    now: chrono::DateTime<Utc>,
-) -> anyhow::Result<Option<ClientRegistration>> {
-    let Some(client_id) = &args.client_id else {
-        return Ok(None);
-    };
-    if client_id.trim().is_empty() {
-        return Err(bad_input(
-            "--client-id is empty: give the client id the server issued",
-        ));
+/// How the flags say the connection signs in; secrets named by an environment variable
+/// are read by the one add path, which names a missing one.
+fn auth_from_args(args: &AddArgs) -> anyhow::Result<AddAuth> {
+    if args.no_auth {
+        return Ok(AddAuth::None);
     }
+    if let Some(env_var) = &args.api_key_env {
+        return Ok(AddAuth::ApiKey {
+            env_var: env_var.clone(),
+            header: args.header.clone(),
+        });
+    }
+    let Some(client_id) = &args.client_id else {
+        return Ok(AddAuth::OAuth);
+    };
     let client_secret = args
         .client_secret_env
         .as_deref()
-        .map(|var| read_env_secret(var, "client secret"))
+        .map(|var| connections::env_secret(var, "client secret"))
         .transpose()?;
-    let redirect_uri = args
-        .redirect_uri
-        .clone()
-        .unwrap_or_else(|| "http://127.0.0.1:33418/callback".to_string());
-    let loopback = url::Url::parse(&redirect_uri).ok().filter(|u| {
-        u.scheme() == "http" && tether_core::vault::is_loopback(u) && u.port().is_some()
-    });
-    if loopback.is_none() {
-        return Err(bad_input(format!(
-            "redirect URI '{redirect_uri}' is not valid: use a loopback http URL with a port, such as http://127.0.0.1:33418/callback"
-        )));
-    }
-    Ok(Some(ClientRegistration::preregistered(
-        client_id.trim().to_string(),
+    Ok(AddAuth::Preregistered {
+        client_id: client_id.clone(),
         client_secret,
-        redirect_uri,
-        now,
-    )))
-}
-
-fn read_env_secret(var: &str, what: &str) -> anyhow::Result<Secret> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-        Ok(_) => Err(bad_input(format!(
-            "environment variable '{var}' is empty: export {var}=<your {what}> and run again"
-        ))),
-        Err(std::env::VarError::NotPresent) => Err(bad_input(format!(
-            "environment variable '{var}' is not set: export {var}=<your {what}> and run again"
-        ))),
-        Err(std::env::VarError::NotUnicode(_)) => Err(bad_input(format!(
-            "environment variable '{var}' is not valid UTF-8: check the {what} you exported"
-        ))),
-    }
-}
-
-fn auth_from_args(args: &AddArgs) -> anyhow::Result<Auth> {
-    if args.no_auth {
-        return Ok(Auth::None);
-    }
-    let Some(var) = &args.api_key_env else {
-        return Ok(Auth::OAuth {
-            scopes: Vec::new(),
-            discovery: None,
-        });
-    };
-    let header = match &args.header {
-        Some(spec) => spec
-            .parse::<ApiKeyHeader>()
-            .map_err(|e| bad_input(e.to_string()))?,
-        None => ApiKeyHeader::default(),
-    };
-    let value = read_env_secret(var, "API key")?;
-    Ok(Auth::ApiKey { header, value })
+        redirect_uri: args.redirect_uri.clone(),
+    })
 }
 
 pub fn list(json: bool) -> anyhow::Result<()> {
@@ -186,7 +122,7 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
 
 pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     let store = open_vault()?.load()?;
-    let connection = find(&store, name)?;
+    let connection = connections::find(&store, name)?;
     let now = Utc::now();
     let mut detail = ConnectionDetail::of(connection, now);
     if connection
@@ -292,33 +228,9 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn remove(name: &str) -> anyhow::Result<()> {
+pub async fn remove(name: &str) -> anyhow::Result<()> {
     let vault = open_vault()?;
-    vault.transact(|store: &mut Store| {
-        find(store, name)?;
-        store.remove(name);
-        Ok::<_, anyhow::Error>(())
-    })?;
-    tether_core::oauth::watermark::forget(&vault, name);
+    connections::remove(&vault, name).await?;
     tether_core::say!("Removed connection '{name}'.");
     Ok(())
-}
-
-fn find<'a>(store: &'a Store, name: &str) -> anyhow::Result<&'a Connection> {
-    store
-        .get(name)
-        .with_context(|| {
-            let known: Vec<&str> = store
-                .connections()
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect();
-            let known = if known.is_empty() {
-                "there are none yet; add one with `tether add NAME URL`".to_string()
-            } else {
-                format!("known: {}", known.join(", "))
-            };
-            format!("no connection named '{name}' ({known})")
-        })
-        .map_err(|e| bad_input(format!("{e:#}")))
 }

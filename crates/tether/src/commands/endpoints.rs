@@ -1,7 +1,7 @@
 //! `url` and `revoke`: giving local MCP clients their endpoints, and taking them back;
 //! `doctor`: checking everything between them and the upstream.
 
-use super::open_vault;
+use crate::runtime::open_vault;
 use tether_core::access;
 use tether_core::config::Config;
 use tether_core::paths::Paths;
@@ -41,7 +41,9 @@ pub async fn doctor(name: Option<&str>, json: bool) -> anyhow::Result<()> {
     if let Some(name) = name
         && vault.load_async().await?.get(name).is_none()
     {
-        return Err(super::bad_input(format!("no connection named '{name}'")));
+        return Err(crate::errors::bad_input(format!(
+            "no connection named '{name}'"
+        )));
     }
     let findings = doctor::run(&vault, config.proxy.bind, name).await;
     if json {

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
-use super::{bad_input, open_vault};
 use crate::cli::McpRemoteArgs;
+use crate::errors::bad_input;
+use crate::runtime::open_vault;
 use tether_core::import::{self, Entry, Outcome, Report, Request};
 
 pub async fn mcp_remote(args: McpRemoteArgs) -> anyhow::Result<()> {

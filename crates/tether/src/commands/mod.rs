@@ -8,71 +8,51 @@ mod connections;
 mod endpoints;
 mod import;
 
-use std::fmt;
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command};
-use tether_core::config::Config;
-use tether_core::paths::Paths;
-use tether_core::vault::Vault;
-
-/// Input the user can fix; exits with status 2.
-#[derive(Debug)]
-pub struct BadInput(pub String);
-
-impl fmt::Display for BadInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BadInput {}
-
-pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(BadInput(message.into()))
-}
+use crate::cli::{Cli, Command, ImportSource};
+use crate::errors::{BadInput, UserInput};
 
 pub fn run(cli: Cli) -> ExitCode {
-    let theme = cli.theme;
-    let Some(command) = cli.command else {
-        return finish(runtime().and_then(|rt| rt.block_on(crate::front::run_tui(theme))));
-    };
-    if command.prints_and_exits() {
+    if cli.command.as_ref().is_some_and(Command::prints_and_exits) {
         exit_quietly_on_closed_pipe();
     }
-    let result = match command {
-        Command::Add(args) => connections::add(args),
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return finish(Err(e.into())),
+    };
+    finish(runtime.block_on(dispatch(cli)))
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let theme = cli.theme;
+    let Some(command) = cli.command else {
+        return crate::front::run_tui(theme).await;
+    };
+    match command {
+        Command::Add(args) => connections::add(args).await,
         Command::List { json } => connections::list(json),
         Command::Status { name, json } => connections::status(&name, json),
-        Command::Remove { name } => connections::remove(&name),
-        Command::Sim(args) => runtime()
-            .and_then(|rt| rt.block_on(tether_sim::run_cli(args, crate::shutdown::signal()))),
-        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(crate::demo::run(args, theme))),
-        Command::Login(args) => runtime().and_then(|rt| rt.block_on(auth::login(args))),
-        Command::Refresh { name } => runtime().and_then(|rt| rt.block_on(auth::refresh(&name))),
-        Command::Serve { bind } => runtime().and_then(|rt| rt.block_on(crate::serve::run(bind))),
-        Command::Url { name, client } => {
-            runtime().and_then(|rt| rt.block_on(endpoints::url(&name, &client)))
-        }
-        Command::Doctor { name, json } => {
-            runtime().and_then(|rt| rt.block_on(endpoints::doctor(name.as_deref(), json)))
-        }
-        Command::Stdio { name, client } => {
-            runtime().and_then(|rt| rt.block_on(crate::stdio::run(&name, &client)))
-        }
-        Command::Import(crate::cli::ImportSource::McpRemote(args)) => {
-            runtime().and_then(|rt| rt.block_on(import::mcp_remote(args)))
-        }
-        Command::Revoke { name, client } => {
-            runtime().and_then(|rt| rt.block_on(endpoints::revoke(&name, &client)))
-        }
-        Command::Config(args) => runtime().and_then(|rt| rt.block_on(clients::config(args))),
+        Command::Remove { name } => connections::remove(&name).await,
+        Command::Sim(args) => tether_sim::run_cli(args, crate::shutdown::signal()).await,
+        Command::Demo(args) => crate::demo::run(args, theme).await,
+        Command::Login(args) => auth::login(args).await,
+        Command::Refresh { name } => auth::refresh(&name).await,
+        Command::Serve { bind } => crate::serve::run(bind).await,
+        Command::Url { name, client } => endpoints::url(&name, &client).await,
+        Command::Doctor { name, json } => endpoints::doctor(name.as_deref(), json).await,
+        Command::Stdio { name, client } => crate::stdio::run(&name, &client).await,
+        Command::Import(ImportSource::McpRemote(args)) => import::mcp_remote(args).await,
+        Command::Revoke { name, client } => endpoints::revoke(&name, &client).await,
+        Command::Config(args) => clients::config(args).await,
         Command::Clients { json } => clients::clients(json),
         Command::Orphans { name, delete, json } => {
-            runtime().and_then(|rt| rt.block_on(auth::orphans(name.as_deref(), delete, json)))
+            auth::orphans(name.as_deref(), delete, json).await
         }
-    };
-    finish(result)
+    }
 }
 
 /// A command whose output is piped into `head` or a pager must stop quietly when the
@@ -89,12 +69,13 @@ fn exit_quietly_on_closed_pipe() {
     }
 }
 
-fn finish(result: anyhow::Result<()>) -> ExitCode {
+/// The exit code for a command's result, after printing the error.
+pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tether_core::say_err!("tether: {e:#}");
-            if is_bad_input(&e) {
+            if is_user_input(&e) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
@@ -103,43 +84,17 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn is_bad_input(e: &anyhow::Error) -> bool {
-    use tether_sim::SimError;
-    e.downcast_ref::<BadInput>().is_some()
-        || matches!(
-            e.downcast_ref::<tether_core::access::AccessError>(),
-            Some(
-                tether_core::access::AccessError::BadLabel(_)
-                    | tether_core::access::AccessError::NotFound(_)
-                    | tether_core::access::AccessError::NoSuchClient { .. }
-            )
-        )
-        || matches!(
-            e.downcast_ref::<crate::demo::DemoError>(),
-            Some(crate::demo::DemoError::BadTimeScale(_))
-        )
-        || e.downcast_ref::<SimError>()
-            .is_some_and(|e| !matches!(e, SimError::Bind { .. }))
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
-}
-
-/// Opens the vault as every command does, printing the key-fallback warning once.
-pub fn open_vault() -> anyhow::Result<Vault> {
-    let vault = open_vault_quietly()?;
-    if let Some(warning) = vault.key_source().fallback_warning() {
-        tether_core::say_err!("tether: warning: {warning}");
+fn is_user_input(e: &anyhow::Error) -> bool {
+    fn asks<E>(e: &anyhow::Error) -> bool
+    where
+        E: UserInput + std::fmt::Display + std::fmt::Debug + Send + Sync + 'static,
+    {
+        e.downcast_ref::<E>().is_some_and(UserInput::is_user_input)
     }
-    Ok(vault)
-}
-
-/// Opens the vault without printing: the TUI shows the key warning in its header.
-pub fn open_vault_quietly() -> anyhow::Result<Vault> {
-    let paths = Paths::discover()?;
-    let config = Config::load(&paths)?;
-    Ok(Vault::open(&paths, &config)?)
+    e.downcast_ref::<BadInput>().is_some()
+        || asks::<tether_core::access::AccessError>(e)
+        || asks::<tether_core::connections::ConnectionError>(e)
+        || asks::<tether_sim::SimError>(e)
+        || asks::<crate::demo::DemoError>(e)
+        || asks::<crate::runtime::ServeError>(e)
 }
