@@ -124,6 +124,12 @@ pub fn path_endpoint(base: &str, secret: &Secret) -> String {
     format!("{base}/s/{}/mcp", secret.expose())
 }
 
+/// The endpoint for clients that send their secret as `Authorization: Bearer`:
+/// `<base>/c/<name>/mcp`.
+pub fn bearer_endpoint(base: &str, name: &str) -> String {
+    format!("{base}/c/{name}/mcp")
+}
+
 /// Cuts one client off; the others keep working.
 pub async fn revoke(vault: &Vault, name: &str, label: &str) -> Result<(), AccessError> {
     let (name, label) = (name.to_string(), label.to_string());

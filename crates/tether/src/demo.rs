@@ -224,7 +224,9 @@ async fn print_summary(demo: &Demo, time_scale: f64) -> anyhow::Result<()> {
     for (profile, _) in &demo.providers {
         let (secret, _) =
             tether_core::access::endpoint_secret(&demo.vault, profile.as_str(), "demo").await?;
-        endpoints.push(addr.map(|a| format!("http://{a}/s/{}/mcp", secret.expose())));
+        endpoints.push(
+            addr.map(|a| tether_core::access::path_endpoint(&format!("http://{a}"), &secret)),
+        );
     }
     let mut out = std::io::stdout().lock();
     writeln!(

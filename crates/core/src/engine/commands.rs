@@ -114,7 +114,8 @@ impl Engine {
             EngineCommand::ClientEndpoint { name, label } => {
                 let (secret, _) =
                     crate::access::endpoint_secret(&self.inner.vault, &name, &label).await?;
-                let url = format!("http://{}/s/{}/mcp", self.proxy_addr(), secret.expose());
+                let url =
+                    crate::access::path_endpoint(&format!("http://{}", self.proxy_addr()), &secret);
                 let _ = self.inner.events.send(EngineEvent::Endpoint {
                     connection: name,
                     label,

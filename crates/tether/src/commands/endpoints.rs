@@ -18,7 +18,8 @@ pub async fn url(name: &str, label: &str) -> anyhow::Result<()> {
     tether_core::say!("  {}", access::path_endpoint(&base, &secret));
     tether_core::say!("or, for clients that can send a header:");
     tether_core::say!(
-        "  {base}/c/{name}/mcp  with  Authorization: Bearer {}",
+        "  {}  with  Authorization: Bearer {}",
+        access::bearer_endpoint(&base, name),
         secret.expose()
     );
     tether_core::say!(

@@ -156,7 +156,10 @@ fn local_url(app: &App, c: &Connection) -> Span<'static> {
         ProxyStatus::Off { .. } => return Span::styled("proxy off", theme.muted()),
     };
     Span::styled(
-        format!("http://{addr}/c/{}/mcp  (c: copy a client's URL)", c.name),
+        format!(
+            "{}  (c: copy a client's URL)",
+            tether_core::access::bearer_endpoint(&format!("http://{addr}"), c.name.as_str())
+        ),
         theme.fg(theme.accent),
     )
 }
