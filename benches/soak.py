@@ -59,7 +59,7 @@ ACCESS_LIFE = {
     "generic": (HOUR, HOUR),
 }
 NO_REFRESH = {"todoist"}  # no refresh token is ever issued
-LEAD = 60  # src/engine/schedule.rs: refresh ≥ 60 real s before expiry, never before half
+LEAD = 60  # crates/core/src/engine/timing.rs: refresh ≥ 60 real s before expiry, never before half
 ALLOWED_REAUTH = {"invalid_grant.lost_response"}
 CHAOS_KINDS = ("kill_serve", "suspend_serve", "freeze_sim", "hold_refresh", "fail_500",
                "fail_429", "fail_timeout", "drop_refresh", "evict_access")

@@ -12,7 +12,7 @@
 //! - [`clients`]: MCP clients' configuration files: locations, safe edits, drift.
 //! - [`import`]: other tools' stored logins brought into the vault.
 //! - [`diagnosis`]: each diagnosis code's explanation and remedy.
-//! - [`view`]: what `list` and `status` show, secrets masked.
+//! - [`summary`]: what `list` and `status` show, secrets masked.
 //! - [`http`]: the one shared HTTP client toward upstream servers.
 //! - [`presence`]: proving the tether on the proxy port holds this vault before using it.
 //! - [`config`]: `config.toml`, defaults → file → environment.
@@ -33,5 +33,5 @@ pub mod paths;
 pub mod presence;
 pub mod printable;
 pub mod secret;
+pub mod summary;
 pub mod vault;
-pub mod view;

@@ -119,7 +119,7 @@ fn refresh_in_flight(
 ) -> String {
     let mut out = "# HELP tether_refresh_in_flight_seconds How long a refresh has been running past its token's expiry.\n# TYPE tether_refresh_in_flight_seconds gauge\n".to_string();
     let overdue = store.connections().iter().filter_map(|c| {
-        let seconds = tether_core::view::overdue_refresh(c, now)?.seconds(now);
+        let seconds = tether_core::summary::overdue_refresh(c, now)?.seconds(now);
         Some((c.name.as_str(), seconds))
     });
     match scope {

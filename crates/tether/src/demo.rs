@@ -247,14 +247,14 @@ async fn print_summary(demo: &Demo, time_scale: f64) -> anyhow::Result<()> {
     let store = demo.vault.load()?;
     let now = Utc::now();
     for (c, endpoint) in store.connections().iter().zip(&endpoints) {
-        let s = tether_core::view::ConnectionSummary::of(c, now);
+        let s = tether_core::summary::ConnectionSummary::of(c, now);
         writeln!(
             out,
             "  {:<10} {:<12} token expires in {:<9} local endpoint: {}",
             s.name,
             s.state,
             s.expires_in_seconds
-                .map(tether_core::view::duration)
+                .map(tether_core::summary::duration)
                 .unwrap_or_else(|| "never".into()),
             endpoint.as_deref().unwrap_or("-")
         )?;

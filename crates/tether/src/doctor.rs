@@ -306,7 +306,7 @@ async fn registration_finding(http: &reqwest::Client, c: &Connection) -> Option<
             format!(
                 "the server's registration of client {client} expired {}",
                 secret_expires_at
-                    .map(|at| tether_core::view::relative(at, now))
+                    .map(|at| tether_core::summary::relative(at, now))
                     .unwrap_or_default()
             ),
         )
@@ -318,7 +318,7 @@ async fn registration_finding(http: &reqwest::Client, c: &Connection) -> Option<
             match secret_expires_at {
                 Some(at) => format!(
                     "the server knows client {client}; it expires {}",
-                    tether_core::view::relative(*at, now)
+                    tether_core::summary::relative(*at, now)
                 ),
                 None => format!("the server knows client {client}"),
             },
@@ -558,7 +558,7 @@ async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection
                 if let Some(exp) = rejected.expires_at {
                     f = f.with(
                         "refused token expires",
-                        tether_core::view::relative(exp, Utc::now()),
+                        tether_core::summary::relative(exp, Utc::now()),
                     );
                 }
                 // Nothing to do: the refresh healed it.
@@ -659,7 +659,7 @@ async fn upstream_findings(vault: &Vault, http: &reqwest::Client, c: &Connection
     if let Some(exp) = current.expires_at {
         f = f.with(
             "token expires",
-            tether_core::view::relative(exp, Utc::now()),
+            tether_core::summary::relative(exp, Utc::now()),
         );
     }
     let mut out = vec![f];

@@ -2,9 +2,9 @@
 //! local proxy and the terminal UI together. See `docs/architecture.md` for the crates
 //! beneath it.
 //!
-//! - [`cli`]: the command line (clap derive).
-//! - [`commands`]: each subcommand, a thin script over the library crates.
-//! - [`front`]: `tether` with no command: the TUI with engine and proxy inside.
+//! - [`cli`]: the command line: its arguments (clap derive), and each subcommand as a thin
+//!   script over the library crates.
+//! - [`interactive`]: `tether` with no command: the TUI with engine and proxy inside.
 //! - [`serve`]: `tether serve`, the engine and proxy without a terminal UI.
 //! - [`stdio`]: `tether stdio`, the stdio ↔ HTTP bridge for command-launching clients.
 //! - [`demo`]: `tether demo`, six simulated providers and a throwaway vault.
@@ -15,11 +15,10 @@
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM.
 
 pub mod cli;
-pub mod commands;
 pub mod demo;
 pub mod doctor;
 pub mod errors;
-pub mod front;
+pub mod interactive;
 pub mod logging;
 pub mod runtime;
 pub mod serve;

@@ -4,5 +4,5 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = tether::cli::Cli::parse();
-    tether::commands::run(cli)
+    tether::cli::run(cli)
 }

@@ -3,9 +3,9 @@
 //! the state and events front ends render. It knows no front end.
 
 pub mod api;
-mod commands;
-pub mod schedule;
+mod execute;
 mod scheduler;
+pub mod timing;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -150,7 +150,7 @@ impl Engine {
         engine.publish();
         tokio::spawn(engine.clone().watch_vault());
         tokio::spawn(engine.clone().persist_client_activity());
-        tokio::spawn(commands::run(engine.clone(), command_rx));
+        tokio::spawn(execute::run(engine.clone(), command_rx));
         if engine.inner.options.schedule {
             tokio::spawn(scheduler::run(engine.clone()));
         }

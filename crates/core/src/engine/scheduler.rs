@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::schedule::{backoff, jitter, refresh_at};
+use super::timing::{backoff, jitter, refresh_at};
 use super::{Engine, NoticeLevel};
 use crate::oauth::refresh::{TokenManager, Trigger};
 use crate::vault::{Auth, Connection, ConnectionState};

@@ -266,7 +266,7 @@ pub async fn login(
             outcome.generation,
             outcome
                 .expires_in
-                .map(|s| format!(", expires in {}", crate::view::duration(s as i64)))
+                .map(|s| format!(", expires in {}", crate::summary::duration(s as i64)))
                 .unwrap_or_default()
         )),
     );

@@ -10,8 +10,8 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 use crate::app::{App, Focus};
 use crate::theme::Theme;
 use tether_core::secret::mask;
+use tether_core::summary;
 use tether_core::vault::{ClientRegistration, Connection, RegistrationMethod, RegistrationStatus};
-use tether_core::view;
 
 pub fn draw(frame: &mut Frame, app: &App, c: &Connection, area: Rect) {
     let theme = app.theme();
@@ -108,7 +108,7 @@ fn registration_row(
         Cell::from(mask(&r.client_id)),
         Cell::from(Span::styled(method, theme.muted())),
         Cell::from(Span::styled(word, theme.fg(colour))),
-        Cell::from(view::relative(r.registered_at, app.now())),
+        Cell::from(summary::relative(r.registered_at, app.now())),
         Cell::from(Line::from(delete)),
     ])
 }
@@ -147,7 +147,7 @@ fn draw_local(frame: &mut Frame, app: &App, c: &Connection, area: Rect) {
         Row::new(vec![
             Cell::from(a.label.clone()),
             Cell::from(match seen {
-                Some(at) => Span::raw(view::relative(at, app.now())),
+                Some(at) => Span::raw(summary::relative(at, app.now())),
                 None => Span::styled("never", theme.muted()),
             }),
             Cell::from(t.map_or(0, |t| t.requests).to_string()),
@@ -160,7 +160,7 @@ fn draw_local(frame: &mut Frame, app: &App, c: &Connection, area: Rect) {
                 },
             )),
             Cell::from(Span::styled(
-                view::relative(a.created_at, app.now()),
+                summary::relative(a.created_at, app.now()),
                 theme.muted(),
             )),
         ])

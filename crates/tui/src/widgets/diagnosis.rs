@@ -7,8 +7,8 @@ use super::{bold, event_word};
 use crate::app::App;
 use crate::keymap::key_for;
 use tether_core::diagnosis::explain;
+use tether_core::summary;
 use tether_core::vault::{Connection, ConnectionState, DiagnosisCode, Event};
-use tether_core::view;
 
 /// The diagnosis that applies now, with the event that carries its evidence, and whether
 /// it is current (`false`: an earlier one the connection recovered from).
@@ -88,7 +88,7 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
                 format!(
                     " — {} {}",
                     event_word(event.kind),
-                    view::relative(event.at, now)
+                    summary::relative(event.at, now)
                 ),
                 theme.muted(),
             ),

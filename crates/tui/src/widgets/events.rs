@@ -10,8 +10,8 @@ use ratatui::widgets::{Cell, Clear, Row, Table};
 use super::{dialog, event_colour, event_word};
 use crate::app::App;
 use tether_core::engine::NoticeLevel;
+use tether_core::summary;
 use tether_core::vault::{DiagnosisCode, EventKind};
-use tether_core::view;
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,10 @@ pub fn draw(frame: &mut Frame, app: &App, scroll: usize) {
             detail.push(Span::styled(format!("  {code}"), theme.fg(theme.error)));
         }
         Row::new(vec![
-            Cell::from(Span::styled(view::relative(r.at, app.now()), theme.muted())),
+            Cell::from(Span::styled(
+                summary::relative(r.at, app.now()),
+                theme.muted(),
+            )),
             Cell::from(r.source),
             Cell::from(Span::styled(word, theme.fg(colour))),
             Cell::from(Line::from(detail)),

@@ -9,8 +9,8 @@ use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, SparklineBar, Table};
 
 use super::{event_colour, event_word};
 use crate::app::App;
+use tether_core::summary;
 use tether_core::vault::{Connection, Event, EventKind};
-use tether_core::view;
 
 pub fn draw(frame: &mut Frame, app: &App, c: &Connection, area: Rect) {
     let theme = app.theme();
@@ -97,7 +97,10 @@ pub fn draw(frame: &mut Frame, app: &App, c: &Connection, area: Rect) {
                 detail.push(Span::styled(format!("  {code}"), theme.fg(theme.error)));
             }
             Row::new(vec![
-                Cell::from(Span::styled(view::relative(e.at, app.now()), theme.muted())),
+                Cell::from(Span::styled(
+                    summary::relative(e.at, app.now()),
+                    theme.muted(),
+                )),
                 Cell::from(Span::styled(
                     event_word(e.kind),
                     theme.fg(event_colour(theme, e.kind)),

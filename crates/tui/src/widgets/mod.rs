@@ -22,8 +22,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType};
 
 use super::theme::Theme;
+use tether_core::summary;
 use tether_core::vault::{ConnectionState, EventKind, TokenSet};
-use tether_core::view;
 
 /// The glyph and theme colour of a connection state.
 pub fn state_look(theme: &Theme, state: &ConnectionState) -> (&'static str, Color) {
@@ -73,7 +73,7 @@ pub fn countdown(theme: &Theme, token: Option<&TokenSet>, now: DateTime<Utc>) ->
     }
     let lifetime = (expires_at - token.obtained_at).num_seconds();
     Span::styled(
-        view::duration(left),
+        summary::duration(left),
         Style::new().fg(urgency(theme, left, Some(lifetime))),
     )
 }

@@ -9,8 +9,8 @@ use crate::app::App;
 use crate::theme::Theme;
 use tether_core::engine::ProxyStatus;
 use tether_core::secret::mask;
+use tether_core::summary;
 use tether_core::vault::{Auth, Connection, ConnectionState, RegistrationMethod, TokenSet};
-use tether_core::view;
 
 /// Width of the lifetime gauge, in cells.
 const GAUGE: usize = 30;
@@ -85,7 +85,7 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
         theme,
         "Obtained",
         vec![
-            Span::raw(view::relative(token.obtained_at, now)),
+            Span::raw(summary::relative(token.obtained_at, now)),
             Span::styled(format!("  generation {}", token.generation), theme.muted()),
         ],
     ));
@@ -100,7 +100,7 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
         theme,
         "Next refresh",
         vec![match (next, &token.refresh_token) {
-            (Some(at), _) => Span::raw(view::relative(*at, now)),
+            (Some(at), _) => Span::raw(summary::relative(*at, now)),
             (None, None) => {
                 Span::styled("none: no refresh token (long-lived token)", theme.muted())
             }
@@ -123,7 +123,7 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
                 format!(
                     "refresh from generation {} started {} by process {}",
                     j.generation,
-                    view::relative(j.started_at, now),
+                    summary::relative(j.started_at, now),
                     j.pid
                 ),
                 theme.fg(theme.info),
@@ -135,7 +135,7 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
 
 fn state_line(app: &App, c: &Connection) -> Vec<Span<'static>> {
     let theme = app.theme();
-    let state = tether_core::view::shown_state(c, app.now());
+    let state = tether_core::summary::shown_state(c, app.now());
     let mut spans = vec![state_span(theme, &state)];
     let why = match state.as_ref() {
         ConnectionState::Degraded { why } => Some(why.clone()),
@@ -217,7 +217,7 @@ fn gauge(
             format!(
                 " {:>3}% left of {}",
                 (ratio * 100.0).round() as u32,
-                view::duration(lifetime)
+                summary::duration(lifetime)
             ),
             theme.muted(),
         ),

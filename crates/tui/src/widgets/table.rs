@@ -11,8 +11,8 @@ use super::{ago, countdown, fit, pane, state_span};
 use crate::app::{App, Focus};
 use crate::theme::Theme;
 use tether_core::engine::EngineState;
+use tether_core::summary::ConnectionSummary;
 use tether_core::vault::Connection;
-use tether_core::view::ConnectionSummary;
 
 /// A client that called within this long counts as active.
 const ACTIVE_WITHIN_MINUTES: i64 = 15;
@@ -114,7 +114,10 @@ fn row<'a>(
     };
     let (active, total) = active_clients(state, c, now);
     cells.extend([
-        Cell::from(state_span(theme, &tether_core::view::shown_state(c, now))),
+        Cell::from(state_span(
+            theme,
+            &tether_core::summary::shown_state(c, now),
+        )),
         Cell::from(countdown(theme, c.token.as_ref(), now)),
         Cell::from(ago(theme, summary.last_refresh, now)),
         Cell::from(Line::from(vec![

@@ -113,7 +113,7 @@ fn show(
         LoginStep::DeviceAuthorization,
         StepOutcome::Done(format!(
             "code issued, valid for {}",
-            crate::view::duration(expires_in as i64)
+            crate::summary::duration(expires_in as i64)
         )),
     );
     step(

@@ -152,7 +152,7 @@ fn apply_login(
             "lifetime",
             outcome
                 .expires_in
-                .map(|s| crate::view::duration(s as i64))
+                .map(|s| crate::summary::duration(s as i64))
                 .unwrap_or_else(|| "no expiry".into()),
         ),
     ];

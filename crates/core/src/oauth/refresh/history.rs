@@ -74,7 +74,7 @@ impl Current {
 pub fn eviction_event(rejected: &Current, description: Option<&str>) -> Event {
     let left = rejected
         .expires_at
-        .map(|at| crate::view::duration((at - Utc::now()).num_seconds().max(0)))
+        .map(|at| crate::summary::duration((at - Utc::now()).num_seconds().max(0)))
         .unwrap_or_else(|| "no expiry".to_string());
     let mut evidence = vec![
         Evidence::new("status", "401 invalid_token"),

@@ -116,7 +116,7 @@ fn print_entry(e: &Entry) {
     {
         let expiry = e
             .expires_at
-            .map(|at| format!("expires {}", tether_core::view::relative(at, Utc::now())))
+            .map(|at| format!("expires {}", tether_core::summary::relative(at, Utc::now())))
             .unwrap_or_else(|| "no expiry".into());
         let refresh = if e.has_refresh_token {
             "refresh token kept"

@@ -64,7 +64,10 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         mask(&outcome.client_id),
         outcome
             .expires_in
-            .map(|s| format!("token expires in {}", tether_core::view::duration(s as i64)))
+            .map(|s| format!(
+                "token expires in {}",
+                tether_core::summary::duration(s as i64)
+            ))
             .unwrap_or_else(|| "token does not expire".to_string()),
         if outcome.has_refresh_token {
             "refresh token kept"
@@ -134,7 +137,7 @@ fn print_instruction(step: &LoginStep, headless: bool) -> bool {
             }
             tether_core::say!(
                 "The code is valid for {}.",
-                tether_core::view::duration(*expires_in as i64)
+                tether_core::summary::duration(*expires_in as i64)
             );
         }
         _ => return false,
@@ -196,7 +199,7 @@ pub async fn refresh(name: &str) -> anyhow::Result<()> {
     let current = manager.refresh(Trigger::Manual).await?;
     let expiry = current
         .expires_at
-        .map(|at| format!("expires {}", tether_core::view::relative(at, Utc::now())))
+        .map(|at| format!("expires {}", tether_core::summary::relative(at, Utc::now())))
         .unwrap_or_else(|| "does not expire".to_string());
     tether_core::say!(
         "Refreshed '{name}': generation {}, {expiry}.",

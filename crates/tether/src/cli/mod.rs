@@ -2,6 +2,7 @@
 //! vault the same way for all of them, and turns failures into one line and an exit code:
 //! 2 for bad input (the message names the value and the fix), 1 for everything else.
 
+mod args;
 mod auth;
 mod clients;
 mod connections;
@@ -10,8 +11,8 @@ mod import;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, ImportSource};
 use crate::errors::{BadInput, UserInput};
+pub use args::*;
 
 pub fn run(cli: Cli) -> ExitCode {
     if cli.command.as_ref().is_some_and(Command::prints_and_exits) {
@@ -30,7 +31,7 @@ pub fn run(cli: Cli) -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let theme = cli.theme;
     let Some(command) = cli.command else {
-        return crate::front::run_tui(theme).await;
+        return crate::interactive::run_tui(theme).await;
     };
     match command {
         Command::Add(args) => connections::add(args).await,

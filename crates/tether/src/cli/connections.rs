@@ -5,8 +5,8 @@ use chrono::Utc;
 use crate::cli::AddArgs;
 use crate::runtime::open_vault;
 use tether_core::connections::{self, AddAuth};
+use tether_core::summary::{ConnectionDetail, ConnectionSummary, duration, relative};
 use tether_core::vault::Auth;
-use tether_core::view::{ConnectionDetail, ConnectionSummary, duration, relative};
 
 pub async fn add(args: AddArgs) -> anyhow::Result<()> {
     let auth = auth_from_args(&args)?;
