@@ -13,6 +13,8 @@
 
 pub mod action;
 pub mod app;
+#[cfg(test)]
+mod diagnoses_doc;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 pub mod keymap;
