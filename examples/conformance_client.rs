@@ -34,7 +34,7 @@ use tether_core::vault::{
 };
 
 const NAME: &str = "conformance";
-/// The MCP spec's cap on authorization attempts for one call (SPEC §A.9).
+/// The MCP spec's cap on authorization attempts for one call.
 const MAX_LOGINS: usize = 3;
 const STATELESS_VERSION: &str = "2026-07-28";
 const STATEFUL_VERSION: &str = "2025-11-25";

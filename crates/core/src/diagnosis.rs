@@ -1,4 +1,4 @@
-//! Diagnoses (DESIGN §6): for each stable code, a one-line explanation, why it happens,
+//! Diagnoses (docs/diagnoses.md is generated from this table): for each stable code, a one-line explanation, why it happens,
 //! and the remedy — the TUI key and the CLI command that fix it. The vault stores only
 //! the code and the evidence; the words live here.
 

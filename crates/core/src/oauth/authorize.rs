@@ -1,4 +1,4 @@
-//! Login (DESIGN §5, SPEC §A.6–A.9): PKCE S256, a random `state`, `resource` on the
+//! Login (docs/architecture.md, "Signing in"): PKCE S256, a random `state`, `resource` on the
 //! authorization and token requests, scope from the challenge or the metadata, a loopback
 //! callback on the port pinned in the client's registration, the browser opened (and the
 //! URL shown for SSH users), `state` and `iss` verified, the code exchanged, and the

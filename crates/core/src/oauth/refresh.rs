@@ -1,4 +1,4 @@
-//! The TokenManager (DESIGN §5): one per connection, the only holder of its token.
+//! The TokenManager (docs/architecture.md, "The refresh path"): one per connection, the only holder of its token.
 //!
 //! The hot path — a valid token — reads an in-memory snapshot: no file, no lock. A refresh
 //! is single-flight at two levels without ever holding the vault lock across the network:

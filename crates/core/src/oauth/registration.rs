@@ -1,4 +1,4 @@
-//! Client identity (DESIGN §5, SPEC §A.5): a pre-registered client → a stored registration
+//! Client identity (docs/architecture.md, "Signing in"): a pre-registered client → a stored registration
 //! for this issuer → a Client ID Metadata Document → a new RFC 7591 registration. A
 //! registration is reused on every later login; a new one is made only after the server
 //! rejected the old one, the issuer changed, or the user asked — and the old one is kept

@@ -1,4 +1,4 @@
-//! The vault: one encrypted file that cannot lose a token (DESIGN §4).
+//! The vault: one encrypted file that cannot lose a token (docs/architecture.md, "The vault").
 //!
 //! Every change is a transaction: take the cross-process lock → read the newest file →
 //! apply the change → write a temp file in the same folder → fsync → rename over the old
@@ -78,7 +78,7 @@ pub enum VaultError {
 }
 
 /// A place the store lives. The file backend is the one users have; a database backend
-/// with a row lock per connection can take its place for several replicas (DESIGN §10).
+/// with a row lock per connection can take its place for several replicas.
 pub trait Backend: Send + Sync {
     /// The newest committed store, without taking the lock.
     fn load(&self) -> Result<Store, VaultError>;

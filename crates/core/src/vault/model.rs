@@ -1,4 +1,4 @@
-//! The data tether keeps (DESIGN §3): a versioned serde model. Secrets are `Secret`, so any
+//! The data tether keeps (docs/architecture.md, "What the vault holds"): a versioned serde model. Secrets are `Secret`, so any
 //! human-readable rendering of these types is masked; only the sealed vault holds them whole.
 //!
 //! This file holds the store and the connection itself; the parts of a connection each have a

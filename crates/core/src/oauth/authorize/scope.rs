@@ -3,7 +3,7 @@
 
 use crate::oauth::discovery::Discovery;
 
-/// Scope for the authorization request (SPEC §A.9, the MCP spec's "Scope Selection
+/// Scope for the authorization request (the MCP spec's "Scope Selection
 /// Strategy"): the challenge's, else every scope the *protected resource* metadata lists,
 /// else none; plus `offline_access` only where the *authorization server* lists it
 /// (SEP-2207: resources should not list it, so it is looked for where it belongs); plus

@@ -94,7 +94,7 @@ impl DiscoveryError {
         }
     }
 
-    /// The stable diagnosis code (DESIGN §6) this failure is shown under.
+    /// The stable diagnosis code (docs/diagnoses.md) this failure is shown under.
     pub fn code(&self) -> DiagnosisCode {
         match self {
             Self::PkceUnsupported { .. } => DiagnosisCode::PkceUnsupported,

@@ -39,7 +39,7 @@ struct RegistrationResponse {
     redirect_uris: Option<Vec<String>>,
 }
 
-/// The grants a new registration asks for: `refresh_token` always (SPEC §A.11), and the
+/// The grants a new registration asks for: `refresh_token` always (a grant must outlive its first access token), and the
 /// device grant only for a login that will use it — a server may refuse a registration
 /// that asks for more than it lets such clients have.
 fn grant_types(device: bool) -> Vec<&'static str> {
@@ -59,7 +59,7 @@ pub(super) async fn register(
     device: bool,
 ) -> Result<(ClientRegistration, Option<String>), RegistrationError> {
     let port = free_loopback_port()?;
-    let redirect_uri = format!("http://127.0.0.1:{port}/callback");
+    let redirect_uri = crate::oauth::callback_url(port);
     let mut body = serde_json::json!({
         "client_name": CLIENT_NAME,
         "redirect_uris": [redirect_uri],

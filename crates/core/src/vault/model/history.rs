@@ -74,7 +74,7 @@ pub enum EventKind {
     Other,
 }
 
-/// The stable diagnosis codes of DESIGN §6. Explanations and remedies live in
+/// The stable diagnosis codes (docs/diagnoses.md). Explanations and remedies live in
 /// `diagnosis.rs`; the vault only stores the code.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub enum DiagnosisCode {
