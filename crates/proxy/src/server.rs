@@ -28,21 +28,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use axum::http::request::Parts;
-use axum::http::uri::Uri;
-use axum::http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header,
-};
+use axum::http::{HeaderName, Method, StatusCode, Version};
 use bytes::{Bytes, BytesMut};
-use hyper::body::Body as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::framing::{Chunks, FramingFields, READ_AHEAD, Step, fill};
+use super::framing::{Chunks, READ_AHEAD, Step, fill};
 use super::{Answer, Handler, forward};
 
+mod answer;
+mod head;
 mod idle;
 mod refusal;
+#[cfg(test)]
+mod tests;
+
+use head::{Framing, Head, parse_head};
 
 /// A request's head may not be larger than this…
 const MAX_HEAD: usize = 64 * 1024;
@@ -53,9 +54,6 @@ const MAX_HEADERS: usize = 100;
 /// A refused body at most this much over the limit is read to its end (and dropped), so
 /// the connection can carry the client's next request.
 const DRAIN_AT_MOST: usize = 1 << 20;
-
-/// A streamed answer is written once this much of it is waiting.
-const WRITE_AT: usize = 64 * 1024;
 
 /// Pipelined requests read while a call waits are kept up to this much.
 const READ_WHILE_WAITING: usize = 64 * 1024;
@@ -114,21 +112,6 @@ struct Client {
 /// A body not taken: the answer saying why, and whether the body was read to its end (so
 /// the connection can carry another request).
 type BodyRefused = (Answer, bool);
-
-/// How a request's body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length(u64),
-    Chunked,
-}
-
-/// A parsed request head.
-struct Head {
-    parts: Parts,
-    framing: Framing,
-    keep_alive: bool,
-    expect_continue: bool,
-}
 
 /// Why a request cannot be served; the connection closes after the answer.
 enum Refused {
@@ -360,260 +343,6 @@ impl Client {
             }
         }
     }
-
-    /// Writes `answer`: its head, then its body — in the same write when the body is
-    /// already there, else piece by piece as it arrives (chunked when its length is not
-    /// known). A client that goes away meanwhile ends the answer.
-    async fn answer(
-        &mut self,
-        answer: Answer,
-        head_only: bool,
-        version: Version,
-        close: bool,
-    ) -> io::Result<()> {
-        let (parts, mut body) = answer.into_parts();
-        let status = parts.status;
-        let no_body = head_only
-            || status.is_informational()
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED;
-        let exact = body.size_hint().exact();
-        let chunked = !no_body && exact.is_none() && version == Version::HTTP_11;
-        // An HTTP/1.0 client learns where a body of unknown length ends by the close.
-        let close = close || (!no_body && exact.is_none() && !chunked);
-        // An HTTP/1.0 client keeps the connection only when the answer says so.
-        let connection = if close {
-            Some("close")
-        } else if version == Version::HTTP_10 {
-            Some("keep-alive")
-        } else {
-            None
-        };
-        write_head(
-            &mut self.write,
-            status,
-            &parts.headers,
-            exact,
-            no_body,
-            chunked,
-            connection,
-        );
-        if no_body {
-            return self.flush().await;
-        }
-        loop {
-            // What is there already goes out with what is waiting; only an answer that
-            // has to wait for more is written first.
-            let frame =
-                match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx)))
-                    .await
-                {
-                    Poll::Ready(frame) => frame,
-                    Poll::Pending => {
-                        self.flush().await?;
-                        let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
-                        tokio::select! {
-                            biased;
-                            frame = next => frame,
-                            () = self.gone() => return Err(io::ErrorKind::ConnectionAborted.into()),
-                        }
-                    }
-                };
-            match frame {
-                None => break,
-                Some(Err(e)) => {
-                    // The upstream failed mid-answer: the client sees it cut short.
-                    tracing::debug!("an answer's body failed: {e}");
-                    self.flush().await?;
-                    return Err(io::ErrorKind::ConnectionAborted.into());
-                }
-                Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue; // trailers are not passed on
-                    };
-                    if data.is_empty() {
-                        continue;
-                    }
-                    if chunked {
-                        let mut hex = [0u8; 16];
-                        self.write.extend_from_slice(hex_len(&mut hex, data.len()));
-                        self.write.extend_from_slice(b"\r\n");
-                        self.write.extend_from_slice(&data);
-                        self.write.extend_from_slice(b"\r\n");
-                    } else {
-                        self.write.extend_from_slice(&data);
-                    }
-                    if self.write.len() >= WRITE_AT {
-                        self.flush().await?;
-                    }
-                }
-            }
-            if body.is_end_stream() {
-                break;
-            }
-        }
-        if chunked {
-            self.write.extend_from_slice(b"0\r\n\r\n");
-        }
-        self.flush().await
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        if !self.write.is_empty() {
-            self.tcp.write_all(&self.write).await?;
-            self.write.clear();
-        }
-        if self.write.capacity() > WRITE_AT * 2 {
-            self.write = Vec::with_capacity(4 * 1024);
-        }
-        Ok(())
-    }
-}
-
-/// `n` in lowercase hexadecimal, as a chunk's size line wants it.
-fn hex_len(buf: &mut [u8; 16], mut n: usize) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b"0123456789abcdef"[n % 16];
-        n /= 16;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
-}
-
-/// The status line, the answer's headers (its own framing fields replaced by the ones
-/// this write uses), and the blank line.
-fn write_head(
-    out: &mut Vec<u8>,
-    status: StatusCode,
-    headers: &HeaderMap,
-    exact: Option<u64>,
-    no_body: bool,
-    chunked: bool,
-    connection: Option<&str>,
-) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
-        let framing = *name == header::TRANSFER_ENCODING
-            || *name == header::CONNECTION
-            || name.as_str() == "keep-alive";
-        if framing {
-            continue;
-        }
-        if *name == header::CONTENT_LENGTH {
-            // A HEAD answer's length describes the body it does not carry.
-            if !no_body {
-                continue;
-            }
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !no_body {
-        if let Some(n) = exact {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-            out.extend_from_slice(b"\r\n");
-        } else if chunked {
-            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-        }
-    }
-    if let Some(connection) = connection {
-        out.extend_from_slice(b"connection: ");
-        out.extend_from_slice(connection.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Parses a request head from the start of `read`: `None` while it is incomplete (`read`
-/// untouched), else the head with its bytes taken from `read`, header values sharing them.
-fn parse_head(
-    read: &mut BytesMut,
-    kept: &mut Vec<(HeaderName, std::ops::Range<usize>)>,
-) -> Result<Option<Head>, Refused> {
-    let mut slots =
-        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut []);
-    let used = match parsed.parse_with_uninit_headers(read, &mut slots) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(Refused::HeadTooLarge),
-        Err(e) => {
-            return Err(Refused::Bad(format!(
-                "the request is not valid HTTP/1.1 ({e})"
-            )));
-        }
-    };
-    let method = Method::from_bytes(parsed.method.unwrap_or_default().as_bytes())
-        .map_err(|_| Refused::Bad("the request method is not valid".into()))?;
-    let version = match parsed.version {
-        Some(1) => Version::HTTP_11,
-        _ => Version::HTTP_10,
-    };
-    let start = read.as_ptr() as usize;
-    let target = parsed.path.unwrap_or_default();
-    let target_at =
-        target.as_ptr() as usize - start..target.as_ptr() as usize - start + target.len();
-    kept.clear();
-    let mut fields = FramingFields::new(version == Version::HTTP_10);
-    let mut expect_continue = false;
-    for field in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| Refused::Bad(format!("the header name '{}' is not valid", field.name)))?;
-        fields
-            .read(&name, field.value)
-            .map_err(|why| Refused::Bad(why.into()))?;
-        if name == header::EXPECT {
-            expect_continue = field.value.eq_ignore_ascii_case(b"100-continue");
-        }
-        let at = field.value.as_ptr() as usize - start;
-        kept.push((name, at..at + field.value.len()));
-    }
-    let close = fields.close || (version == Version::HTTP_10 && !fields.keep_alive);
-    let framing = match (fields.chunked, fields.length) {
-        (Some(true), None) => Framing::Chunked,
-        (Some(true), Some(_)) => {
-            return Err(Refused::Bad(
-                "both Transfer-Encoding and Content-Length: send one".into(),
-            ));
-        }
-        (Some(false), _) => {
-            return Err(Refused::Bad(
-                "a Transfer-Encoding that does not end in chunked".into(),
-            ));
-        }
-        (None, length) => Framing::Length(length.unwrap_or(0)),
-    };
-    let bytes = read.split_to(used).freeze();
-    let uri = Uri::from_maybe_shared(bytes.slice(target_at))
-        .map_err(|_| Refused::Bad("the request target is not a valid URI".into()))?;
-    let mut headers = HeaderMap::with_capacity(kept.len());
-    for (name, at) in kept.drain(..) {
-        let value = HeaderValue::from_maybe_shared(bytes.slice(at))
-            .map_err(|_| Refused::Bad(format!("the value of '{name}' is not valid")))?;
-        headers.append(name, value);
-    }
-    let mut request = Request::new(());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    *request.headers_mut() = headers;
-    let (parts, ()) = request.into_parts();
-    Ok(Some(Head {
-        parts,
-        framing,
-        keep_alive: !close,
-        expect_continue,
-    }))
 }
 
 /// The answer to a request that did not arrive whole in time.
@@ -653,109 +382,5 @@ pub async fn opens_with_http2(tcp: &TcpStream) -> bool {
             // A prefix of the preface so far: wait for the rest.
             Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(wire: &str) -> Result<Option<Head>, Refused> {
-        parse_head(&mut BytesMut::from(wire), &mut Vec::new())
-    }
-
-    fn refused(wire: &str) -> String {
-        match head(wire) {
-            Err(Refused::Bad(why)) => why,
-            Err(Refused::HeadTooLarge) => "too large".into(),
-            Err(Refused::Slow) => "slow".into(),
-            Ok(_) => panic!("accepted: {wire:?}"),
-        }
-    }
-
-    #[test]
-    fn a_request_head_becomes_the_handlers_parts() {
-        let h = head("POST /s/abc/mcp?x=1 HTTP/1.1\r\nHost: 127.0.0.1:7878\r\nContent-Length: 12\r\nMcp-Method: tools/list\r\n\r\n{}")
-            .ok()
-            .flatten()
-            .unwrap();
-        assert_eq!(h.parts.method, Method::POST);
-        assert_eq!(h.parts.uri.path(), "/s/abc/mcp");
-        assert_eq!(h.parts.uri.query(), Some("x=1"));
-        assert_eq!(h.parts.headers["host"], "127.0.0.1:7878");
-        assert_eq!(h.parts.headers["mcp-method"], "tools/list");
-        assert_eq!((h.framing, h.keep_alive), (Framing::Length(12), true));
-        let h = head("GET / HTTP/1.0\r\n\r\n").ok().flatten().unwrap();
-        assert!(!h.keep_alive, "HTTP/1.0 closes unless asked not to");
-        let h =
-            head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
-                .ok()
-                .flatten()
-                .unwrap();
-        assert_eq!(h.framing, Framing::Chunked);
-        assert!(h.expect_continue);
-        assert!(
-            head("POST / HTTP/1.1\r\nHost: a\r\n")
-                .ok()
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn ambiguous_framing_is_refused_with_the_reason() {
-        assert!(
-            refused("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
-                .contains("two different")
-        );
-        assert!(
-            refused("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
-                .contains("both")
-        );
-        assert!(
-            refused("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n")
-                .contains("does not end in chunked")
-        );
-        assert!(refused("POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n").contains("not a number"));
-        assert!(refused("P@ST / HTTP/1.1\r\n\r\n").contains("not valid"));
-    }
-
-    #[test]
-    fn chunk_sizes_are_hexadecimal() {
-        let mut buf = [0u8; 16];
-        assert_eq!(hex_len(&mut buf, 0), b"0");
-        assert_eq!(hex_len(&mut buf, 255), b"ff");
-        assert_eq!(hex_len(&mut buf, 4096), b"1000");
-    }
-
-    #[test]
-    fn the_answer_head_states_the_framing_this_write_uses() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-        let mut out = Vec::new();
-        write_head(&mut out, StatusCode::OK, &headers, None, false, true, None);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-        );
-        let mut out = Vec::new();
-        write_head(
-            &mut out,
-            StatusCode::OK,
-            &headers,
-            Some(2),
-            false,
-            false,
-            Some("close"),
-        );
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"
-        );
     }
 }
