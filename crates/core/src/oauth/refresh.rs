@@ -33,7 +33,7 @@ mod tests;
 pub use behind::EXPIRED_WAIT;
 pub use current::{Credential, CredentialHeader, Current};
 pub use error::AuthError;
-pub use lock::{lock_dir, lock_file, lock_refresh};
+pub use lock::{LockError, lock_dir, lock_file, lock_refresh};
 
 use history::evidence_for;
 pub use history::{eviction_event, mark_needs_reauth, record, record_key_rejected, record_refused};
@@ -429,9 +429,7 @@ impl TokenManager {
     }
 
     async fn cross_process_lock(&self) -> Result<File, AuthError> {
-        lock_refresh(self.lock_file.clone())
-            .await
-            .map_err(AuthError::Vault)
+        Ok(lock_refresh(self.lock_file.clone()).await?)
     }
 }
 

@@ -68,14 +68,10 @@ pub enum LoginError {
     DeviceRefused(TokenError),
     #[error("the device code expired before the sign-in was approved: start the login again")]
     DeviceExpired,
-    #[error("{0}")]
-    Vault(String),
-}
-
-impl From<VaultError> for LoginError {
-    fn from(e: VaultError) -> Self {
-        LoginError::Vault(e.to_string())
-    }
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Lock(#[from] crate::oauth::refresh::LockError),
 }
 
 impl LoginError {

@@ -43,10 +43,10 @@ impl TokenManager {
         let flight = tokio::spawn(async move { manager.refresh(Trigger::Expired { seen }).await });
         match tokio::time::timeout(EXPIRED_WAIT, flight).await {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(AuthError::Vault(format!(
-                "the refresh of '{}' stopped unexpectedly: {join}",
-                self.name
-            ))),
+            Ok(Err(join)) => Err(AuthError::Stopped {
+                name: self.name.clone(),
+                detail: join.to_string(),
+            }),
             Err(_) => Err(AuthError::StillRefreshing {
                 name: self.name.clone(),
                 waited_secs: EXPIRED_WAIT.as_secs(),

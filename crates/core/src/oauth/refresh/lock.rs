@@ -7,12 +7,25 @@ use std::path::PathBuf;
 
 use crate::vault::Vault;
 
+/// The refresh lock could not be taken: the folder or file cannot be made or locked.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot take the refresh lock {}: {source}", path.display())]
+pub struct LockError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
 /// Takes a connection's cross-process refresh lock (blocking wait on the blocking pool);
 /// released when the returned file is dropped, or when the process dies.
-pub async fn lock_refresh(path: PathBuf) -> Result<File, String> {
+pub async fn lock_refresh(path: PathBuf) -> Result<File, LockError> {
+    let at = path.clone();
     tokio::task::spawn_blocking(move || {
+        let fail = |source| LockError {
+            path: path.clone(),
+            source,
+        };
         if let Some(dir) = path.parent() {
-            crate::paths::ensure_private_dir(dir).map_err(|e| e.to_string())?;
+            crate::paths::ensure_private_dir(dir).map_err(|e| fail(std::io::Error::other(e)))?;
         }
         let file = OpenOptions::new()
             .read(true)
@@ -21,13 +34,15 @@ pub async fn lock_refresh(path: PathBuf) -> Result<File, String> {
             .truncate(false)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        file.lock()
-            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+            .map_err(fail)?;
+        file.lock().map_err(fail)?;
         Ok(file)
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| LockError {
+        path: at,
+        source: std::io::Error::other(e),
+    })?
 }
 
 /// Where the per-connection refresh locks live: beside the vault.
