@@ -7,29 +7,26 @@
 use std::time::Instant;
 
 use axum::body::Bytes;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::IntoResponse;
-use bytes::BytesMut;
-use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::codes;
-use super::upstream::{
-    Call, Patience, Payload, Target, UpstreamError, UpstreamResponse, passes_downstream,
-};
+use super::upstream::{Call, Target, UpstreamError, UpstreamResponse};
 use super::{Answer, Proxy, Reply};
-use tether_core::diagnosis::explain;
 use tether_core::oauth::refresh::{AuthError, Current, Trigger};
 use tether_core::oauth::www_authenticate;
 use tether_core::vault::{Auth, Connection, DiagnosisCode, MAX_STEP_UPS};
 
-/// JSON-RPC error codes tether answers with (implementation-defined range; the table is
-/// in README.md).
-const AUTH_ERROR: i64 = codes::AUTH.code;
-const UPSTREAM_ERROR: i64 = codes::UNREACHABLE.code;
-const UPSTREAM_TIMEOUT: i64 = codes::TIMEOUT.code;
+mod answers;
+mod body;
+mod patience;
+mod relay;
+
+use answers::{AUTH_ERROR, auth_failure, rpc_error, timed_out, unreachable};
+pub use answers::{no_connection, own, too_large, unreadable};
+pub use body::{BodyError, read_body};
+use patience::patience;
+use relay::stream_back;
 
 /// Forwards one call whose body has been read whole, and counts it for its client.
 pub async fn forward(
@@ -48,128 +45,6 @@ pub async fn forward(
         .engine
         .record_traffic(name, label, ok, started.elapsed());
     response
-}
-
-/// The answer to a request body over `proxy.max_body_bytes`.
-pub fn too_large(limit: usize) -> Answer {
-    own((
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!(
-            "tether: the request body is larger than {limit} bytes (proxy.max_body_bytes in config.toml)"
-        ),
-    ))
-}
-
-/// The answer to a request body that could not be read (broken framing).
-pub fn unreadable(reason: &dyn std::fmt::Display) -> Answer {
-    own((
-        StatusCode::BAD_REQUEST,
-        format!("tether: the request body could not be read ({reason})"),
-    ))
-}
-
-/// A local answer tether wrote itself.
-pub fn own(response: impl IntoResponse) -> Answer {
-    response.into_response().map(Reply::Own)
-}
-
-/// The answer for a connection name the vault does not hold (removed meanwhile, or
-/// mistyped in `/c/<name>/mcp`).
-pub fn no_connection(name: &str) -> Answer {
-    own((
-        StatusCode::NOT_FOUND,
-        format!("tether has no connection named '{name}'"),
-    ))
-}
-
-pub enum BodyError {
-    TooLarge,
-    Unreadable(hyper::Error),
-}
-
-/// The whole request body, refused once it passes `limit` bytes (at once when its
-/// declared length does). A body that arrives in one piece — nearly every JSON-RPC
-/// message — is passed on without a copy.
-pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
-    if body.size_hint().lower() > limit as u64 {
-        discard_rest(&mut body).await;
-        return Err(BodyError::TooLarge);
-    }
-    let mut first = Bytes::new();
-    let mut joined: Option<BytesMut> = None;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
-            continue; // trailers
-        };
-        let total = first.len() + joined.as_ref().map_or(0, BytesMut::len) + data.len();
-        if total > limit {
-            discard_rest(&mut body).await;
-            return Err(BodyError::TooLarge);
-        }
-        match &mut joined {
-            Some(joined) => joined.extend_from_slice(&data),
-            None if first.is_empty() => first = data,
-            None => {
-                let mut both = BytesMut::with_capacity(total);
-                both.extend_from_slice(&first);
-                both.extend_from_slice(&data);
-                first = Bytes::new();
-                joined = Some(both);
-            }
-        }
-    }
-    Ok(joined.map_or(first, BytesMut::freeze))
-}
-
-/// Reads and drops what is left of a refused body — up to 1 MiB, for up to 5 s — so that
-/// a client still sending it reads the refusal rather than a connection reset under its
-/// feet.
-async fn discard_rest(body: &mut Incoming) {
-    const AT_MOST: usize = 1 << 20;
-    let drain = async {
-        let mut left = AT_MOST;
-        while let Some(Ok(frame)) = body.frame().await {
-            let len = frame.data_ref().map_or(0, Bytes::len);
-            if len >= left {
-                return;
-            }
-            left -= len;
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
-}
-
-/// Removes every header `passes` refuses, in place: no new map for each call, and one
-/// pass over the names for up to eight refused ones.
-fn keep_only(headers: &mut HeaderMap, passes: fn(&HeaderName) -> bool) {
-    const BATCH: usize = 8;
-    loop {
-        let mut refused: [Option<HeaderName>; BATCH] = Default::default();
-        let mut found = 0;
-        for name in headers.keys().filter(|k| !passes(k)).take(BATCH) {
-            refused[found] = Some(name.clone());
-            found += 1;
-        }
-        for name in refused.iter().flatten() {
-            headers.remove(name);
-        }
-        if found < BATCH {
-            return;
-        }
-    }
-}
-
-/// Drops a `Content-Length` that does not state `exact`, the body's real length (hyper
-/// then states the right one).
-fn keep_length_if(headers: &mut HeaderMap, exact: Option<u64>) {
-    let stated = headers
-        .get(header::CONTENT_LENGTH)
-        .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
-    if let Some(stated) = stated
-        && (stated.is_none() || stated != exact)
-    {
-        headers.remove(header::CONTENT_LENGTH);
-    }
 }
 
 async fn forward_buffered(
@@ -267,47 +142,6 @@ async fn forward_buffered(
     }
 }
 
-/// How long a request's answer is waited for: a `tools/call` as long as its client waits;
-/// the GET stream of server messages must begin in time, then may stay quiet (it is, between
-/// notifications); anything else is bounded by `upstream_timeout_secs`.
-fn patience(parts: &Parts, body: &[u8]) -> Patience {
-    if parts.method == Method::GET {
-        Patience::HeadOnly
-    } else if calls_a_tool(parts, body) {
-        Patience::Unbounded
-    } else {
-        Patience::Bounded
-    }
-}
-
-/// Whether a request is a `tools/call`, by its `Mcp-Method` header (2026-07-28), else by
-/// its body.
-fn calls_a_tool(parts: &Parts, body: &[u8]) -> bool {
-    const TOOLS_CALL: &str = "tools/call";
-    if let Some(method) = parts.headers.get("mcp-method") {
-        return method == TOOLS_CALL;
-    }
-    if parts.method != Method::POST {
-        return false;
-    }
-    // Most calls are not tool calls: a byte search (SIMD) rules them out before a parse.
-    let named = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
-    if !named(b"tools/call") && !named(br"tools\/call") {
-        return false;
-    }
-    #[derive(serde::Deserialize)]
-    struct Message<'a> {
-        #[serde(borrow)]
-        method: Option<std::borrow::Cow<'a, str>>,
-    }
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => serde_json::from_slice::<Vec<Message<'_>>>(body)
-            .is_ok_and(|all| all.iter().any(|m| m.method.as_deref() == Some(TOOLS_CALL))),
-        _ => serde_json::from_slice::<Message<'_>>(body)
-            .is_ok_and(|m| m.method.as_deref() == Some(TOOLS_CALL)),
-    }
-}
-
 async fn send(
     proxy: &Proxy,
     target: &Target,
@@ -330,31 +164,6 @@ async fn send(
     proxy.upstream.send(target, &call).await
 }
 
-/// Streams the upstream answer back chunk by chunk; dropping the client's side drops
-/// the upstream request too.
-fn stream_back(mut res: UpstreamResponse) -> Answer {
-    let exact = res.body().size_hint().exact();
-    let status = res.status();
-    let http2 = matches!(res.body().get_ref(), Payload::Http2(_));
-    let headers = res.headers_mut();
-    if http2 {
-        keep_only(headers, passes_downstream);
-        keep_length_if(headers, exact);
-    } else if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-        // An HTTP/1.1 answer's head kept only what passes, and the challenge.
-        headers.remove(header::WWW_AUTHENTICATE);
-    }
-    let sse = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if sse {
-        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    }
-    res.map(Reply::Upstream)
-}
-
 fn record_eviction(proxy: &Proxy, name: &str, rejected: &Current, description: Option<&str>) {
     let vault = proxy.engine.vault().clone();
     let name = name.to_string();
@@ -362,107 +171,6 @@ fn record_eviction(proxy: &Proxy, name: &str, rejected: &Current, description: O
     tokio::spawn(async move {
         tether_core::oauth::refresh::record(&vault, &name, event).await;
     });
-}
-
-/// The JSON-RPC `id` of a request body, if it is a single request.
-fn request_id(parts: &Parts, body: &Bytes) -> Option<Value> {
-    if parts.method != Method::POST {
-        return None;
-    }
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let object = value.as_object()?;
-    object.get("method")?;
-    object.get("id").cloned()
-}
-
-/// An error the client's assistant can read: a JSON-RPC error for a JSON-RPC request,
-/// else `status` with the same message as JSON.
-fn rpc_error(
-    status: StatusCode,
-    code: i64,
-    message: String,
-    data: Value,
-    parts: &Parts,
-    body: &Bytes,
-) -> Answer {
-    match request_id(parts, body) {
-        Some(id) => own(axum::Json(json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": {"code": code, "message": message, "data": data},
-        }))),
-        None => own((
-            status,
-            axum::Json(json!({"error": data, "message": message})),
-        )),
-    }
-}
-
-fn auth_failure(name: &str, error: &AuthError, parts: &Parts, body: &Bytes) -> Answer {
-    let (message, code) = match error {
-        AuthError::NeedsReauth { diagnosis, .. } => (
-            format!("tether: {}", explain(*diagnosis).sentence_for(name)),
-            Some(*diagnosis),
-        ),
-        AuthError::NeedsLogin(_) => (
-            format!(
-                "tether: '{name}' is not authorized yet. Run `tether login {name}` or press l in tether."
-            ),
-            None,
-        ),
-        AuthError::Unavailable { detail, .. } => (
-            format!(
-                "tether: '{name}' cannot refresh its token right now ({detail}); tether keeps retrying — try again shortly."
-            ),
-            Some(DiagnosisCode::UpstreamUnreachable),
-        ),
-        other => (format!("tether: {other}"), other.diagnosis()),
-    };
-    let data = json!({
-        "connection": name,
-        "diagnosis": code.map(|c| c.as_str()),
-    });
-    rpc_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        codes::for_diagnosis(code).code,
-        message,
-        data,
-        parts,
-        body,
-    )
-}
-
-fn unreachable(name: &str, error: &UpstreamError, parts: &Parts, body: &Bytes) -> Answer {
-    let message = format!(
-        "tether: the upstream of '{name}' is unreachable ({error}); tether passes requests on as soon as it answers"
-    );
-    let data =
-        json!({"connection": name, "diagnosis": DiagnosisCode::UpstreamUnreachable.as_str()});
-    rpc_error(
-        StatusCode::BAD_GATEWAY,
-        UPSTREAM_ERROR,
-        message,
-        data,
-        parts,
-        body,
-    )
-}
-
-/// A bounded call (not a tool call) whose answer did not begin within
-/// `upstream_timeout_secs`: the upstream may well be up, only slow.
-fn timed_out(name: &str, secs: u64, parts: &Parts, body: &Bytes) -> Answer {
-    let message = format!(
-        "tether: the upstream of '{name}' took longer than {secs} s to answer; if it is just slow, raise [proxy] upstream_timeout_secs in config.toml (tool calls are never cut)"
-    );
-    let data = json!({"connection": name, "error": "upstream_timeout"});
-    rpc_error(
-        StatusCode::GATEWAY_TIMEOUT,
-        UPSTREAM_TIMEOUT,
-        message,
-        data,
-        parts,
-        body,
-    )
 }
 
 /// A 403: passed on as it is unless it is `insufficient_scope`, which becomes a step-up —
@@ -526,53 +234,4 @@ async fn insufficient_scope(
         parts,
         body,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::Request;
-
-    use super::*;
-
-    fn parts(method: Method, mcp_method: Option<&str>) -> Parts {
-        let mut request = Request::builder().method(method).uri("/s/x/mcp");
-        if let Some(m) = mcp_method {
-            request = request.header("mcp-method", m);
-        }
-        request.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn tool_calls_are_told_by_header_else_by_body() {
-        let post = parts(Method::POST, None);
-        assert!(calls_a_tool(
-            &post,
-            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#
-        ));
-        assert!(calls_a_tool(&post, br#" {"method":"tools\/call","id":1}"#));
-        assert!(calls_a_tool(
-            &post,
-            br#"[{"method":"tools/list"},{"method":"tools/call"}]"#
-        ));
-        assert!(!calls_a_tool(
-            &post,
-            br#"{"method":"tools/list","params":{"x":"tools/call"}}"#
-        ));
-        assert!(!calls_a_tool(&post, b"{not json"));
-        assert!(calls_a_tool(&parts(Method::POST, Some("tools/call")), b""));
-        assert!(!calls_a_tool(
-            &parts(Method::POST, Some("tools/list")),
-            br#"{"method":"tools/call"}"#
-        ));
-        assert!(!calls_a_tool(&parts(Method::GET, None), b""));
-        assert_eq!(patience(&parts(Method::GET, None), b""), Patience::HeadOnly);
-        assert_eq!(
-            patience(&post, br#"{"method":"tools/list"}"#),
-            Patience::Bounded
-        );
-        assert_eq!(
-            patience(&post, br#"{"method":"tools/call"}"#),
-            Patience::Unbounded
-        );
-    }
 }
