@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 pub use api::*;
 
 use crate::oauth::authorize::Browser;
-use crate::oauth::refresh::{AuthError, Current, TokenManager};
-use crate::vault::{Store, Vault, VaultError};
+use crate::oauth::refresh::{AuthError, Current, TokenManager, Trigger};
+use crate::vault::{StepUp, Store, Vault, VaultError};
 
 /// How often the vault file is checked for changes made by other processes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -201,6 +201,51 @@ impl Engine {
             .manager(name)
             .ok_or_else(|| AuthError::NotFound(name.to_string()))?;
         manager.credential().await
+    }
+
+    /// A fresh token after the upstream refused the one of generation `seen`: one refresh
+    /// however many calls ask, and none if another already replaced that token.
+    pub async fn refresh_rejected(&self, name: &str, seen: u64) -> Result<Arc<Current>, AuthError> {
+        let manager = self
+            .manager(name)
+            .ok_or_else(|| AuthError::NotFound(name.to_string()))?;
+        manager.refresh(Trigger::Rejected { seen }).await
+    }
+
+    /// Notes in the connection's history, in the background, that the upstream revoked a
+    /// token well before its expiry (a per-user token cap evicted it).
+    pub fn record_eviction(&self, name: &str, rejected: &Current, description: Option<&str>) {
+        let event = crate::oauth::refresh::eviction_event(rejected, description);
+        let (vault, name) = (self.inner.vault.clone(), name.to_string());
+        tokio::spawn(async move { crate::oauth::refresh::record(&vault, &name, event).await });
+    }
+
+    /// The upstream refused the token of `generation` even after its refresh: the
+    /// connection needs a sign-in, and `list`, `status` and the UI must say so.
+    pub fn record_refused(&self, name: &str, generation: u64) {
+        let (vault, name) = (self.inner.vault.clone(), name.to_string());
+        tokio::spawn(async move {
+            crate::oauth::refresh::record_refused(&vault, &name, generation).await;
+        });
+    }
+
+    /// The upstream refused the connection's API key.
+    pub fn record_key_rejected(&self, name: &str) {
+        let (vault, name) = (self.inner.vault.clone(), name.to_string());
+        tokio::spawn(
+            async move { crate::oauth::refresh::record_key_rejected(&vault, &name).await },
+        );
+    }
+
+    /// Records that a call needs more scope than the token has, so the next sign-in asks
+    /// for it too.
+    pub async fn want_scopes(
+        &self,
+        name: &str,
+        needed: Vec<String>,
+        description: Option<String>,
+    ) -> Result<StepUp, VaultError> {
+        crate::oauth::authorize::want_scopes(&self.inner.vault, name, needed, description).await
     }
 
     pub fn set_proxy(&self, status: ProxyStatus) {
