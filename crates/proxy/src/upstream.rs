@@ -16,16 +16,12 @@
 //! bench).
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header};
 use http_body_util::Full;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http2;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
@@ -34,18 +30,22 @@ use tower_service::Service;
 
 use super::h1;
 use tether_core::config::ProxyConfig;
+use tether_core::oauth::refresh::CredentialHeader;
 
 mod idle;
+mod payload;
+mod pool;
+mod target;
 
 pub use idle::IdleTimeout;
-use tether_core::oauth::refresh::CredentialHeader;
+pub use payload::Payload;
+use pool::{Idle, Pool, Return, Sender};
+use target::Origin;
+pub use target::Target;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USER_AGENT: &str = concat!("tether/", env!("CARGO_PKG_VERSION"));
-
-/// An idle connection is closed after this long.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// An upstream answer's body: given up on after the idle timeout.
 pub type UpstreamBody = IdleTimeout<Payload>;
@@ -133,134 +133,6 @@ pub struct Upstream {
 /// At most this many upstream URLs are remembered (a connection's URL changes rarely;
 /// past this the memory starts over).
 const TARGETS_KEPT: usize = 256;
-
-/// Where one upstream URL's requests go, worked out once: parsing a URL for every call
-/// cost more than the rest of a request's head.
-pub struct Target {
-    origin: Origin,
-    /// What an HTTP/2 request names: the whole URI.
-    absolute: Uri,
-    /// What an HTTP/1.1 request names: the path and query (the host goes in `Host`).
-    path: String,
-    host: HeaderValue,
-}
-
-impl Target {
-    fn of(url: &str) -> Result<Self, UpstreamError> {
-        let absolute: Uri = url
-            .parse()
-            .map_err(|e| UpstreamError::Failed(format!("the upstream URL is not usable: {e}")))?;
-        let origin = origin(&absolute)?;
-        let host = HeaderValue::from_str(&host(&origin))
-            .map_err(|_| UpstreamError::Failed("the upstream host is not usable".into()))?;
-        let path = absolute
-            .path_and_query()
-            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
-        Ok(Self {
-            origin,
-            absolute,
-            path,
-            host,
-        })
-    }
-}
-
-/// Where a connection goes.
-#[derive(Clone, PartialEq, Eq)]
-struct Origin {
-    scheme: Scheme,
-    authority: Authority,
-}
-
-/// Kept-alive connections, and when next to forget the closed and the long idle.
-#[derive(Default)]
-struct Pool {
-    idle: Vec<Idle>,
-    next_prune: Option<Instant>,
-}
-
-/// Closed connections are never handed a request (they are not ready), so they are
-/// forgotten in a sweep this often rather than looked for on every call.
-const PRUNE_EVERY: Duration = Duration::from_secs(1);
-
-/// …or as soon as this many connections are kept.
-const PRUNE_PAST: usize = 64;
-
-/// A kept-alive connection: an idle HTTP/1.1 one, or a shared HTTP/2 one.
-struct Idle {
-    origin: Origin,
-    sender: Sender,
-    since: Instant,
-}
-
-enum Sender {
-    Http1(Box<h1::Conn>),
-    /// Shared by every request to its origin (HTTP/2 multiplexes).
-    Http2(http2::SendRequest<Full<Bytes>>),
-}
-
-impl Sender {
-    fn is_closed(&self) -> bool {
-        match self {
-            Sender::Http1(conn) => conn.looks_closed(),
-            Sender::Http2(s) => s.is_closed(),
-        }
-    }
-}
-
-/// Where an HTTP/1.1 connection goes back once its answer was read whole.
-pub struct Return {
-    pool: Arc<Mutex<Pool>>,
-    origin: Origin,
-    since: Instant,
-}
-
-impl h1::Home for Return {
-    fn take_back(self, conn: Box<h1::Conn>) {
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.idle.push(Idle {
-                origin: self.origin,
-                sender: Sender::Http1(conn),
-                since: self.since,
-            });
-        }
-    }
-}
-
-/// An upstream answer's body, as either kind of connection delivers it.
-pub enum Payload {
-    Http1(h1::Body<Return>),
-    Http2(Incoming),
-}
-
-impl Body for Payload {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            Payload::Http1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            Payload::Http2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Payload::Http1(body) => body.is_end_stream(),
-            Payload::Http2(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Payload::Http1(body) => body.size_hint(),
-            Payload::Http2(body) => body.size_hint(),
-        }
-    }
-}
 
 impl Upstream {
     pub fn new(config: &ProxyConfig) -> Self {
@@ -366,40 +238,6 @@ impl Upstream {
         }
     }
 
-    /// A kept-alive connection to `origin` ready for a request; now and then, the ones
-    /// that closed or sat idle too long are forgotten.
-    fn take(&self, origin: &Origin, now: Instant) -> Option<Sender> {
-        let mut pool = self.pool.lock().ok()?;
-        if pool.next_prune.is_none_or(|at| now >= at) || pool.idle.len() >= PRUNE_PAST {
-            pool.idle
-                .retain(|idle| !idle.sender.is_closed() && now - idle.since < IDLE_TIMEOUT);
-            pool.next_prune = Some(now + PRUNE_EVERY);
-        }
-        let idle = &mut pool.idle;
-        loop {
-            let i = idle.iter().position(|idle| {
-                idle.origin == *origin
-                    && match &idle.sender {
-                        Sender::Http1(_) => true,
-                        Sender::Http2(shared) => shared.is_ready(),
-                    }
-            })?;
-            match &idle[i].sender {
-                Sender::Http2(shared) => {
-                    // Shared, so it stays; in use, so its idle time starts again.
-                    let shared = Sender::Http2(shared.clone());
-                    idle[i].since = now;
-                    return Some(shared);
-                }
-                // Closed by the upstream while idle: forgotten.
-                Sender::Http1(conn) if conn.looks_closed() => {
-                    idle.swap_remove(i);
-                }
-                Sender::Http1(_) => return Some(idle.swap_remove(i).sender),
-            }
-        }
-    }
-
     /// A new connection, given up on after the timeout whatever the call.
     async fn connect_within(&self, origin: &Origin) -> Result<Sender, UpstreamError> {
         tokio::time::timeout(self.timeout, self.connect(origin))
@@ -468,32 +306,6 @@ fn http2_request(target: &Target, call: &Call<'_>) -> Request<Full<Bytes>> {
         headers.insert(name.clone(), value.clone());
     }
     request
-}
-
-fn origin(uri: &Uri) -> Result<Origin, UpstreamError> {
-    match (uri.scheme(), uri.authority()) {
-        (Some(scheme), Some(authority)) => Ok(Origin {
-            scheme: scheme.clone(),
-            authority: authority.clone(),
-        }),
-        _ => Err(UpstreamError::Failed(format!(
-            "the upstream URL '{uri}' has no scheme or host"
-        ))),
-    }
-}
-
-/// The `Host` header for `origin`: the host, and the port where it is not the scheme's
-/// default.
-fn host(origin: &Origin) -> String {
-    let default = if origin.scheme == Scheme::HTTPS {
-        443
-    } else {
-        80
-    };
-    match origin.authority.port_u16() {
-        Some(port) if port != default => format!("{}:{port}", origin.authority.host()),
-        _ => origin.authority.host().to_string(),
-    }
 }
 
 /// The error and its causes, most general first, each said once.
