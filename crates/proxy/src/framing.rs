@@ -62,9 +62,11 @@ impl FramingFields {
     /// Takes note of one header field; why the message is unusable, if it is.
     pub fn read(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), &'static str> {
         if *name == header::CONTENT_LENGTH {
-            let length = std::str::from_utf8(value)
+            // Only the SP/HTAB around a field value is whitespace (RFC 9110 §5.5);
+            // `str::trim` would take Unicode spaces too, reading `\u{2003}5` as 5 where
+            // another reader of the same bytes refuses it.
+            let length = std::str::from_utf8(value.trim_ascii())
                 .ok()
-                .map(str::trim)
                 .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|v| v.parse::<u64>().ok())
                 .ok_or("the Content-Length is not a number")?;

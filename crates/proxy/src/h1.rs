@@ -26,10 +26,14 @@ use tokio::io::AsyncWriteExt;
 use super::framing::{FramingError, READ_AHEAD, fill};
 
 mod body;
+#[cfg(test)]
+mod differential;
 mod parse;
 mod stream;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod wire;
 mod write;
 
 pub use body::{Body, Home};

@@ -37,6 +37,8 @@ use super::framing::{Chunks, READ_AHEAD, Step, fill};
 use super::{Answer, Handler, forward};
 
 mod answer;
+#[cfg(test)]
+mod differential;
 mod head;
 mod idle;
 mod refusal;

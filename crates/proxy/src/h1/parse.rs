@@ -5,7 +5,7 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use bytes::{Buf, BytesMut};
 
-use super::H1Error;
+use super::{H1Error, MAX_HEAD};
 use crate::framing::FramingFields;
 
 /// An answer's head may not carry more header fields than this.
@@ -50,6 +50,13 @@ pub(super) fn parse_head(
         read,
         &mut slots,
     ) {
+        // The bound holds however the head arrived: `read_head` refuses a partial head once
+        // it reaches it, and a whole one can come in the read that crosses it.
+        Ok(httparse::Status::Complete(used)) if used > MAX_HEAD => {
+            return Err(H1Error::Invalid(format!(
+                "its head is larger than {MAX_HEAD} bytes"
+            )));
+        }
         Ok(httparse::Status::Complete(used)) => used,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -91,7 +98,10 @@ pub(super) fn parse_head(
     }
     let no_body =
         head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    let close = fields.close || parsed.version != Some(1) && !fields.keep_alive;
+    // RFC 9112 §6.1: an HTTP/1.0 message with a Transfer-Encoding is read, then its
+    // connection closed, even if it asked to keep it.
+    let http10 = parsed.version != Some(1);
+    let close = fields.close || http10 && (!fields.keep_alive || fields.chunked.is_some());
     let framing = match (no_body, fields.chunked, fields.length) {
         (true, _, _) => Framing::Empty,
         (false, Some(true), _) => Framing::Chunked,

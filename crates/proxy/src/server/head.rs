@@ -7,7 +7,7 @@ use axum::http::uri::Uri;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Version, header};
 use bytes::BytesMut;
 
-use super::{MAX_HEADERS, Refused};
+use super::{MAX_HEAD, MAX_HEADERS, Refused};
 use crate::framing::FramingFields;
 
 /// How a request's body is delimited.
@@ -35,6 +35,11 @@ pub(super) fn parse_head(
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
     let used = match parsed.parse_with_uninit_headers(read, &mut slots) {
+        // The bound holds however the head arrived: `next_head` refuses a partial head
+        // once it reaches it, and a whole one can come in the read that crosses it.
+        Ok(httparse::Status::Complete(used)) if used > MAX_HEAD => {
+            return Err(Refused::HeadTooLarge);
+        }
         Ok(httparse::Status::Complete(used)) => used,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Refused::HeadTooLarge),
@@ -69,7 +74,11 @@ pub(super) fn parse_head(
         let at = field.value.as_ptr() as usize - start;
         kept.push((name, at..at + field.value.len()));
     }
-    let close = fields.close || (version == Version::HTTP_10 && !fields.keep_alive);
+    // RFC 9112 §6.1: an HTTP/1.0 message with a Transfer-Encoding is read, then its
+    // connection closed, even if it asked to keep it: its sender may have meant something
+    // else by the bytes after it.
+    let http10 = version == Version::HTTP_10;
+    let close = fields.close || http10 && (!fields.keep_alive || fields.chunked.is_some());
     let framing = match (fields.chunked, fields.length) {
         (Some(true), None) => Framing::Chunked,
         (Some(true), Some(_)) => {
