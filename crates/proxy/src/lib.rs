@@ -73,6 +73,21 @@ pub fn spawn(
     config: ProxyConfig,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<Serving> {
+    spawn_watched(engine, config, listener, None)
+}
+
+/// Called about once a second from the proxy's own thread while it can still run tasks: a
+/// service manager's watchdog is fed from here, so a wedged proxy stops feeding it and is
+/// restarted.
+pub type Alive = Arc<dyn Fn() + Send + Sync>;
+
+/// [`spawn`], calling `alive` from the proxy's thread about once a second.
+pub fn spawn_watched(
+    engine: Engine,
+    config: ProxyConfig,
+    listener: tokio::net::TcpListener,
+    alive: Option<Alive>,
+) -> std::io::Result<Serving> {
     let listener = listener.into_std()?;
     let stop = CancellationToken::new();
     let (done, finished) = oneshot::channel();
@@ -83,7 +98,9 @@ pub fn spawn(
             let served = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .and_then(|runtime| runtime.block_on(serve(engine, config, listener, stopping)));
+                .and_then(|runtime| {
+                    runtime.block_on(serve(engine, config, listener, stopping, alive))
+                });
             let _ = done.send(served);
         })?;
     Ok(Serving {
@@ -97,9 +114,10 @@ async fn serve(
     config: ProxyConfig,
     listener: std::net::TcpListener,
     stop: CancellationToken,
+    alive: Option<Alive>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    tokio::spawn(heartbeat());
+    let beating = tokio::spawn(heartbeat(alive));
     let port = listener.local_addr()?.port();
     let mut cap = limits::Cap::new(config.max_connections);
     let idle = std::time::Duration::from_secs(config.idle_timeout_secs.max(1));
@@ -152,6 +170,8 @@ async fn serve(
         });
     }
     drop(listener);
+    // A proxy that stops serving stops saying it is alive.
+    beating.abort();
     drain.stop().await;
     Ok(())
 }
@@ -173,12 +193,16 @@ async fn accept_failed(e: std::io::Error) {
 /// Keeps a timer due within a second at all times. Every call sets an answer timeout due in
 /// minutes; with an earlier timer already pending, setting it never has to wake the
 /// runtime's driver through its event fd — two system calls saved per call, at the cost of
-/// one wake-up a second.
-async fn heartbeat() {
+/// one wake-up a second. Each tick also tells `alive`, if anyone listens, that the proxy's
+/// thread still runs its tasks.
+async fn heartbeat(alive: Option<Alive>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
+        if let Some(alive) = &alive {
+            alive();
+        }
     }
 }
 

@@ -114,8 +114,9 @@ impl Demo {
         // Its own proxy on a free port, so the demo never competes with a real tether.
         let listener = runtime::any_loopback().await.map_err(DemoError::Home)?;
         let options = Options {
-            schedule: true,
             browser: Browser::Fetch,
+            publish: false,
+            ..Options::default()
         };
         let running = runtime::start(
             vault.clone(),

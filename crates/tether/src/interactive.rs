@@ -11,7 +11,12 @@ pub async fn run_tui(theme: Option<String>) -> anyhow::Result<()> {
     let config = Config::load(&paths)?;
     let _log = crate::logging::to_file(&paths)?;
     let vault = open_vault_quietly()?;
-    let claimed = runtime::claim(config.proxy.bind, &config.proxy, &vault).await;
+    // A tether already serving this vault elsewhere (the service on its own address) is
+    // watched, not competed with.
+    let claimed = match crate::serving::running(&vault).await {
+        Some(r) if r.addr != config.proxy.bind => Err(runtime::ServeError::AlreadyServed(r.addr)),
+        _ => runtime::claim(config.proxy.bind, &config.proxy, &vault).await,
+    };
     let listener = claimed.map(|c| {
         if let Some(warning) = c.warning {
             tracing::warn!("{warning}");

@@ -22,5 +22,7 @@ pub mod interactive;
 pub mod logging;
 pub mod runtime;
 pub mod serve;
+pub mod service;
+pub mod serving;
 pub mod shutdown;
 pub mod stdio;

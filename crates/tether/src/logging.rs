@@ -11,9 +11,11 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 /// resident in an idle `tether serve`.
 const QUEUE_LINES: usize = 8_192;
 
-/// Logs to stderr until the guard is dropped.
+/// Logs to stderr until the guard is dropped; in colour only on a terminal (a service's
+/// journal or a log file gets plain text).
 pub fn to_stderr() -> WorkerGuard {
-    init(std::io::stderr(), true)
+    use std::io::IsTerminal as _;
+    init(std::io::stderr(), std::io::stderr().is_terminal())
 }
 
 /// Logs to `<state>/logs/tether.log` until the guard is dropped: nothing may reach the

@@ -116,12 +116,21 @@ pub fn exposure(addr: SocketAddr, proxy: &ProxyConfig) -> Result<Option<String>,
     )))
 }
 
-/// How the engine runs.
+/// How the engine and the proxy run.
 pub struct Options {
     /// Refresh tokens ahead of expiry in the background.
     pub schedule: bool,
     /// How logins started from a front end reach the browser.
     pub browser: Browser,
+    /// Called from the proxy's own thread about once a second while it serves (a service
+    /// manager's watchdog).
+    pub alive: Option<tether_proxy::Alive>,
+    /// The service manager running this process (`systemd`, `launchd`), if any: recorded
+    /// for `tether service status` and the TUI.
+    pub service: Option<String>,
+    /// Tell other processes where this one serves (`serving.json`); off for the demo's
+    /// and the stdio bridge's private proxies.
+    pub publish: bool,
 }
 
 impl Default for Options {
@@ -129,6 +138,9 @@ impl Default for Options {
         Self {
             schedule: true,
             browser: Browser::System,
+            alive: None,
+            service: None,
+            publish: true,
         }
     }
 }
@@ -137,6 +149,8 @@ impl Default for Options {
 pub struct Running {
     pub engine: Engine,
     proxy: Option<ProxyTask>,
+    /// The vault whose `serving.json` names this process.
+    published: Option<Vault>,
 }
 
 struct ProxyTask {
@@ -161,13 +175,26 @@ pub async fn start(
             let addr = l.local_addr()?;
             (Some(l), ProxyStatus::Serving { addr })
         }
-        Err(ServeError::AlreadyServed(addr)) => (None, ProxyStatus::ServedElsewhere { addr }),
+        Err(ServeError::AlreadyServed(addr)) => {
+            let service = crate::serving::read(&vault)
+                .filter(|r| r.addr == addr)
+                .and_then(|r| r.service);
+            (None, ProxyStatus::ServedElsewhere { addr, service })
+        }
         Err(e) => (
             None,
             ProxyStatus::Off {
                 reason: e.to_string(),
             },
         ),
+    };
+    let published = match &listener {
+        Some(l) if options.publish => {
+            crate::serving::Record::this_process(l.local_addr()?, options.service.clone())
+                .publish(&vault);
+            Some(vault.clone())
+        }
+        _ => None,
     };
     let engine = Engine::start(
         vault,
@@ -180,15 +207,25 @@ pub async fn start(
     )
     .await?;
     let proxy = match listener {
-        Some(listener) => serve(&engine, proxy, listener),
+        Some(listener) => serve(&engine, proxy, listener, options.alive),
         None => None,
     };
-    Ok(Running { engine, proxy })
+    Ok(Running {
+        engine,
+        proxy,
+        published,
+    })
 }
 
 /// Serves the proxy on a task that tells the engine if it stops by itself.
-fn serve(engine: &Engine, config: &ProxyConfig, listener: TcpListener) -> Option<ProxyTask> {
-    let mut serving = match tether_proxy::spawn(engine.clone(), config.clone(), listener) {
+fn serve(
+    engine: &Engine,
+    config: &ProxyConfig,
+    listener: TcpListener,
+    alive: Option<tether_proxy::Alive>,
+) -> Option<ProxyTask> {
+    let spawned = tether_proxy::spawn_watched(engine.clone(), config.clone(), listener, alive);
+    let mut serving = match spawned {
         Ok(serving) => serving,
         Err(e) => {
             let reason = format!("the local proxy could not start: {e}");
@@ -254,7 +291,72 @@ impl Running {
             let _ = proxy.stop.send(drain);
             let _ = proxy.task.await;
         }
+        if let Some(vault) = &self.published {
+            crate::serving::Record::withdraw(vault);
+        }
         self.engine.save_client_activity().await;
         self.engine.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixDatagram;
+    use std::sync::Arc;
+
+    use super::*;
+    use tether_core::config::KeySourceChoice;
+
+    /// The keep-alives a service manager's watchdog needs come from the proxy's own thread:
+    /// a real datagram socket stands in for the manager, and once the proxy stops, so do
+    /// they.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keep_alives_stop_when_the_proxy_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path().join("home"));
+        let mut config = Config::default();
+        config.vault.key_source = KeySourceChoice::File;
+        let vault = Vault::open(&paths, &config).unwrap();
+        let manager = UnixDatagram::bind(dir.path().join("notify")).unwrap();
+        manager
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let to = dir.path().join("notify");
+        let sender = UnixDatagram::unbound().unwrap();
+        let proxy_thread = Arc::new(std::sync::Mutex::new(None));
+        let seen = proxy_thread.clone();
+        let alive: tether_proxy::Alive = Arc::new(move || {
+            *seen.lock().unwrap() = std::thread::current().name().map(str::to_string);
+            let _ = sender.send_to(b"WATCHDOG=1\n", &to);
+        });
+        let options = Options {
+            alive: Some(alive),
+            publish: false,
+            ..Options::default()
+        };
+        let listener = any_loopback().await.unwrap();
+        let running = start(vault, &config.proxy, Ok(listener), options)
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        for _ in 0..2 {
+            let n = manager
+                .recv(&mut buf)
+                .expect("a keep-alive while the proxy runs");
+            assert_eq!(&buf[..n], b"WATCHDOG=1\n");
+        }
+        assert_eq!(
+            proxy_thread.lock().unwrap().as_deref(),
+            Some("tether-proxy"),
+            "sent from the proxy's own thread"
+        );
+        running.stop(Duration::ZERO).await;
+        manager.set_nonblocking(true).unwrap();
+        while manager.recv(&mut buf).is_ok() {}
+        manager.set_nonblocking(false).unwrap();
+        assert!(
+            manager.recv(&mut buf).is_err(),
+            "no keep-alive within 3 s of the proxy stopping"
+        );
     }
 }

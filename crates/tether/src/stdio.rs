@@ -103,7 +103,7 @@ async fn proxy_base(
     vault: tether_core::vault::Vault,
     config: &Config,
 ) -> anyhow::Result<(String, Option<Running>)> {
-    let addr = config.proxy.bind;
+    let addr = crate::serving::address(&vault, config.proxy.bind).await;
     match tether_core::presence::probe(addr, &vault).await {
         Presence::Ours => return Ok((format!("http://{addr}"), None)),
         Presence::Stranger(what) => {
@@ -116,7 +116,11 @@ async fn proxy_base(
     }
     let listener = runtime::any_loopback().await?;
     let local = listener.local_addr()?;
-    let running = runtime::start(vault, &config.proxy, Ok(listener), Options::default()).await?;
+    let private = Options {
+        publish: false,
+        ..Options::default()
+    };
+    let running = runtime::start(vault, &config.proxy, Ok(listener), private).await?;
     tether_core::say_err!(
         "tether stdio: no tether holding this vault serves {addr}; serving this session in-process"
     );

@@ -50,7 +50,11 @@ pub enum ProxyStatus {
     /// This process serves the local endpoints.
     Serving { addr: SocketAddr },
     /// Another tether process already serves them; this one watches the shared vault.
-    ServedElsewhere { addr: SocketAddr },
+    /// `service` names the service manager that runs it (`systemd`, `launchd`), if one does.
+    ServedElsewhere {
+        addr: SocketAddr,
+        service: Option<String>,
+    },
     /// No proxy (e.g. a CLI command), with the reason.
     Off { reason: String },
 }

@@ -145,7 +145,8 @@ impl Engine {
     fn proxy_addr(&self) -> std::net::SocketAddr {
         match self.inner.proxy.lock().map(|p| p.clone()) {
             Ok(
-                super::ProxyStatus::Serving { addr } | super::ProxyStatus::ServedElsewhere { addr },
+                super::ProxyStatus::Serving { addr }
+                | super::ProxyStatus::ServedElsewhere { addr, .. },
             ) => addr,
             _ => crate::config::ProxyConfig::default().bind,
         }

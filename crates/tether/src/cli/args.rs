@@ -1,6 +1,6 @@
 //! The command line: every subcommand and option, as clap derive types.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use tether_sim::SimArgs;
 
 /// Authorize each remote MCP server once; tether keeps its tokens fresh and serves every
@@ -82,7 +82,15 @@ pub enum Command {
         /// Address to listen on (default from config.toml, else 127.0.0.1:7878).
         #[arg(long, value_name = "ADDR")]
         bind: Option<std::net::SocketAddr>,
+        /// The service manager that runs this process (set by the unit `tether service
+        /// install` writes).
+        #[arg(long, value_name = "MANAGER", hide = true)]
+        service: Option<crate::service::ManagerName>,
     },
+    /// Run tether in the background as a per-user service that starts at login and is
+    /// restarted when it fails or hangs (systemd on Linux, launchd on macOS).
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Create, or show again, a local client's endpoint for a connection.
     Url {
         /// The connection's name.
@@ -135,6 +143,18 @@ pub enum Command {
         #[arg(long, value_name = "LABEL")]
         client: String,
     },
+    /// Print the shell completion script for bash, zsh or fish.
+    ///
+    /// Install it once, e.g. `tether completions bash >
+    /// ~/.local/share/bash-completion/completions/tether`, and again after an upgrade.
+    Completions {
+        /// The shell to complete in.
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff): tether and every command with its options.
+    ///
+    /// Install it with e.g. `tether man > ~/.local/share/man/man1/tether.1`.
+    Man,
 }
 
 impl Command {
@@ -146,6 +166,44 @@ impl Command {
             Command::Serve { .. } | Command::Stdio { .. } | Command::Sim(_) | Command::Demo(_)
         )
     }
+}
+
+/// `tether service …`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write the service definition and, where the service manager runs, enable and start it.
+    Install {
+        /// Address the service listens on (default from config.toml, else 127.0.0.1:7878).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<std::net::SocketAddr>,
+        /// Replace a service definition that was edited by hand (a copy is kept).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop the service and remove its definition.
+    Uninstall {
+        /// Remove a service definition that was edited by hand (a copy is kept).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Installed, enabled, running: the pid, the address, uptime and version.
+    Status,
+    /// The service's log (the journal on Linux).
+    Logs {
+        /// Keep printing new lines as they come.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Restart the service (after installing a new tether binary, for instance).
+    Restart,
+}
+
+/// The shells `tether completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]

@@ -37,7 +37,9 @@ pub async fn config(args: ConfigArgs) -> anyhow::Result<()> {
         )));
     }
     let (secret, _) = access::endpoint_secret(&vault, &args.name, label).await?;
-    let target = target(client, &args.name, label, &secret)?;
+    let configured = Config::load(&Paths::discover()?)?.proxy.bind;
+    let serves = crate::serving::address(&vault, configured).await;
+    let target = target(client, &args.name, label, &secret, serves)?;
     let entry = client.entry(&target);
     let (file, shown) = config_file(client, args.file.as_deref())?;
     if args.write {
@@ -49,8 +51,15 @@ pub async fn config(args: ConfigArgs) -> anyhow::Result<()> {
 }
 
 /// What the client's entry points at: the stdio bridge for clients that only launch
-/// commands, else the same endpoint `tether url` shows.
-fn target(client: Client, name: &str, label: &str, secret: &Secret) -> anyhow::Result<Target> {
+/// commands, else the same endpoint `tether url` shows, at the address the running tether
+/// (or the service) serves.
+fn target(
+    client: Client,
+    name: &str,
+    label: &str,
+    secret: &Secret,
+    serves: std::net::SocketAddr,
+) -> anyhow::Result<Target> {
     if client.launches_commands_only() {
         let exe = std::env::current_exe().context("cannot find tether's own path")?;
         // The bridge starts in the client's working folder: give it an absolute vault path.
@@ -59,9 +68,8 @@ fn target(client: Client, name: &str, label: &str, secret: &Secret) -> anyhow::R
             .map(|h| std::path::absolute(&h).unwrap_or(h));
         Ok(Target::stdio(&exe, name, label, home.as_deref()))
     } else {
-        let bind = Config::load(&Paths::discover()?)?.proxy.bind;
         Ok(Target::Url(access::path_endpoint(
-            &format!("http://{bind}"),
+            &format!("http://{serves}"),
             secret,
         )))
     }

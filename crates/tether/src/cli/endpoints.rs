@@ -10,7 +10,10 @@ pub async fn url(name: &str, label: &str) -> anyhow::Result<()> {
     let vault = open_vault()?;
     let config = Config::load(&Paths::discover()?)?;
     let (secret, created) = access::endpoint_secret(&vault, name, label).await?;
-    let base = format!("http://{}", config.proxy.bind);
+    let base = format!(
+        "http://{}",
+        crate::serving::address(&vault, config.proxy.bind).await
+    );
     tether_core::say!(
         "{} endpoint for '{name}', client '{label}':",
         if created { "New" } else { "The" }

@@ -8,6 +8,7 @@ mod clients;
 mod connections;
 mod endpoints;
 mod import;
+mod reference;
 
 use std::process::ExitCode;
 
@@ -42,7 +43,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => crate::demo::run(args, theme).await,
         Command::Login(args) => auth::login(args).await,
         Command::Refresh { name } => auth::refresh(&name).await,
-        Command::Serve { bind } => crate::serve::run(bind).await,
+        Command::Serve { bind, service } => crate::serve::run(bind, service).await,
+        Command::Service(command) => crate::service::run(command).await,
         Command::Url { name, client } => endpoints::url(&name, &client).await,
         Command::Doctor { name, json } => endpoints::doctor(name.as_deref(), json).await,
         Command::Stdio { name, client } => crate::stdio::run(&name, &client).await,
@@ -53,6 +55,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Orphans { name, delete, json } => {
             auth::orphans(name.as_deref(), delete, json).await
         }
+        Command::Completions { shell } => reference::completions(shell),
+        Command::Man => reference::man(),
     }
 }
 

@@ -89,9 +89,12 @@ fn proxy(app: &App) -> Vec<Span<'static>> {
             Span::raw("proxy on "),
             Span::styled(format!("http://{addr}"), theme.fg(theme.accent)),
         ],
-        ProxyStatus::ServedElsewhere { addr } => vec![
+        ProxyStatus::ServedElsewhere { addr, service } => vec![
             Span::styled("◆ ", theme.fg(theme.info)),
-            Span::raw("proxy served by another tether at "),
+            Span::raw(match service {
+                Some(_) => "proxy served by the tether service at ",
+                None => "proxy served by another tether at ",
+            }),
             Span::styled(format!("{addr}"), theme.fg(theme.accent)),
             Span::styled(" · watching the shared vault", theme.muted()),
         ],

@@ -152,7 +152,9 @@ fn state_line(app: &App, c: &Connection) -> Vec<Span<'static>> {
 fn local_url(app: &App, c: &Connection) -> Span<'static> {
     let theme = app.theme();
     let addr = match &app.state().proxy {
-        ProxyStatus::Serving { addr } | ProxyStatus::ServedElsewhere { addr } => addr.to_string(),
+        ProxyStatus::Serving { addr } | ProxyStatus::ServedElsewhere { addr, .. } => {
+            addr.to_string()
+        }
         ProxyStatus::Off { .. } => return Span::styled("proxy off", theme.muted()),
     };
     Span::styled(
