@@ -1,9 +1,13 @@
 //! The command line as users meet it: `add`, `list`, `status`, `remove`, their bad-input
 //! messages (snapshotted) and their exit codes.
 
-mod common;
+#[path = "cli/completions_and_man.rs"]
+mod completions_and_man;
+#[path = "cli/service.rs"]
+mod service;
+mod support;
 
-use common::{Home, contains, files_under};
+use crate::support::{Home, contains, files_under};
 
 const API_KEY: &str = "tk_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0";
 
@@ -43,8 +47,7 @@ fn add_list_status_remove_round_trip() {
         .collect();
     assert_eq!(names, ["linear", "public", "todoist"]);
 
-    let status: serde_json::Value =
-        serde_json::from_str(&home.run(&["status", "todoist", "--json"]).ok().stdout).unwrap();
+    let status: serde_json::Value = home.status("todoist");
     assert_eq!(status["api_key"]["header"], "X-API-Key");
     assert_eq!(status["api_key"]["key"], "tk_l…");
     assert_eq!(status["history"][0]["kind"], "added");
@@ -264,7 +267,7 @@ const SIGPIPE: i32 = 13;
 /// counters go on.
 #[test]
 fn refresh_counts_go_on_past_the_history_cap() {
-    let (home, _sim) = common::signed_in("generic");
+    let (home, _sim) = support::signed_in("generic");
     let refreshes = 205;
     for _ in 0..refreshes {
         home.run(&["refresh", "generic"]).ok();
@@ -272,7 +275,6 @@ fn refresh_counts_go_on_past_the_history_cap() {
     let list: serde_json::Value =
         serde_json::from_str(&home.run(&["list", "--json"]).ok().stdout).unwrap();
     assert_eq!(list[0]["refreshes_ok"], refreshes, "{list}");
-    let status: serde_json::Value =
-        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    let status: serde_json::Value = home.status("generic");
     assert_eq!(status["history"].as_array().unwrap().len(), 200);
 }

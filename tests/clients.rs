@@ -3,21 +3,22 @@
 //! backup identical to the original, the mode kept, a malformed file left alone; and drift
 //! told apart from entries that go through tether, secrets masked.
 
-mod common;
+mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{Home, Run};
 use serde_json::Value;
 use tether_core::clients::document::Document;
 use tether_core::clients::{Client, Locations};
 
+use crate::support::{Home, Run};
+
 const UPSTREAM: &str = "https://mcp.linear.app/mcp";
 
 fn fixture(name: &str) -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/client-configs");
+    let dir = support::repo().join("tests/fixtures/client-configs");
     fs::read_to_string(dir.join(name)).unwrap()
 }
 
@@ -345,7 +346,7 @@ fn no_drift_exits_zero() {
 fn the_claude_desktop_entry_runs_a_session() {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let (home, _sim) = common::signed_in("generic");
+    let (home, _sim) = support::signed_in("generic");
     home.run(&["config", "claude-desktop", "generic", "--write"])
         .ok();
     let path = Client::ClaudeDesktop.config_file(&locations(&home));

@@ -9,12 +9,13 @@
 //! listed as failing must still fail (so this table, and the README's, stay true). The
 //! suites need Node 22 and the packages from `tests/peers/install.sh`.
 
-#[path = "peers/support.rs"]
-mod peers;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+
+use crate::support::peers;
 
 /// What a scenario does with tether, per release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,14 +6,12 @@
 //! through `tether serve` in front of it. Through tether every scenario must pass as it
 //! does directly: no failure, no warning.
 
-mod common;
-#[path = "peers/support.rs"]
-mod peers;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Home, Serve, Sim, secret_for};
+use crate::support::{Home, Serve, Sim, peers, secret_for};
 
 /// The scenarios each release has of those the proxy must pass.
 const SCENARIOS: &[(&str, &[&str])] = &[

@@ -1,14 +1,14 @@
 //! `tether demo --headless` as a newcomer runs it: six simulated providers come up on
 //! loopback, each with a connection in a throwaway vault that is gone after SIGTERM.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 #[tokio::test]
 async fn headless_demo_starts_six_providers_and_cleans_up() {
-    let mut child = Command::new(common::bin())
+    let mut child = Command::new(support::bin())
         .args(["demo", "--headless"])
         .env_remove("TETHER_HOME")
         .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
@@ -91,7 +91,7 @@ async fn headless_demo_starts_six_providers_and_cleans_up() {
 
     // The throwaway vault holds one OAuth connection per provider.
     let home = vault.parent().unwrap();
-    let list = Command::new(common::bin())
+    let list = Command::new(support::bin())
         .args(["list", "--json"])
         .env("TETHER_HOME", home)
         .env("TETHER_KEY_SOURCE", "file")
@@ -119,7 +119,7 @@ async fn headless_demo_starts_six_providers_and_cleans_up() {
 
 #[test]
 fn a_bad_time_scale_is_named() {
-    let home = common::Home::new();
+    let home = support::Home::new();
     let out = home.run(&["demo", "--headless", "--time-scale", "0.5"]);
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("'0.5'"), "{}", out.stderr);

@@ -1,11 +1,11 @@
 //! `tether doctor` as a user runs it when something is wrong: every check on a healthy
 //! connection, and the exact diagnosis (and a non-zero exit) on a broken one.
 
-mod common;
-mod discovery_support;
+mod support;
 
-use common::{Home, Run, signed_in, signed_in_at};
 use serde_json::Value;
+
+use crate::support::{Home, Run, Sim, signed_in, signed_in_at};
 
 fn findings(run: &Run) -> Vec<Value> {
     serde_json::from_str::<Value>(&run.stdout)
@@ -75,8 +75,7 @@ fn an_evicted_token_is_refreshed_and_named() {
     assert_eq!(sim.stats()["totals"]["refresh_grants"], 1);
     assert!(!run.stdout.contains("gh_at_") && !run.stdout.contains("gh_rt_"));
     // The eviction is in the connection's history, as when the proxy meets one.
-    let status: Value =
-        serde_json::from_str(&home.run(&["status", "github", "--json"]).ok().stdout).unwrap();
+    let status: Value = home.status("github");
     let history = status["history"].as_array().unwrap();
     assert!(
         history.iter().any(|e| e["diagnosis"] == "token_evicted"),
@@ -90,7 +89,7 @@ fn an_evicted_token_is_refreshed_and_named() {
 /// An API key the upstream no longer takes is named as such, with how to replace it.
 #[test]
 fn a_rejected_api_key_fails_the_run_with_its_fix() {
-    let sim = common::Sim::start("generic", "1");
+    let sim = Sim::start("generic", "1");
     let home = Home::new();
     let added = home
         .cmd()
@@ -119,7 +118,7 @@ fn a_rejected_api_key_fails_the_run_with_its_fix() {
 /// the check does not follow it, fails, and names where it pointed.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_upstream_check_sends_no_credential_to_a_redirect_target() {
-    use discovery_support::{Reply, Site};
+    use crate::support::site::{Reply, Site};
     let elsewhere = Site::start().await;
     let site = Site::start().await;
     let target = elsewhere.url("/mcp");
@@ -180,19 +179,12 @@ fn an_expired_registration_is_read_back_and_named() {
 }
 
 /// `tether login notion`, without --reregister, signs in with a new registration.
-fn relogin_registers_anew(home: &Home, sim: &common::Sim) {
+fn relogin_registers_anew(home: &Home, sim: &Sim) {
     let before = sim.stats()["totals"]["registrations"].clone();
-    let login = home
-        .cmd()
-        .args(["login", "notion", "--timeout", "20"])
-        .env("BROWSER", common::browser())
-        .output()
-        .unwrap();
-    assert!(login.status.success(), "{login:?}");
+    home.login("notion").ok();
     let after = sim.stats()["totals"]["registrations"].clone();
     assert_ne!(before, after, "a new client was registered");
-    let status: serde_json::Value =
-        serde_json::from_str(&home.run(&["status", "notion", "--json"]).ok().stdout).unwrap();
+    let status: serde_json::Value = home.status("notion");
     assert_eq!(status["state"], "healthy", "{status}");
 }
 
@@ -363,8 +355,7 @@ fn a_restored_vault_never_sends_a_spent_refresh_token() {
         "a token request was sent"
     );
     assert_eq!(after["invalid_grant_responses"], 0);
-    let status: Value =
-        serde_json::from_str(&home.run(&["status", "linear", "--json"]).ok().stdout).unwrap();
+    let status: Value = home.status("linear");
     assert_eq!(status["state"], "needs-reauth");
     assert_eq!(status["diagnosis"], "invalid_grant.reused");
     let event = status["history"]
@@ -380,14 +371,7 @@ fn a_restored_vault_never_sends_a_spent_refresh_token() {
     }
     assert!(!out.stderr.contains("lin_rt_") && !evidence.contains("lin_rt_"));
     // The sign-in it asks for heals it.
-    Run::of(
-        home.cmd()
-            .args(["login", "linear", "--timeout", "20"])
-            .env("BROWSER", common::browser())
-            .output()
-            .unwrap(),
-    )
-    .ok();
+    home.login("linear").ok();
     home.run(&["refresh", "linear"]).ok();
 }
 
@@ -418,8 +402,7 @@ fn a_grant_refreshed_by_another_holder_names_candidates_not_a_cause() {
     let out = a.run(&["refresh", "linear"]);
     assert_eq!(out.status, 1, "{}", out.stderr);
     assert!(out.stderr.contains("another holder"), "{}", out.stderr);
-    let status: Value =
-        serde_json::from_str(&a.run(&["status", "linear", "--json"]).ok().stdout).unwrap();
+    let status: Value = a.status("linear");
     assert_eq!(
         status["diagnosis"], "invalid_grant.rotated_elsewhere",
         "{status}"

@@ -2,24 +2,19 @@
 //! those that change the vault alone, and a cancelled add wizard's `Abandon`, which
 //! removes a connection only while it has never been authorized.
 
-use std::path::Path;
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tether_core::config::{Config, KeySourceChoice};
 use tether_core::engine::{
     AddAuth, Engine, EngineCommand, EngineHandle, EngineOptions, ProxyStatus,
 };
 use tether_core::oauth::authorize::Browser;
-use tether_core::paths::Paths;
 use tether_core::vault::{Store, Vault, parse_upstream};
 use tether_sim::{Profile, SimOptions};
 
-fn vault_at(home: &Path) -> Vault {
-    let mut config = Config::default();
-    config.vault.key_source = KeySourceChoice::File;
-    Vault::open(&Paths::under(home.to_path_buf()), &config).unwrap()
-}
+use crate::support::vault_at;
 
 async fn engine(vault: Vault, browser: Browser) -> Engine {
     Engine::start(

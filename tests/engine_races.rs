@@ -3,16 +3,17 @@
 //! endpoint while the token expires every two seconds; and one `tether serve` keeping
 //! 30–55-minute tokens (scaled) fresh so that a busy client never meets an expired one.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{Home, Serve, secret_for};
 use serde_json::{Value, json};
 use tether_sim::{FaultPlan, Profile, SimHandle};
+
+use crate::support::{Home, Serve, secret_for};
 
 /// One `tools/list` through a local endpoint: whether it came back with tools.
 async fn call(http: &reqwest::Client, endpoint: &str) -> bool {
@@ -37,16 +38,14 @@ async fn call(http: &reqwest::Client, endpoint: &str) -> bool {
 }
 
 fn generation(home: &Home, name: &str) -> u64 {
-    let status = home.run(&["status", name, "--json"]).ok().stdout;
-    let status: Value = serde_json::from_str(&status).unwrap();
-    status["token"]["generation"].as_u64().unwrap()
+    home.status(name)["token"]["generation"].as_u64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_share_one_rotating_grant() {
     const SECONDS: u64 = 120;
     // Linear's one-hour tokens live two seconds; a spent refresh token kills the grant.
-    let (sim, home) = common::signed_in_here(Profile::Linear, 1800.0).await;
+    let (sim, home) = support::signed_in_here(Profile::Linear, 1800.0).await;
     let secret = secret_for(&home, "linear", "hammer");
     let probes = sim.stats().totals.mcp_401s;
     let serves: Vec<Serve> = (0..3).map(|_| Serve::start(&home)).collect();
@@ -74,7 +73,7 @@ async fn three_processes_share_one_rotating_grant() {
         t.await.unwrap();
     }
     for serve in serves {
-        common::assert_no_tokens(&serve.stop());
+        support::assert_no_tokens(&serve.stop());
     }
     let (calls, refused) = (
         calls.load(Ordering::Relaxed),
@@ -101,7 +100,7 @@ async fn three_processes_share_one_rotating_grant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atlassian_tokens_never_expire_under_a_busy_client() {
     // Atlassian's 30–55-minute tokens live 1–2 seconds; 50 lifetimes.
-    let (sim, home) = common::signed_in_here(Profile::Atlassian, 1800.0).await;
+    let (sim, home) = support::signed_in_here(Profile::Atlassian, 1800.0).await;
     let secret = secret_for(&home, "atlassian", "busy");
     // The login's unauthenticated discovery probe is the only 401 allowed.
     let probes = sim.stats().totals.mcp_401s;
@@ -123,7 +122,7 @@ async fn atlassian_tokens_never_expire_under_a_busy_client() {
         calls += 1;
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    common::assert_no_tokens(&serve.stop());
+    support::assert_no_tokens(&serve.stop());
     assert_eq!(
         refused, 0,
         "{refused} of {calls} calls met an expired token"
@@ -136,8 +135,7 @@ async fn atlassian_tokens_never_expire_under_a_busy_client() {
 
 /// The token's `(obtained_at, expires_at)` as `tether status --json` shows them.
 fn token_times(home: &Home, name: &str) -> (DateTime<Utc>, DateTime<Utc>) {
-    let status = home.run(&["status", name, "--json"]).ok().stdout;
-    let status: Value = serde_json::from_str(&status).unwrap();
+    let status = home.status(name);
     let at = |key: &str| {
         status["token"][key]
             .as_str()
@@ -159,7 +157,7 @@ struct Frozen {
 }
 
 async fn frozen(scale: f64, client: &str) -> Frozen {
-    let (sim, home) = common::signed_in_here(Profile::Generic, scale).await;
+    let (sim, home) = support::signed_in_here(Profile::Generic, scale).await;
     let secret = secret_for(&home, "generic", client);
     // The hung refresh must outlast the token, not end in tether's own timeout.
     let serve = Serve::start_env(&home, &[("TETHER_HTTP_TIMEOUT_SECS", "300")]);
@@ -227,7 +225,7 @@ async fn calls_go_on_with_a_valid_token_while_its_refresh_hangs() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(call(&http, &endpoint).await);
-    common::assert_no_tokens(&serve.stop());
+    support::assert_no_tokens(&serve.stop());
     sim.shutdown().await;
 }
 
@@ -269,8 +267,7 @@ async fn a_refresh_hung_past_expiry_shows_as_such_everywhere() {
     let status = home.run(&["status", "generic"]).ok().stdout;
     assert!(status.contains("degraded"), "{status}");
     assert!(status.contains("refreshing for"), "{status}");
-    let detail: Value =
-        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    let detail: Value = home.status("generic");
     assert!(
         detail["state_detail"]
             .as_str()
@@ -331,6 +328,6 @@ async fn a_refresh_hung_past_expiry_shows_as_such_everywhere() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(call(&http, &endpoint).await);
-    common::assert_no_tokens(&serve.stop());
+    support::assert_no_tokens(&serve.stop());
     sim.shutdown().await;
 }

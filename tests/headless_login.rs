@@ -3,7 +3,7 @@
 //! machine) or the loopback callback (the browser on this one), and the device grant
 //! (RFC 8628) where the simulated server offers it. No secret reaches the terminal.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -11,9 +11,10 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Home, Run, Sim};
-use serde_json::{Value, json};
+use serde_json::json;
 use url::Url;
+
+use crate::support::{Home, Run, added};
 
 /// A `tether login` in progress, its stdin open for pastes, its stdout read line by line.
 struct Login {
@@ -139,23 +140,12 @@ fn query(url: &Url, name: &str) -> String {
         .unwrap()
 }
 
-fn status(home: &Home, name: &str) -> Value {
-    serde_json::from_str(&home.run(&["status", name, "--json"]).ok().stdout).unwrap()
-}
-
-fn added(profile: &str, time_scale: &str, sim_flags: &[&str]) -> (Home, Sim) {
-    let sim = Sim::start_with(profile, time_scale, sim_flags);
-    let home = Home::new();
-    home.run(&["add", profile, &sim.mcp_url]).ok();
-    (home, sim)
-}
-
 /// The login failed (exit 1) saying `why`, and left no token behind.
 #[track_caller]
 fn assert_failed_without_token(out: &Run, home: &Home, name: &str, why: &str) {
     assert_eq!(out.status, 1, "{}", out.stderr);
     assert!(out.stderr.contains(why), "{}", out.stderr);
-    assert!(status(home, name)["token"].is_null());
+    assert!(home.status(name)["token"].is_null());
 }
 
 /// Secrets the simulator issues carry `<prefix>_<kind>_`; none may be printed whole.
@@ -208,7 +198,7 @@ fn a_pasted_redirect_signs_in_after_a_typo_and_a_foreign_paste() {
         out.stderr
     );
     assert_no_secrets(&out, &[&code]);
-    let s = status(&home, "generic");
+    let s = home.status("generic");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["generation"], 1);
     assert_eq!(sim.stats()["totals"]["authorization_code_grants"], 1);
@@ -244,7 +234,7 @@ fn the_loopback_callback_still_ends_a_login_that_waits_for_a_paste() {
     assert!(ok.success());
     let out = login.finish().ok();
     assert!(out.stderr.contains("callback received"), "{}", out.stderr);
-    assert_eq!(status(&home, "generic")["state"], "healthy");
+    assert_eq!(home.status("generic")["state"], "healthy");
 }
 
 /// The HTTP status curl saw for a GET of `url`, with `extra` arguments.
@@ -281,7 +271,7 @@ fn a_stray_callback_does_not_end_the_sign_in() {
     assert!(ok.success());
     let out = login.finish().ok();
     assert!(out.stderr.contains("callback received"), "{}", out.stderr);
-    assert_eq!(status(&home, "generic")["state"], "healthy");
+    assert_eq!(home.status("generic")["state"], "healthy");
     assert_eq!(sim.stats()["totals"]["authorization_code_grants"], 1);
 }
 
@@ -313,7 +303,7 @@ fn the_device_grant_signs_in_when_approved_elsewhere() {
         out.stderr
     );
     assert_no_secrets(&out, &[]);
-    let s = status(&home, "github");
+    let s = home.status("github");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["has_refresh_token"], true);
     let totals = &sim.stats()["totals"];
@@ -321,7 +311,7 @@ fn the_device_grant_signs_in_when_approved_elsewhere() {
     assert_eq!(totals["device_polls_too_fast"], 0);
     // The token refreshes like any other.
     home.run(&["refresh", "github"]).ok();
-    assert_eq!(status(&home, "github")["token"]["generation"], 2);
+    assert_eq!(home.status("github")["token"]["generation"], 2);
 }
 
 #[test]
@@ -389,14 +379,7 @@ fn no_device_takes_the_paste_even_where_the_device_grant_is_offered() {
 fn a_client_registered_without_the_device_grant_falls_back_to_the_paste() {
     let (home, sim) = added("github", "5", &[]);
     // Signed in once at a desktop: the registration holds no device grant.
-    Run::of(
-        home.cmd()
-            .args(["login", "github", "--timeout", "20"])
-            .env("BROWSER", common::browser())
-            .output()
-            .unwrap(),
-    )
-    .ok();
+    home.login("github").ok();
     let out = home.run(&["login", "github", "--device", "--timeout", "5"]);
     assert_eq!(out.status, 1, "{}", out.stderr);
     assert!(out.stderr.contains("unauthorized_client"), "{}", out.stderr);
@@ -416,6 +399,6 @@ fn a_client_registered_without_the_device_grant_falls_back_to_the_paste() {
         "{}",
         out.stderr
     );
-    assert_eq!(status(&home, "github")["token"]["generation"], 2);
+    assert_eq!(home.status("github")["token"]["generation"], 2);
     assert_eq!(sim.stats()["registrations"], 1, "no silent re-registration");
 }

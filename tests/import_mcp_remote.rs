@@ -3,8 +3,6 @@
 //! same client, and leaves every source file as it found it. The bad-input cases use a
 //! store written here in the same format.
 
-mod common;
-#[path = "peers/support.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
@@ -13,9 +11,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use common::{Home, Run, Sim};
 use serde_json::{Value, json};
 use tether_core::import::servers::Invocation;
+
+use crate::support::{Home, Run, Sim, peers};
 
 /// A throwaway `$HOME` (for mcp-remote and for the client configs tether reads) and
 /// mcp-remote's store inside it.
@@ -70,14 +69,14 @@ impl Machine {
     /// authorization URL and follows the automatic consent to mcp-remote's callback.
     /// `None` when the Node peers are not installed.
     fn mcp_remote_signs_in(&self, sim: &Sim) -> Option<()> {
-        let node = support::require(&["mcp-remote"])?;
-        let script = support::dir().join("node_modules/mcp-remote/dist/proxy.js");
+        let node = peers::require(&["mcp-remote"])?;
+        let script = peers::dir().join("node_modules/mcp-remote/dist/proxy.js");
         let mut child = Command::new(node)
             .arg(script)
             .arg(&sim.mcp_url)
             .env("HOME", self.home.path())
             .env("MCP_REMOTE_CONFIG_DIR", self.auth_dir())
-            .env("BROWSER", common::browser())
+            .env("BROWSER", support::browser())
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
             .stdin(Stdio::piped())
@@ -107,7 +106,7 @@ impl Machine {
     }
 
     fn files(&self) -> Vec<(PathBuf, Vec<u8>, SystemTime)> {
-        let mut files: Vec<_> = common::files_under(&self.auth_dir())
+        let mut files: Vec<_> = support::files_under(&self.auth_dir())
             .into_iter()
             .map(|p| {
                 let bytes = std::fs::read(&p).unwrap();
@@ -120,7 +119,7 @@ impl Machine {
     }
 
     fn only(&self, suffix: &str) -> (PathBuf, Value) {
-        let path = common::files_under(&self.v1())
+        let path = support::files_under(&self.v1())
             .into_iter()
             .find(|p| p.to_string_lossy().ends_with(suffix))
             .unwrap_or_else(|| panic!("mcp-remote wrote no *{suffix}"));
@@ -143,10 +142,6 @@ fn raw_tokens(tokens: &Value) -> Vec<String> {
         .iter()
         .map(|k| tokens[k].as_str().unwrap().to_string())
         .collect()
-}
-
-fn status(home: &Home, name: &str) -> Value {
-    serde_json::from_str(&home.run(&["status", name, "--json"]).ok().stdout).unwrap()
 }
 
 fn masked(s: &str) -> String {
@@ -193,7 +188,7 @@ fn an_mcp_remote_login_is_imported_refreshed_with_its_client_and_left_in_place()
     );
     assert_no_secret(&out, &secrets);
 
-    let s = status(&home, "local");
+    let s = home.status("local");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["client_id"], masked(&client_id));
     assert_eq!(s["registrations"][0]["client_id"], masked(&client_id));
@@ -307,7 +302,7 @@ fn a_dry_run_writes_nothing_and_bad_entries_are_named_while_the_rest_imports() {
         .map(|e| e["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, ["failed", "failed", "imported"], "{report:#}");
-    assert_eq!(status(&home, "sim")["state"], "healthy");
+    assert_eq!(home.status("sim")["state"], "healthy");
     assert_eq!(machine.files(), before);
 }
 
@@ -420,7 +415,7 @@ fn a_connection_waiting_for_its_login_takes_the_imported_one() {
         "{}",
         out.stdout
     );
-    let s = status(&home, "work");
+    let s = home.status("work");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["generation"], 1);
     home.run(&["refresh", "work"]).ok();

@@ -3,12 +3,12 @@
 //! gnome-keyring, libsecret-tools and dbus; elsewhere the test says it was skipped, but in
 //! CI (`CI=true`) a missing tool is a failure.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{Run, bin};
+use crate::support::{Run, bin, test_name};
 
 fn have(tool: &str) -> bool {
     Command::new("sh")
@@ -32,8 +32,9 @@ fn the_vault_key_lives_in_the_real_keyring() {
     let home = tempfile::tempdir().unwrap();
     let tether_home = tempfile::tempdir().unwrap();
     let script = format!(
-        "printf %s test | gnome-keyring-daemon --unlock --components=secrets >/dev/null && exec '{}' --ignored --exact inside_a_keyring_session --nocapture",
-        std::env::current_exe().unwrap().display()
+        "printf %s test | gnome-keyring-daemon --unlock --components=secrets >/dev/null && exec '{}' --ignored --exact {} --nocapture",
+        std::env::current_exe().unwrap().display(),
+        test_name(module_path!(), "inside_a_keyring_session"),
     );
     let out = Command::new("timeout")
         .args(["60", "dbus-run-session", "--", "sh", "-c", &script])

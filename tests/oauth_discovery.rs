@@ -1,15 +1,18 @@
 //! Discovery against loopback servers that each publish one metadata layout, and against
 //! the provider simulator: which URLs are asked, in which order, and what is refused.
 
-mod discovery_support;
+mod support;
 #[path = "oauth_discovery/transport.rs"]
 mod transport;
 
-use discovery_support::*;
 use serde_json::json;
+// Discovery runs on the client the product builds, which follows no redirect by itself.
+use tether_core::http::client as http;
 use tether_core::oauth::discovery::{DiscoveryError, MetadataSource, discover};
 use tether_core::vault::DiagnosisCode;
 use tether_sim::{FaultPlan, SimOptions};
+
+use crate::support::site::*;
 
 const PRM_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
 const PRM_ROOT: &str = "/.well-known/oauth-protected-resource";

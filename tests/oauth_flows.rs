@@ -2,48 +2,25 @@
 //! processes on loopback, with a stand-in browser that follows the automatic consent.
 //! Each provider profile's quirk and each token-endpoint fault, as a user meets them.
 
-mod common;
-mod discovery_support;
 #[path = "oauth_flows/hostile.rs"]
 mod hostile;
+mod support;
 
-use common::{Home, Run, Sim};
 use serde_json::{Value, json};
 
-fn login(home: &Home, name: &str) -> Run {
-    Run::of(
-        home.cmd()
-            .args(["login", name, "--timeout", "20"])
-            .env("BROWSER", common::browser())
-            .output()
-            .unwrap(),
-    )
-}
-
-fn status(home: &Home, name: &str) -> Value {
-    serde_json::from_str(&home.run(&["status", name, "--json"]).ok().stdout).unwrap()
-}
-
-fn connected(profile: &str, time_scale: &str) -> (Home, Sim) {
-    let sim = Sim::start(profile, time_scale);
-    let home = Home::new();
-    home.run(&["add", profile, &sim.mcp_url]).ok();
-    let out = login(&home, profile).ok();
-    assert!(out.stdout.contains("Authorized"), "{}", out.stdout);
-    (home, sim)
-}
+use crate::support::{Home, Run, Sim, free_port, signed_in_at};
 
 #[test]
 fn login_discovers_registers_and_stores_a_token() {
-    let (home, sim) = connected("generic", "1");
-    let s = status(&home, "generic");
+    let (home, sim) = signed_in_at("generic", "1");
+    let s = home.status("generic");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["generation"], 1);
     assert_eq!(s["token"]["has_refresh_token"], true);
     assert_eq!(s["registrations"][0]["method"], "dcr");
     assert_eq!(s["issuer"], sim.base);
     // The progress lines name each step; the URL is shown for SSH users.
-    let again = login(&home, "generic").ok();
+    let again = home.login("generic").ok();
     assert!(again.stderr.contains("reusing client"), "{}", again.stderr);
     assert!(again.stderr.contains("/authorize?"), "{}", again.stderr);
     assert_eq!(
@@ -51,12 +28,12 @@ fn login_discovers_registers_and_stores_a_token() {
         1,
         "the registration must be reused"
     );
-    assert_eq!(status(&home, "generic")["token"]["generation"], 2);
+    assert_eq!(home.status("generic")["token"]["generation"], 2);
 }
 
 #[test]
 fn linear_rotates_a_hundred_times_without_invalid_grant() {
-    let (home, sim) = connected("linear", "3600");
+    let (home, sim) = signed_in_at("linear", "3600");
     for i in 0..100 {
         let out = home.run(&["refresh", "linear"]);
         assert_eq!(out.status, 0, "refresh {i}: {}", out.stderr);
@@ -64,33 +41,33 @@ fn linear_rotates_a_hundred_times_without_invalid_grant() {
     let stats = sim.stats();
     assert_eq!(stats["totals"]["invalid_grant_responses"], 0);
     assert_eq!(stats["totals"]["refresh_calls"], 100);
-    let s = status(&home, "linear");
+    let s = home.status("linear");
     assert_eq!(s["token"]["generation"], 101);
     assert_eq!(s["state"], "healthy");
 }
 
 #[test]
 fn todoist_without_a_refresh_token_is_healthy() {
-    let (home, sim) = connected("todoist", "1");
-    let s = status(&home, "todoist");
+    let (home, sim) = signed_in_at("todoist", "1");
+    let s = home.status("todoist");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["has_refresh_token"], false);
     assert!(s["expires_in_seconds"].as_i64().unwrap() > 9 * 365 * 86_400);
     let out = home.run(&["refresh", "todoist"]).ok();
     assert!(out.stdout.contains("generation 1"), "{}", out.stdout);
     assert_eq!(sim.stats()["totals"]["refresh_calls"], 0);
-    assert_eq!(status(&home, "todoist")["state"], "healthy");
+    assert_eq!(home.status("todoist")["state"], "healthy");
 }
 
 #[test]
 fn notion_client_expiry_is_diagnosed_and_healed_by_a_new_registration() {
     // A day of client lifetime lasts two seconds.
-    let (home, sim) = connected("notion", "43200");
+    let (home, sim) = signed_in_at("notion", "43200");
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let out = home.run(&["refresh", "notion"]);
     assert_eq!(out.status, 1);
     assert!(out.stderr.contains("client_rejected"), "{}", out.stderr);
-    let s = status(&home, "notion");
+    let s = home.status("notion");
     assert_eq!(s["state"], "needs-reauth");
     assert_eq!(s["diagnosis"], "client_rejected");
     assert_eq!(
@@ -99,8 +76,8 @@ fn notion_client_expiry_is_diagnosed_and_healed_by_a_new_registration() {
     );
     assert_eq!(s["registrations"][0]["status"], "rejected");
 
-    login(&home, "notion").ok();
-    let s = status(&home, "notion");
+    home.login("notion").ok();
+    let s = home.status("notion");
     assert_eq!(s["state"], "healthy");
     let regs = s["registrations"].as_array().unwrap();
     assert_eq!(regs.len(), 2, "the old registration is kept: {regs:?}");
@@ -110,7 +87,7 @@ fn notion_client_expiry_is_diagnosed_and_healed_by_a_new_registration() {
 
 #[test]
 fn transient_token_faults_never_lose_the_refresh_token() {
-    let (home, sim) = connected("linear", "3600");
+    let (home, sim) = signed_in_at("linear", "3600");
     for kind in ["500", "429", "timeout"] {
         sim.faults(json!({"fail_token_calls": 1, "fail_kind": kind, "timeout_secs": 3, "retry_after_secs": 1}));
         let out = Run::of(
@@ -126,7 +103,7 @@ fn transient_token_faults_never_lose_the_refresh_token() {
             "{kind}: {}",
             out.stderr
         );
-        let s = status(&home, "linear");
+        let s = home.status("linear");
         assert_eq!(s["state"], "degraded", "{kind}");
         assert_eq!(s["token"]["has_refresh_token"], true, "{kind}");
         // The fault is over: the same refresh token still works.
@@ -136,7 +113,7 @@ fn transient_token_faults_never_lose_the_refresh_token() {
             0
         }));
         home.run(&["refresh", "linear"]).ok();
-        assert_eq!(status(&home, "linear")["state"], "healthy", "{kind}");
+        assert_eq!(home.status("linear")["state"], "healthy", "{kind}");
     }
     assert_eq!(sim.stats()["totals"]["invalid_grant_responses"], 0);
 }
@@ -146,7 +123,7 @@ fn transient_token_faults_never_lose_the_refresh_token() {
 /// newest token (or adopts it) — no refresh token is ever presented twice.
 #[test]
 fn refreshes_from_several_processes_at_once_never_reuse_a_token() {
-    let (home, sim) = connected("linear", "1");
+    let (home, sim) = signed_in_at("linear", "1");
     let children: Vec<_> = (0..4)
         .map(|_| {
             home.cmd()
@@ -170,7 +147,7 @@ fn refreshes_from_several_processes_at_once_never_reuse_a_token() {
     assert_eq!(totals["family_revocations"], 0, "{totals}");
     let refreshes = totals["refresh_grants"].as_u64().unwrap();
     assert!((1..=4).contains(&refreshes), "{totals}");
-    let s = status(&home, "linear");
+    let s = home.status("linear");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["generation"].as_u64().unwrap(), 1 + refreshes);
 }
@@ -180,14 +157,14 @@ fn refreshes_from_several_processes_at_once_never_reuse_a_token() {
 #[test]
 fn the_scheduler_retries_a_failed_refresh_by_itself() {
     // Linear's one-hour tokens live two seconds: due for refresh within about a second.
-    let (home, sim) = connected("linear", "1800");
+    let (home, sim) = signed_in_at("linear", "1800");
     sim.faults(json!({"fail_token_calls": 2, "fail_kind": "500"}));
-    let serve = common::Serve::start(&home);
+    let serve = support::Serve::start(&home);
     let start = std::time::Instant::now();
     loop {
         let totals = sim.stats()["totals"].clone();
         if totals["refresh_grants"].as_u64().unwrap() >= 1
-            && status(&home, "linear")["state"] == "healthy"
+            && home.status("linear")["state"] == "healthy"
         {
             assert!(totals["faults_injected"].as_u64().unwrap() >= 2, "{totals}");
             assert_eq!(totals["invalid_grant_responses"], 0, "{totals}");
@@ -199,21 +176,21 @@ fn the_scheduler_retries_a_failed_refresh_by_itself() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let history = status(&home, "linear")["history"].to_string();
+    let history = home.status("linear")["history"].to_string();
     assert!(
         history.contains("refresh_failed") || history.contains("upstream_unreachable"),
         "{history}"
     );
-    common::assert_no_tokens(&serve.stop());
+    support::assert_no_tokens(&serve.stop());
 }
 
 #[test]
 fn a_lost_refresh_response_is_diagnosed_as_such() {
-    let (home, sim) = connected("linear", "3600");
+    let (home, sim) = signed_in_at("linear", "3600");
     sim.faults(json!({"drop_next_refresh": true}));
     let out = home.run(&["refresh", "linear"]);
     assert_eq!(out.status, 1, "{}", out.stderr);
-    assert_eq!(status(&home, "linear")["state"], "degraded");
+    assert_eq!(home.status("linear")["state"], "degraded");
     // The server rotated; tether's refresh token is now the spent one.
     let out = home.run(&["refresh", "linear"]);
     assert_eq!(out.status, 1);
@@ -222,27 +199,27 @@ fn a_lost_refresh_response_is_diagnosed_as_such() {
         "{}",
         out.stderr
     );
-    let s = status(&home, "linear");
+    let s = home.status("linear");
     assert_eq!(s["diagnosis"], "invalid_grant.lost_response");
     let last = s["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["diagnosis"], "invalid_grant.lost_response");
     let evidence = serde_json::to_string(&last["evidence"]).unwrap();
     assert!(evidence.contains("invalid_grant"), "{evidence}");
     // A re-authorization heals it.
-    login(&home, "linear").ok();
-    assert_eq!(status(&home, "linear")["state"], "healthy");
+    home.login("linear").ok();
+    assert_eq!(home.status("linear")["state"], "healthy");
     assert_eq!(sim.stats()["totals"]["dropped_responses"], 1);
 }
 
 #[test]
 fn sigkill_in_the_middle_of_a_refresh_leaves_a_readable_vault() {
-    let (home, sim) = connected("linear", "3600");
+    let (home, sim) = signed_in_at("linear", "3600");
     sim.faults(json!({"fail_token_calls": 1, "fail_kind": "timeout", "timeout_secs": 3}));
     let mut child = home.cmd().args(["refresh", "linear"]).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(800));
     child.kill().unwrap();
     child.wait().unwrap();
-    let s = status(&home, "linear");
+    let s = home.status("linear");
     assert!(
         s["refresh_in_progress"]
             .as_str()
@@ -253,7 +230,7 @@ fn sigkill_in_the_middle_of_a_refresh_leaves_a_readable_vault() {
     assert_eq!(s["token"]["has_refresh_token"], true);
     std::thread::sleep(std::time::Duration::from_millis(2500));
     home.run(&["refresh", "linear"]).ok();
-    let s = status(&home, "linear");
+    let s = home.status("linear");
     assert_eq!(s["state"], "healthy");
     assert!(s["refresh_in_progress"].is_null());
     assert_eq!(s["token"]["generation"], 2);
@@ -264,7 +241,7 @@ fn sigkill_in_the_middle_of_a_refresh_leaves_a_readable_vault() {
 /// a lost response, not a mystery.
 #[test]
 fn a_refresh_cut_short_by_a_crash_reads_as_a_lost_response() {
-    let (home, sim) = connected("linear", "1");
+    let (home, sim) = signed_in_at("linear", "1");
     sim.faults(json!({"hold_next_refresh_secs": 10}));
     let mut child = home.cmd().args(["refresh", "linear"]).spawn().unwrap();
     let start = std::time::Instant::now();
@@ -279,7 +256,7 @@ fn a_refresh_cut_short_by_a_crash_reads_as_a_lost_response() {
     child.wait().unwrap();
     let out = home.run(&["refresh", "linear"]);
     assert_eq!(out.status, 1, "{}", out.stderr);
-    let s = status(&home, "linear");
+    let s = home.status("linear");
     assert_eq!(s["diagnosis"], "invalid_grant.lost_response", "{s}");
     assert!(s["refresh_in_progress"].is_null(), "{s}");
 }
@@ -288,11 +265,10 @@ fn a_refresh_cut_short_by_a_crash_reads_as_a_lost_response() {
 /// orphans` lists (read back from the server, RFC 7592) and `--delete` deletes there.
 #[test]
 fn an_orphan_is_read_back_then_deleted_at_the_server() {
-    let (home, sim) = connected("generic", "1");
+    let (home, sim) = signed_in_at("generic", "1");
     let out = Run::of(
-        home.cmd()
-            .args(["login", "generic", "--reregister", "--timeout", "20"])
-            .env("BROWSER", common::browser())
+        home.login_cmd("generic")
+            .arg("--reregister")
             .output()
             .unwrap(),
     )
@@ -321,7 +297,7 @@ fn an_orphan_is_read_back_then_deleted_at_the_server() {
     let after: Value = serde_json::from_str(&home.run(&["orphans", "--json"]).ok().stdout).unwrap();
     assert_eq!(after, json!([]));
     // The connection works on its new client.
-    assert_eq!(status(&home, "generic")["state"], "healthy");
+    assert_eq!(home.status("generic")["state"], "healthy");
     home.run(&["refresh", "generic"]).ok();
 }
 
@@ -351,11 +327,7 @@ fn serve_json(body: impl Fn(u16) -> String + Send + 'static) -> u16 {
 #[test]
 fn a_client_id_metadata_document_signs_in_without_registering() {
     let sim = Sim::start_with("generic", "1", &["--cimd"]);
-    let callback = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let callback = free_port();
     let doc_port = serve_json(move |port| {
         json!({
             "client_id": format!("http://127.0.0.1:{port}/client.json"),
@@ -370,30 +342,22 @@ fn a_client_id_metadata_document_signs_in_without_registering() {
     let home = Home::new();
     home.run(&["add", "cimd", &sim.mcp_url]).ok();
     let out = Run::of(
-        home.cmd()
-            .args([
-                "login",
-                "cimd",
-                "--client-metadata-url",
-                &doc_url,
-                "--timeout",
-                "20",
-            ])
-            .env("BROWSER", common::browser())
+        home.login_cmd("cimd")
+            .args(["--client-metadata-url", &doc_url])
             .output()
             .unwrap(),
     )
     .ok();
     assert!(out.stdout.contains("Authorized"), "{}", out.stderr);
-    let s = status(&home, "cimd");
+    let s = home.status("cimd");
     assert_eq!(s["registrations"][0]["method"], "cimd", "{s}");
     let totals = &sim.stats()["totals"];
     assert_eq!(totals["registrations"], 0, "{totals}");
     assert_eq!(totals["metadata_document_clients"], 1, "{totals}");
     home.run(&["refresh", "cimd"]).ok();
-    assert_eq!(status(&home, "cimd")["token"]["generation"], 2);
+    assert_eq!(home.status("cimd")["token"]["generation"], 2);
     // A later login reuses it.
-    login(&home, "cimd").ok();
+    home.login("cimd").ok();
     assert_eq!(sim.stats()["totals"]["metadata_document_clients"], 1);
     assert_eq!(sim.stats()["totals"]["registrations"], 0);
     // A document that names another client, or no loopback redirect, is refused and
@@ -463,10 +427,7 @@ fn the_browser_is_started_without_the_vault_key() {
     )
     .ok();
     let seen = home.path().join("browser-env");
-    let browser = format!(
-        "{}/../../tests/fixtures/env-browser",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let browser = support::repo().join("tests/fixtures/env-browser");
     let out = Run::of(
         with_key(&["login", "generic", "--timeout", "20"])
             .env("BROWSER", browser)
@@ -489,7 +450,7 @@ fn the_browser_is_started_without_the_vault_key() {
 fn login_errors_are_clear() {
     let home = Home::new();
     home.run(&["add", "nowhere", "http://127.0.0.1:9/mcp"]).ok();
-    let out = login(&home, "nowhere");
+    let out = home.login("nowhere");
     assert_eq!(out.status, 1);
     assert!(
         out.stderr.contains("upstream_unreachable"),
@@ -498,14 +459,14 @@ fn login_errors_are_clear() {
     );
     home.run(&["add", "open", "http://127.0.0.1:9/mcp", "--no-auth"])
         .ok();
-    let out = login(&home, "open");
+    let out = home.login("open");
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("not OAuth"), "{}", out.stderr);
 }
 
 #[test]
 fn a_vault_restored_from_an_old_backup_is_diagnosed_as_reuse() {
-    let (home, sim) = connected("linear", "3600");
+    let (home, sim) = signed_in_at("linear", "3600");
     let backup = std::fs::read(home.vault_file()).unwrap();
     home.run(&["refresh", "linear"]).ok();
     // The user restores yesterday's vault: its refresh token is the one tether spent.
@@ -517,7 +478,7 @@ fn a_vault_restored_from_an_old_backup_is_diagnosed_as_reuse() {
         "{}",
         out.stderr
     );
-    let s = status(&home, "linear");
+    let s = home.status("linear");
     assert_eq!(s["diagnosis"], "invalid_grant.reused");
     // Named before sending: the spent token never reached the server, so it revoked nothing.
     assert_eq!(sim.stats()["totals"]["family_revocations"], 0);
@@ -525,7 +486,7 @@ fn a_vault_restored_from_an_old_backup_is_diagnosed_as_reuse() {
 
 #[test]
 fn a_removed_connection_leaves_no_refresh_mark_behind() {
-    let (home, sim) = connected("linear", "3600");
+    let (home, sim) = signed_in_at("linear", "3600");
     for _ in 0..3 {
         home.run(&["refresh", "linear"]).ok();
     }
@@ -535,9 +496,9 @@ fn a_removed_connection_leaves_no_refresh_mark_behind() {
     assert!(!mark.exists(), "the mark outlived its connection");
     // A new connection of the same name starts afresh and refreshes normally.
     home.run(&["add", "linear", &sim.mcp_url]).ok();
-    login(&home, "linear").ok();
+    home.login("linear").ok();
     home.run(&["refresh", "linear"]).ok();
-    let s = status(&home, "linear");
+    let s = home.status("linear");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["generation"], 2);
 }
@@ -547,7 +508,7 @@ fn a_removed_connection_leaves_no_refresh_mark_behind() {
 /// the refresh that triggered it succeeds.
 #[test]
 fn a_token_call_reset_before_any_answer_is_sent_once_more() {
-    let (home, sim) = connected("linear", "3600");
+    let (home, sim) = signed_in_at("linear", "3600");
     sim.faults(serde_json::json!({"reset_token_calls": 1}));
     let out = home.run(&["refresh", "linear"]);
     assert_eq!(out.status, 0, "{}", out.stderr);
@@ -555,7 +516,7 @@ fn a_token_call_reset_before_any_answer_is_sent_once_more() {
     assert_eq!(totals["faults_injected"], 1, "{totals}");
     assert_eq!(totals["refresh_grants"], 1, "{totals}");
     assert_eq!(totals["invalid_grant_responses"], 0, "{totals}");
-    let s = status(&home, "linear");
+    let s = home.status("linear");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["generation"], 2);
     // Once only: a second reset fails the refresh, which keeps its refresh token.
@@ -564,5 +525,5 @@ fn a_token_call_reset_before_any_answer_is_sent_once_more() {
     assert_ne!(out.status, 0, "{}", out.stdout);
     assert_eq!(sim.stats()["totals"]["faults_injected"], 3);
     home.run(&["refresh", "linear"]).ok();
-    assert_eq!(status(&home, "linear")["token"]["generation"], 3);
+    assert_eq!(home.status("linear")["token"]["generation"], 3);
 }

@@ -4,16 +4,15 @@
 //! `server-everything` (an upstream with no auth). Each session runs initialize →
 //! tools/list → tools/call → a streaming tools/call with progress notifications, in rounds.
 
-mod common;
-#[path = "peers/support.rs"]
-mod peers;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{Home, Serve, assert_no_tokens, secret_for, signed_in_at};
 use serde_json::{Value, json};
+
+use crate::support::{Home, Serve, assert_no_tokens, free_port, peers, secret_for, signed_in_at};
 
 /// Runs `sdk-client.mjs` with `plan`, with the environment `home` gives tether (the stdio
 /// transport passes it on to the `tether stdio` it launches) and `env`, and returns its
@@ -116,7 +115,7 @@ fn the_sdk_client_launches_the_stdio_bridge() {
     };
     let (home, sim) = signed_in_at("generic", "1");
     let mut plan = sim_plan(2, 0);
-    plan["command"] = json!([common::bin(), "stdio", "generic", "--client", "sdk-stdio"]);
+    plan["command"] = json!([support::bin(), "stdio", "generic", "--client", "sdk-stdio"]);
     // A port no tether serves: the bridge runs its own engine and proxy.
     let report = sdk_client(&node, &home, &[("TETHER_BIND", "127.0.0.1:9")], plan);
     assert_eq!(report["server"]["name"], "tether-sim-generic");
@@ -144,11 +143,7 @@ impl Everything {
     }
 
     fn start_once(node: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut child = Command::new(node)
             .arg(
                 peers::dir()

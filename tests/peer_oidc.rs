@@ -8,23 +8,18 @@
 //! Everything a user does goes through the `tether` binary; the engine test drives the
 //! library's engine exactly as `tether serve` does. Needs `tests/peers/install.sh`.
 
-mod common;
-#[path = "peers/support.rs"]
-mod peers;
+mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Home, Run};
 use serde_json::{Value, json};
-use tether_core::config::{Config, KeySourceChoice};
 use tether_core::engine::{Engine, EngineOptions, ProxyStatus};
 use tether_core::oauth::authorize::Browser;
 use tether_core::oauth::refresh::Credential;
-use tether_core::paths::Paths;
-use tether_core::vault::Vault;
+
+use crate::support::{Home, Run, peers, vault_at};
 
 /// The oidc-provider peer, stopped when dropped.
 struct Peer {
@@ -86,18 +81,9 @@ impl Drop for Peer {
     }
 }
 
+/// `tether login NAME` through the peer's scripted consent.
 fn login(home: &Home, name: &str) -> Run {
-    Run::of(
-        home.cmd()
-            .args(["login", name, "--timeout", "20"])
-            .env("BROWSER", peers::dir().join("browser"))
-            .output()
-            .unwrap(),
-    )
-}
-
-fn status(home: &Home, name: &str) -> Value {
-    serde_json::from_str(&home.run(&["status", name, "--json"]).ok().stdout).unwrap()
+    home.login_via(name, peers::dir().join("browser"))
 }
 
 /// A home with connection `oidc` added and logged in through the scripted consent.
@@ -107,12 +93,6 @@ fn connected(peer: &Peer) -> Home {
     let out = login(&home, "oidc").ok();
     assert!(out.stdout.contains("Authorized 'oidc'"), "{}", out.stdout);
     home
-}
-
-fn vault_at(home: &Path) -> Vault {
-    let mut config = Config::default();
-    config.vault.key_source = KeySourceChoice::File;
-    Vault::open(&Paths::under(home.to_path_buf()), &config).unwrap()
 }
 
 /// One `tools/call echo` with `token`: the HTTP status, and the echoed text on success.
@@ -147,7 +127,7 @@ fn refresh_grants(peer: &Peer) -> u64 {
 fn login_registers_a_client_and_gets_a_rotating_grant_for_the_mcp_resource() {
     let Some(peer) = Peer::start() else { return };
     let home = connected(&peer);
-    let s = status(&home, "oidc");
+    let s = home.status("oidc");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["issuer"], peer.issuer.as_str());
     assert_eq!(s["token"]["generation"], 1);
@@ -223,7 +203,7 @@ async fn the_engine_keeps_three_second_tokens_fresh_for_a_busy_client() {
     let stats = peer.stats();
     assert_eq!(stats["grant_errors"], json!([]), "no refresh was refused");
     assert_eq!(stats["mcp"]["ok"].as_u64().unwrap(), calls);
-    let s = status(&home, "oidc");
+    let s = home.status("oidc");
     assert_eq!(s["state"], "healthy");
     assert_eq!(s["token"]["generation"].as_u64().unwrap(), 1 + refreshed);
 }
@@ -242,11 +222,11 @@ fn a_lost_refresh_response_is_diagnosed_as_lost_response() {
         "{}",
         first.stderr
     );
-    assert_eq!(status(&home, "oidc")["state"], "degraded");
+    assert_eq!(home.status("oidc")["state"], "degraded");
 
     let second = home.run(&["refresh", "oidc"]);
     assert_eq!(second.status, 1);
-    let s = status(&home, "oidc");
+    let s = home.status("oidc");
     assert_eq!(s["state"], "needs-reauth");
     assert_eq!(s["diagnosis"], "invalid_grant.lost_response");
     // The server's side of it: the replay of the rotated token revoked the grant.
@@ -257,7 +237,7 @@ fn a_lost_refresh_response_is_diagnosed_as_lost_response() {
 
     let healed = login(&home, "oidc").ok();
     assert!(healed.stdout.contains("Authorized"), "{}", healed.stdout);
-    assert_eq!(status(&home, "oidc")["state"], "healthy");
+    assert_eq!(home.status("oidc")["state"], "healthy");
 }
 
 /// An old copy of tether's refresh token is presented after tether rotated past it: once
@@ -282,7 +262,7 @@ fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() 
     std::fs::write(home.vault_file(), &backup).unwrap();
     let out = home.run(&["refresh", "oidc"]);
     assert_eq!(out.status, 1, "{}", out.stderr);
-    let s = status(&home, "oidc");
+    let s = home.status("oidc");
     assert_eq!(s["state"], "needs-reauth");
     assert_eq!(s["diagnosis"], "invalid_grant.reused");
     let evidence = &s["history"].as_array().unwrap().last().unwrap()["evidence"];
@@ -321,12 +301,12 @@ fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() 
     assert_eq!(peer.stats()["reuse_detected"], 1);
     let out = home.run(&["refresh", "oidc"]);
     assert_eq!(out.status, 1, "{}", out.stderr);
-    let s = status(&home, "oidc");
+    let s = home.status("oidc");
     assert_eq!(s["state"], "needs-reauth");
     assert_eq!(s["diagnosis"], "invalid_grant.rotated_elsewhere");
 
     login(&home, "oidc").ok();
-    assert_eq!(status(&home, "oidc")["state"], "healthy");
+    assert_eq!(home.status("oidc")["state"], "healthy");
 }
 
 /// The same through `tether serve`, as an MCP client uses it: every call goes to the local
@@ -336,8 +316,8 @@ fn a_replayed_old_refresh_token_revokes_the_grant_and_tether_asks_for_a_login() 
 async fn the_proxy_carries_a_busy_client_across_expiries() {
     let Some(peer) = Peer::start() else { return };
     let home = connected(&peer);
-    let secret = common::secret_for(&home, "oidc", "busy");
-    let serve = common::Serve::start(&home);
+    let secret = support::secret_for(&home, "oidc", "busy");
+    let serve = support::Serve::start(&home);
     let url = format!("{}/s/{secret}/mcp", serve.base);
     let http = reqwest::Client::new();
     let before = refresh_grants(&peer);
@@ -362,5 +342,5 @@ async fn the_proxy_carries_a_busy_client_across_expiries() {
         stats["mcp"]["unauthorized"], refused_before,
         "no call met an expired token"
     );
-    common::assert_no_tokens(&serve.stop());
+    support::assert_no_tokens(&serve.stop());
 }

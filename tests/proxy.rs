@@ -3,27 +3,18 @@
 //! on an upstream 401 (GitHub-style eviction), JSON-RPC errors that name the diagnosis,
 //! and every kind of bad input — none of which may crash it or leak a token.
 
-mod common;
-#[path = "sim_support/mod.rs"]
-mod sim_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{Home, Serve, assert_no_tokens, secret_for};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tether_sim::{Profile, SimHandle, SimOptions};
 
-async fn connected(profile: Profile, time_scale: f64) -> (SimHandle, Home) {
-    common::signed_in_here(profile, time_scale).await
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
+use crate::support::{
+    Home, Run, Serve, assert_no_tokens, free_port, http, list_tools, oauth_client, secret_for,
+    signed_in, signed_in_at, signed_in_here,
+};
 
 async fn rpc(url: &str, body: Value) -> reqwest::Response {
     http()
@@ -53,13 +44,9 @@ fn raw_exchange(base: &str, request: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-fn list_tools() -> Value {
-    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_reach_the_upstream_with_tethers_token_only() {
-    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     let secret = secret_for(&home, "generic", "cursor");
     let serve = Serve::start(&home);
     let mut seen = String::new();
@@ -148,8 +135,7 @@ async fn clients_reach_the_upstream_with_tethers_token_only() {
         "a downstream secret reached the log"
     );
     // The clients it served are in the vault for a terminal UI in another process.
-    let status: Value =
-        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    let status: Value = home.status("generic");
     let seen_at = status["clients_last_seen"]["claude-code"]
         .as_str()
         .unwrap_or_default();
@@ -159,7 +145,7 @@ async fn clients_reach_the_upstream_with_tethers_token_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guard_refuses_rebinding_and_oversized_bodies() {
-    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     std::fs::write(
         home.path().join("config.toml"),
         "[proxy]\nmax_body_bytes = 1024\nallowed_origins = [\"https://app.example.com\"]\n",
@@ -250,7 +236,7 @@ async fn the_guard_refuses_rebinding_and_oversized_bodies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_and_stragglers_are_refused_before_their_bodies_are_read() {
-    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     std::fs::write(
         home.path().join("config.toml"),
         "[proxy]\nmax_body_bytes = 1024\nrequest_timeout_secs = 1\n",
@@ -334,7 +320,7 @@ async fn strangers_and_stragglers_are_refused_before_their_bodies_are_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_events_arrive_as_the_upstream_sends_them() {
-    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     let secret = secret_for(&home, "generic", "cursor");
     let serve = Serve::start(&home);
     let url = format!("{}/s/{secret}/mcp", serve.base);
@@ -370,7 +356,7 @@ async fn sse_events_arrive_as_the_upstream_sends_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_lets_calls_in_flight_finish_and_takes_no_new_ones() {
-    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     let secret = secret_for(&home, "generic", "cursor");
     let serve = Serve::start(&home);
     let url = format!("{}/s/{secret}/mcp", serve.base);
@@ -415,14 +401,10 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
         .await
         .unwrap();
     // The app's redirect URI, on a port free right now (tether listens there to log in).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
-    let registered: Value = sim_support::http()
-        .post(sim_support::endpoint(&sim, "register"))
+    let registered: Value = http()
+        .post(oauth_client::endpoint(&sim, "register"))
         .json(&json!({
             "client_name": "the GitHub app",
             "redirect_uris": [redirect],
@@ -437,7 +419,7 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
         .unwrap();
     let client_id = registered["client_id"].as_str().unwrap().to_string();
     let home = Home::new();
-    common::Run::of(
+    Run::of(
         home.cmd()
             .args([
                 "add",
@@ -451,13 +433,7 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
             .unwrap(),
     )
     .ok();
-    let login = home
-        .cmd()
-        .args(["login", "app", "--timeout", "20"])
-        .env("BROWSER", common::browser())
-        .output()
-        .unwrap();
-    assert!(login.status.success(), "{login:?}");
+    home.login("app").ok();
     let secret = secret_for(&home, "app", "cursor");
     let serve = Serve::start(&home);
     let url = format!("{}/s/{secret}/mcp", serve.base);
@@ -486,8 +462,7 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
     let body: Value = res.json().await.unwrap();
     assert!(body["result"]["tools"].is_array(), "{body}");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let status: Value =
-        serde_json::from_str(&home.run(&["status", "app", "--json"]).ok().stdout).unwrap();
+    let status: Value = home.status("app");
     let evicted = status["history"]
         .as_array()
         .unwrap()
@@ -501,10 +476,10 @@ async fn an_evicted_token_is_refreshed_and_the_request_retried() {
 
 /// Another MCP client of the same OAuth app signs in: authorization code + PKCE.
 async fn other_client_signs_in(sim: &SimHandle, client_id: &str, redirect: &str) {
-    let http = sim_support::http();
-    let (verifier, challenge) = sim_support::pkce();
+    let http = http();
+    let (verifier, challenge) = oauth_client::pkce();
     let mcp = sim.mcp_url().to_string();
-    let res = sim_support::authorize_raw(
+    let res = oauth_client::authorize_raw(
         &http,
         sim,
         &[
@@ -519,12 +494,12 @@ async fn other_client_signs_in(sim: &SimHandle, client_id: &str, redirect: &str)
     )
     .await;
     let location = res.headers()["location"].to_str().unwrap().to_string();
-    let code = sim_support::query(&location)["code"]
+    let code = oauth_client::query(&location)["code"]
         .as_str()
         .unwrap()
         .to_string();
     let res = http
-        .post(sim_support::endpoint(sim, "token"))
+        .post(oauth_client::endpoint(sim, "token"))
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
@@ -541,14 +516,14 @@ async fn other_client_signs_in(sim: &SimHandle, client_id: &str, redirect: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_grant_is_explained_to_the_client_not_challenged() {
-    let (sim, home) = connected(Profile::Linear, 1.0).await;
+    let (sim, home) = signed_in_here(Profile::Linear, 1.0).await;
     let secret = secret_for(&home, "linear", "cursor");
     let serve = Serve::start(&home);
     let url = format!("{}/s/{secret}/mcp", serve.base);
     assert_eq!(rpc(&url, list_tools()).await.status(), 200);
     // The user revoked tether's access in the service's settings.
-    let revoked = sim_support::http()
-        .post(sim_support::url(&sim, "/__sim/revoke-all"))
+    let revoked = http()
+        .post(oauth_client::url(&sim, "/__sim/revoke-all"))
         .send()
         .await
         .unwrap();
@@ -624,7 +599,7 @@ async fn unreachable_and_slow_upstreams_are_named() {
 async fn fifty_clients_ride_through_two_second_tokens() {
     const SECONDS: u64 = 20;
     // Linear's one-hour tokens live two seconds; refresh tokens rotate and reuse kills the grant.
-    let (sim, home) = connected(Profile::Linear, 1800.0).await;
+    let (sim, home) = signed_in_here(Profile::Linear, 1800.0).await;
     let secret = secret_for(&home, "linear", "load");
     let serve = Serve::start(&home);
     let url = format!("{}/s/{secret}/mcp", serve.base);
@@ -671,8 +646,7 @@ async fn fifty_clients_ride_through_two_second_tokens() {
     // The scheduler goes on refreshing every two seconds: the server's count and the
     // generation are read until no refresh fell between the readings.
     let generation_now = || {
-        let status: Value =
-            serde_json::from_str(&home.run(&["status", "linear", "--json"]).ok().stdout).unwrap();
+        let status: Value = home.status("linear");
         status["token"]["generation"].as_u64().unwrap()
     };
     // A refresh the server counted may still be on its way into the vault: read again a
@@ -707,7 +681,7 @@ async fn fifty_clients_ride_through_two_second_tokens() {
 /// and the next `tether login` asks for it too (the union) — after which the call works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_needing_more_scope_steps_up_at_the_next_sign_in() {
-    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     let secret = secret_for(&home, "generic", "cursor");
     let serve = Serve::start(&home);
     let url = format!("{}/s/{secret}/mcp", serve.base);
@@ -718,10 +692,7 @@ async fn a_call_needing_more_scope_steps_up_at_the_next_sign_in() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("mcp:admin"), "{message}");
     assert!(message.contains("Run `tether login generic`"), "{message}");
-    let status = |home: &Home| -> Value {
-        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap()
-    };
-    let before = status(&home);
+    let before = home.status("generic");
     assert!(
         before["step_up"]["scopes"]
             .to_string()
@@ -737,14 +708,8 @@ async fn a_call_needing_more_scope_steps_up_at_the_next_sign_in() {
         "{before}"
     );
     // The sign-in asks for what it asked before and the scope wanted.
-    let login = home
-        .cmd()
-        .args(["login", "generic", "--timeout", "20"])
-        .env("BROWSER", common::browser())
-        .output()
-        .unwrap();
-    assert!(login.status.success(), "{login:?}");
-    let after = status(&home);
+    home.login("generic").ok();
+    let after = home.status("generic");
     let granted = after["token"]["scope"].as_str().unwrap().to_string();
     for scope in ["mcp:read", "mcp:admin", "offline_access"] {
         assert!(granted.contains(scope), "{scope} missing from {granted}");
@@ -799,8 +764,7 @@ async fn a_rejected_api_key_is_explained() {
     rpc(&format!("{}/s/{secret}/mcp", serve.base), list_tools()).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let rejections = loop {
-        let status: Value =
-            serde_json::from_str(&home.run(&["status", "keyed", "--json"]).ok().stdout).unwrap();
+        let status: Value = home.status("keyed");
         let rejections = status["history"]
             .as_array()
             .unwrap()
@@ -822,7 +786,7 @@ async fn a_rejected_api_key_is_explained() {
 /// oversized head, and an HTTP/2 client by prior knowledge (served by hyper).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_http_client_is_served_and_ambiguity_refused() {
-    let (sim, home) = connected(Profile::Generic, 1.0).await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     let secret = secret_for(&home, "generic", "raw");
     let serve = Serve::start(&home);
     let base = serve.base.clone();
@@ -980,8 +944,7 @@ async fn every_kind_of_http_client_is_served_and_ambiguity_refused() {
 /// The README's table of JSON-RPC error codes is the one in the code, row for row.
 #[test]
 fn the_documented_error_codes_are_the_ones_answered() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let readme = std::fs::read_to_string(support::repo().join("README.md")).unwrap();
     let rows: Vec<&str> = readme
         .lines()
         .map(str::trim)
@@ -1002,7 +965,7 @@ fn the_documented_error_codes_are_the_ones_answered() {
 #[tokio::test]
 async fn an_unreachable_authorization_server_is_answered_as_unreachable() {
     // An hour lasts a second here: the token is soon expired.
-    let (home, sim) = common::signed_in_at("generic", "3600");
+    let (home, sim) = signed_in_at("generic", "3600");
     let secret = secret_for(&home, "generic", "cursor");
     sim.faults(serde_json::json!({"fail_token_calls": 1000}));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -1021,7 +984,7 @@ async fn an_unreachable_authorization_server_is_answered_as_unreachable() {
 /// of "healthy".
 #[tokio::test]
 async fn a_refused_token_with_no_refresh_token_shows_as_needing_a_sign_in() {
-    let (home, sim) = common::signed_in("todoist");
+    let (home, sim) = signed_in("todoist");
     let secret = secret_for(&home, "todoist", "cursor");
     let serve = Serve::start(&home);
     let url = format!("{}/s/{secret}/mcp", serve.base);

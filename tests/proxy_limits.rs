@@ -5,29 +5,19 @@
 //! caller without a secret, an oversized body answered 413 (never a reset), and a slow tool
 //! waited for while a slow non-tool call is named for what it is.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Home, Serve, secret_for};
 use serde_json::{Value, json};
-use tether_sim::{Profile, SimHandle};
+use tether_sim::Profile;
 
-async fn connected() -> (SimHandle, Home) {
-    common::signed_in_here(Profile::Generic, 1.0).await
-}
+use crate::support::{Home, Serve, http, list_tools, secret_for, signed_in_here};
 
 fn config(home: &Home, proxy: &str) {
     std::fs::write(home.path().join("config.toml"), format!("[proxy]\n{proxy}")).unwrap();
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
 }
 
 /// A `tools/list` call on the 2026-07-28 wire.
@@ -38,10 +28,6 @@ fn listing(client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/list")
         .json(&list_tools())
-}
-
-fn list_tools() -> Value {
-    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})
 }
 
 fn connect(base: &str) -> TcpStream {
@@ -90,7 +76,7 @@ fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_and_malformed_hosts_are_refused() {
-    let (sim, home) = connected().await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     let secret = secret_for(&home, "generic", "cursor");
     let serve = Serve::start(&home);
     let base = serve.base.clone();
@@ -171,7 +157,7 @@ async fn duplicate_and_malformed_hosts_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_client_is_refused_at_its_very_next_request() {
-    let (sim, home) = connected().await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     let labels = ["one", "two", "three", "four"];
     let secrets: Vec<String> = labels
         .iter()
@@ -324,7 +310,7 @@ fn a_public_bind_without_public_names_is_refused_with_the_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_named_endpoints_give_away_no_names_without_a_secret() {
-    let (sim, home) = connected().await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     let secret = secret_for(&home, "generic", "cursor");
     let serve = Serve::start(&home);
     let base = serve.base.clone();
@@ -384,7 +370,7 @@ async fn metrics_and_named_endpoints_give_away_no_names_without_a_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_is_answered_413_never_reset() {
-    let (sim, home) = connected().await;
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     let limit = 1024 * 1024;
     config(&home, &format!("max_body_bytes = {limit}\n"));
     let secret = secret_for(&home, "generic", "cursor");

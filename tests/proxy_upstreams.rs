@@ -4,13 +4,12 @@
 //! answer or after a short idle time; and every framing an HTTP/1.1 answer may take,
 //! well-formed and not. All are written here over real sockets; tether is the real binary.
 
-mod common;
+mod support;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{Home, Serve, secret_for};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, Version};
@@ -18,6 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::support::{Home, Serve, secret_for};
 
 const TOOLS: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#;
 

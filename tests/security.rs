@@ -7,8 +7,7 @@
 //!
 //! Terminal escapes in what servers say: they reach the screen escaped, never raw.
 
-mod common;
-mod discovery_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -66,7 +65,7 @@ fn answer(stream: std::net::TcpStream, log: &Mutex<Vec<String>>) {
 #[test]
 fn serve_refuses_a_port_held_by_an_impostor_and_says_who_holds_it() {
     let squatter = Squatter::start();
-    let home = common::Home::new();
+    let home = support::Home::new();
     let out = home.run(&["serve", "--bind", &squatter.addr]);
     assert_eq!(out.status, 1, "{}", out.stderr);
     assert!(
@@ -88,10 +87,10 @@ fn serve_refuses_a_port_held_by_an_impostor_and_says_who_holds_it() {
 
 #[test]
 fn a_tether_over_another_vault_is_a_stranger_too() {
-    let theirs = common::Home::new();
-    let serve = common::Serve::start(&theirs);
+    let theirs = support::Home::new();
+    let serve = support::Serve::start(&theirs);
     let addr = serve.base.trim_start_matches("http://").to_string();
-    let ours = common::Home::new();
+    let ours = support::Home::new();
     let out = ours.run(&["serve", "--bind", &addr]);
     assert_eq!(out.status, 1, "{}", out.stderr);
     assert!(
@@ -114,7 +113,7 @@ fn a_tether_over_another_vault_is_a_stranger_too() {
 #[test]
 fn doctor_fails_the_proxy_check_when_an_impostor_holds_the_port() {
     let squatter = Squatter::start();
-    let home = common::Home::new();
+    let home = support::Home::new();
     home.run(&["add", "local", "http://127.0.0.1:9/mcp", "--no-auth"])
         .ok();
     let out = home
@@ -142,14 +141,14 @@ fn doctor_fails_the_proxy_check_when_an_impostor_holds_the_port() {
 
 #[test]
 fn stdio_sends_an_impostor_nothing_and_serves_its_session_itself() {
-    let (home, _sim) = common::signed_in("generic");
+    let (home, _sim) = support::signed_in("generic");
     let squatter = Squatter::start();
-    let out = common::stdio_session(
+    let out = support::stdio_session(
         &home,
         "generic",
         &squatter.addr,
         &[
-            common::STDIO_INITIALIZE,
+            support::STDIO_INITIALIZE,
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
         ],
     );
@@ -175,7 +174,7 @@ const EVIL: &str = "\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn escapes_in_metadata_and_errors_reach_the_terminal_escaped() {
-    use discovery_support::{Reply, Site, as_doc};
+    use crate::support::site::{Reply, Site, as_doc};
     let site = Site::start().await;
     let prm = site.url("/prm");
     site.post(
@@ -207,7 +206,7 @@ async fn escapes_in_metadata_and_errors_reach_the_terminal_escaped() {
         )
         .with("content-type", "application/json"),
     );
-    let home = common::Home::new();
+    let home = support::Home::new();
     let url = site.url("/mcp");
     let mut shown = String::new();
     for args in [

@@ -1,14 +1,16 @@
 //! Fault knobs and revocation on the simulated OAuth server: failing token calls (500,
 //! 429, timeout), missing metadata documents, RFC 7009 and "the user revoked the app".
 
-mod sim_support;
+mod support;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sim_support::*;
 use tether_sim::{FailKind, FaultPlan, Profile, SimOptions};
+
+use crate::support::http;
+use crate::support::oauth_client::*;
 
 async fn status_of(http: &reqwest::Client, u: &str) -> StatusCode {
     http.get(u).send().await.unwrap().status()

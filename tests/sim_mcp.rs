@@ -2,15 +2,17 @@
 //! over JSON and SSE, step-up on insufficient scope, the GET stream — and `tether sim`
 //! run as a real process.
 
-mod sim_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sim_support::*;
 use tether_sim::Profile;
+
+use crate::support::http;
+use crate::support::oauth_client::*;
 
 const BOTH: &str = "application/json, text/event-stream";
 
@@ -458,7 +460,7 @@ async fn tether_sim_refuses_bad_flags_in_one_line() {
         (vec!["--fail-kind", "503"], "'503'"),
         (vec!["--issuer-path", "oauth"], "'oauth'"),
     ] {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        let out = tokio::process::Command::new(support::bin())
             .arg("sim")
             .args(&args)
             .output()
@@ -530,7 +532,7 @@ async fn the_fault_flags_set_the_plan() {
 /// MCP URL.
 async fn tether_sim(args: &[&str]) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+    let mut child = tokio::process::Command::new(support::bin())
         .arg("sim")
         .args(args)
         .stdout(std::process::Stdio::piped())

@@ -1,12 +1,14 @@
 //! The simulator as an OAuth server: discovery documents, registration (RFC 7591/7592),
 //! the RFC 6749 error codes for bad input, revocation, and the token-endpoint faults.
 
-mod sim_support;
+mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sim_support::*;
 use tether_sim::{Profile, SimOptions};
+
+use crate::support::http;
+use crate::support::oauth_client::*;
 
 async fn get_json(http: &reqwest::Client, u: &str) -> (StatusCode, Value) {
     let resp = http.get(u).send().await.unwrap();

@@ -1,12 +1,14 @@
 //! Each provider profile's token policy, checked over loopback HTTP against the
 //! simulator's own counters, plus the time scale and the lost refresh response.
 
-mod sim_support;
+mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sim_support::*;
 use tether_sim::{FaultPlan, Profile, SimOptions};
+
+use crate::support::http;
+use crate::support::oauth_client::*;
 
 #[tokio::test]
 async fn linear_reuse_of_a_rotated_refresh_token_revokes_the_whole_grant() {

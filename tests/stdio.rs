@@ -2,20 +2,20 @@
 //! per line out (SSE progress notifications included), a clean end on EOF — with no tether
 //! serving the port, so the bridge runs its own engine and proxy.
 
-mod common;
+mod support;
 
 use serde_json::Value;
 
 /// Runs a whole session through `tether stdio generic` with the proxy address `bind`:
 /// initialize, tools/list, a streaming call, then EOF. Checks every answer and the
 /// progress notifications; returns the bridge's stderr.
-fn whole_session(home: &common::Home, sim: &common::Sim, bind: &str) -> String {
-    let out = common::stdio_session(
+fn whole_session(home: &support::Home, sim: &support::Sim, bind: &str) -> String {
+    let out = support::stdio_session(
         home,
         "generic",
         bind,
         &[
-            common::STDIO_INITIALIZE,
+            support::STDIO_INITIALIZE,
             r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
             r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"progress","arguments":{"steps":3},"_meta":{"progressToken":"p"}}}"#,
@@ -74,7 +74,7 @@ fn whole_session(home: &common::Home, sim: &common::Sim, bind: &str) -> String {
 
 #[test]
 fn the_bridge_carries_a_whole_session() {
-    let (home, sim) = common::signed_in("generic");
+    let (home, sim) = support::signed_in("generic");
     // A port no tether serves: the bridge must serve the session itself.
     let stderr = whole_session(&home, &sim, "127.0.0.1:9");
     assert!(
@@ -82,15 +82,14 @@ fn the_bridge_carries_a_whole_session() {
         "{stderr}"
     );
     // Traffic is attributed to the client label.
-    let status: Value =
-        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    let status: Value = home.status("generic");
     assert!(status["downstream_clients"].to_string().contains("desktop"));
 }
 
 #[test]
 fn the_bridge_goes_through_the_running_tether() {
-    let (home, sim) = common::signed_in("generic");
-    let serve = common::Serve::start(&home);
+    let (home, sim) = support::signed_in("generic");
+    let serve = support::Serve::start(&home);
     let bind = serve.base.trim_start_matches("http://").to_string();
     let stderr = whole_session(&home, &sim, &bind);
     assert!(
@@ -99,9 +98,8 @@ fn the_bridge_goes_through_the_running_tether() {
     );
     // The running tether served it: its log shows the calls, attributed to the client.
     let log = serve.stop();
-    common::assert_no_tokens(&log);
-    let status: Value =
-        serde_json::from_str(&home.run(&["status", "generic", "--json"]).ok().stdout).unwrap();
+    support::assert_no_tokens(&log);
+    let status: Value = home.status("generic");
     assert!(status["downstream_clients"].to_string().contains("desktop"));
 }
 
@@ -109,22 +107,22 @@ fn the_bridge_goes_through_the_running_tether() {
 /// and no line the bridge prints (to the client or to stderr) carries the endpoint secret.
 #[test]
 fn a_message_over_the_limit_is_refused_in_words_and_never_shows_the_secret() {
-    let (home, _sim) = common::signed_in("generic");
+    let (home, _sim) = support::signed_in("generic");
     std::fs::write(
         home.path().join("config.toml"),
         "[proxy]\nmax_body_bytes = 2048\n",
     )
     .unwrap();
-    let serve = common::Serve::start(&home);
+    let serve = support::Serve::start(&home);
     let bind = serve.base.trim_start_matches("http://").to_string();
-    let secret = common::secret_for(&home, "generic", "desktop");
+    let secret = support::secret_for(&home, "generic", "desktop");
     let big = "x".repeat(8 * 1024);
-    let out = common::stdio_session(
+    let out = support::stdio_session(
         &home,
         "generic",
         &bind,
         &[
-            common::STDIO_INITIALIZE.to_string(),
+            support::STDIO_INITIALIZE.to_string(),
             format!(
                 r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{big}"}}}}}}"#
             ),

@@ -3,12 +3,12 @@
 //! `.ci/run` installs tmux; elsewhere the tests say they were skipped, but under `CI=true` a
 //! missing tmux is a failure.
 
-mod common;
+mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Home, Sim};
+use crate::support::{Home, Sim};
 
 fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().expect("tmux runs");
@@ -105,7 +105,7 @@ fn a_user_drives_the_demo() {
     let command = format!(
         "TETHER_HOME='{}' DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent '{}' demo --time-scale 600",
         home.path().display(),
-        env!("CARGO_BIN_EXE_tether")
+        support::bin()
     );
     let Some(session) = start("demo", &command) else {
         return;
@@ -164,12 +164,11 @@ fn tui_with_browser_elsewhere(home: &Home, url_file: &std::path::Path) -> String
          BROWSER='{browser}' TETHER_TEST_URL_FILE='{file}' '{bin}'",
         home = home.path().display(),
         user = home.user().display(),
-        browser = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/elsewhere-browser"
-        ),
+        browser = support::repo()
+            .join("tests/fixtures/elsewhere-browser")
+            .display(),
         file = url_file.display(),
-        bin = env!("CARGO_BIN_EXE_tether"),
+        bin = support::bin(),
     )
 }
 
@@ -299,14 +298,14 @@ fn another_tether_serving_the_port_is_named_and_its_changes_show() {
     let home = Home::new();
     home.run(&["add", "first", "http://127.0.0.1:9/mcp", "--no-auth"])
         .ok();
-    let serve = common::Serve::start(&home);
+    let serve = support::Serve::start(&home);
     let bind = serve.base.trim_start_matches("http://").to_string();
     let command = format!(
         "TETHER_HOME='{home}' HOME='{user}' XDG_CONFIG_HOME='{user}/.config' TETHER_KEY_SOURCE=file \
          DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent TETHER_BIND={bind} RUST_LOG=debug '{bin}'",
         home = home.path().display(),
         user = home.user().display(),
-        bin = env!("CARGO_BIN_EXE_tether"),
+        bin = support::bin(),
     );
     let Some(session) = start("elsewhere", &command) else {
         return;
@@ -333,7 +332,7 @@ fn another_tether_serving_the_port_is_named_and_its_changes_show() {
 #[test]
 fn a_port_held_by_a_stranger_is_named_and_no_proxy_starts_elsewhere() {
     let theirs = Home::new();
-    let serve = common::Serve::start(&theirs);
+    let serve = support::Serve::start(&theirs);
     let bind = serve.base.trim_start_matches("http://").to_string();
     let home = Home::new();
     let command = format!(
@@ -341,7 +340,7 @@ fn a_port_held_by_a_stranger_is_named_and_no_proxy_starts_elsewhere() {
          DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent TETHER_BIND={bind} '{bin}'",
         home = home.path().display(),
         user = home.user().display(),
-        bin = env!("CARGO_BIN_EXE_tether"),
+        bin = support::bin(),
     );
     let Some(session) = start("stranger", &command) else {
         return;

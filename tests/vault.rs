@@ -4,7 +4,7 @@
 //! Child processes are this test binary re-run with `--ignored --exact <helper>`, so
 //! they exercise the library exactly as tether does.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -12,7 +12,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{Home, contains, files_under};
 use rand::RngExt;
 use tether_core::config::{Config, KeySourceChoice};
 use tether_core::paths::Paths;
@@ -20,6 +19,8 @@ use tether_core::secret::Secret;
 use tether_core::vault::{
     Auth, Connection, Event, EventKind, Store, TokenSet, Vault, VaultError, parse_upstream,
 };
+
+use crate::support::{Home, contains, files_under, test_name};
 
 fn config(source: KeySourceChoice) -> Config {
     let mut config = Config::default();
@@ -246,7 +247,7 @@ fn the_env_key_works_and_a_wrong_one_is_named() {
     let key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
     let other = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
     let with_key = |k: &str, args: &[&str]| {
-        common::Run::of(
+        support::Run::of(
             home.cmd()
                 .env("TETHER_KEY_SOURCE", "auto")
                 .env("TETHER_VAULT_KEY", k)
@@ -283,7 +284,7 @@ fn without_a_keyring_the_fallback_is_announced_once() {
     let home = Home::new();
     let runtime = tempfile::tempdir().unwrap();
     let auto = |args: &[&str]| {
-        common::Run::of(
+        support::Run::of(
             home.cmd()
                 .env("TETHER_KEY_SOURCE", "auto")
                 .env("XDG_RUNTIME_DIR", runtime.path())
@@ -360,13 +361,8 @@ fn child_writer() {
 
 fn spawn_child(home: &Path, id: &str, count: u64) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_writer",
-            "--nocapture",
-            "--quiet",
-        ])
+        .args(["--ignored", "--exact", "--nocapture", "--quiet"])
+        .arg(test_name(module_path!(), "child_writer"))
         .env("TETHER_TEST_CHILD_HOME", home)
         .env("TETHER_TEST_CHILD_ID", id)
         .env("TETHER_TEST_CHILD_COUNT", count.to_string())

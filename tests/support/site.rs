@@ -1,8 +1,6 @@
 //! Small loopback servers for the discovery tests: each serves exactly the documents a test
 //! gives it (everything else is 404) and remembers what it was asked.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -204,12 +202,6 @@ pub fn prm_doc(resource: &str, issuer: &str) -> Value {
         "authorization_servers": [issuer],
         "scopes_supported": ["read", "write"],
     })
-}
-
-/// The shared client as the product builds it (redirects are never followed by the
-/// client itself).
-pub fn http() -> reqwest::Client {
-    tether_core::http::client()
 }
 
 /// `(url, status)` for every URL tried, for exact comparisons.

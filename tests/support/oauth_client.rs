@@ -1,6 +1,7 @@
-//! Helpers shared by the simulator's tests: a plain reqwest OAuth client written for the
-//! tests alone (PKCE, registration, authorization, token calls) and MCP request helpers.
-#![allow(dead_code)]
+//! An OAuth client written for the tests alone, on plain reqwest (PKCE, registration,
+//! authorization, token calls), and MCP requests, to drive the simulator in this process the
+//! way a third-party client would. The tests pass it [`super::http`], which follows no
+//! redirect.
 
 use base64::Engine;
 use reqwest::{Client, Response, StatusCode};
@@ -9,14 +10,6 @@ use sha2::{Digest, Sha256};
 use tether_sim::{Profile, SimHandle, SimOptions, start};
 
 pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
-
-pub fn http() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .expect("client builds")
-}
 
 pub async fn sim(profile: Profile) -> SimHandle {
     sim_with(SimOptions::new(profile)).await
