@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::upstream::{Call, Target, UpstreamError, UpstreamResponse};
 use super::{Answer, Proxy, Reply};
-use tether_core::oauth::refresh::{AuthError, Current, Trigger};
+use tether_core::oauth::refresh::{AuthError, Current};
 use tether_core::oauth::www_authenticate;
 use tether_core::vault::{Auth, Connection, DiagnosisCode, MAX_STEP_UPS};
 
@@ -72,27 +72,19 @@ async fn forward_buffered(
         && let Ok(res) = &result
         && res.status() == StatusCode::UNAUTHORIZED
     {
-        let Some(manager) = proxy.engine.manager(name) else {
-            return auth_failure(name, &AuthError::NotFound(name.to_string()), parts, &body);
-        };
         let challenge = www_authenticate::bearer(res.headers()).unwrap_or_default();
         // Another request may have refreshed since this one took its token: then this
         // only picks up the newer token.
         // Boxed: rare, and large enough that every call would otherwise carry its state.
-        let refreshed = Box::pin(manager.refresh(Trigger::Rejected {
-            seen: current.generation,
-        }));
+        let refreshed = Box::pin(proxy.engine.refresh_rejected(name, current.generation));
         let fresh = match refreshed.await {
             Ok(fresh) => fresh,
             Err(e) => return auth_failure(name, &e, parts, &body),
         };
         if fresh.generation > current.generation && current.revoked_early() {
-            record_eviction(
-                proxy,
-                name,
-                &current,
-                challenge.error_description.as_deref(),
-            );
+            proxy
+                .engine
+                .record_eviction(name, &current, challenge.error_description.as_deref());
         }
         sent = fresh.generation;
         result = send(proxy, &target, parts, &body, &fresh, Instant::now()).await;
@@ -109,11 +101,7 @@ async fn forward_buffered(
             };
             // The client hears it must sign in again; `list`, `status` and the terminal UI
             // must say the same, not "healthy".
-            let vault = proxy.engine.vault().clone();
-            let refused = name.to_string();
-            tokio::spawn(async move {
-                tether_core::oauth::refresh::record_refused(&vault, &refused, sent).await;
-            });
+            proxy.engine.record_refused(name, sent);
             auth_failure(name, &e, parts, &body)
         }
         Ok(res) if res.status() == StatusCode::UNAUTHORIZED && api_key => {
@@ -122,11 +110,7 @@ async fn forward_buffered(
             );
             let data =
                 json!({"connection": name, "diagnosis": DiagnosisCode::TokenEvicted.as_str()});
-            let vault = proxy.engine.vault().clone();
-            let name = name.to_string();
-            tokio::spawn(async move {
-                tether_core::oauth::refresh::record_key_rejected(&vault, &name).await;
-            });
+            proxy.engine.record_key_rejected(name);
             rpc_error(
                 StatusCode::BAD_GATEWAY,
                 AUTH_ERROR,
@@ -164,15 +148,6 @@ async fn send(
     proxy.upstream.send(target, &call).await
 }
 
-fn record_eviction(proxy: &Proxy, name: &str, rejected: &Current, description: Option<&str>) {
-    let vault = proxy.engine.vault().clone();
-    let name = name.to_string();
-    let event = tether_core::oauth::refresh::eviction_event(rejected, description);
-    tokio::spawn(async move {
-        tether_core::oauth::refresh::record(&vault, &name, event).await;
-    });
-}
-
 /// A 403: passed on as it is unless it is `insufficient_scope`, which becomes a step-up —
 /// the scopes wanted are recorded for the next sign-in — and an error saying so.
 async fn insufficient_scope(
@@ -194,13 +169,10 @@ async fn insufficient_scope(
         .split_whitespace()
         .map(String::from)
         .collect();
-    let step = tether_core::oauth::authorize::want_scopes(
-        proxy.engine.vault(),
-        name,
-        needed.clone(),
-        challenge.error_description,
-    )
-    .await;
+    let step = proxy
+        .engine
+        .want_scopes(name, needed.clone(), challenge.error_description)
+        .await;
     let wanted = match &step {
         Ok(step) if !step.scopes.is_empty() => step.scopes.join(" "),
         _ => needed.join(" "),

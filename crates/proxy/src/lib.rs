@@ -1,4 +1,4 @@
-//! The local proxy (DESIGN §7, SPEC §B): one stable MCP endpoint per connection for every
+//! The local proxy: one stable MCP endpoint per connection for every
 //! local client. [`spawn`] serves it — for `tether serve`, the TUI and the stdio bridge —
 //! with tether's own HTTP/1.1 server (`server`), or hyper's for a client that opens with
 //! the HTTP/2 preface.
