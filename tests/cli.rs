@@ -3,6 +3,8 @@
 
 #[path = "cli/completions_and_man.rs"]
 mod completions_and_man;
+#[path = "cli/rename.rs"]
+mod rename;
 #[path = "cli/service.rs"]
 mod service;
 mod support;

@@ -95,7 +95,8 @@ pub async fn endpoint_secret(
                 .get_or_insert_with(|| Secret::new(random_b64(32)))
                 .clone();
             if let Some(existing) = c.access.iter().find(|a| a.label == label) {
-                return Ok((derive(&key, &name, &label, &existing.nonce), false));
+                let made_for = existing.derived_for.as_deref().unwrap_or(&name);
+                return Ok((derive(&key, made_for, &label, &existing.nonce), false));
             }
             let mut nonce = vec![0u8; 16];
             rand::fill(&mut nonce[..]);
@@ -107,6 +108,7 @@ pub async fn endpoint_secret(
                 created_at: now,
                 last_seen: None,
                 nonce,
+                derived_for: None,
             });
             c.record(Event::new(
                 now,

@@ -1,4 +1,4 @@
-//! Adding and removing connections: the one path the command line and the terminal UI
+//! Adding, renaming and removing connections: the one path the command line and the terminal UI
 //! share, so both check the same things and say the same words.
 
 use chrono::{DateTime, Utc};
@@ -57,14 +57,18 @@ pub enum ConnectionError {
     Exists(String),
     #[error("no connection named '{name}' ({known})")]
     NotFound { name: String, known: String },
+    #[error("'{0}' is already the connection's name: nothing to rename")]
+    SameName(String),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    #[error(transparent)]
+    Lock(#[from] crate::oauth::refresh::LockError),
 }
 
 impl ConnectionError {
     /// Whether the user named something wrong (as opposed to the vault failing).
     pub fn is_user_input(&self) -> bool {
-        !matches!(self, ConnectionError::Vault(_))
+        !matches!(self, ConnectionError::Vault(_) | ConnectionError::Lock(_))
     }
 }
 
@@ -197,24 +201,66 @@ pub async fn remove(vault: &Vault, name: &str) -> Result<(), ConnectionError> {
     Ok(())
 }
 
+/// Gives connection `from` the name `to`, keeping everything it holds: its grant, client
+/// registrations, history and every client's endpoint secret (a secret is derived from the
+/// name it was made under, which the rename records). Both names' refresh locks are held
+/// meanwhile, so no tether process refreshes the connection halfway through, and the
+/// refresh high-water mark moves with it. Clients that name the connection — the
+/// `/c/<name>/mcp` endpoint, `tether stdio <name>` — must be pointed at the new name.
+pub async fn rename(vault: &Vault, from: &str, to: &str) -> Result<Connection, ConnectionError> {
+    let new = ConnectionName::try_from(to.to_string())?;
+    if from == to {
+        return Err(ConnectionError::SameName(to.to_string()));
+    }
+    let lock = |name: &str| crate::oauth::refresh::lock_file(vault, name);
+    let _from_lock = crate::oauth::refresh::lock_refresh(lock(from)).await?;
+    let _to_lock = crate::oauth::refresh::lock_refresh(lock(to)).await?;
+    let (old, renamed) = (from.to_string(), new.clone());
+    let connection = vault
+        .transact_async(move |store: &mut Store| {
+            find(store, &old)?;
+            if store.get(renamed.as_str()).is_some() {
+                return Err(ConnectionError::Exists(renamed.as_str().to_string()));
+            }
+            let Some(c) = store.get_mut(&old) else {
+                return Err(not_found(store, &old));
+            };
+            c.name = renamed.clone();
+            for access in &mut c.access {
+                access.derived_for.get_or_insert_with(|| old.clone());
+            }
+            c.record(Event::new(
+                Utc::now(),
+                EventKind::Renamed,
+                format!("renamed from '{old}' to '{}'", renamed.as_str()),
+            ));
+            Ok(c.clone())
+        })
+        .await?;
+    crate::oauth::watermark::carry(vault, from, to);
+    Ok(connection)
+}
+
 /// The connection named `name`, or an error listing the ones there are.
 pub fn find<'a>(store: &'a Store, name: &str) -> Result<&'a Connection, ConnectionError> {
-    store.get(name).ok_or_else(|| {
-        let known: Vec<&str> = store
-            .connections()
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        let known = if known.is_empty() {
-            "there are none yet; add one with `tether add NAME URL`".to_string()
-        } else {
-            format!("known: {}", known.join(", "))
-        };
-        ConnectionError::NotFound {
-            name: name.to_string(),
-            known,
-        }
-    })
+    store.get(name).ok_or_else(|| not_found(store, name))
+}
+
+fn not_found(store: &Store, name: &str) -> ConnectionError {
+    let known: Vec<&str> = store
+        .connections()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let known = if known.is_empty() {
+        "there are none yet; add one with `tether add NAME URL`".to_string()
+    } else {
+        format!("known: {}", known.join(", "))
+    };
+    ConnectionError::NotFound {
+        name: name.to_string(),
+        known,
+    }
 }
 
 #[cfg(test)]

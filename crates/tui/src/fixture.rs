@@ -378,6 +378,7 @@ fn access(label: &str, now: DateTime<Utc>, seen_minutes_ago: Option<i64>) -> Cli
         created_at: now - Duration::days(12),
         last_seen: seen_minutes_ago.map(|m| now - Duration::minutes(m)),
         nonce: vec![1; 16],
+        derived_for: None,
     }
 }
 

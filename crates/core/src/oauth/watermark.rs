@@ -46,6 +46,18 @@ pub fn forget(vault: &crate::vault::Vault, name: &str) {
     }
 }
 
+/// Moves the mark of a connection renamed from `from` to `to` (under both refresh locks),
+/// so the renamed connection keeps its protection against a vault gone backwards.
+pub fn carry(vault: &crate::vault::Vault, from: &str, to: &str) {
+    let mark = |name| path(&crate::oauth::refresh::lock_file(vault, name));
+    match std::fs::rename(mark(from), mark(to)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!("could not move the refresh mark of '{from}' to '{to}': {e}");
+        }
+        _ => {}
+    }
+}
+
 pub async fn read(path: PathBuf) -> Option<Watermark> {
     let bytes = tokio::fs::read(path).await.ok()?;
     serde_json::from_slice(&bytes).ok()

@@ -250,6 +250,10 @@ pub struct ClientAccess {
     /// a different secret.
     #[serde(default)]
     pub nonce: Vec<u8>,
+    /// The connection's name when this secret was made, once it has been renamed: the
+    /// secret is derived from it, so a rename changes no client's endpoint secret.
+    #[serde(default)]
+    pub derived_for: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -44,6 +44,14 @@ pub enum Command {
         /// The connection's name.
         name: String,
     },
+    /// Give a connection a new name, keeping its sign-in, registrations, history and every
+    /// client's endpoint secret.
+    Rename {
+        /// The connection's name now.
+        name: String,
+        /// Its new name: 1 to 32 characters from a-z, 0-9 and '-'.
+        new_name: String,
+    },
     /// Run a simulated provider (OAuth server + MCP server) on 127.0.0.1 for testing.
     ///
     /// Prints the MCP URL on stdout and the admin URL on stderr; stops on Ctrl-C.
@@ -218,6 +226,52 @@ pub enum ImportSource {
     /// not be imported (each is listed with the fix), 2 for a wrong command line.
     #[command(name = "mcp-remote")]
     McpRemote(McpRemoteArgs),
+    /// Import Claude Code's MCP logins from ~/.claude/.credentials.json (object mcpOAuth;
+    /// $CLAUDE_CONFIG_DIR/.credentials.json when set). Where no system keychain is used.
+    ///
+    /// A login without its serverUrl is matched to a server of its name in ~/.claude.json
+    /// (user and project servers) or a project's .mcp.json.
+    #[command(name = "claude-code")]
+    ClaudeCode(ClientImportArgs),
+    /// Import Codex's MCP logins from $CODEX_HOME/.credentials.json (default ~/.codex),
+    /// where Codex keeps them when no keyring is available.
+    Codex(ClientImportArgs),
+    /// Import Gemini CLI's MCP logins from ~/.gemini/mcp-oauth-tokens.json.
+    Gemini(ClientImportArgs),
+    /// Import Qwen Code's MCP logins from ~/.qwen/mcp-oauth-tokens.json.
+    Qwen(ClientImportArgs),
+    /// Import opencode's MCP logins from ~/.local/share/opencode/mcp-auth.json
+    /// ($XDG_DATA_HOME/opencode when set).
+    Opencode(ClientImportArgs),
+    /// Import Copilot CLI's MCP logins from ~/.copilot/mcp-oauth-config/ (<hash>.json with
+    /// the client, <hash>.tokens.json with its tokens).
+    Copilot(ClientImportArgs),
+    /// A source tether does not know: answered with the list of those it does.
+    #[command(external_subcommand)]
+    Unknown(Vec<String>),
+}
+
+/// `tether import CLIENT`: the same options for every MCP client's store. Exits 0 when
+/// every login was imported or skipped with a reason, 1 when some could not be (each is
+/// listed with why and the fix), 2 for a wrong command line or a missing store.
+#[derive(Debug, Args)]
+pub struct ClientImportArgs {
+    /// Import only these servers' logins (their MCP URLs).
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
+    /// The client's token store, instead of its usual place.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
+    /// Name the connection (only when exactly one login is imported); default: from the
+    /// server's host, e.g. mcp.linear.app → linear.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Show what would be imported; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON instead of text (tokens and secrets masked).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

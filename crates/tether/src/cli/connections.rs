@@ -234,3 +234,19 @@ pub async fn remove(name: &str) -> anyhow::Result<()> {
     tether_core::say!("Removed connection '{name}'.");
     Ok(())
 }
+
+pub async fn rename(name: &str, new_name: &str) -> anyhow::Result<()> {
+    let vault = open_vault()?;
+    let renamed = connections::rename(&vault, name, new_name).await?;
+    tether_core::say!("Renamed connection '{name}' to '{new_name}'.");
+    if !renamed.access.is_empty() {
+        let labels: Vec<&str> = renamed.access.iter().map(|a| a.label.as_str()).collect();
+        tether_core::say!(
+            "Endpoints with the secret in the path (/s/…/mcp) keep working for {}. Clients \
+             that name the connection — /c/{name}/mcp with a bearer secret, or `tether stdio \
+             {name}` — need the new name: `tether config CLIENT {new_name} --write`.",
+            labels.join(", ")
+        );
+    }
+    Ok(())
+}

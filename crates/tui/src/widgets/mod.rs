@@ -149,6 +149,7 @@ pub fn event_word(kind: EventKind) -> &'static str {
         EventKind::ClientAdded => "client added",
         EventKind::ClientRevoked => "client revoked",
         EventKind::Rejected => "token rejected early",
+        EventKind::Renamed => "renamed",
         EventKind::Other => "other",
     }
 }

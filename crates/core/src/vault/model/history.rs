@@ -69,6 +69,8 @@ pub enum EventKind {
     ClientRevoked,
     /// The upstream refused an access token before its expiry (e.g. a per-user cap).
     Rejected,
+    /// The connection was given a new name (`tether rename`).
+    Renamed,
     /// Written by a newer tether; kept so history survives a downgrade.
     #[serde(other)]
     Other,
