@@ -8,7 +8,6 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures_util::future::join_all;
 
-use crate::cli::DemoArgs;
 use crate::errors::UserInput;
 use crate::runtime::{self, Options, Running};
 use tether_core::config::{Config, KeySourceChoice, ProxyConfig};
@@ -195,6 +194,18 @@ fn demo_connection(profile: Profile, handle: &SimHandle) -> Connection {
         format!("simulated {profile}: {}", profile.description()),
     ));
     c
+}
+
+// `tether demo`'s options (the command's description is on `cli::Command::Demo`).
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Run without a terminal UI (for scripts and tests): print the connections and their
+    /// endpoints, then serve until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    pub headless: bool,
+    /// Divide every simulated token lifetime by N, so refreshes happen while you watch.
+    #[arg(long, value_name = "N", default_value_t = 120.0)]
+    pub time_scale: f64,
 }
 
 pub async fn run(args: DemoArgs, theme: Option<String>) -> anyhow::Result<()> {

@@ -1,5 +1,7 @@
 //! The command line: every subcommand and option, as clap derive types.
 
+pub use crate::demo::DemoArgs;
+pub use crate::service::ServiceCommand;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use tether_sim::SimArgs;
 
@@ -176,36 +178,6 @@ impl Command {
     }
 }
 
-/// `tether service …`.
-#[derive(Debug, Subcommand)]
-pub enum ServiceCommand {
-    /// Write the service definition and, where the service manager runs, enable and start it.
-    Install {
-        /// Address the service listens on (default from config.toml, else 127.0.0.1:7878).
-        #[arg(long, value_name = "ADDR")]
-        bind: Option<std::net::SocketAddr>,
-        /// Replace a service definition that was edited by hand (a copy is kept).
-        #[arg(long)]
-        force: bool,
-    },
-    /// Stop the service and remove its definition.
-    Uninstall {
-        /// Remove a service definition that was edited by hand (a copy is kept).
-        #[arg(long)]
-        force: bool,
-    },
-    /// Installed, enabled, running: the pid, the address, uptime and version.
-    Status,
-    /// The service's log (the journal on Linux).
-    Logs {
-        /// Keep printing new lines as they come.
-        #[arg(short, long)]
-        follow: bool,
-    },
-    /// Restart the service (after installing a new tether binary, for instance).
-    Restart,
-}
-
 /// The shells `tether completions` writes a script for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CompletionShell {
@@ -344,17 +316,6 @@ pub struct LoginArgs {
     /// Give up waiting for the browser (or the device approval) after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Run without a terminal UI (for scripts and tests): print the connections and their
-    /// endpoints, then serve until Ctrl-C or SIGTERM.
-    #[arg(long)]
-    pub headless: bool,
-    /// Divide every simulated token lifetime by N, so refreshes happen while you watch.
-    #[arg(long, value_name = "N", default_value_t = 120.0)]
-    pub time_scale: f64,
 }
 
 #[derive(Debug, Args)]

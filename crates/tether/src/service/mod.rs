@@ -14,12 +14,41 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::cli::ServiceCommand;
 use crate::errors::bad_input;
 use tether_core::paths::Paths;
 use tether_core::printable::printable;
 use tether_core::say;
 use unit::{OnDisk, Spec};
+
+/// `tether service …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ServiceCommand {
+    /// Write the service definition and, where the service manager runs, enable and start it.
+    Install {
+        /// Address the service listens on (default from config.toml, else 127.0.0.1:7878).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<std::net::SocketAddr>,
+        /// Replace a service definition that was edited by hand (a copy is kept).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop the service and remove its definition.
+    Uninstall {
+        /// Remove a service definition that was edited by hand (a copy is kept).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Installed, enabled, running: the pid, the address, uptime and version.
+    Status,
+    /// The service's log (the journal on Linux).
+    Logs {
+        /// Keep printing new lines as they come.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Restart the service (after installing a new tether binary, for instance).
+    Restart,
+}
 
 /// The service managers tether can run under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
