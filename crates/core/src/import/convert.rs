@@ -1,4 +1,4 @@
-//! From one mcp-remote login to tether's records: the client registration it was issued to
+//! From one imported login to tether's records: the client registration it was issued to
 //! (same client id, secret, auth method and redirect URI, so neither a refresh nor a later
 //! sign-in needs a new registration) and the token set, placed in a new connection or in an
 //! existing one that has no working token.
@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::store::Login;
+use super::login::Login;
+use super::sources::Tool;
 use crate::oauth::registration;
 use crate::secret::mask;
 use crate::vault::{
@@ -14,7 +15,7 @@ use crate::vault::{
     RegistrationMethod, RegistrationStatus, TokenSet,
 };
 
-/// The registration mcp-remote stored, bound to the issuer discovery found.
+/// The registration the tool stored, bound to the issuer discovery found.
 pub fn registration(login: &Login, issuer: &str, now: DateTime<Utc>) -> ClientRegistration {
     let c = &login.client;
     ClientRegistration {
@@ -23,13 +24,13 @@ pub fn registration(login: &Login, issuer: &str, now: DateTime<Utc>) -> ClientRe
         issuer: issuer.to_string(),
         method: RegistrationMethod::Dcr,
         // Kept byte for byte: servers match redirect URIs exactly.
-        redirect_uri: c.redirect_uris.first().cloned(),
+        redirect_uri: c.redirect_uri.clone(),
         registered_at: c
-            .client_id_issued_at
+            .issued_at
             .and_then(|at| DateTime::from_timestamp(at, 0))
             .unwrap_or(now),
         secret_expires_at: c
-            .client_secret_expires_at
+            .secret_expires_at
             .filter(|at| *at > 0)
             .and_then(|at| DateTime::from_timestamp(at, 0)),
         registration_access_token: c.registration_access_token.clone(),
@@ -44,7 +45,7 @@ pub fn registration(login: &Login, issuer: &str, now: DateTime<Utc>) -> ClientRe
 
 /// Whether the login's token can still be used or refreshed.
 pub fn is_usable(login: &Login, now: DateTime<Utc>) -> bool {
-    login.tokens.refresh_token.is_some() || login.expires_at().is_none_or(|at| at > now)
+    login.tokens.refresh_token.is_some() || login.tokens.expires_at.is_none_or(|at| at > now)
 }
 
 /// Whether a connection already works without this import: an OAuth token that is neither
@@ -64,7 +65,13 @@ pub fn works(c: &Connection, now: DateTime<Utc>) -> bool {
 
 /// Puts the imported client and token into `c`, as a login would: the generation grows,
 /// older clients become legacy (or orphans once no token is bound to them).
-pub fn apply(c: &mut Connection, login: &Login, discovered: Discovered, now: DateTime<Utc>) {
+pub fn apply(
+    c: &mut Connection,
+    tool: Tool,
+    login: &Login,
+    discovered: Discovered,
+    now: DateTime<Utc>,
+) {
     let issuer = discovered.issuer.clone();
     let requested = login
         .tokens
@@ -85,7 +92,7 @@ pub fn apply(c: &mut Connection, login: &Login, discovered: Discovered, now: Dat
         c.state = ConnectionState::NeedsLogin;
     }
     registration::adopt(c, client);
-    c.record(event(c, login, &issuer, now));
+    c.record(event(c, tool, login, &issuer, now));
 }
 
 fn token_set(
@@ -101,8 +108,8 @@ fn token_set(
         access_token: t.access_token.clone(),
         refresh_token: t.refresh_token.clone(),
         scope: t.scope.clone(),
-        expires_at: login.expires_at(),
-        obtained_at: login.obtained_at().unwrap_or(now),
+        expires_at: t.expires_at,
+        obtained_at: t.obtained_at.unwrap_or(now),
         generation: previous.map(|p| p.generation + 1).unwrap_or(1),
         used_refresh_hashes: previous
             .map(|p| p.used_refresh_hashes.clone())
@@ -110,20 +117,23 @@ fn token_set(
     }
 }
 
-fn event(c: &Connection, login: &Login, issuer: &str, now: DateTime<Utc>) -> Event {
+fn event(c: &Connection, tool: Tool, login: &Login, issuer: &str, now: DateTime<Utc>) -> Event {
     let detail = match &c.token {
         Some(t) if c.state == ConnectionState::Healthy => format!(
-            "imported from mcp-remote ({}) at {issuer} (generation {})",
-            login.folder, t.generation
+            "imported from {} ({}) at {issuer} (generation {})",
+            tool.title(),
+            login.place,
+            t.generation
         ),
         _ => format!(
-            "client imported from mcp-remote ({}); its token had expired",
-            login.folder
+            "client imported from {} ({}); its token had expired",
+            tool.title(),
+            login.place
         ),
     };
     let mut event = Event::new(now, EventKind::Authorized, detail);
     event.evidence = vec![
-        Evidence::new("source", login.tokens_file.display().to_string()),
+        Evidence::new("source", login.file.display().to_string()),
         Evidence::new("issuer", issuer),
         Evidence::new("client", mask(&login.client.client_id)),
         Evidence::new(

@@ -1,14 +1,18 @@
-//! `tether import mcp-remote`: brings the logins mcp-remote stored into the vault as OAuth
-//! connections that keep their client ids, so nobody signs in again. mcp-remote's files are
-//! only read — never changed, locked or deleted.
+//! `tether import SOURCE`: brings the logins another tool stored (mcp-remote, or an MCP
+//! client's own token store) into the vault as OAuth connections that keep their client
+//! ids, so nobody signs in again. The tool's files are only read — never changed, locked or
+//! deleted.
 //!
-//! Scan the store (`store`) → recover each login's server URL from its hash (`servers`) →
-//! discover each server and check the stored client's issuer → place every login in one
-//! vault transaction (`place`, `convert`).
+//! Read the store (`store` for mcp-remote, `sources/` for the clients) into [`Login`]s →
+//! find each login's server (its own record, a client config, or mcp-remote's URL hash via
+//! `servers`) → discover each server and check the stored client belongs to its
+//! authorization server → place every login in one vault transaction (`place`, `convert`).
 
 pub mod convert;
+pub mod login;
 mod place;
 pub mod servers;
+pub mod sources;
 pub mod store;
 
 use std::path::PathBuf;
@@ -17,21 +21,27 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::oauth::discovery;
+use crate::printable::printable;
 use crate::secret::mask;
 use crate::vault::{ConnectionName, Discovered, Store, Vault};
+use login::{Login, Server};
 use servers::{Candidate, Index, Source};
-use store::Login;
+pub use sources::{Env, Tool};
 
 /// What to import, and from where.
 #[derive(Debug, Clone)]
 pub struct Request {
+    pub tool: Tool,
+    /// The store: mcp-remote's folder, a client's token file, Copilot CLI's folder.
     pub dir: PathBuf,
+    /// Home, current folder and the variables that move the stores and configs.
+    pub env: Env,
     /// When given, only these servers' logins are imported.
     pub urls: Vec<String>,
     /// The connection's name, for an import of exactly one login.
     pub name: Option<ConnectionName>,
     pub dry_run: bool,
-    /// MCP client configs to read `mcp-remote <url>` command lines from.
+    /// MCP client configs to read `mcp-remote <url>` command lines from (mcp-remote only).
     pub config_files: Vec<PathBuf>,
 }
 
@@ -50,7 +60,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     pub outcome: Outcome,
+    /// The store's key for the login: mcp-remote's hash, Claude Code's `name|hash`, a name.
     pub hash: Option<String>,
+    /// mcp-remote's version folder; for the clients, the server's name in their store.
     pub folder: Option<String>,
     pub file: Option<String>,
     pub url: Option<String>,
@@ -91,14 +103,14 @@ impl Entry {
 
     fn of_login(outcome: Outcome, login: &Login, message: impl Into<String>) -> Self {
         let mut e = Self::new(outcome, message);
-        e.hash = Some(login.hash.clone());
-        e.folder = Some(login.folder.clone());
-        e.file = Some(login.tokens_file.display().to_string());
+        e.hash = Some(login.key.clone());
+        e.folder = Some(login.place.clone());
+        e.file = Some(login.file.display().to_string());
         e.client_id = Some(mask(&login.client.client_id));
         e.access_token = Some(login.tokens.access_token.masked());
         e.has_refresh_token = login.tokens.refresh_token.is_some();
-        e.expires_at = login.expires_at();
-        e.scope = login.tokens.scope.clone();
+        e.expires_at = login.tokens.expires_at;
+        e.scope = login.tokens.scope.as_deref().map(|s| printable(s, 200));
         e
     }
 
@@ -114,6 +126,7 @@ impl Entry {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    pub source: Tool,
     pub dir: String,
     /// The version folders read, newest first.
     pub folders: Vec<String>,
@@ -126,13 +139,13 @@ pub struct Report {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error(transparent)]
-    Scan(#[from] store::ScanError),
+    Scan(#[from] login::ScanError),
     #[error(transparent)]
     BadUrl(#[from] crate::vault::InvalidUpstream),
     #[error(
-        "--name names one connection, but {0} mcp-remote logins would be imported: pass the one server's URL too (tether import mcp-remote URL --name NAME)"
+        "--name names one connection, but {count} {tool} logins would be imported: pass the one server's URL too (tether import {tool} URL --name NAME)"
     )]
-    NameNeedsOne(usize),
+    NameNeedsOne { tool: Tool, count: usize },
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
 }
@@ -158,31 +171,35 @@ pub async fn run(
     vault: &Vault,
     request: Request,
 ) -> Result<Report, ImportError> {
-    let scan = store::scan(&request.dir)?;
+    let scan = sources::scan(request.tool, &request.dir, &request.env)?;
     let current = vault.load_async().await?;
     let (index, notes) = index(&request, &current)?;
     let mut entries: Vec<Entry> = scan.problems.iter().map(problem_entry).collect();
     let selected = select(scan.logins, &index, &request, &mut entries);
     if request.name.is_some() && selected.len() != 1 {
-        return Err(ImportError::NameNeedsOne(selected.len()));
+        return Err(ImportError::NameNeedsOne {
+            tool: request.tool,
+            count: selected.len(),
+        });
     }
     let mut prepared = Vec::new();
     for (login, candidate) in selected {
-        match prepare(http, login, candidate).await {
+        match prepare(http, request.tool, login, candidate).await {
             Ok(p) => prepared.push(p),
             Err(entry) => entries.push(*entry),
         }
     }
     let now = Utc::now();
     let mut rehearsal = current.clone();
-    let planned = place::place_all(&mut rehearsal, &prepared, request.name.as_ref(), now);
+    let tool = request.tool;
+    let planned = place::place_all(&mut rehearsal, tool, &prepared, request.name.as_ref(), now);
     let placed = if request.dry_run || !planned.iter().any(|e| e.outcome == Outcome::Imported) {
         planned
     } else {
         let name = request.name.clone();
         vault
             .transact_async(move |store: &mut Store| {
-                Ok::<_, ImportError>(place::place_all(store, &prepared, name.as_ref(), now))
+                Ok::<_, ImportError>(place::place_all(store, tool, &prepared, name.as_ref(), now))
             })
             .await?
     };
@@ -197,6 +214,7 @@ pub async fn run(
         mark_generations(vault, &entries).await;
     }
     Ok(Report {
+        source: request.tool,
         dir: request.dir.display().to_string(),
         folders: scan.folders,
         dry_run: request.dry_run,
@@ -216,6 +234,9 @@ fn index(request: &Request, store: &Store) -> Result<(Index, Vec<String>), Impor
     for c in store.connections() {
         index.add_url(c.upstream.as_str(), Source::Connection(c.name.to_string()));
     }
+    if request.tool != Tool::McpRemote {
+        return Ok((index, Vec::new()));
+    }
     let notes = servers::add_client_configs(&mut index, &request.config_files)
         .into_iter()
         .map(|n| {
@@ -229,14 +250,14 @@ fn index(request: &Request, store: &Store) -> Result<(Index, Vec<String>), Impor
     Ok((index, notes))
 }
 
-fn problem_entry(p: &store::FileProblem) -> Entry {
+fn problem_entry(p: &login::FileProblem) -> Entry {
     let mut e = Entry::new(
         Outcome::Failed,
         format!("{} {}", p.file.display(), p.reason),
     )
     .with_fix(p.fix.clone());
-    e.hash = Some(p.hash.clone());
-    e.folder = Some(p.folder.clone());
+    e.hash = Some(p.key.clone()).filter(|k| !k.is_empty());
+    e.folder = Some(p.place.clone()).filter(|k| !k.is_empty());
     e.file = Some(p.file.display().to_string());
     e
 }
@@ -249,22 +270,32 @@ fn select(
     request: &Request,
     entries: &mut Vec<Entry>,
 ) -> Vec<(Login, Candidate)> {
+    let asked = |url: &str| {
+        request
+            .urls
+            .iter()
+            .any(|u| servers::spellings(u).iter().any(|s| s == url))
+    };
     let mut selected = Vec::new();
     for login in logins {
-        match index.get(&login.hash) {
-            Some(c) if request.urls.is_empty() || c.source == Source::CommandLine => {
-                selected.push((login, c.clone()))
-            }
-            Some(_) => {}
-            None if request.urls.is_empty() => entries.push(
-                Entry::of_login(
-                    Outcome::UnknownServer,
-                    &login,
-                    format!("unknown server (hash {})", login.hash),
+        let found = match &login.server {
+            Server::Hash(hash) => index.get(hash).cloned().ok_or_else(|| {
+                (
+                    format!("unknown server (hash {hash})"),
+                    format!("pass its URL: tether import {} URL", request.tool),
                 )
-                .with_fix("pass its URL: tether import mcp-remote URL"),
-            ),
-            None => {}
+            }),
+            Server::Known(c) => Ok(c.clone()),
+            Server::Unknown { reason, fix } => Err((reason.clone(), fix.clone())),
+        };
+        match found {
+            Ok(c) if request.urls.is_empty() => selected.push((login, c)),
+            Ok(c) if c.source == Source::CommandLine || asked(&c.url) => selected.push((login, c)),
+            Ok(_) => {}
+            Err((reason, fix)) if request.urls.is_empty() => {
+                entries.push(Entry::of_login(Outcome::UnknownServer, &login, reason).with_fix(fix))
+            }
+            Err(_) => {}
         }
     }
     for url in &request.urls {
@@ -272,15 +303,25 @@ fn select(
             .iter()
             .any(|(_, c)| servers::spellings(url).contains(&c.url));
         if !found {
-            let mut e = Entry::new(
-                Outcome::Failed,
-                format!(
+            let message = match request.tool {
+                Tool::McpRemote => format!(
                     "no mcp-remote login for {url} in {} (it would be named {}_tokens.json)",
                     request.dir.display(),
                     servers::Invocation::plain(url.trim()).hash()
                 ),
-            )
-            .with_fix("check the URL is spelled as in the MCP client's config, or pass --dir");
+                tool => format!(
+                    "no {} login for {url} in {}",
+                    tool.title(),
+                    request.dir.display()
+                ),
+            };
+            let fix = match request.tool {
+                Tool::McpRemote => {
+                    "check the URL is spelled as in the MCP client's config, or pass --dir"
+                }
+                _ => "check the URL is spelled as in the client's config, or pass --file",
+            };
+            let mut e = Entry::new(Outcome::Failed, message).with_fix(fix);
             e.url = Some(url.clone());
             entries.push(e);
         }
@@ -291,12 +332,13 @@ fn select(
 /// Discovery for the login's server, and the check that its client belongs there.
 async fn prepare(
     http: &reqwest::Client,
+    tool: Tool,
     login: Login,
     candidate: Candidate,
 ) -> Result<Prepared, Box<Entry>> {
     let fail = |login: &Login, message: String, fix: &str| {
         let mut e = Entry::of_login(Outcome::Failed, login, message).with_fix(fix);
-        e.url = Some(candidate.url.clone());
+        e.url = Some(printable(&candidate.url, 300));
         e.url_from = Some(candidate.source.to_string());
         Box::new(e)
     };
@@ -315,22 +357,11 @@ async fn prepare(
             ));
         }
     };
-    let stored = login
-        .client
-        .issuer
-        .as_deref()
-        .or(login.tokens.issuer.as_deref());
-    if let Some(stored) = stored
-        && stored.trim_end_matches('/') != found.issuer.trim_end_matches('/')
-    {
-        let message = format!(
-            "mcp-remote's client was registered at {stored}, but {upstream} now uses {}",
-            found.issuer
-        );
+    if let Some(message) = foreign_client(tool, &login, &upstream, &found) {
         let fix = "sign in afresh: tether add NAME URL, then tether login NAME";
         return Err(fail(&login, message, fix));
     }
-    let notes = login_notes(&login, &candidate);
+    let notes = login_notes(tool, &login, &candidate);
     Ok(Prepared {
         discovered: found.to_discovered(Utc::now()),
         login,
@@ -340,15 +371,52 @@ async fn prepare(
     })
 }
 
-fn login_notes(login: &Login, candidate: &Candidate) -> Vec<String> {
+/// Why the stored client cannot be the server's: the store names another authorization
+/// server, or another token endpoint, than discovery found.
+fn foreign_client(
+    tool: Tool,
+    login: &Login,
+    upstream: &url::Url,
+    found: &discovery::Discovery,
+) -> Option<String> {
+    let same = |a: &str, b: &str| a.trim().trim_end_matches('/') == b.trim().trim_end_matches('/');
+    if let Some(stored) = login.stored_issuer()
+        && !same(stored, &found.issuer)
+    {
+        return Some(format!(
+            "{}'s client was registered at {}, but {upstream} now uses {}",
+            tool.title(),
+            printable(stored, 200),
+            found.issuer
+        ));
+    }
+    let endpoint = found.as_metadata.token_endpoint.as_str();
+    match login.client.token_endpoint.as_deref() {
+        Some(stored) if !same(stored, endpoint) => Some(format!(
+            "{}'s client used the token endpoint {}, but {upstream} now uses {} at {endpoint}",
+            tool.title(),
+            printable(stored, 200),
+            found.issuer
+        )),
+        _ => None,
+    }
+}
+
+fn login_notes(tool: Tool, login: &Login, candidate: &Candidate) -> Vec<String> {
     let mut notes = Vec::new();
+    if login.stored_issuer().is_none() && login.client.token_endpoint.is_none() {
+        notes.push(format!(
+            "{}'s store does not say which authorization server registered this client; a refresh that the server refuses means it was another",
+            tool.title()
+        ));
+    }
     if !candidate.extras.is_empty() {
         notes.push(format!(
             "mcp-remote was also given {}; tether sends none of these",
             candidate.extras.join(", ")
         ));
     }
-    let redirect = login.client.redirect_uris.first();
+    let redirect = login.client.redirect_uri.as_ref();
     let loopback = redirect
         .and_then(|r| url::Url::parse(r).ok())
         .is_some_and(|u| u.scheme() == "http" && crate::vault::is_loopback(&u));

@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::store::Login;
+use super::login::Login;
+use super::sources::Tool;
 use super::{Entry, Outcome, Prepared, convert};
 use crate::oauth::discovery::canonical_resource;
 use crate::vault::{Connection, ConnectionName, Event, EventKind, Store};
@@ -13,18 +14,20 @@ use crate::vault::{Connection, ConnectionName, Event, EventKind, Store};
 /// Places every prepared login in `store`, deciding names against what it holds.
 pub(super) fn place_all(
     store: &mut Store,
+    tool: Tool,
     prepared: &[Prepared],
     name: Option<&ConnectionName>,
     now: DateTime<Utc>,
 ) -> Vec<Entry> {
     prepared
         .iter()
-        .map(|p| place(store, p, name, now))
+        .map(|p| place(store, tool, p, name, now))
         .collect()
 }
 
 fn place(
     store: &mut Store,
+    tool: Tool,
     p: &Prepared,
     name: Option<&ConnectionName>,
     now: DateTime<Utc>,
@@ -43,7 +46,7 @@ fn place(
             return entry;
         }
         Some(c) => c.name.to_string(),
-        None => match new_connection(store, p, name, now) {
+        None => match new_connection(store, tool, p, name, now) {
             Ok(name) => name,
             Err(message) => {
                 entry.outcome = Outcome::Failed;
@@ -53,7 +56,7 @@ fn place(
         },
     };
     let c = store.get_mut(&target).expect("placed above");
-    convert::apply(c, &p.login, p.discovered.clone(), now);
+    convert::apply(c, tool, &p.login, p.discovered.clone(), now);
     entry.message = import_message(c);
     entry.name = Some(target);
     entry
@@ -90,6 +93,7 @@ fn import_message(c: &Connection) -> String {
 /// Adds an empty connection for `p` under `name`, or one derived from the host.
 fn new_connection(
     store: &mut Store,
+    tool: Tool,
     p: &Prepared,
     name: Option<&ConnectionName>,
     now: DateTime<Utc>,
@@ -116,7 +120,7 @@ fn new_connection(
     c.record(Event::new(
         now,
         EventKind::Added,
-        format!("added for {} from mcp-remote's store", p.upstream),
+        format!("added for {} from {}'s store", p.upstream, tool.title()),
     ));
     store.push(c);
     Ok(chosen.to_string())

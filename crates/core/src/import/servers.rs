@@ -19,6 +19,8 @@ pub enum Source {
     CommandLine,
     Connection(String),
     ClientConfig(PathBuf),
+    /// The login's own record in a client's token store.
+    Store(PathBuf),
 }
 
 impl std::fmt::Display for Source {
@@ -27,6 +29,7 @@ impl std::fmt::Display for Source {
             Source::CommandLine => f.write_str("the command line"),
             Source::Connection(name) => write!(f, "tether connection '{name}'"),
             Source::ClientConfig(path) => write!(f, "{}", path.display()),
+            Source::Store(path) => write!(f, "the login's own record in {}", path.display()),
         }
     }
 }

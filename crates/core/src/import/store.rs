@@ -6,13 +6,16 @@
 //! `<hash>_client_info.json` per server, where `<hash>` is the md5 of the server URL (see
 //! `servers.rs`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::login::{
+    self, FileProblem, Login, Scan, ScanError, Server, Tokens, from_millis, number,
+};
 use crate::secret::Secret;
 
 const TOKENS_SUFFIX: &str = "_tokens.json";
@@ -60,79 +63,6 @@ pub struct StoredClient {
     pub registration_client_uri: Option<String>,
     #[serde(default)]
     pub issuer: Option<String>,
-}
-
-/// One server's login: a token file and the client it was issued to.
-#[derive(Debug)]
-pub struct Login {
-    pub hash: String,
-    /// The version folder, e.g. `mcp-remote-v1`.
-    pub folder: String,
-    pub tokens_file: PathBuf,
-    pub tokens: StoredTokens,
-    pub client: StoredClient,
-    /// When the token file was last written, for releases that kept no `expires_at`.
-    pub written_at: Option<DateTime<Utc>>,
-}
-
-impl Login {
-    /// `expires_at` (ms) when written, else the file's time plus `expires_in`.
-    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
-        let t = &self.tokens;
-        if let Some(ms) = t.expires_at.as_ref().and_then(number) {
-            return DateTime::from_timestamp_millis(ms as i64);
-        }
-        let lifetime = t.expires_in.as_ref().and_then(number)?;
-        Some(self.written_at? + chrono::Duration::seconds(lifetime as i64))
-    }
-
-    /// When the token was issued: `expires_at − expires_in`, else when the file was written.
-    pub fn obtained_at(&self) -> Option<DateTime<Utc>> {
-        let lifetime = self.tokens.expires_in.as_ref().and_then(number);
-        match (self.expires_at(), lifetime) {
-            (Some(at), Some(s)) => Some(at - chrono::Duration::seconds(s as i64)),
-            _ => self.written_at,
-        }
-    }
-}
-
-/// mcp-remote reads these with `z.coerce.number()`: a number, or a string holding one.
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .filter(|n| n.is_finite() && *n >= 0.0)
-}
-
-/// A file that could not be used, why, and what the user can do.
-#[derive(Debug, Clone)]
-pub struct FileProblem {
-    pub file: PathBuf,
-    pub hash: String,
-    pub folder: String,
-    pub reason: String,
-    pub fix: String,
-}
-
-#[derive(Debug, Default)]
-pub struct Scan {
-    /// Newest folder first; a server found in several folders appears once, from the newest.
-    pub logins: Vec<Login>,
-    pub problems: Vec<FileProblem>,
-    /// The version folders read, newest first.
-    pub folders: Vec<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error(
-        "no mcp-remote store at '{0}': mcp-remote keeps its logins in ~/.mcp-auth, or in $MCP_REMOTE_CONFIG_DIR when set; pass --dir DIR if yours is elsewhere"
-    )]
-    Missing(String),
-    #[error("cannot read '{0}': {1}; check its permissions, or pass --dir DIR")]
-    Unreadable(String, String),
 }
 
 /// Reads every version folder under `dir` (or `dir` itself when it is a version folder).
@@ -204,7 +134,7 @@ fn read_folder(dir: &Path, folder: &str, scan: &mut Scan) {
         let Some(hash) = name.strip_suffix(TOKENS_SUFFIX) else {
             continue;
         };
-        if scan.logins.iter().any(|l| l.hash == hash) {
+        if scan.logins.iter().any(|l| l.key == hash) {
             continue;
         }
         match read_login(dir, folder, hash) {
@@ -219,14 +149,14 @@ fn read_login(dir: &Path, folder: &str, hash: &str) -> Result<Login, FileProblem
     let client_file = dir.join(format!("{hash}{CLIENT_SUFFIX}"));
     let problem = |file: &Path, reason: String, fix: &str| FileProblem {
         file: file.to_path_buf(),
-        hash: hash.to_string(),
-        folder: folder.to_string(),
+        key: hash.to_string(),
+        place: folder.to_string(),
         reason,
         fix: fix.to_string(),
     };
     let rerun = "run mcp-remote for that server once so it signs in again and rewrites it, then import again; or sign in with `tether add` and `tether login`";
-    let tokens: StoredTokens =
-        read_json(&tokens_file).map_err(|reason| problem(&tokens_file, reason, rerun))?;
+    let tokens: StoredTokens = login::read_json(&tokens_file, "mcp-remote")
+        .map_err(|reason| problem(&tokens_file, reason, rerun))?;
     if tokens.access_token.is_empty() {
         return Err(problem(
             &tokens_file,
@@ -243,44 +173,63 @@ fn read_login(dir: &Path, folder: &str, hash: &str) -> Result<Login, FileProblem
             "add the server with `tether add NAME URL` and sign in with `tether login NAME`",
         ));
     }
-    let client: StoredClient =
-        read_json(&client_file).map_err(|reason| problem(&client_file, reason, rerun))?;
+    let client: StoredClient = login::read_json(&client_file, "mcp-remote")
+        .map_err(|reason| problem(&client_file, reason, rerun))?;
     let written_at = std::fs::metadata(&tokens_file)
         .and_then(|m| m.modified())
         .ok()
-        .map(DateTime::<Utc>::from);
+        .map(DateTime::<Utc>::from)
+        .filter(|t| *t > DateTime::<Utc>::from(SystemTime::UNIX_EPOCH));
     Ok(Login {
-        hash: hash.to_string(),
-        folder: folder.to_string(),
-        tokens_file,
-        tokens,
-        client,
-        written_at: written_at.filter(|t| *t > DateTime::<Utc>::from(SystemTime::UNIX_EPOCH)),
+        key: hash.to_string(),
+        place: folder.to_string(),
+        file: tokens_file,
+        server: Server::Hash(hash.to_string()),
+        tokens: tokens.into_tokens(written_at),
+        client: client.into_client(),
     })
 }
 
-/// Reads and decodes one file. The reason never quotes the file's content: a type error
-/// could otherwise echo a token.
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot be read ({e})"))?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        let at = format!("line {}, column {}", e.line(), e.column());
-        match e.classify() {
-            serde_json::error::Category::Data => {
-                let missing = e.to_string();
-                let field = missing
-                    .strip_prefix("missing field `")
-                    .and_then(|r| r.split('`').next());
-                match field {
-                    Some(f) => format!("is not in mcp-remote's format: it has no '{f}'"),
-                    None => {
-                        format!("is not in mcp-remote's format: a field has the wrong type ({at})")
-                    }
-                }
-            }
-            _ => format!("is not valid JSON ({at})"),
+impl StoredTokens {
+    /// `expires_at` (ms) when written, else the file's time plus `expires_in`; issued at
+    /// `expires_at − expires_in`, else when the file was written.
+    fn into_tokens(self, written_at: Option<DateTime<Utc>>) -> Tokens {
+        let lifetime = self.expires_in.as_ref().and_then(number);
+        let expires_at = self.expires_at.as_ref().and_then(from_millis).or_else(|| {
+            let lifetime = lifetime?;
+            Some(written_at? + chrono::Duration::seconds(lifetime as i64))
+        });
+        let obtained_at = match (expires_at, lifetime) {
+            (Some(at), Some(s)) => Some(at - chrono::Duration::seconds(s as i64)),
+            _ => written_at,
+        };
+        Tokens {
+            access_token: self.access_token,
+            refresh_token: self.refresh_token.filter(|r| !r.is_empty()),
+            scope: self.scope,
+            requested_scope: self.requested_scope,
+            expires_at,
+            obtained_at,
+            issuer: self.issuer,
         }
-    })
+    }
+}
+
+impl StoredClient {
+    fn into_client(self) -> login::Client {
+        login::Client {
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            secret_expires_at: self.client_secret_expires_at,
+            issued_at: self.client_id_issued_at,
+            redirect_uri: self.redirect_uris.into_iter().next(),
+            token_endpoint_auth_method: self.token_endpoint_auth_method,
+            registration_access_token: self.registration_access_token,
+            registration_client_uri: self.registration_client_uri,
+            issuer: self.issuer,
+            token_endpoint: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -335,13 +284,13 @@ mod tests {
         assert_eq!(scan.logins.len(), 2);
         let aa = &scan.logins[0];
         assert_eq!(
-            (aa.hash.as_str(), aa.folder.as_str()),
+            (aa.key.as_str(), aa.place.as_str()),
             ("aa", "mcp-remote-v1")
         );
-        assert_eq!(aa.expires_at().unwrap().timestamp(), 4_102_444_800);
-        assert_eq!(aa.obtained_at().unwrap().timestamp(), 4_102_444_740);
+        assert_eq!(aa.tokens.expires_at.unwrap().timestamp(), 4_102_444_800);
+        assert_eq!(aa.tokens.obtained_at.unwrap().timestamp(), 4_102_444_740);
         let bb = &scan.logins[1];
-        let lifetime = bb.expires_at().unwrap() - bb.written_at.unwrap();
+        let lifetime = bb.tokens.expires_at.unwrap() - bb.tokens.obtained_at.unwrap();
         assert_eq!(lifetime.num_seconds(), 3600);
         // Pointed at the version folder itself.
         let inner = super::scan(&dir.path().join("mcp-remote-v1")).unwrap();
@@ -353,10 +302,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("x");
         std::fs::write(&file, r#"{"access_token": 123456789012345678}"#).unwrap();
-        let reason = read_json::<StoredTokens>(&file).unwrap_err();
+        let reason = login::read_json::<StoredTokens>(&file, "mcp-remote").unwrap_err();
         assert!(!reason.contains("123456789012345678"), "{reason}");
         std::fs::write(&file, r#"{"scope": "a"}"#).unwrap();
-        let reason = read_json::<StoredTokens>(&file).unwrap_err();
+        let reason = login::read_json::<StoredTokens>(&file, "mcp-remote").unwrap_err();
         assert!(reason.contains("'access_token'"), "{reason}");
     }
 }
