@@ -161,7 +161,7 @@ fn bad_input_messages() {
         ],
         &["status", "missing"],
         &["remove", "missing"],
-        &["config", "zed", "taken"],
+        &["config", "emacs", "taken"],
         &["config", "cursor", "missing"],
         &["config", "cursor", "taken", "--client", "Bad_Label"],
     ];

@@ -5,6 +5,9 @@
 
 mod support;
 
+#[path = "clients/more_clients.rs"]
+mod more_clients;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -161,6 +161,12 @@ impl Config {
         Ok(config)
     }
 
+    /// `config.toml` alone, as a process that does not share this shell's environment (a
+    /// desktop app's `tether stdio`) reads it.
+    pub fn load_without_env(paths: &Paths) -> Result<Self, ConfigError> {
+        Self::from_file(&paths.config_file())
+    }
+
     fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,

@@ -21,6 +21,30 @@ use tether_core::presence::Presence;
 /// How long in-flight requests may take to finish after stdin closes.
 const DRAIN: Duration = Duration::from_secs(30);
 
+/// The bridge runs in the environment of whatever launched it, and a desktop app (Claude
+/// Desktop) passes none of the shell's: a key kept only in `TETHER_VAULT_KEY` is missing
+/// there. Say so, and where to keep the key instead.
+fn explain_missing_key(e: anyhow::Error) -> anyhow::Error {
+    use tether_core::vault::{KEY_ENV, KeyError, VaultError};
+    let missing = matches!(
+        e.downcast_ref::<VaultError>(),
+        Some(VaultError::Key(
+            KeyError::MissingEnv | KeyError::MissingForExistingVault { .. }
+        ))
+    );
+    if !missing || std::env::var_os(KEY_ENV).is_some() {
+        return e;
+    }
+    let key_file = Paths::discover()
+        .map(|p| format!("the key file {}", p.key_file().display()))
+        .unwrap_or_else(|_| "the key file beside the vault".to_string());
+    anyhow::anyhow!(
+        "{e}. tether stdio has no {KEY_ENV} here: an app that launches it from the desktop \
+         (Claude Desktop) does not pass your shell's environment. Keep the vault key in the OS \
+         keyring or in {key_file} (mode 0600; key_source \"auto\" or \"file\"), then restart the app"
+    )
+}
+
 /// What the bridge learned from the server, sent on every later request.
 #[derive(Default)]
 struct Session {
@@ -29,7 +53,7 @@ struct Session {
 }
 
 pub async fn run(name: &str, label: &str) -> anyhow::Result<()> {
-    let vault = open_vault()?;
+    let vault = open_vault().map_err(explain_missing_key)?;
     let config = Config::load(&Paths::discover()?)?;
     let (secret, _) = tether_core::access::endpoint_secret(&vault, name, label).await?;
     let (base, _local) = proxy_base(vault, &config).await?;

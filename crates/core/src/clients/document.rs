@@ -76,7 +76,11 @@ impl Document {
             Self::Json { servers_key, .. } => servers_key,
             Self::Toml { .. } => "mcp_servers",
         };
-        let mut out = entries(&value[key], None);
+        let list = &value[key];
+        let mut out = match nested(key, list) {
+            Some(inner) => entries(&list[inner], None),
+            None => entries(list, None),
+        };
         // Claude Code keeps per-project servers under projects.<folder>.mcpServers.
         if let Some(projects) = value.get("projects").and_then(Value::as_object) {
             for (folder, project) in projects {
@@ -151,6 +155,14 @@ fn toml_failure(text: &str, e: &toml_edit::TomlError) -> ParseFailure {
     }
 }
 
+/// opencode 1.x keeps its servers straight under `mcp`, opencode 2 under `mcp.servers`. A
+/// `servers` there that is not a server itself (a server has a `type`) is opencode 2's map,
+/// and the servers are edited in it.
+fn nested(servers_key: &str, servers: &Value) -> Option<&'static str> {
+    let inner = servers.get("servers")?;
+    (servers_key == "mcp" && inner.is_object() && inner.get("type").is_none()).then_some("servers")
+}
+
 fn entries(servers: &Value, scope: Option<&String>) -> Vec<Found> {
     servers
         .as_object()
@@ -175,9 +187,15 @@ fn set_json(
     let top = root
         .object_value_or_create()
         .ok_or_else(|| ShapeError("its top level is not a JSON object".into()))?;
-    let servers = top
+    let mut servers = top
         .object_value_or_create(servers_key)
         .ok_or_else(|| ShapeError(format!("its '{servers_key}' is not a JSON object")))?;
+    let current = root.to_serde_value().unwrap_or_default();
+    if let Some(inner) = nested(servers_key, &current[servers_key]) {
+        servers = servers.object_value(inner).ok_or_else(|| {
+            ShapeError(format!("its '{servers_key}.{inner}' is not a JSON object"))
+        })?;
+    }
     match servers.get(name) {
         Some(prop) => prop.set_value(cst_input(entry)),
         None => {
@@ -209,10 +227,20 @@ fn cst_input(value: &Value) -> CstInputValue {
 
 /// The order people write an entry's keys in: what it is, then how to reach it.
 fn key_rank(key: &str) -> usize {
-    ["type", "url", "command", "args", "env"]
-        .iter()
-        .position(|k| *k == key)
-        .unwrap_or(usize::MAX)
+    [
+        "type",
+        "url",
+        "httpUrl",
+        "serverUrl",
+        "command",
+        "args",
+        "env",
+        "environment",
+        "tools",
+    ]
+    .iter()
+    .position(|k| *k == key)
+    .unwrap_or(usize::MAX)
 }
 
 fn set_toml(doc: &mut toml_edit::DocumentMut, name: &str, entry: &Value) -> Result<(), ShapeError> {
@@ -319,6 +347,72 @@ mod tests {
         let out = doc.render();
         assert!(out.starts_with(text), "{out}");
         assert!(out.contains("[mcp_servers.linear]\nurl = \"http://127.0.0.1:7878/s/x/mcp\""));
+    }
+
+    fn mcp() -> Format {
+        Format::Json { servers_key: "mcp" }
+    }
+
+    #[test]
+    fn opencode_jsonc_keeps_its_comments() {
+        let text = "// opencode\n{\n  \"$schema\": \"https://opencode.ai/config.json\", // schema\n  \"mcp\": {\n    /* mine */\n    \"docs\": { \"type\": \"local\", \"command\": [\"docs\"] },\n  },\n}\n";
+        let mut doc = Document::parse(mcp(), text).unwrap();
+        doc.set(
+            "linear",
+            &json!({"type": "remote", "url": "http://127.0.0.1:7878/s/x/mcp"}),
+        )
+        .unwrap();
+        let out = doc.render();
+        for kept in [
+            "// opencode\n",
+            "// schema\n",
+            "/* mine */",
+            r#""docs": { "type": "local", "command": ["docs"] },"#,
+        ] {
+            assert!(out.contains(kept), "lost {kept:?}:\n{out}");
+        }
+        let again = Document::parse(mcp(), &out).unwrap();
+        assert_eq!(again.get("linear").unwrap()["type"], "remote");
+        assert_eq!(again.servers().len(), 2);
+    }
+
+    #[test]
+    fn opencode_2_servers_are_one_level_deeper() {
+        let text = r#"{"mcp": {"servers": {"docs": {"type": "local", "command": ["docs"]}}}}"#;
+        let mut doc = Document::parse(mcp(), text).unwrap();
+        assert_eq!(doc.servers()[0].name, "docs");
+        doc.set("linear", &json!({"type": "remote", "url": "u"}))
+            .unwrap();
+        let out = doc.render();
+        let value: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(value["mcp"]["servers"]["linear"]["url"], "u", "{out}");
+        assert!(value["mcp"].get("linear").is_none(), "{out}");
+        // A 1.x server that happens to be called "servers" stays a server.
+        let old = r#"{"mcp": {"servers": {"type": "remote", "url": "v"}}}"#;
+        let doc = Document::parse(mcp(), old).unwrap();
+        assert_eq!(doc.get("servers").unwrap()["url"], "v");
+    }
+
+    #[test]
+    fn qwen_keeps_its_version_key() {
+        let text = "{\n  \"$version\": 2,\n  \"ui\": {\"theme\": \"dark\"}\n}\n";
+        let format = Format::Json {
+            servers_key: "mcpServers",
+        };
+        let mut doc = Document::parse(format, text).unwrap();
+        doc.set("linear", &json!({"httpUrl": "u"})).unwrap();
+        let out = doc.render();
+        assert!(
+            out.starts_with("{\n  \"$version\": 2,\n  \"ui\": {\"theme\": \"dark\"},"),
+            "{out}"
+        );
+        assert_eq!(
+            Document::parse(format, &out)
+                .unwrap()
+                .get("linear")
+                .unwrap()["httpUrl"],
+            "u"
+        );
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! Such a client signs in on its own and keeps a second grant for the same login — the
 //! situation that breaks refresh-token rotation chains and evicts tokens under per-user
 //! caps. Every entry of every known client file is classified as going through tether, as
-//! drift (naming the connection), or as unrelated. Nothing here writes a file.
+//! drift (naming the connection), or as unrelated. The files are each client's user-level
+//! ones, and the project files of the current folder and of every project Claude Code lists
+//! in `~/.claude.json`. Nothing here writes a file.
+
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -49,12 +53,21 @@ pub enum FileState {
     Unreadable,
 }
 
+/// Whose servers a file holds: the user's (every folder), or one project's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    User,
+    Project,
+}
+
 /// One client's configuration file and its entries.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub client: &'static str,
     pub title: &'static str,
     pub file: String,
+    pub level: Level,
     pub state: FileState,
     pub error: Option<String>,
     pub servers: Vec<Entry>,
@@ -66,25 +79,79 @@ impl Report {
     }
 }
 
-/// Reads every known client's configuration file and classifies its entries against the
-/// store's connections.
-pub fn scan(at: &Locations, store: &Store) -> Vec<Report> {
+/// Reads every known client's configuration files — its user-level ones (reported even
+/// when missing), then the project files that exist in `folder` (the current folder) and in
+/// the projects `~/.claude.json` lists — and classifies their entries against the store's
+/// connections. A file two clients read (a project's `.mcp.json`) is reported once.
+pub fn scan(at: &Locations, folder: Option<&Path>, store: &Store) -> Vec<Report> {
     let upstreams: Vec<(String, Url)> = store
         .connections()
         .iter()
         .map(|c| (c.name.to_string(), c.upstream.clone()))
         .collect();
-    Client::ALL
-        .into_iter()
-        .map(|client| report(client, at, &upstreams))
-        .collect()
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut out = Vec::new();
+    for client in Client::ALL {
+        for path in client.user_files(at) {
+            seen.push(identity(&path));
+            out.push(report(client, &path, Level::User, at, &upstreams));
+        }
+    }
+    for client in Client::ALL {
+        let mut projects: Vec<PathBuf> =
+            folder.map(|f| client.project_files(f)).unwrap_or_default();
+        if client == Client::ClaudeCode {
+            let listed = claude_projects(&client.config_file(at));
+            projects.extend(listed.iter().flat_map(|p| client.project_files(p)));
+        }
+        for path in projects {
+            let id = identity(&path);
+            if !path.is_file() || seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            out.push(report(client, &path, Level::Project, at, &upstreams));
+        }
+    }
+    out
+}
+
+/// One file however it is named (`./x`, a symlink, an absolute path).
+fn identity(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The project folders Claude Code knows: the keys of `projects` in `~/.claude.json`.
+fn claude_projects(file: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    let Ok(value) = jsonc_parser::parse_to_serde_value::<Value>(&text, &Default::default()) else {
+        return Vec::new();
+    };
+    value
+        .get("projects")
+        .and_then(Value::as_object)
+        .map(|projects| {
+            projects
+                .keys()
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The MCP clients on this machine that talk to `connection`'s upstream directly — each
 /// holding a grant of its own for the same login — as "Cursor: 'linear' in
 /// ~/.cursor/mcp.json".
-pub fn sharing(at: &Locations, store: &Store, connection: &str) -> Vec<String> {
-    scan(at, store)
+pub fn sharing(
+    at: &Locations,
+    folder: Option<&Path>,
+    store: &Store,
+    connection: &str,
+) -> Vec<String> {
+    scan(at, folder, store)
         .iter()
         .flat_map(|report| {
             report
@@ -95,17 +162,23 @@ pub fn sharing(at: &Locations, store: &Store, connection: &str) -> Vec<String> {
         .collect()
 }
 
-fn report(client: Client, at: &Locations, upstreams: &[(String, Url)]) -> Report {
-    let path = client.config_file(at);
+fn report(
+    client: Client,
+    path: &Path,
+    level: Level,
+    at: &Locations,
+    upstreams: &[(String, Url)],
+) -> Report {
     let mut report = Report {
         client: client.id(),
         title: client.title(),
-        file: tilde(&path, &at.home),
+        file: tilde(path, &at.home),
+        level,
         state: FileState::Read,
         error: None,
         servers: Vec::new(),
     };
-    let text = match Original::read(&path).map(|o| o.bytes.map(String::from_utf8)) {
+    let text = match Original::read(path).map(|o| o.bytes.map(String::from_utf8)) {
         Ok(None) => {
             report.state = FileState::Missing;
             return report;
@@ -121,6 +194,9 @@ fn report(client: Client, at: &Locations, upstreams: &[(String, Url)]) -> Report
                 .iter()
                 .map(|f| classify(client, f, upstreams))
                 .collect();
+            if level == Level::Project {
+                from_project_file(&mut report);
+            }
             report
         }
         Err(e) => unreadable(
@@ -173,6 +249,20 @@ fn remedy(client: Client, found: &Found, connection: &str) -> String {
     fix
 }
 
+/// A project file is often shared (checked in), so the endpoint secret never goes there:
+/// the fix is the user-level entry through tether, and the project's entry removed.
+fn from_project_file(report: &mut Report) {
+    let (client, file) = (report.client, report.file.clone());
+    for entry in report.servers.iter_mut() {
+        if let Some(connection) = &entry.connection {
+            entry.remedy = Some(format!(
+                "tether config {client} {connection} --write, then remove the entry '{}' from {file}",
+                entry.name
+            ));
+        }
+    }
+}
+
 /// What an entry runs: a URL, or a command with its arguments.
 struct Shape<'a> {
     url: Option<&'a str>,
@@ -181,14 +271,36 @@ struct Shape<'a> {
 }
 
 impl<'a> Shape<'a> {
+    /// The URL keys clients use — Gemini CLI's and Qwen Code's `httpUrl` (which Gemini
+    /// prefers over `url`), Windsurf's `serverUrl`, everyone's `url` — and the commands:
+    /// `command` + `args`, opencode's one array, Zed's older `{path, args}` object.
     fn of(value: &'a Value) -> Self {
-        Self {
-            url: value["url"].as_str(),
-            command: value["command"].as_str(),
-            args: value["args"]
-                .as_array()
+        let strings = |v: &'a Value| -> Vec<&'a str> {
+            v.as_array()
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default(),
+                .unwrap_or_default()
+        };
+        let (command, args) = match &value["command"] {
+            Value::String(c) => (Some(c.as_str()), strings(&value["args"])),
+            Value::Array(_) => {
+                let line = strings(&value["command"]);
+                match line.split_first() {
+                    Some((program, rest)) => (Some(*program), rest.to_vec()),
+                    None => (None, Vec::new()),
+                }
+            }
+            Value::Object(zed) => (
+                zed.get("path").and_then(Value::as_str),
+                strings(&value["command"]["args"]),
+            ),
+            _ => (None, Vec::new()),
+        };
+        Self {
+            url: ["httpUrl", "serverUrl", "url"]
+                .iter()
+                .find_map(|k| value[*k].as_str()),
+            command,
+            args,
         }
     }
 
@@ -341,6 +453,86 @@ mod tests {
         assert_eq!(kind_of(other), (Kind::Other, None, "npx …".into()));
         let elsewhere = json!({"url": "https://mcp.linear.app/sse"});
         assert_eq!(kind_of(elsewhere).0, Kind::Other);
+    }
+
+    #[test]
+    fn every_clients_url_and_command_keys_are_read() {
+        for direct in [
+            json!({"httpUrl": "https://mcp.linear.app/mcp"}),
+            json!({"serverUrl": "https://mcp.linear.app/mcp"}),
+            json!({"type": "remote", "url": "https://mcp.linear.app/mcp"}),
+            json!({"type": "local", "command": ["npx", "-y", "mcp-remote", "https://mcp.linear.app/mcp"]}),
+            json!({"command": {"path": "npx", "args": ["mcp-remote", "https://mcp.linear.app/mcp"]}}),
+        ] {
+            assert_eq!(kind_of(direct.clone()).0, Kind::Drift, "{direct}");
+        }
+        // Gemini CLI uses httpUrl over url when both are given.
+        let both = json!({"httpUrl": "https://mcp.linear.app/mcp", "url": "http://127.0.0.1:7878/c/linear/mcp"});
+        assert_eq!(kind_of(both).0, Kind::Drift);
+        let opencode = json!({"type": "local", "command": ["/usr/bin/tether", "stdio", "linear", "--client", "opencode"]});
+        let (kind, _, shown) = kind_of(opencode);
+        assert_eq!(kind, Kind::Tether);
+        assert_eq!(shown, "tether stdio linear --client opencode");
+        assert_eq!(
+            kind_of(json!({"type": "local", "command": []})).0,
+            Kind::Other
+        );
+        let zed = json!({"command": {"path": "tether", "args": ["stdio", "linear"]}});
+        assert_eq!(kind_of(zed).0, Kind::Tether);
+    }
+
+    #[test]
+    fn project_files_are_read_once_and_fixed_at_user_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let project = dir.path().join("work");
+        std::fs::create_dir_all(project.join(".github")).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let claude = format!(
+            r#"{{"projects": {{"{}": {{}}, "relative": {{}}}}}}"#,
+            project.display()
+        );
+        std::fs::write(home.join(".claude.json"), claude).unwrap();
+        let direct =
+            r#"{"mcpServers": {"lin": {"type": "http", "url": "https://mcp.linear.app/mcp"}}}"#;
+        std::fs::write(project.join(".mcp.json"), direct).unwrap();
+        std::fs::write(project.join(".github/mcp.json"), direct).unwrap();
+        let at = Locations {
+            home: home.clone(),
+            xdg_config: None,
+            codex_home: None,
+            macos: false,
+        };
+        let mut store = Store::default();
+        store.push(crate::vault::Connection::new(
+            "linear".parse().unwrap(),
+            Url::parse("https://mcp.linear.app/mcp").unwrap(),
+            crate::vault::Auth::None,
+            chrono::Utc::now(),
+        ));
+        // Listed by ~/.claude.json and in the current folder: one report, Claude Code's.
+        let reports = scan(&at, Some(&project), &store);
+        let projects: Vec<_> = reports
+            .iter()
+            .filter(|r| r.level == Level::Project)
+            .collect();
+        assert_eq!(projects.len(), 2, "{projects:#?}");
+        assert_eq!(projects[0].client, "claude-code");
+        assert_eq!(projects[1].client, "copilot");
+        let remedy = projects[0].servers[0].remedy.as_deref().unwrap();
+        assert_eq!(
+            remedy,
+            format!(
+                "tether config claude-code linear --write, then remove the entry 'lin' from {}",
+                project.join(".mcp.json").display()
+            )
+        );
+        // Without the current folder, ~/.claude.json's projects are still read.
+        let reports = scan(&at, None, &store);
+        assert_eq!(
+            reports.iter().filter(|r| r.level == Level::Project).count(),
+            1
+        );
     }
 
     #[test]

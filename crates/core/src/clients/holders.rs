@@ -21,7 +21,10 @@ pub fn relevant(code: DiagnosisCode) -> bool {
 /// Other possible holders of `c`'s grant found on this machine, one line each.
 pub fn candidates(store: &Store, c: &Connection) -> Vec<String> {
     let mut out: Vec<String> = Locations::from_env()
-        .map(|at| drift::sharing(&at, store, c.name.as_str()))
+        .map(|at| {
+            let folder = std::env::current_dir().ok();
+            drift::sharing(&at, folder.as_deref(), store, c.name.as_str())
+        })
         .unwrap_or_default()
         .into_iter()
         .map(|client| format!("{client} (configured with the server directly)"))

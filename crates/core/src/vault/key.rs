@@ -136,6 +136,19 @@ pub fn resolve(
     }
 }
 
+/// Whether a process started without this shell's environment — no `TETHER_VAULT_KEY`, no
+/// `TETHER_KEY_SOURCE`, as a desktop app starts `tether stdio` — finds the key of the
+/// vault at `vault_file`, `choice` being what `config.toml` alone says.
+pub fn found_without_env(choice: KeySourceChoice, vault_file: &Path, key_file: &Path) -> bool {
+    let in_keyring = || keyring_entry(vault_file).is_ok_and(|entry| entry.get_password().is_ok());
+    match choice {
+        KeySourceChoice::Env => false,
+        KeySourceChoice::File => key_file.exists(),
+        KeySourceChoice::Keyring => in_keyring(),
+        KeySourceChoice::Auto => key_file.exists() || in_keyring(),
+    }
+}
+
 fn decode_key(raw: &str) -> Result<Key, String> {
     let raw = raw.trim();
     let bytes = Zeroizing::new(
@@ -288,6 +301,20 @@ fn absolute(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_desktop_app_finds_a_key_file_but_never_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, key) = (
+            dir.path().join("vault.tether"),
+            dir.path().join("vault.key"),
+        );
+        assert!(!found_without_env(KeySourceChoice::File, &vault, &key));
+        fs::write(&key, "k").unwrap();
+        assert!(found_without_env(KeySourceChoice::File, &vault, &key));
+        assert!(found_without_env(KeySourceChoice::Auto, &vault, &key));
+        assert!(!found_without_env(KeySourceChoice::Env, &vault, &key));
+    }
 
     #[test]
     fn env_keys_must_be_32_bytes_of_base64() {

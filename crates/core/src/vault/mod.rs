@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub use crypto::{Key, KeyHint};
 pub use file::FileBackend;
-pub use key::{KEY_ENV, KeyError, KeySource};
+pub use key::{KEY_ENV, KeyError, KeySource, found_without_env};
 pub use model::*;
 
 use crate::config::Config;

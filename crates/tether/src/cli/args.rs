@@ -268,7 +268,8 @@ pub struct McpRemoteArgs {
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// The MCP client: claude-code, claude-desktop, cursor, vscode or codex.
+    /// The MCP client: claude-code, claude-desktop, cursor, vscode, codex, gemini, qwen,
+    /// opencode, copilot, windsurf or zed.
     #[arg(value_name = "CLIENT")]
     pub app: String,
     /// The connection's name.

@@ -13,12 +13,14 @@ use crate::errors::bad_input;
 use crate::runtime::open_vault;
 use tether_core::access;
 use tether_core::clients::document::Document;
-use tether_core::clients::drift::{self, FileState, Kind};
+use tether_core::clients::drift::{self, FileState, Kind, Level};
 use tether_core::clients::files::Original;
 use tether_core::clients::{Client, Locations, Target, tilde};
-use tether_core::config::Config;
+use tether_core::config::{Config, KeySourceChoice};
 use tether_core::paths::Paths;
+use tether_core::printable::printable;
 use tether_core::secret::Secret;
+use tether_core::vault::KEY_ENV;
 
 pub async fn config(args: ConfigArgs) -> anyhow::Result<()> {
     let client = Client::parse(&args.app).ok_or_else(|| {
@@ -43,11 +45,46 @@ pub async fn config(args: ConfigArgs) -> anyhow::Result<()> {
     let entry = client.entry(&target);
     let (file, shown) = config_file(client, args.file.as_deref())?;
     if args.write {
-        write(client, &file, &shown, &args.name, &entry)
+        write(client, &file, &shown, &args.name, &entry)?;
     } else {
         print_snippet(client, &shown, &args.name, &target, &entry);
-        Ok(())
     }
+    if let Some(note) = client.note() {
+        tether_core::say!("Note: {note}");
+    }
+    if client.launches_commands_only() {
+        warn_key_out_of_reach(client, &vault)?;
+    }
+    Ok(())
+}
+
+/// A desktop app starts `tether stdio` without the shell's environment: a vault key kept
+/// only in `TETHER_VAULT_KEY` (or a `TETHER_KEY_SOURCE` it needs) is out of its reach.
+fn warn_key_out_of_reach(client: Client, vault: &tether_core::vault::Vault) -> anyhow::Result<()> {
+    let paths = Paths::discover()?;
+    let choice = Config::load_without_env(&paths)?.vault.key_source;
+    let key_file = paths.key_file();
+    if tether_core::vault::found_without_env(choice, &paths.vault_file(), &key_file) {
+        return Ok(());
+    }
+    let here = vault.key_source().describe();
+    let config = if choice == KeySourceChoice::Env {
+        format!(
+            ", and set key_source = \"auto\" in {}",
+            paths.config_file().display()
+        )
+    } else {
+        String::new()
+    };
+    tether_core::say_err!(
+        "tether: warning: {} starts `tether stdio` without your shell's environment, where this \
+         vault's key comes from ({here}): its bridge will not find the key. Keep the key where \
+         it does — in the OS keyring, or in the key file: \
+         (umask 077; printf '%s\\n' \"${KEY_ENV}\" > '{}'){config}.",
+        client.title(),
+        key_file.display()
+    );
+    Ok(())
 }
 
 /// What the client's entry points at: the stdio bridge for clients that only launch
@@ -179,7 +216,7 @@ fn report_write(
         (None, Some(_)) => tether_core::say!("Added '{name}' → {now} to {shown}."),
         (Some(old), Some(_)) => tether_core::say!(
             "Replaced '{name}' in {shown}: it pointed at {}, now {now}.",
-            drift::describe(old)
+            printable(&drift::describe(old), 300)
         ),
     }
     if let Some(backup) = backup {
@@ -195,7 +232,8 @@ pub fn clients(json: bool) -> anyhow::Result<()> {
     let store = open_vault()?.load()?;
     let at = Locations::from_env()
         .ok_or_else(|| anyhow!("cannot find your home folder: set HOME and run again"))?;
-    let reports = drift::scan(&at, &store);
+    let folder = std::env::current_dir().ok();
+    let reports = drift::scan(&at, folder.as_deref(), &store);
     if json {
         tether_core::say!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
@@ -216,43 +254,54 @@ pub fn clients(json: bool) -> anyhow::Result<()> {
 }
 
 fn print_reports(reports: &[drift::Report]) {
+    // Names, commands, folders and URLs come from files anyone may have written.
+    let shown = |text: &str| printable(text, 300);
     for r in reports {
+        let file = shown(&r.file);
+        let level = match r.level {
+            Level::User => "",
+            Level::Project => " (project file)",
+        };
         match r.state {
             FileState::Missing => {
-                tether_core::say!("{}  {}: no config (not installed here)", r.title, r.file);
+                tether_core::say!("{}  {file}: no config (not installed here)", r.title);
                 continue;
             }
             FileState::Unreadable => {
                 tether_core::say!(
-                    "{}  {}: cannot read it ({}); left untouched",
+                    "{}  {file}{level}: cannot read it ({}); left untouched",
                     r.title,
-                    r.file,
-                    r.error.as_deref().unwrap_or("")
+                    shown(r.error.as_deref().unwrap_or(""))
                 );
                 continue;
             }
             FileState::Read if r.servers.is_empty() => {
-                tether_core::say!("{}  {}: no MCP servers", r.title, r.file);
+                tether_core::say!("{}  {file}{level}: no MCP servers", r.title);
                 continue;
             }
-            FileState::Read => tether_core::say!("{}  {}", r.title, r.file),
+            FileState::Read => tether_core::say!("{}  {file}{level}", r.title),
         }
         for e in &r.servers {
             let scope = e
                 .scope
                 .as_deref()
-                .map(|s| format!(" (project {s})"))
+                .map(|s| format!(" (project {})", shown(s)))
                 .unwrap_or_default();
             let kind = match e.kind {
                 Kind::Tether => "tether",
                 Kind::Drift => "drift",
                 Kind::Other => "other",
             };
-            tether_core::say!("  {:<20} {kind:<7} {}{scope}", e.name, e.target);
+            tether_core::say!(
+                "  {:<20} {kind:<7} {}{scope}",
+                shown(&e.name),
+                shown(&e.target)
+            );
             if let (Some(connection), Some(fix)) = (&e.connection, &e.remedy) {
                 tether_core::say!(
-                    "  {:<20} talks to '{connection}' directly, beside tether: fix: {fix}",
-                    ""
+                    "  {:<20} talks to '{connection}' directly, beside tether: fix: {}",
+                    "",
+                    shown(fix)
                 );
             }
         }

@@ -16,11 +16,14 @@ pub(super) fn client_findings(
     only: Option<&str>,
 ) -> Vec<Finding> {
     use tether_core::clients::drift::{self, FileState};
+    // Names, URLs and paths come from files anyone may have written.
+    let shown = |text: &str| tether_core::printable::printable(text, 300);
     let Some(at) = tether_core::clients::Locations::from_env() else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for report in drift::scan(&at, store) {
+    let folder = std::env::current_dir().ok();
+    for report in drift::scan(&at, folder.as_deref(), store) {
         if report.state == FileState::Unreadable && only.is_none() {
             out.push(
                 Finding::new(
@@ -29,8 +32,8 @@ pub(super) fn client_findings(
                     Status::Warn,
                     format!("cannot read {}'s configuration", report.title),
                 )
-                .with("file", report.file.clone())
-                .with("error", report.error.clone().unwrap_or_default()),
+                .with("file", shown(&report.file))
+                .with("error", shown(report.error.as_deref().unwrap_or_default())),
             );
         }
         for entry in report.drifting() {
@@ -48,11 +51,11 @@ pub(super) fn client_findings(
                 ),
             )
             .with("client", report.client)
-            .with("file", report.file.clone())
-            .with("entry", entry.name.clone())
-            .with("url", entry.target.clone());
+            .with("file", shown(&report.file))
+            .with("entry", shown(&entry.name))
+            .with("url", shown(&entry.target));
             f.diagnosis = Some(DiagnosisCode::ClientDrift);
-            f.remedy = entry.remedy.clone();
+            f.remedy = entry.remedy.as_deref().map(shown);
             out.push(f);
         }
     }
