@@ -452,6 +452,50 @@ async fn tether_sim_binary_prints_the_mcp_url_and_serves_it() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A server with no sign-in publishes no authorization server: a client that finds OAuth
+/// metadata runs a login (Codex did), so every discovery path is a 404 and nothing ever
+/// asks for credentials.
+#[tokio::test]
+async fn tether_sim_no_auth_publishes_no_oauth_metadata() {
+    let (_child, line) = tether_sim(&["--profile", "generic", "--no-auth"]).await;
+    let base = line.trim().trim_end_matches("/mcp").to_string();
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/mcp/.well-known/openid-configuration",
+    ] {
+        let resp = http().get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(!resp.headers().contains_key("www-authenticate"), "{path}");
+    }
+    for path in ["/register", "/token", "/authorize"] {
+        let resp = http().post(format!("{base}{path}")).send().await.unwrap();
+        assert!(!resp.status().is_success(), "{path}: {}", resp.status());
+        assert!(!resp.headers().contains_key("www-authenticate"), "{path}");
+    }
+    // MCP itself answers without a token, a bad token, or a GET probe alike.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    for bearer in [None, Some("not-a-token")] {
+        let mut req = http()
+            .post(&line)
+            .header("accept", "application/json, text/event-stream")
+            .json(&init);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{bearer:?}");
+        assert!(!resp.headers().contains_key("www-authenticate"));
+    }
+    let probe = http().get(&line).send().await.unwrap();
+    assert_ne!(probe.status(), StatusCode::UNAUTHORIZED);
+    assert!(!probe.headers().contains_key("www-authenticate"));
+}
+
 #[tokio::test]
 async fn tether_sim_refuses_bad_flags_in_one_line() {
     for (args, needle) in [

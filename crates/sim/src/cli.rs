@@ -51,7 +51,8 @@ pub struct SimArgs {
     /// Answer 404 on this metadata path (repeatable), e.g. /.well-known/oauth-authorization-server.
     #[arg(long, value_name = "PATH")]
     pub missing_metadata: Vec<String>,
-    /// Serve MCP with no sign-in (a self-hosted server): no bearer token is asked for.
+    /// Serve MCP with no sign-in (a self-hosted server): no bearer token is asked for, and
+    /// no OAuth metadata or authorization endpoint is published.
     #[arg(long)]
     pub no_auth: bool,
     /// Offer the device authorization grant (RFC 8628) with any profile (github offers it

@@ -54,7 +54,8 @@ pub struct SimOptions {
     /// discovery must use the RFC 8414 path-insert form; `None`: the issuer is the origin.
     pub issuer_path: Option<String>,
     /// Serve MCP with no sign-in at all, as a self-hosted server on a trusted machine
-    /// does: every request is answered without a bearer token.
+    /// does: every request is answered without a bearer token, and there is no
+    /// authorization server (no metadata, no OAuth endpoints, no `WWW-Authenticate`).
     pub open: bool,
     /// Offer the device authorization grant (RFC 8628) whatever the profile; the github
     /// profile offers it anyway.

@@ -203,7 +203,31 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    let p = shared.cfg.issuer_path.clone();
+    // A server with no sign-in has no authorization server: publishing its metadata made
+    // Codex run a whole OAuth flow against an open MCP endpoint.
+    let r = if shared.cfg.open {
+        Router::new()
+    } else {
+        oauth_routes(&shared.cfg)
+    };
+    r.route("/mcp", post(mcp::post).get(mcp::get).delete(mcp::delete))
+        .route("/__sim/stats", get(admin::stats))
+        .route(
+            "/__sim/faults",
+            get(admin::get_faults).post(admin::set_faults),
+        )
+        .route("/__sim/revoke-all", post(admin::revoke_all))
+        .route("/__sim/evict-access", post(admin::evict_access))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            faults::missing_metadata,
+        ))
+        .with_state(shared)
+}
+
+/// The discovery documents and the authorization server's endpoints.
+fn oauth_routes(cfg: &Config) -> Router<Arc<Shared>> {
+    let p = cfg.issuer_path.clone();
     let mut r = Router::new()
         .route(
             "/.well-known/oauth-protected-resource",
@@ -228,7 +252,7 @@ fn router(shared: Arc<Shared>) -> Router {
     for path in as_paths {
         r = r.route(&path, get(metadata::authorization_server));
     }
-    if shared.cfg.device_flow {
+    if cfg.device_flow {
         r = r
             .route(
                 &format!("{p}/device_authorization"),
@@ -244,19 +268,6 @@ fn router(shared: Arc<Shared>) -> Router {
             &format!("{p}/register/{{client_id}}"),
             get(register::read).delete(register::delete),
         )
-        .route("/mcp", post(mcp::post).get(mcp::get).delete(mcp::delete))
-        .route("/__sim/stats", get(admin::stats))
-        .route(
-            "/__sim/faults",
-            get(admin::get_faults).post(admin::set_faults),
-        )
-        .route("/__sim/revoke-all", post(admin::revoke_all))
-        .route("/__sim/evict-access", post(admin::evict_access))
-        .layer(axum::middleware::from_fn_with_state(
-            shared.clone(),
-            faults::missing_metadata,
-        ))
-        .with_state(shared)
 }
 
 impl SimHandle {
