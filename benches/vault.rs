@@ -52,6 +52,8 @@ fn realistic_connection(i: usize) -> Connection {
         obtained_at: now,
         generation: 7,
         used_refresh_hashes: vec![[1; 8]; 4],
+        granted_at: Some(now),
+        refresh_expires_at: Some(now),
     });
     for _ in 0..EVENTS_PER_CONNECTION {
         c.record(Event::new(now, EventKind::Refreshed, "refreshed in 182 ms"));

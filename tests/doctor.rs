@@ -149,12 +149,17 @@ async fn the_upstream_check_sends_no_credential_to_a_redirect_target() {
 }
 
 /// Notion's registrations expire. The doctor reads the client back (RFC 7592) and says so
-/// before any refresh has failed on it.
+/// before any refresh has failed on it — and the forecast already fails: the login dies
+/// within a day.
 #[test]
 fn an_expired_registration_is_read_back_and_named() {
     // A day lasts six seconds here.
     let (home, sim) = signed_in_at("notion", "14400");
-    let run = home.run(&["doctor", "notion", "--json"]).ok();
+    let run = home.run(&["doctor", "notion", "--json"]);
+    assert_eq!(run.status, 1, "{}", run.stdout);
+    let forecast = find(&findings(&run), "notion", "forecast").clone();
+    assert_eq!(forecast["status"], "fail", "{forecast}");
+    assert_eq!(forecast["remedy"], "tether login notion");
     let registration = find(&findings(&run), "notion", "registration").clone();
     assert_eq!(registration["status"], "ok", "{registration}");
     assert!(

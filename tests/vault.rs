@@ -219,6 +219,8 @@ fn tokens_are_sealed_on_disk() {
                 obtained_at: Utc::now(),
                 generation: 1,
                 used_refresh_hashes: vec![],
+                granted_at: None,
+                refresh_expires_at: None,
             });
             s.push(c);
             Ok::<_, VaultError>(())

@@ -12,6 +12,7 @@
 //! - [`clients`]: MCP clients' configuration files: locations, safe edits, drift.
 //! - [`import`]: other tools' stored logins brought into the vault.
 //! - [`diagnosis`]: each diagnosis code's explanation and remedy.
+//! - [`forecast`]: when a connection's login will die, from what servers said.
 //! - [`summary`]: what `list` and `status` show, secrets masked.
 //! - [`http`]: the one shared HTTP client toward upstream servers.
 //! - [`presence`]: proving the tether on the proxy port holds this vault before using it.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod connections;
 pub mod diagnosis;
 pub mod engine;
+pub mod forecast;
 pub mod http;
 pub mod import;
 pub mod oauth;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::forecast::{self, Forecast};
 use crate::vault::{
     Auth, ClientRegistration, Connection, ConnectionState, Event, EventKind, RegistrationMethod,
     RegistrationStatus,
@@ -32,10 +33,23 @@ pub struct ConnectionSummary {
     pub refreshes_ok: u64,
     pub refreshes_failed: u64,
     pub clients: usize,
+    /// The earliest known limit of the login (`crate::forecast`), near or not.
+    pub forecast: Option<Forecast>,
 }
 
 impl ConnectionSummary {
+    /// The summary, forecast from this connection's own history of ended grants.
     pub fn of(c: &Connection, now: DateTime<Utc>) -> Self {
+        Self::with_observed(c, &forecast::observed_in(std::slice::from_ref(c)), now)
+    }
+
+    /// The summary, forecast from the grant lifetimes seen at every issuer
+    /// ([`forecast::observed`] over the whole store).
+    pub fn with_observed(
+        c: &Connection,
+        observed: &forecast::Observed,
+        now: DateTime<Utc>,
+    ) -> Self {
         let expires_at = c.token.as_ref().and_then(|t| t.expires_at);
         Self {
             name: c.name.to_string(),
@@ -55,6 +69,7 @@ impl ConnectionSummary {
             refreshes_ok: c.counters().refreshes_ok,
             refreshes_failed: c.counters().refreshes_failed,
             clients: c.access.len(),
+            forecast: forecast::forecast(c, observed, now),
         }
     }
 }
@@ -133,6 +148,15 @@ impl RegistrationView {
 
 impl ConnectionDetail {
     pub fn of(c: &Connection, now: DateTime<Utc>) -> Self {
+        Self::with_observed(c, &forecast::observed_in(std::slice::from_ref(c)), now)
+    }
+
+    /// The detail, forecast from the grant lifetimes seen at every issuer.
+    pub fn with_observed(
+        c: &Connection,
+        observed: &forecast::Observed,
+        now: DateTime<Utc>,
+    ) -> Self {
         let (api_key, scopes, issuer) = match &c.auth {
             Auth::ApiKey { header, value } => (
                 Some(ApiKeyView {
@@ -150,7 +174,7 @@ impl ConnectionDetail {
             Auth::None => (None, Vec::new(), None),
         };
         Self {
-            summary: ConnectionSummary::of(c, now),
+            summary: ConnectionSummary::with_observed(c, observed, now),
             state_detail: match shown_state(c, now).as_ref() {
                 ConnectionState::Degraded { why } => Some(shown(why)),
                 ConnectionState::NeedsReauth { detail, .. } => Some(shown(detail)),

@@ -69,6 +69,9 @@ pub(crate) struct RefreshPolicy {
     pub reuse: ReusePolicy,
     /// A refresh token is only issued when the grant includes `offline_access`.
     pub needs_offline_access: bool,
+    /// Token responses say how long the refresh token lives (`refresh_token_expires_in`),
+    /// as GitHub Apps do.
+    pub announce_life: bool,
 }
 
 const SCOPES_OFFLINE: &[&str] = &["mcp:read", "mcp:write", "mcp:admin", "offline_access"];
@@ -102,7 +105,7 @@ impl Profile {
                 "single-use refresh tokens; reusing one revokes the whole grant (1 h access tokens)"
             }
             Profile::Github => {
-                "at most 10 live tokens per user and app; the 11th silently revokes the oldest (8 h access tokens); device flow offered"
+                "at most 10 live tokens per user and app; the 11th silently revokes the oldest (8 h access tokens; 6-month refresh tokens, their lifetime announced); device flow offered"
             }
             Profile::Notion => {
                 "dynamically registered clients expire after a day; their tokens then fail with invalid_client"
@@ -121,6 +124,7 @@ impl Profile {
                 life,
                 reuse,
                 needs_offline_access: false,
+                announce_life: false,
             })
         };
         let base = Policy {
@@ -143,8 +147,14 @@ impl Profile {
             Profile::Github => Policy {
                 prefix: "gh",
                 access_life: AccessLife::Fixed(8 * HOUR),
-                // GitHub's refresh tokens live six months and rotate on use.
-                refresh: rotate(Some(184 * DAY), ReusePolicy::Reject),
+                // GitHub's refresh tokens live six months, rotate on use, and the token
+                // response says so (`refresh_token_expires_in`).
+                refresh: Some(RefreshPolicy {
+                    life: Some(184 * DAY),
+                    reuse: ReusePolicy::Reject,
+                    needs_offline_access: false,
+                    announce_life: true,
+                }),
                 max_live_access: Some(10),
                 scopes_supported: SCOPES_PLAIN,
                 device_flow: true,
@@ -170,6 +180,7 @@ impl Profile {
                     life: Some(90 * DAY),
                     reuse: ReusePolicy::Reject,
                     needs_offline_access: true,
+                    announce_life: false,
                 }),
                 default_scope: "mcp:read mcp:write offline_access",
                 ..base

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::profile::{Policy, ReusePolicy, scaled};
+use super::profile::{Policy, ReusePolicy, scaled, scaled_secs};
 
 /// How a client authenticates at the token endpoint (RFC 7591 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +270,8 @@ pub(crate) struct Issued {
     pub access_token: String,
     pub expires_in: u64,
     pub refresh_token: Option<String>,
+    /// The refresh token's lifetime in (scaled) seconds, where the profile announces it.
+    pub refresh_token_expires_in: Option<u64>,
     pub scope: String,
 }
 
@@ -375,6 +377,12 @@ impl Store {
             );
             Some(value)
         });
+        let refresh_token_expires_in = policy
+            .refresh
+            .as_ref()
+            .filter(|rp| rp.announce_life && refresh_token.is_some())
+            .and_then(|rp| rp.life)
+            .map(|secs| scaled_secs(secs, time_scale));
         if let Some(cap) = policy.max_live_access {
             self.evict_beyond(&family.client_id, cap, now);
         }
@@ -383,6 +391,7 @@ impl Store {
             // Whole seconds for the wire, never 0; the real expiry keeps its milliseconds.
             expires_in: (life.as_millis() as u64 / 1000).max(1),
             refresh_token,
+            refresh_token_expires_in,
             scope: access_scope.to_string(),
         })
     }

@@ -132,6 +132,9 @@ fn success(issued: &Issued) -> Response {
     if let Some(rt) = &issued.refresh_token {
         body["refresh_token"] = rt.clone().into();
     }
+    if let Some(secs) = issued.refresh_token_expires_in {
+        body["refresh_token_expires_in"] = secs.into();
+    }
     let mut resp = (StatusCode::OK, Json(body)).into_response();
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -81,12 +81,18 @@ pub async fn run(vault: &Vault, proxy: std::net::SocketAddr, only: Option<&str>)
     findings.push(proxy_finding(vault, proxy).await);
     let http = tether_core::http::client();
     let clients = client_findings(&store, only);
+    let observed = tether_core::forecast::observed(&store);
     for c in store.connections() {
         if only.is_some_and(|n| n != c.name.as_str()) {
             continue;
         }
         let candidates = tether_core::clients::holders::candidates(&store, c);
         findings.extend(check_connection(vault, &http, c, candidates).await);
+        findings.extend(connection::forecast_finding(
+            c,
+            &observed,
+            chrono::Utc::now(),
+        ));
         // Drift findings carry the connection as subject: shown with its other checks.
         findings.extend(
             clients

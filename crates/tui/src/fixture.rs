@@ -54,6 +54,27 @@ pub fn demo_state(now: DateTime<Utc>) -> EngineState {
     state_of(connections, now)
 }
 
+/// The demo's connections with limits near: linear's refresh token expires in 3 days
+/// (GitHub-style `refresh_token_expires_in`), atlassian's registration in 5 hours
+/// (Notion-style `client_secret_expires_at`).
+pub fn forecast_state(now: DateTime<Utc>) -> EngineState {
+    let mut linear = connections::linear(now);
+    if let Some(t) = linear.token.as_mut() {
+        t.refresh_expires_at = Some(now + Duration::days(3) + Duration::hours(4));
+    }
+    let mut atlassian = connections::atlassian(now);
+    if let Some(r) = atlassian.clients.last_mut() {
+        r.secret_expires_at = Some(now + Duration::hours(5));
+    }
+    let connections = vec![
+        linear,
+        connections::github(now),
+        connections::notion(now),
+        atlassian,
+    ];
+    state_of(connections, now)
+}
+
 /// `n` healthy-looking connections with full histories, for the render benchmark.
 pub fn many_connections(n: usize, now: DateTime<Utc>) -> EngineState {
     let connections = (0..n)
@@ -270,6 +291,8 @@ fn token(
         obtained_at,
         generation,
         used_refresh_hashes: Vec::new(),
+        granted_at: None,
+        refresh_expires_at: None,
     }
 }
 

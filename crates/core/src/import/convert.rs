@@ -114,6 +114,9 @@ fn token_set(
         used_refresh_hashes: previous
             .map(|p| p.used_refresh_hashes.clone())
             .unwrap_or_default(),
+        // The other tool knows when its grant began; tether does not.
+        granted_at: None,
+        refresh_expires_at: None,
     }
 }
 

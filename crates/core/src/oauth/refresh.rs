@@ -375,6 +375,10 @@ impl TokenManager {
         let detail = error.to_string();
         let keep_journal = transient && error.maybe_processed();
         let client_id = plan.auth.client_id.clone();
+        // The server ended the grant itself (not a token tether spent twice, nor one lost
+        // in transit): how long it lasted tells the next forecast.
+        let grant_ended =
+            error.is_invalid_grant() && diagnosis == DiagnosisCode::InvalidGrantExpiredOrRevoked;
         let failures = self.failures.fetch_add(transient as u32, Ordering::Relaxed) + 1;
         if transient && let Ok(mut last) = self.last_transient.lock() {
             *last = Some((now, error.retry_after()));
@@ -404,6 +408,9 @@ impl TokenManager {
                             for r in c.clients.iter_mut().filter(|r| r.client_id == client_id) {
                                 r.status = RegistrationStatus::Rejected;
                             }
+                        }
+                        if grant_ended {
+                            c.note_grant_ended(now);
                         }
                         mark_needs_reauth(c, diagnosis, &detail, evidence, now);
                     }
@@ -467,18 +474,24 @@ fn rotated(
             used.remove(0);
         }
     }
+    // A refresh token that came back brings its own lifetime; one that did not keeps
+    // the old one's.
+    let refresh_expires_at = match &response.refresh_token {
+        Some(_) => response.refresh_expires_at(now),
+        None => old.refresh_expires_at,
+    };
     TokenSet {
         client_id: old.client_id,
         issuer: old.issuer,
+        expires_at: response.expires_at(now),
         access_token: response.access_token,
         refresh_token: response.refresh_token.or(old.refresh_token),
         scope: response.scope.or(old.scope),
-        expires_at: response
-            .expires_in
-            .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2_000) as i64)),
         obtained_at: now,
         generation: old.generation + 1,
         used_refresh_hashes: used,
+        granted_at: old.granted_at,
+        refresh_expires_at,
     }
 }
 

@@ -82,6 +82,8 @@ mod tests {
             obtained_at: Utc::now(),
             generation,
             used_refresh_hashes: used,
+            granted_at: None,
+            refresh_expires_at: None,
         }
     }
 

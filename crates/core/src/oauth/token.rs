@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use url::Url;
 
@@ -60,6 +61,29 @@ pub struct TokenResponse {
     pub expires_in: Option<u64>,
     pub refresh_token: Option<Secret>,
     pub scope: Option<String>,
+    /// How long the refresh token lives, where the server says (GitHub Apps'
+    /// `refresh_token_expires_in`).
+    pub refresh_token_expires_in: Option<u64>,
+}
+
+impl TokenResponse {
+    /// When the access token expires, counted from `now`.
+    pub fn expires_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.expires_in.map(|s| after(now, s))
+    }
+
+    /// When the refresh token expires, where the server said so.
+    pub fn refresh_expires_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.refresh_token
+            .as_ref()
+            .and(self.refresh_token_expires_in)
+            .map(|s| after(now, s))
+    }
+}
+
+/// `now` plus a server's count of seconds, capped so that no answer can overflow a date.
+fn after(now: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
+    now + chrono::Duration::seconds(secs.min(i64::MAX as u64 / 2_000) as i64)
 }
 
 #[derive(Deserialize)]
@@ -73,6 +97,8 @@ struct RawTokenResponse {
     refresh_token: Option<Secret>,
     #[serde(default)]
     scope: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    refresh_token_expires_in: Option<u64>,
 }
 
 /// `expires_in` arrives as a number, a float, or (from some servers) a string.
@@ -336,6 +362,7 @@ pub fn decode_success(body: &[u8]) -> Result<TokenResponse, String> {
         expires_in: raw.expires_in,
         refresh_token: raw.refresh_token.filter(|t| !t.is_empty()),
         scope: raw.scope,
+        refresh_token_expires_in: raw.refresh_token_expires_in,
     })
 }
 
@@ -430,6 +457,25 @@ mod tests {
         assert!(decode_success(br#"{"access_token":"a","token_type":"mac"}"#).is_err());
         assert!(decode_success(br#"{"access_token":""}"#).is_err());
         assert!(decode_success(b"<html>").is_err());
+    }
+
+    #[test]
+    fn a_refresh_tokens_own_lifetime_is_read() {
+        let now = Utc::now();
+        let r = decode_success(
+            br#"{"access_token":"a","expires_in":28800,"refresh_token":"r","refresh_token_expires_in":15897600}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.refresh_expires_at(now),
+            Some(now + chrono::Duration::seconds(15_897_600))
+        );
+        let r = decode_success(br#"{"access_token":"a","refresh_token_expires_in":60}"#).unwrap();
+        assert_eq!(
+            r.refresh_expires_at(now),
+            None,
+            "no refresh token, no expiry for one"
+        );
     }
 
     proptest::proptest! {

@@ -203,21 +203,22 @@ mod tests {
     }
 
     #[test]
-    fn older_vaults_read_as_having_no_step_up_and_no_counters() {
+    fn older_vaults_read_as_having_no_step_up_no_counters_and_no_ended_grants() {
         let mut store = store_of(&["a"]);
         store.get_mut("a").unwrap().counters = None;
         let bytes = encode(&mut store).unwrap().to_vec();
-        // One connection: version ‖ count ‖ length ‖ MessagePack array, whose last two
-        // elements are the step-up and the counters (none: nil, nil). Schema 2 had no
-        // counters; schema 1 no step-up either.
+        // One connection: version ‖ count ‖ length ‖ MessagePack array, whose last three
+        // elements are the step-up, the counters (none: nil, nil) and the ended grants
+        // (none: an empty array). Schema 3 had no ended grants; schema 2 no counters
+        // either; schema 1 no step-up either.
         let connection = &bytes[12..];
         let fields = connection[0] & 0x0f;
         assert_eq!(connection[0] & 0xf0, 0x90, "a fixarray");
         assert!(
-            connection.ends_with(&[0xc0, 0xc0]),
-            "step_up, counters last, nil"
+            connection.ends_with(&[0xc0, 0xc0, 0x90]),
+            "step_up, counters, ended_grants last"
         );
-        for (schema, dropped) in [(2u32, 1usize), (1, 2)] {
+        for (schema, dropped) in [(3u32, 1usize), (2, 2), (1, 3)] {
             let mut old = Vec::new();
             old.extend_from_slice(&schema.to_le_bytes());
             old.extend_from_slice(&1u32.to_le_bytes());
@@ -227,6 +228,7 @@ mod tests {
             let read = decode(&old).unwrap();
             let c = &read.connections()[0];
             assert_eq!(c.name.as_str(), "a");
+            assert!(c.ended_grants.is_empty());
             assert_eq!(c.step_up, None);
             assert_eq!(c.counters, None, "schema {schema}");
         }

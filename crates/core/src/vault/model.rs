@@ -13,21 +13,24 @@ use crate::secret::Secret;
 
 mod auth;
 mod history;
+mod lifetimes;
 mod names;
 mod registration;
 mod token;
 
 pub use auth::{ApiKeyHeader, Auth, Discovered, InvalidHeader, TriedUrl};
 pub use history::{DiagnosisCode, Event, EventKind, Evidence};
+pub use lifetimes::{ENDED_GRANTS_CAP, EndedGrant};
 pub use names::{ConnectionName, InvalidName, InvalidUpstream, is_loopback, parse_upstream};
 pub use registration::{ClientRegistration, RegistrationMethod, RegistrationStatus};
 pub use token::{RefreshJournal, TokenSet};
 
 /// The schema version this build writes. A vault written by a newer tether is refused,
 /// never rewritten: the newer fields would be lost. Version 2 added
-/// [`Connection::step_up`], version 3 [`Connection::counters`]; an older vault reads as
-/// having none.
-pub const SCHEMA_VERSION: u32 = 3;
+/// [`Connection::step_up`], version 3 [`Connection::counters`], version 4
+/// [`Connection::ended_grants`] and the token's `granted_at` and `refresh_expires_at`; an
+/// older vault reads as having none.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Events kept per connection, newest last.
 pub const HISTORY_CAP: usize = 200;
@@ -138,6 +141,10 @@ pub struct Connection {
     /// vault written before they were kept: then counted from the history at first use.
     #[serde(default)]
     pub counters: Option<Counters>,
+    /// How long this connection's grants lasted before the server ended them with
+    /// `invalid_grant`, newest last, at most [`ENDED_GRANTS_CAP`]. (Schema 4.)
+    #[serde(default)]
+    pub ended_grants: Vec<EndedGrant>,
     #[serde(skip)]
     pub(super) sealed: SealedForm,
 }
@@ -159,6 +166,7 @@ impl Connection {
             journal: None,
             step_up: None,
             counters: Some(Counters::default()),
+            ended_grants: Vec::new(),
             state,
             created_at: now,
             access_key: None,

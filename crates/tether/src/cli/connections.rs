@@ -54,10 +54,11 @@ fn auth_from_args(args: &AddArgs) -> anyhow::Result<AddAuth> {
 pub fn list(json: bool) -> anyhow::Result<()> {
     let store = open_vault()?.load()?;
     let now = Utc::now();
+    let observed = tether_core::forecast::observed(&store);
     let rows: Vec<ConnectionSummary> = store
         .connections()
         .iter()
-        .map(|c| ConnectionSummary::of(c, now))
+        .map(|c| ConnectionSummary::with_observed(c, &observed, now))
         .collect();
     if json {
         tether_core::say!("{}", serde_json::to_string_pretty(&rows)?);
@@ -96,6 +97,20 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         ],
         &table,
     );
+    let near: Vec<_> = rows
+        .iter()
+        .filter_map(|r| Some((&r.name, r.forecast.as_ref().filter(|f| f.is_near())?)))
+        .collect();
+    if !near.is_empty() {
+        tether_core::say!("");
+    }
+    for (name, forecast) in near {
+        tether_core::say!(
+            "{}: {name}: {}",
+            forecast.level.as_str(),
+            forecast.sentence()
+        );
+    }
     Ok(())
 }
 
@@ -124,7 +139,8 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
     let store = open_vault()?.load()?;
     let connection = connections::find(&store, name)?;
     let now = Utc::now();
-    let mut detail = ConnectionDetail::of(connection, now);
+    let observed = tether_core::forecast::observed(&store);
+    let mut detail = ConnectionDetail::with_observed(connection, &observed, now);
     if connection
         .state
         .diagnosis()
@@ -182,6 +198,13 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
                 "none issued"
             }
         );
+    }
+    if let Some(f) = &s.forecast {
+        if f.is_near() {
+            tether_core::say!("  forecast    {}: {}", f.level.as_str(), f.sentence());
+        } else {
+            tether_core::say!("  forecast    {} {}", f.reason, relative(f.until, now));
+        }
     }
     if let Some(journal) = &detail.refresh_in_progress {
         tether_core::say!("  in flight   {journal}");

@@ -1,7 +1,9 @@
 //! A connection's checks, in order: its recorded state (with the evidence of its diagnosis),
 //! for OAuth the authorization server and the client registration, then the upstream.
 
+use chrono::{DateTime, Utc};
 use tether_core::diagnosis::explain;
+use tether_core::forecast::{Level, Observed, forecast};
 use tether_core::vault::{
     Auth, Connection, ConnectionState, DiagnosisCode, RegistrationStatus, Vault,
 };
@@ -46,6 +48,36 @@ pub(super) async fn check_connection(
         out.extend(upstream_findings(vault, http, c).await);
     }
     out
+}
+
+/// When the login will die, where a limit is known: a warning under a week, a failure
+/// under a day, with the sign-in that renews it.
+pub(super) fn forecast_finding(
+    c: &Connection,
+    observed: &Observed,
+    now: DateTime<Utc>,
+) -> Option<Finding> {
+    let name = c.name.as_str();
+    let f = forecast(c, observed, now)?;
+    let (status, summary) = match f.level {
+        Level::Ok => (
+            Status::Ok,
+            format!(
+                "no known limit within a week ({} {})",
+                f.reason,
+                tether_core::summary::relative(f.until, now)
+            ),
+        ),
+        Level::Warn => (Status::Warn, f.sentence()),
+        Level::Error => (Status::Fail, f.sentence()),
+    };
+    let mut finding = Finding::new(name, "forecast", status, summary)
+        .with("until", f.until.to_rfc3339())
+        .with("cause", f.cause.as_str());
+    if f.is_near() {
+        finding.remedy = Some(format!("tether login {name}"));
+    }
+    Some(finding)
 }
 
 fn state_finding(c: &Connection, candidates: Vec<String>) -> Finding {

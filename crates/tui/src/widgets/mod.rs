@@ -78,6 +78,16 @@ pub fn countdown(theme: &Theme, token: Option<&TokenSet>, now: DateTime<Utc>) ->
     )
 }
 
+/// A forecast's colour: its level's (a limit further than a week is plain).
+pub fn forecast_style(theme: &Theme, f: &tether_core::forecast::Forecast) -> Style {
+    use tether_core::forecast::Level;
+    match f.level {
+        Level::Error => Style::new().fg(theme.error),
+        Level::Warn => Style::new().fg(theme.warning),
+        Level::Ok => theme.muted(),
+    }
+}
+
 /// "3m ago" (largest unit only, for narrow columns), or a muted dash.
 pub fn ago(theme: &Theme, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Span<'static> {
     match at {
@@ -221,6 +231,8 @@ mod tests {
             obtained_at: now - Duration::seconds(3600 - left),
             generation: 1,
             used_refresh_hashes: Vec::new(),
+            granted_at: None,
+            refresh_expires_at: None,
         };
         assert_eq!(countdown(&t, Some(&token(-5)), now).content, "expired");
         assert_eq!(countdown(&t, Some(&token(250)), now).content, "4m 10s");

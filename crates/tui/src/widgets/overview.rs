@@ -1,5 +1,6 @@
 //! The Overview tab: upstream, issuer, client id (masked), scopes, the token's times with a
-//! gauge of its remaining lifetime, the next scheduled refresh and the generation.
+//! gauge of its remaining lifetime, the next scheduled refresh and the generation, and the
+//! forecast: when the login will die, where a limit is known.
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -115,6 +116,19 @@ pub fn lines(app: &App, c: &Connection) -> Vec<Line<'static>> {
         }))
         .collect(),
     ));
+    let observed = tether_core::forecast::observed(&app.state().store);
+    if let Some(f) = tether_core::forecast::forecast(c, &observed, now) {
+        let shown = if f.is_near() {
+            f.sentence()
+        } else {
+            format!("{} {}", f.reason, summary::relative(f.until, now))
+        };
+        out.push(field(
+            theme,
+            "Forecast",
+            vec![Span::styled(shown, super::forecast_style(theme, &f))],
+        ));
+    }
     if let Some(j) = &c.journal {
         out.push(field(
             theme,

@@ -1,5 +1,6 @@
 //! The connections table: name, upstream host, state, a live countdown coloured by
-//! urgency, last refresh, refreshes ok/failed, active clients and the diagnosis code.
+//! urgency, last refresh, refreshes ok/failed, active clients and the diagnosis code (or,
+//! with none, a near forecast: "sign in again within 3d").
 
 use chrono::{DateTime, Duration, Utc};
 use ratatui::Frame;
@@ -11,6 +12,7 @@ use super::{ago, countdown, fit, pane, state_span};
 use crate::app::{App, Focus};
 use crate::theme::Theme;
 use tether_core::engine::EngineState;
+use tether_core::forecast::{Forecast, Observed};
 use tether_core::summary::ConnectionSummary;
 use tether_core::vault::Connection;
 
@@ -36,9 +38,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         "Clients",
         "Diagnosis",
     ]);
+    let observed = tether_core::forecast::observed(&app.state().store);
     let rows = visible
         .iter()
-        .map(|c| row(theme, app.state(), c, app.now(), wide));
+        .map(|c| row(theme, app.state(), c, &observed, app.now(), wide));
     let mut widths = vec![Constraint::Length(name_width(&visible))];
     if wide {
         widths.push(Constraint::Length(24));
@@ -98,10 +101,11 @@ fn row<'a>(
     theme: &Theme,
     state: &EngineState,
     c: &Connection,
+    observed: &Observed,
     now: DateTime<Utc>,
     wide: bool,
 ) -> Row<'a> {
-    let summary = ConnectionSummary::of(c, now);
+    let summary = ConnectionSummary::with_observed(c, observed, now);
     let mut cells = vec![Cell::from(c.name.to_string())];
     if wide {
         let host = c.upstream.host_str().unwrap_or_default();
@@ -129,12 +133,16 @@ fn row<'a>(
             Span::raw(active.to_string()),
             Span::styled(format!("/{total}"), theme.muted()),
         ])),
-        Cell::from(diagnosis(theme, c)),
+        Cell::from(diagnosis(theme, c, summary.forecast.as_ref())),
     ]);
     Row::new(cells)
 }
 
-fn diagnosis(theme: &Theme, c: &Connection) -> Span<'static> {
+/// The diagnosis code; with none, a near forecast ("sign in again within 3d").
+fn diagnosis(theme: &Theme, c: &Connection, forecast: Option<&Forecast>) -> Span<'static> {
+    if let Some(f) = forecast.filter(|f| f.is_near() && c.state.diagnosis().is_none()) {
+        return Span::styled(f.advice(), super::forecast_style(theme, f));
+    }
     match c.state.diagnosis() {
         Some(code) => Span::styled(code.as_str(), theme.fg(theme.error)),
         None => match c.history.last().and_then(|e| e.diagnosis) {

@@ -345,6 +345,7 @@ mod tests {
             expires_in: None,
             refresh_token: None,
             scope: None,
+            refresh_token_expires_in: None,
         };
         assert!(matches!(poller(now).next(Ok(token), now), Next::Token(_)));
         assert_eq!(Poller::new(Duration::ZERO, secs(60), now).interval, secs(1));

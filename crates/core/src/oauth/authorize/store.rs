@@ -117,18 +117,21 @@ fn apply_login(
         scopes: requested,
         discovery: Some(discovered),
     };
+    let expires_at = response.expires_at(now);
+    let refresh_expires_at = response.refresh_expires_at(now);
     c.token = Some(TokenSet {
         client_id: client.client_id.clone(),
         issuer: issuer.clone(),
         access_token: response.access_token,
+        expires_at,
+        refresh_expires_at,
         refresh_token: response.refresh_token,
         scope: outcome.scope.clone(),
-        expires_at: response
-            .expires_in
-            .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64 / 2_000) as i64)),
         obtained_at: now,
         generation,
         used_refresh_hashes: used,
+        // A sign-in starts a new grant.
+        granted_at: Some(now),
     });
     c.journal = None;
     c.state = ConnectionState::Healthy;

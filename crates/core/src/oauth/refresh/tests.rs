@@ -15,6 +15,8 @@ fn token_set(refresh: Option<&str>) -> TokenSet {
         obtained_at: Utc::now(),
         generation: 4,
         used_refresh_hashes: Vec::new(),
+        granted_at: None,
+        refresh_expires_at: None,
     }
 }
 
@@ -25,6 +27,7 @@ fn response(refresh: Option<&str>) -> TokenResponse {
         expires_in: Some(3600),
         refresh_token: refresh.map(Secret::new),
         scope: None,
+        refresh_token_expires_in: None,
     }
 }
 

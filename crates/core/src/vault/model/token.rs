@@ -26,6 +26,15 @@ pub struct TokenSet {
     /// rotation elsewhere when a server answers `invalid_grant`.
     #[serde(default)]
     pub used_refresh_hashes: Vec<[u8; 8]>,
+    /// When the grant this token belongs to began: the sign-in it descends from, kept
+    /// through every refresh. `None` in a vault written before it was kept (schema 4), or
+    /// for a grant imported from another tool. Ends in a lifetime when the grant dies.
+    #[serde(default, with = "crate::vault::time::ts_opt")]
+    pub granted_at: Option<DateTime<Utc>>,
+    /// When the refresh token itself expires, where the server said so
+    /// (`refresh_token_expires_in`, as GitHub Apps do). (Schema 4.)
+    #[serde(default, with = "crate::vault::time::ts_opt")]
+    pub refresh_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
