@@ -63,7 +63,22 @@ async fn forward_buffered(
     };
     let current = match proxy.engine.credential(name).await {
         Ok(c) => c,
-        Err(e) => return auth_failure(name, &e, parts, &body),
+        Err(e) => return Box::pin(cannot_authenticate(proxy, connection, &e, parts, &body)).await,
+    };
+    // A session tether began while the connection awaited its sign-in is the upstream's
+    // own from its first call after it.
+    let joined;
+    let parts = if proxy.signin.began_any() {
+        match Box::pin(proxy.signin.join(connection, &target, &current, parts)).await {
+            Ok(Some(head)) => {
+                joined = head;
+                &joined
+            }
+            Ok(None) => parts,
+            Err(e) => return unreachable(name, &e, parts, &body),
+        }
+    } else {
+        parts
     };
     let mut result = send(proxy, &target, parts, &body, &current, at).await;
     // The generation of the token the answer in `result` was given to.
@@ -79,7 +94,9 @@ async fn forward_buffered(
         let refreshed = Box::pin(proxy.engine.refresh_rejected(name, current.generation));
         let fresh = match refreshed.await {
             Ok(fresh) => fresh,
-            Err(e) => return auth_failure(name, &e, parts, &body),
+            Err(e) => {
+                return Box::pin(cannot_authenticate(proxy, connection, &e, parts, &body)).await;
+            }
         };
         if fresh.generation > current.generation && current.revoked_early() {
             proxy
@@ -102,7 +119,7 @@ async fn forward_buffered(
             // The client hears it must sign in again; `list`, `status` and the terminal UI
             // must say the same, not "healthy".
             proxy.engine.record_refused(name, sent);
-            auth_failure(name, &e, parts, &body)
+            Box::pin(cannot_authenticate(proxy, connection, &e, parts, &body)).await
         }
         Ok(res) if res.status() == StatusCode::UNAUTHORIZED && api_key => {
             let message = format!(
@@ -123,6 +140,21 @@ async fn forward_buffered(
         Ok(res) => stream_back(res),
         Err(UpstreamError::Timeout(secs)) => timed_out(name, secs, parts, &body),
         Err(e) => unreachable(name, &e, parts, &body),
+    }
+}
+
+/// A call on a connection that cannot authenticate: answered by the sign-in from the chat
+/// where that is what helps (`signin`), else with the auth error.
+async fn cannot_authenticate(
+    proxy: &Proxy,
+    connection: &Connection,
+    error: &AuthError,
+    parts: &Parts,
+    body: &Bytes,
+) -> Answer {
+    match proxy.signin.answer(connection, error, parts, body).await {
+        Some(answer) => answer,
+        None => auth_failure(connection.name.as_str(), error, parts, body),
     }
 }
 

@@ -19,6 +19,7 @@ mod limits;
 mod linger;
 mod metrics;
 mod server;
+mod signin;
 mod upstream;
 
 use std::convert::Infallible;
@@ -51,6 +52,8 @@ pub struct Proxy {
     /// The one shared client toward upstream MCP servers.
     upstream: upstream::Upstream,
     config: Arc<ProxyConfig>,
+    /// Endpoints of connections awaiting a sign-in (see `signin`).
+    signin: signin::SignIn,
     /// The port this proxy listens on, part of its proof of presence.
     port: u16,
 }
@@ -272,9 +275,11 @@ impl hyper::body::Body for Reply {
 /// than the forwarding itself).
 fn handler(engine: Engine, config: ProxyConfig, port: u16) -> Handler {
     let fresh = freshness::Freshness::new(&engine);
+    let upstream = upstream::Upstream::new(&config);
     let proxy = Arc::new(Proxy {
+        signin: signin::SignIn::new(&engine, &upstream, &config),
         engine,
-        upstream: upstream::Upstream::new(&config),
+        upstream,
         config: Arc::new(config),
         port,
     });

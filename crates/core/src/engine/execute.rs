@@ -152,7 +152,7 @@ impl Engine {
         }
     }
 
-    fn start_login(&self, name: String, reregister: bool) {
+    pub(super) fn start_login(&self, name: String, reregister: bool) {
         self.cancel_login(&name);
         if let Ok(mut logins) = self.inner.logins.lock() {
             logins.insert(name.clone(), LoginProgress::default());

@@ -5,6 +5,7 @@
 pub mod api;
 mod execute;
 mod scheduler;
+mod signin;
 pub mod timing;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use api::*;
+pub use signin::SignInStart;
 
 use crate::oauth::authorize::Browser;
 use crate::oauth::refresh::{AuthError, Current, TokenManager, Trigger};
