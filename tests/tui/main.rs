@@ -1,0 +1,8 @@
+//! The terminal UI: behaviour, end to end in tmux, and snapshots of every view.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod tui_behaviour;
+mod tui_e2e;
+mod tui_snapshots;
