@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The shipped binary's size against its budget: builds `tether` with the dist profile (fat
-# LTO, one codegen unit, stripped) and checks target/dist/tether is at most 10 MiB. A
-# growth past it is a dependency or an embedded asset that should not be in the product;
-# find it before raising the budget.
+# LTO, one codegen unit, stripped) and checks target/dist/tether is at most 18 MiB (it is
+# 16.9 MiB: where that goes, and what a smaller binary would cost, is in
+# docs/benchmarks.md#the-binarys-size). A growth past it is a dependency or an embedded
+# asset that should not be in the product; find it (`cargo bloat --profile dist --crates`)
+# before raising the budget.
 #
 #   bash benches/size.sh                # the dist build takes ~10 min of two cores from scratch
-#   BUDGET_BYTES=12000000 bash benches/size.sh
+#   BUDGET_BYTES=20000000 bash benches/size.sh
 #
 # Exits 1 over budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-budget=${BUDGET_BYTES:-10485760}
+budget=${BUDGET_BYTES:-18874368}
 cargo build --profile dist --quiet --locked --bin tether
 bin=target/dist/tether
 size=$(stat -c %s "$bin")
