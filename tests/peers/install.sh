@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the third-party test peers (oidc-provider, the MCP conformance suite 0.1.x and
-# 0.2 alpha, the Node 22 the suite needs, the MCP TypeScript SDK, server-everything and
-# mcp-remote) from package-lock.json, exactly as pinned.
+# 0.2 alpha, the Node 22 the suite needs, the MCP TypeScript SDK, server-everything,
+# mcp-remote, and the client applications Claude Code, Codex, Gemini CLI, opencode, Copilot
+# CLI and Qwen Code) from package-lock.json, exactly as pinned, into tests/peers/node_modules
+# only (never globally). To change a pin, edit package.json and run relock.sh.
 # Idempotent and fast when nothing changed: a copy of the lockfile in node_modules records
 # what was installed.
 set -euo pipefail
