@@ -7,6 +7,7 @@ mod cli;
 mod clients;
 mod demo;
 mod doctor;
+mod forecast;
 mod import_clients;
 mod import_mcp_remote;
 mod keyring;

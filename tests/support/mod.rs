@@ -128,6 +128,7 @@ impl Home {
             .env("TETHER_KEY_SOURCE", "file")
             .env_remove("TETHER_VAULT_KEY")
             .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+            .env("TETHER_NOTIFICATIONS", "0")
             .env("RUST_BACKTRACE", "0");
         cmd
     }

@@ -20,6 +20,27 @@ pub struct Config {
     pub proxy: ProxyConfig,
     #[serde(default)]
     pub tui: TuiConfig,
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
+}
+
+pub const NOTIFICATIONS_ENV: &str = "TETHER_NOTIFICATIONS";
+
+/// Desktop notifications from the tether that serves the proxy: a connection that needs a
+/// new sign-in, a forecast within a week.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// Unset: on for the service (`serve --service`), off for `serve` and the TUI.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+impl NotificationsConfig {
+    /// Whether to send them; `service`: this process runs as the service.
+    pub fn on(&self, service: bool) -> bool {
+        self.enabled.unwrap_or(service)
+    }
 }
 
 pub const BIND_ENV: &str = "TETHER_BIND";
@@ -151,6 +172,18 @@ impl Config {
                 var: KEY_SOURCE_ENV,
                 message,
             })?;
+        }
+        if let Ok(value) = std::env::var(NOTIFICATIONS_ENV) {
+            config.notifications.enabled = Some(match value.trim() {
+                "1" | "true" | "on" => true,
+                "0" | "false" | "off" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: NOTIFICATIONS_ENV,
+                        message: format!("'{value}' is not on or off: use 1 or 0"),
+                    });
+                }
+            });
         }
         if let Ok(value) = std::env::var(BIND_ENV) {
             config.proxy.bind = value.parse().map_err(|_| ConfigError::Env {

@@ -9,6 +9,7 @@
 //! - [`vault`]: the encrypted, transactional store (a leaf: no protocol, no screen).
 //! - [`connections`]: adding and removing connections, for the command line and the UI alike.
 //! - [`access`]: downstream clients' labelled secrets (derived, stored as hashes).
+//! - [`alerts`]: what deserves a desktop notification, each cause keyed to be said once.
 //! - [`clients`]: MCP clients' configuration files: locations, safe edits, drift.
 //! - [`import`]: other tools' stored logins brought into the vault.
 //! - [`diagnosis`]: each diagnosis code's explanation and remedy.
@@ -22,6 +23,7 @@
 //! - [`secret`]: the masked `Secret` newtype every token and key travels in.
 
 pub mod access;
+pub mod alerts;
 pub mod clients;
 pub mod config;
 pub mod connections;

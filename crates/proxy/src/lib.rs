@@ -366,7 +366,22 @@ impl Handler {
         // (The refusal is not kept across the wait: an answer's body is not `Sync`.)
         drop(first);
         self.proxy.engine.reload_if_changed().await;
-        self.admit_now(parts)
+        let second = self.admit_now(parts);
+        if matches!(&second, Err(refused) if refused.status() == StatusCode::UNAUTHORIZED) {
+            self.count_refusal(parts);
+        }
+        second
+    }
+
+    /// A refused endpoint secret, counted by the engine (a client that keeps sending one
+    /// is told about once); a name in the path counts only when it is a connection's.
+    fn count_refusal(&self, parts: &Parts) {
+        let store = self.proxy.engine.store();
+        let named = match endpoint(parts.uri.path()) {
+            Some(Endpoint::Name(name)) => store.get(name).map(|c| c.name.as_str()),
+            _ => None,
+        };
+        self.proxy.engine.record_refused_secret(named);
     }
 
     fn admit_now(&self, parts: &Parts) -> Result<Admitted, Box<Answer>> {

@@ -23,7 +23,11 @@ pub async fn run_tui(theme: Option<String>) -> anyhow::Result<()> {
         }
         c.listener
     });
-    let running = runtime::start(vault, &config.proxy, listener, Options::default()).await?;
+    let options = Options {
+        notify: config.notifications.on(false),
+        ..Options::default()
+    };
+    let running = runtime::start(vault, &config.proxy, listener, options).await?;
     let result = tether_tui::run(
         running.engine.handle(),
         tether_tui::TuiOptions::new(&config, &paths, theme),

@@ -9,6 +9,7 @@
 //! - [`stdio`]: `tether stdio`, the stdio ↔ HTTP bridge for command-launching clients.
 //! - [`demo`]: `tether demo`, six simulated providers and a throwaway vault.
 //! - [`doctor`]: `tether doctor`, every check with evidence and remedy.
+//! - [`desktop`]: desktop notifications from the tether that serves the proxy.
 //! - [`runtime`]: starting and stopping the engine and the local proxy, one way for all.
 //! - [`logging`]: where the log goes (stderr, or a file under a terminal UI).
 //! - [`errors`]: how a failed command ends, and which failures are the user's input.
@@ -16,6 +17,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod desktop;
 pub mod doctor;
 pub mod errors;
 pub mod interactive;

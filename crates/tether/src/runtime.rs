@@ -131,6 +131,8 @@ pub struct Options {
     /// Tell other processes where this one serves (`serving.json`); off for the demo's
     /// and the stdio bridge's private proxies.
     pub publish: bool,
+    /// Send desktop notifications while this process serves the proxy (`desktop.rs`).
+    pub notify: bool,
 }
 
 impl Default for Options {
@@ -141,6 +143,7 @@ impl Default for Options {
             alive: None,
             service: None,
             publish: true,
+            notify: false,
         }
     }
 }
@@ -151,6 +154,7 @@ pub struct Running {
     proxy: Option<ProxyTask>,
     /// The vault whose `serving.json` names this process.
     published: Option<Vault>,
+    notifier: Option<tokio::task::JoinHandle<()>>,
 }
 
 struct ProxyTask {
@@ -210,10 +214,14 @@ pub async fn start(
         Some(listener) => serve(&engine, proxy, listener, options.alive),
         None => None,
     };
+    let notifier = options
+        .notify
+        .then(|| crate::desktop::spawn(engine.handle()));
     Ok(Running {
         engine,
         proxy,
         published,
+        notifier,
     })
 }
 
@@ -287,6 +295,9 @@ impl Running {
     /// Stops the proxy (requests in flight get `drain` to finish), saves what clients did
     /// and stops the engine.
     pub async fn stop(self, drain: Duration) {
+        if let Some(notifier) = &self.notifier {
+            notifier.abort();
+        }
         if let Some(proxy) = self.proxy {
             let _ = proxy.stop.send(drain);
             let _ = proxy.task.await;

@@ -31,6 +31,7 @@ pub async fn run(
     let options = Options {
         alive: notifier.as_ref().and_then(Notifier::keep_alive),
         service: service.map(|m| m.as_str().to_string()),
+        notify: config.notifications.on(service.is_some()),
         ..Options::default()
     };
     let mut running = runtime::start(vault, &config.proxy, Ok(claimed.listener), options).await?;

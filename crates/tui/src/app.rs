@@ -308,6 +308,18 @@ impl App {
                 }
                 Some(Effect::Clipboard(url))
             }
+            EngineEvent::SecretRefused { connection, count } => {
+                let text = match connection {
+                    Some(name) => format!(
+                        "a client sent a refused secret for '{name}' {count} times: give it a new URL (tether url {name} --client LABEL)"
+                    ),
+                    None => format!(
+                        "a client sent an unknown endpoint secret {count} times: give it a new URL (tether url NAME --client LABEL)"
+                    ),
+                };
+                self.notify(NoticeLevel::Warning, text);
+                None
+            }
         }
     }
 

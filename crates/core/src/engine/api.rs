@@ -124,7 +124,18 @@ pub enum EngineEvent {
         label: String,
         url: Secret,
     },
+    /// A local client keeps presenting an endpoint secret the proxy refuses (revoked,
+    /// mistyped, another connection's): said once per target, at the
+    /// [`REFUSALS_TO_TELL`]th refusal. `connection`: the one named in the path
+    /// (`/c/<name>/mcp`), `None` for a secret path (`/s/<secret>/mcp`) tether does not know.
+    SecretRefused {
+        connection: Option<String>,
+        count: u64,
+    },
 }
+
+/// Refusals of one target's endpoint secrets before [`EngineEvent::SecretRefused`] says so.
+pub const REFUSALS_TO_TELL: u64 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoticeLevel {

@@ -91,6 +91,8 @@ struct Inner {
     traffic: Mutex<BTreeMap<String, BTreeMap<String, ClientTraffic>>>,
     /// Traffic changed since the last publish (published at most once per second).
     traffic_dirty: std::sync::atomic::AtomicBool,
+    /// Refused endpoint secrets by connection named ("" for an unknown secret path).
+    refused: Mutex<BTreeMap<String, u64>>,
     /// When each (connection, client) was last written to the vault as seen.
     activity_saved: Mutex<BTreeMap<(String, String), DateTime<Utc>>>,
     proxy: Mutex<ProxyStatus>,
@@ -139,6 +141,7 @@ impl Engine {
                 login_pastes: Mutex::new(BTreeMap::new()),
                 traffic: Mutex::new(BTreeMap::new()),
                 traffic_dirty: std::sync::atomic::AtomicBool::new(false),
+                refused: Mutex::new(BTreeMap::new()),
                 activity_saved: Mutex::new(BTreeMap::new()),
                 state,
                 events,
@@ -237,6 +240,27 @@ impl Engine {
         tokio::spawn(
             async move { crate::oauth::refresh::record_key_rejected(&vault, &name).await },
         );
+    }
+
+    /// Counts a local client's refused endpoint secret (`connection`: an existing
+    /// connection named in the path); the [`api::REFUSALS_TO_TELL`]th for one target is
+    /// an event, once per run.
+    pub fn record_refused_secret(&self, connection: Option<&str>) {
+        let target = connection.unwrap_or_default();
+        let count = match self.inner.refused.lock() {
+            Ok(mut refused) => {
+                let n = slot(&mut refused, target);
+                *n += 1;
+                *n
+            }
+            Err(_) => return,
+        };
+        if count == api::REFUSALS_TO_TELL {
+            let _ = self.inner.events.send(EngineEvent::SecretRefused {
+                connection: connection.map(str::to_string),
+                count,
+            });
+        }
     }
 
     /// Records that a call needs more scope than the token has, so the next sign-in asks
