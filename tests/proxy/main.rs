@@ -4,6 +4,7 @@
 mod support;
 
 mod conformance_server;
+mod cors;
 mod in_chat_sign_in;
 mod peer_apps;
 mod peer_clients;

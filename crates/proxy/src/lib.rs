@@ -6,9 +6,11 @@
 //! Routes: `/s/<secret>/mcp` (the secret in the path, for clients that cannot send
 //! headers), `/c/<name>/mcp` (the secret as `Authorization: Bearer`), answered directly;
 //! `/healthz`, `/metrics` and anything else by an axum router. Every request passes the
-//! Host/Origin guard before anything else.
+//! Host/Origin guard before anything else; pages from `[proxy] allowed_origins` get CORS on
+//! the MCP endpoints (`cors`).
 
 pub mod codes;
+mod cors;
 mod drain;
 mod forward;
 mod framing;
@@ -31,7 +33,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Request, Response, StatusCode, header};
+use axum::http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -327,6 +329,8 @@ enum Admitted {
         connection: usize,
         client: usize,
     },
+    /// A CORS preflight to an MCP endpoint from a page of a granted origin.
+    Preflight,
     /// Anything else: `/healthz`, `/metrics`, unknown paths.
     Rest,
 }
@@ -384,7 +388,19 @@ impl Handler {
         self.proxy.engine.record_refused_secret(named);
     }
 
+    /// [`Handler::admit`] against the vault as the engine holds it; a refusal the page of
+    /// a granted origin may read.
     fn admit_now(&self, parts: &Parts) -> Result<Admitted, Box<Answer>> {
+        let mut admitted = self.decide(parts);
+        if let Err(refused) = &mut admitted
+            && parts.headers.contains_key(header::ORIGIN)
+        {
+            cors::from_page(&self.proxy.config, &parts.headers, refused);
+        }
+        admitted
+    }
+
+    fn decide(&self, parts: &Parts) -> Result<Admitted, Box<Answer>> {
         let proxy = &*self.proxy;
         if let Some(refused) = guard::refusal(&proxy.config, &parts.headers, &parts.uri) {
             return Err(Box::new(forward::own(refused)));
@@ -392,6 +408,12 @@ impl Handler {
         let Some(endpoint) = endpoint(parts.uri.path()) else {
             return Ok(Admitted::Rest);
         };
+        if parts.method == Method::OPTIONS
+            && cors::is_preflight(&parts.headers)
+            && cors::granted(&proxy.config, &parts.headers).is_some()
+        {
+            return Ok(Admitted::Preflight);
+        }
         let store = proxy.engine.store();
         let found = match endpoint {
             Endpoint::Secret(secret) => tether_core::access::find_secret(&store, secret).ok_or_else(|| {
@@ -428,8 +450,15 @@ impl Handler {
             } => {
                 let connection = &store.connections()[connection];
                 let label = connection.access[client].label.as_str();
-                forward::forward(&self.proxy, connection, label, &parts, body).await
+                let mut answer =
+                    forward::forward(&self.proxy, connection, label, &parts, body).await;
+                // CORS is the MCP endpoints', and only a page's (a request with `Origin`).
+                if parts.headers.contains_key(header::ORIGIN) {
+                    cors::from_page(&self.proxy.config, &parts.headers, &mut answer);
+                }
+                answer
             }
+            Admitted::Preflight => cors::preflight(&self.proxy.config, &parts.headers),
             Admitted::Rest => {
                 let mut rest = self.rest.clone();
                 let request = Request::from_parts(parts, Body::from(body));
