@@ -528,7 +528,18 @@ async fn a_dead_grant_is_explained_to_the_client_not_challenged() {
         .await
         .unwrap();
     assert!(revoked.status().is_success());
+    // Listing tools offers the sign-in, with the reason (sign-in from inside the chat)…
     let res = rpc(&url, list_tools()).await;
+    assert_eq!(res.status(), 200, "an MCP answer, not an HTTP challenge");
+    assert!(res.headers().get("www-authenticate").is_none());
+    let listed: Value = res.json().await.unwrap();
+    let tools = listed["result"]["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 1, "{listed}");
+    assert_eq!(tools[0]["name"], "sign_in_linear");
+    // …and a call of a real tool is a JSON-RPC error that explains, not a challenge.
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "whoami", "arguments": {}}});
+    let res = rpc(&url, call).await;
     assert_eq!(res.status(), 200, "a JSON-RPC error, not an HTTP challenge");
     assert!(res.headers().get("www-authenticate").is_none());
     let body: Value = res.json().await.unwrap();
@@ -991,7 +1002,9 @@ async fn a_refused_token_with_no_refresh_token_shows_as_needing_a_sign_in() {
     let body: Value = rpc(&url, list_tools()).await.json().await.unwrap();
     assert!(body["result"].is_object(), "{body}");
     sim.admin("evict-access");
-    let body: Value = rpc(&url, list_tools()).await.json().await.unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "whoami", "arguments": {}}});
+    let body: Value = rpc(&url, call).await.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32001, "{body}");
     // Recorded beside the answer; the bound is a safety net, not a target.
     let safety = Instant::now() + Duration::from_secs(10);
