@@ -22,6 +22,64 @@ pub struct Config {
     pub tui: TuiConfig,
     #[serde(default)]
     pub notifications: NotificationsConfig,
+    #[serde(default)]
+    pub calls: CallsConfig,
+}
+
+pub const CALLS_CAPTURE_ENV: &str = "TETHER_CALLS_CAPTURE";
+
+/// What is kept of each call through the proxy: the TUI's Calls view and the audit log
+/// `logs/calls.jsonl` (`tether calls`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// `off`: counts only; `metadata`: a record per call, no bodies; `full`: with the
+    /// request and response bodies up to `capture_max_bytes` each.
+    pub capture: Capture,
+    /// The most of each body kept with `capture = "full"`.
+    pub capture_max_bytes: usize,
+    /// The audit log is rotated once it would grow past this…
+    pub log_max_bytes: u64,
+    /// …keeping this many rotated files…
+    pub log_keep: usize,
+    /// …none older than this many days.
+    pub log_max_age_days: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self {
+            capture: Capture::Metadata,
+            capture_max_bytes: 64 * 1024,
+            log_max_bytes: 10 * 1024 * 1024,
+            log_keep: 5,
+            log_max_age_days: 14,
+        }
+    }
+}
+
+/// How much of each proxied call is recorded (`[calls] capture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capture {
+    Off,
+    #[default]
+    Metadata,
+    Full,
+}
+
+impl FromStr for Capture {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "metadata" => Ok(Self::Metadata),
+            "full" => Ok(Self::Full),
+            other => Err(format!(
+                "'{other}' is not a capture setting: use off, metadata or full"
+            )),
+        }
+    }
 }
 
 pub const NOTIFICATIONS_ENV: &str = "TETHER_NOTIFICATIONS";
@@ -184,6 +242,12 @@ impl Config {
                     });
                 }
             });
+        }
+        if let Ok(value) = std::env::var(CALLS_CAPTURE_ENV) {
+            config.calls.capture = value.trim().parse().map_err(|message| ConfigError::Env {
+                var: CALLS_CAPTURE_ENV,
+                message,
+            })?;
         }
         if let Ok(value) = std::env::var(BIND_ENV) {
             config.proxy.bind = value.parse().map_err(|_| ConfigError::Env {

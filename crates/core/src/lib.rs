@@ -24,6 +24,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod calls;
 pub mod clients;
 pub mod config;
 pub mod connections;

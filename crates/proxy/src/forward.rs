@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde_json::json;
 
+use super::calls::{self, Trace};
 use super::upstream::{Call, Target, UpstreamError, UpstreamResponse};
 use super::{Answer, Proxy, Reply};
 use tether_core::oauth::refresh::{AuthError, Current};
@@ -28,7 +29,8 @@ pub use body::{BodyError, read_body};
 use patience::patience;
 use relay::stream_back;
 
-/// Forwards one call whose body has been read whole, and counts it for its client.
+/// Forwards one call whose body has been read whole, counts it for its client and, unless
+/// `[calls] capture = "off"`, records it once its answer has been sent.
 pub async fn forward(
     proxy: &Proxy,
     connection: &Connection,
@@ -38,13 +40,25 @@ pub async fn forward(
 ) -> Answer {
     let started = Instant::now();
     let name = connection.name.as_str();
-    let response = forward_buffered(proxy, connection, parts, body, started).await;
+    let mut trace = Trace::default();
+    // The request's body stays with its record (a reference count, not a copy).
+    let kept = proxy.calls.is_some().then(|| body.clone());
+    let response = forward_buffered(proxy, connection, parts, body, started, &mut trace).await;
     // An answer tether wrote itself stands for a failure (the upstream's are passed on).
     let ok = response.status().is_success() && matches!(response.body(), Reply::Upstream(_));
     proxy
         .engine
         .record_traffic(name, label, ok, started.elapsed());
-    response
+    match (&proxy.calls, kept) {
+        (Some(recorder), Some(body)) => {
+            let now = std::time::SystemTime::now();
+            let at = now.checked_sub(started.elapsed()).unwrap_or(now);
+            calls::tally(
+                recorder, response, name, label, parts, body, started, at, trace,
+            )
+        }
+        _ => response,
+    }
 }
 
 async fn forward_buffered(
@@ -53,6 +67,7 @@ async fn forward_buffered(
     parts: &Parts,
     body: Bytes,
     at: Instant,
+    trace: &mut Trace,
 ) -> Answer {
     let name = connection.name.as_str();
     let oauth = matches!(connection.auth, Auth::OAuth { .. });
@@ -91,6 +106,7 @@ async fn forward_buffered(
         // Another request may have refreshed since this one took its token: then this
         // only picks up the newer token.
         // Boxed: rare, and large enough that every call would otherwise carry its state.
+        trace.refreshed = true;
         let refreshed = Box::pin(proxy.engine.refresh_rejected(name, current.generation));
         let fresh = match refreshed.await {
             Ok(fresh) => fresh,
@@ -104,6 +120,7 @@ async fn forward_buffered(
                 .record_eviction(name, &current, challenge.error_description.as_deref());
         }
         sent = fresh.generation;
+        trace.retried = true;
         result = send(proxy, &target, parts, &body, &fresh, Instant::now()).await;
     }
     match result {

@@ -9,6 +9,7 @@
 //! Host/Origin guard before anything else; pages from `[proxy] allowed_origins` get CORS on
 //! the MCP endpoints (`cors`).
 
+mod calls;
 pub mod codes;
 mod cors;
 mod drain;
@@ -58,6 +59,8 @@ pub struct Proxy {
     signin: signin::SignIn,
     /// The port this proxy listens on, part of its proof of presence.
     port: u16,
+    /// Where each call's record goes; `None` with `[calls] capture = "off"`.
+    calls: Option<Arc<tether_core::calls::Recorder>>,
 }
 
 /// A proxy serving on a thread of its own (see [`spawn`]). Dropping it leaves the proxy
@@ -240,6 +243,8 @@ pub type Answer = Response<Reply>;
 pub enum Reply {
     Upstream(upstream::UpstreamBody),
     Own(Body),
+    /// Either, counted for the call's record as it goes out (`calls`).
+    Tallied(Box<calls::Tallied>),
 }
 
 impl hyper::body::Body for Reply {
@@ -253,6 +258,7 @@ impl hyper::body::Body for Reply {
         match self.get_mut() {
             Reply::Upstream(body) => Pin::new(body).poll_frame(cx),
             Reply::Own(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Reply::Tallied(body) => Pin::new(body.as_mut()).poll_frame(cx),
         }
     }
 
@@ -260,6 +266,7 @@ impl hyper::body::Body for Reply {
         match self {
             Reply::Upstream(body) => body.is_end_stream(),
             Reply::Own(body) => body.is_end_stream(),
+            Reply::Tallied(body) => body.is_end_stream(),
         }
     }
 
@@ -267,6 +274,7 @@ impl hyper::body::Body for Reply {
         match self {
             Reply::Upstream(body) => body.size_hint(),
             Reply::Own(body) => body.size_hint(),
+            Reply::Tallied(body) => body.size_hint(),
         }
     }
 }
@@ -280,6 +288,7 @@ fn handler(engine: Engine, config: ProxyConfig, port: u16) -> Handler {
     let upstream = upstream::Upstream::new(&config);
     let proxy = Arc::new(Proxy {
         signin: signin::SignIn::new(&engine, &upstream, &config),
+        calls: engine.call_recorder(),
         engine,
         upstream,
         config: Arc::new(config),

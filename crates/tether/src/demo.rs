@@ -115,6 +115,8 @@ impl Demo {
         let options = Options {
             browser: Browser::Fetch,
             publish: false,
+            // Kept for the demo's screens; its throwaway home gets no audit log.
+            calls: Some((Default::default(), None)),
             ..Options::default()
         };
         let running = runtime::start(

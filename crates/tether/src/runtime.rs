@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use crate::errors::UserInput;
-use tether_core::config::{Config, ProxyConfig};
+use tether_core::config::{CallsConfig, Config, ProxyConfig};
 use tether_core::engine::{Engine, EngineOptions, ProxyStatus};
 use tether_core::oauth::authorize::Browser;
 use tether_core::paths::Paths;
@@ -133,6 +133,19 @@ pub struct Options {
     pub publish: bool,
     /// Send desktop notifications while this process serves the proxy (`desktop.rs`).
     pub notify: bool,
+    /// Record the calls through the proxy (`[calls]`), and into the audit log in this
+    /// folder (`<state>/logs`) when one is given.
+    pub calls: Option<(CallsConfig, Option<std::path::PathBuf>)>,
+}
+
+impl Options {
+    /// Records calls as `config` says, into the audit log in the state folder's `logs/`.
+    pub fn recording(
+        config: &Config,
+    ) -> anyhow::Result<Option<(CallsConfig, Option<std::path::PathBuf>)>> {
+        let logs = tether_core::paths::Paths::discover()?.log_dir();
+        Ok(Some((config.calls.clone(), Some(logs))))
+    }
 }
 
 impl Default for Options {
@@ -144,6 +157,7 @@ impl Default for Options {
             service: None,
             publish: true,
             notify: false,
+            calls: None,
         }
     }
 }
@@ -210,6 +224,9 @@ pub async fn start(
         },
     )
     .await?;
+    if let (Some(_), Some((calls, logs))) = (&listener, &options.calls) {
+        engine.start_calls(calls, logs.clone());
+    }
     let proxy = match listener {
         Some(listener) => serve(&engine, proxy, listener, options.alive),
         None => None,

@@ -167,6 +167,7 @@ fn state_of(connections: Vec<Connection>, now: DateTime<Utc>) -> EngineState {
         },
         traffic,
         logins: BTreeMap::new(),
+        calls: Arc::default(),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct EngineState {
     pub traffic: BTreeMap<String, BTreeMap<String, ClientTraffic>>,
     /// Connections with a login in progress in this process.
     pub logins: BTreeMap<String, LoginProgress>,
+    /// The newest calls through this process's proxy, per connection, newest last.
+    pub calls: Arc<crate::calls::Rings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

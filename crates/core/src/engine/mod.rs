@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use api::*;
 pub use signin::SignInStart;
 
+use crate::calls::{CallsConfig, Collector, Recorder};
 use crate::oauth::authorize::Browser;
 use crate::oauth::refresh::{AuthError, Current, TokenManager, Trigger};
 use crate::vault::{StepUp, Store, Vault, VaultError};
@@ -96,6 +97,8 @@ struct Inner {
     /// When each (connection, client) was last written to the vault as seen.
     activity_saved: Mutex<BTreeMap<(String, String), DateTime<Utc>>>,
     proxy: Mutex<ProxyStatus>,
+    /// The calls through this process's proxy (see [`Engine::start_calls`]).
+    calls: std::sync::OnceLock<(Arc<Collector>, Arc<Recorder>)>,
     state: watch::Sender<Arc<EngineState>>,
     events: broadcast::Sender<EngineEvent>,
     commands: mpsc::UnboundedSender<EngineCommand>,
@@ -125,6 +128,7 @@ impl Engine {
             key_source: vault.key_source().clone(),
             traffic: BTreeMap::new(),
             logins: BTreeMap::new(),
+            calls: Arc::default(),
         };
         let (state, _) = watch::channel(Arc::new(initial));
         let engine = Self {
@@ -143,6 +147,7 @@ impl Engine {
                 traffic_dirty: std::sync::atomic::AtomicBool::new(false),
                 refused: Mutex::new(BTreeMap::new()),
                 activity_saved: Mutex::new(BTreeMap::new()),
+                calls: std::sync::OnceLock::new(),
                 state,
                 events,
                 commands,
@@ -185,6 +190,9 @@ impl Engine {
 
     pub fn shutdown(&self) {
         self.inner.stop.cancel();
+        if let Some((collector, _)) = self.inner.calls.get() {
+            collector.stop();
+        }
         for task in self
             .inner
             .login_tasks
@@ -330,6 +338,22 @@ impl Engine {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Starts recording the calls through this process's proxy (`[calls]`), into the
+    /// audit log in `log_dir` when given; once per engine, before the proxy starts.
+    pub fn start_calls(&self, config: &CallsConfig, log_dir: Option<std::path::PathBuf>) {
+        if self.inner.calls.get().is_some() {
+            return;
+        }
+        if let Some(started) = Collector::start(config, log_dir) {
+            let _ = self.inner.calls.set(started);
+        }
+    }
+
+    /// Where the proxy hands each call's draft: `None` when calls are not recorded.
+    pub fn call_recorder(&self) -> Option<Arc<Recorder>> {
+        self.inner.calls.get().map(|(_, recorder)| recorder.clone())
+    }
+
     /// The traffic counted so far, by connection, then client.
     pub fn traffic(&self) -> BTreeMap<String, BTreeMap<String, ClientTraffic>> {
         self.inner
@@ -397,6 +421,13 @@ impl Engine {
             key_source: inner.vault.key_source().clone(),
             traffic: inner.traffic.lock().map(|t| t.clone()).unwrap_or_default(),
             logins: inner.logins.lock().map(|l| l.clone()).unwrap_or_default(),
+            calls: Arc::new(
+                inner
+                    .calls
+                    .get()
+                    .map(|(collector, _)| collector.rings())
+                    .unwrap_or_default(),
+            ),
         };
         inner.state.send_replace(Arc::new(state));
     }
@@ -495,7 +526,9 @@ impl Engine {
                 _ = self.inner.changed.notified() => {}
                 _ = tokio::time::sleep(WATCH_INTERVAL) => {
                     if !self.vault_changed() {
-                        if self.inner.traffic_dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                        let traffic = self.inner.traffic_dirty.swap(false, std::sync::atomic::Ordering::Relaxed);
+                        let calls = self.inner.calls.get().is_some_and(|(c, _)| c.take_changed());
+                        if traffic || calls {
                             self.publish();
                         }
                         continue;
