@@ -1,8 +1,9 @@
-//! The command line through the binary: connections, client files, the demo, doctor, the stdio bridge, imports, the key and the vault, and the security checks.
+//! The command line through the binary: connections, client files, the demo, doctor, the stdio bridge, the calls log, imports, the key and the vault, and the security checks.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod calls;
 mod cli;
 mod clients;
 mod demo;

@@ -146,6 +146,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the calls through the proxy, oldest first, from the audit log
+    /// (`logs/calls.jsonl` in the state folder) whichever tether serves the proxy.
+    ///
+    /// What is kept of each call is `[calls] capture` in config.toml: off, metadata (the
+    /// default) or full (with the bodies).
+    Calls(CallsArgs),
     /// Cut one local client off a connection; its endpoint stops working at once.
     Revoke {
         /// The connection's name.
@@ -176,6 +182,27 @@ impl Command {
             Command::Serve { .. } | Command::Stdio { .. } | Command::Sim(_) | Command::Demo(_)
         )
     }
+}
+
+#[derive(Debug, Args)]
+pub struct CallsArgs {
+    /// Only this connection's calls.
+    pub name: Option<String>,
+    /// Only this client's calls.
+    #[arg(long, value_name = "LABEL")]
+    pub client: Option<String>,
+    /// Only calls that failed: an HTTP error or a JSON-RPC error.
+    #[arg(long)]
+    pub errors: bool,
+    /// Only calls from the last while: 30s, 10m, 2h, 7d.
+    #[arg(long, value_name = "AGO")]
+    pub since: Option<String>,
+    /// Keep printing calls as they come (Ctrl-C stops).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Print one JSON record a line instead of columns.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The shells `tether completions` writes a script for.

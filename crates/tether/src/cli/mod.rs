@@ -4,6 +4,7 @@
 
 mod args;
 mod auth;
+mod calls;
 mod clients;
 mod connections;
 mod endpoints;
@@ -50,6 +51,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor { name, json } => endpoints::doctor(name.as_deref(), json).await,
         Command::Stdio { name, client } => crate::stdio::run(&name, &client).await,
         Command::Import(source) => import::run(source).await,
+        Command::Calls(args) => calls::calls(args).await,
         Command::Revoke { name, client } => endpoints::revoke(&name, &client).await,
         Command::Config(args) => clients::config(args).await,
         Command::Clients { json } => clients::clients(json),
