@@ -143,11 +143,62 @@ fn navigation_moves_the_selection_and_tabs() {
     assert_eq!(app.tab(), DetailTab::History);
     cmd(&mut app, Command::PrevTab);
     cmd(&mut app, Command::PrevTab);
-    assert_eq!(app.tab(), DetailTab::Traffic);
+    assert_eq!(app.tab(), DetailTab::Calls);
     cmd(&mut app, Command::ToggleFocus);
     assert_eq!(app.focus(), Focus::Detail);
     cmd(&mut app, Command::Back);
     assert_eq!(app.focus(), Focus::Table);
+}
+
+/// A state like the demo's with one more call for linear, `name`.
+fn with_call(app: &tether_tui::App, name: &str) -> Arc<tether_core::engine::EngineState> {
+    let mut state = app.state().clone();
+    let mut calls = (*state.calls).clone();
+    let ring = calls.get_mut("linear").unwrap();
+    let mut newest = (**ring.back().unwrap()).clone();
+    newest.name = Some(name.to_string());
+    newest.at_ms += 1;
+    ring.push_back(Arc::new(newest));
+    state.calls = Arc::new(calls);
+    Arc::new(state)
+}
+
+#[test]
+fn the_calls_tab_follows_at_the_top_and_pauses_while_scrolled() {
+    let mut app = fixture::demo_app(None, 100, 30);
+    cmd(&mut app, Command::ShowTab(DetailTab::Calls));
+    cmd(&mut app, Command::ToggleFocus);
+    assert_eq!(
+        app.selected_call().unwrap().name.as_deref(),
+        Some("get_issue")
+    );
+    // At the top: the newest call is the selected one.
+    let state = with_call(&app, "first_new");
+    app.update(Action::State(state));
+    assert_eq!(
+        app.selected_call().unwrap().name.as_deref(),
+        Some("first_new")
+    );
+    // Scrolled: the selected call stays selected as new ones arrive.
+    cmd(&mut app, Command::Down);
+    assert_eq!(
+        app.selected_call().unwrap().name.as_deref(),
+        Some("get_issue")
+    );
+    let state = with_call(&app, "second_new");
+    app.update(Action::State(state));
+    assert_eq!(
+        app.selected_call().unwrap().name.as_deref(),
+        Some("get_issue")
+    );
+    // Enter opens it; Esc closes it.
+    cmd(&mut app, Command::ToggleFocus);
+    assert!(
+        matches!(app.overlay(), Overlay::Call { record, .. } if record.name.as_deref() == Some("get_issue"))
+    );
+    assert_eq!(app.context(), Context::Call);
+    cmd(&mut app, Command::Back);
+    assert!(matches!(app.overlay(), Overlay::None));
 }
 
 #[test]

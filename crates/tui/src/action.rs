@@ -89,15 +89,17 @@ pub enum DetailTab {
     Diagnosis,
     Clients,
     Traffic,
+    Calls,
 }
 
 impl DetailTab {
-    pub const ALL: [DetailTab; 5] = [
+    pub const ALL: [DetailTab; 6] = [
         DetailTab::Overview,
         DetailTab::History,
         DetailTab::Diagnosis,
         DetailTab::Clients,
         DetailTab::Traffic,
+        DetailTab::Calls,
     ];
 
     pub fn title(self) -> &'static str {
@@ -107,6 +109,7 @@ impl DetailTab {
             DetailTab::Diagnosis => "Diagnosis",
             DetailTab::Clients => "Clients",
             DetailTab::Traffic => "Traffic",
+            DetailTab::Calls => "Calls",
         }
     }
 

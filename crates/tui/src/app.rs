@@ -16,6 +16,7 @@ use super::wizard::{Phase, Wizard};
 
 mod commands;
 mod navigation;
+use tether_core::calls::CallRecord;
 use tether_core::engine::{EngineCommand, EngineEvent, EngineState, NoticeLevel};
 use tether_core::secret::Secret;
 use tether_core::vault::Connection;
@@ -45,6 +46,11 @@ pub enum Overlay {
     Wizard(Box<Wizard>),
     Events {
         scroll: usize,
+    },
+    /// One call from the Calls tab.
+    Call {
+        record: Arc<CallRecord>,
+        scroll: u16,
     },
 }
 
@@ -180,6 +186,7 @@ impl App {
             Overlay::Confirm(_) => Context::Confirm,
             Overlay::Endpoint(_) => Context::Endpoint,
             Overlay::Events { .. } => Context::Events,
+            Overlay::Call { .. } => Context::Call,
             Overlay::None if self.filtering => Context::Filter,
             Overlay::None => Context::Main,
         }
@@ -212,7 +219,8 @@ impl App {
                 None
             }
             Action::State(state) => {
-                self.state = state;
+                let before = std::mem::replace(&mut self.state, state);
+                self.follow_calls(&before);
                 self.follow_login_state();
                 self.fix_selection();
                 None
@@ -323,6 +331,37 @@ impl App {
         }
     }
 
+    /// In the Calls tab, scrolled away from the newest call, the selected call stays
+    /// selected as new ones arrive above it; at the top, the view follows them.
+    fn follow_calls(&mut self, before: &EngineState) {
+        if self.tab != DetailTab::Calls || self.detail_scroll == 0 {
+            return;
+        }
+        let Some(name) = self.selected.as_deref() else {
+            return;
+        };
+        let (Some(old), Some(new)) = (before.calls.get(name), self.state.calls.get(name)) else {
+            return;
+        };
+        let Some(newest_before) = old.back() else {
+            return;
+        };
+        let arrived = new
+            .iter()
+            .rev()
+            .take_while(|r| !Arc::ptr_eq(r, newest_before))
+            .count();
+        let len = new.len().saturating_sub(1);
+        self.detail_scroll = (self.detail_scroll as usize + arrived).min(len) as u16;
+    }
+
+    /// The call selected in the Calls tab.
+    pub fn selected_call(&self) -> Option<Arc<CallRecord>> {
+        let ring = self.state.calls.get(self.selected.as_deref()?)?;
+        let from_newest = self.detail_scroll as usize;
+        ring.iter().rev().nth(from_newest).cloned()
+    }
+
     /// The engine's record of a login is the truth while it has one.
     fn follow_login_state(&mut self) {
         if let Overlay::Wizard(w) = &mut self.overlay
@@ -397,6 +436,20 @@ impl App {
                 self.overlay = Overlay::Events {
                     scroll: scroll.min(len.saturating_sub(1)),
                 };
+                None
+            }
+            Overlay::Call { record, scroll } => {
+                let page = self.area.height.saturating_sub(6).max(1);
+                let scroll = match command {
+                    Command::Back => return None,
+                    Command::Quit => return Some(Effect::Quit(Vec::new())),
+                    Command::Up => scroll.saturating_sub(1),
+                    Command::Down => scroll.saturating_add(1),
+                    Command::PageUp => scroll.saturating_sub(page),
+                    Command::PageDown => scroll.saturating_add(page),
+                    _ => scroll,
+                };
+                self.overlay = Overlay::Call { record, scroll };
                 None
             }
             Overlay::Help { selected, scroll } => {

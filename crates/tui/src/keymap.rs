@@ -18,16 +18,18 @@ pub enum Context {
     Confirm,
     Endpoint,
     Events,
+    Call,
 }
 
 impl Context {
-    pub const ALL: [Context; 7] = [
+    pub const ALL: [Context; 8] = [
         Context::Main,
         Context::Filter,
         Context::Wizard,
         Context::Confirm,
         Context::Endpoint,
         Context::Events,
+        Context::Call,
         Context::Help,
     ];
 
@@ -40,6 +42,7 @@ impl Context {
             Context::Confirm => "Confirm",
             Context::Endpoint => "Endpoint",
             Context::Events => "Events log",
+            Context::Call => "One call",
         }
     }
 
@@ -147,7 +150,7 @@ const fn b(
 }
 
 use Command as C;
-use Context::{Confirm, Endpoint, Events, Filter, Help, Main, Wizard};
+use Context::{Call, Confirm, Endpoint, Events, Filter, Help, Main, Wizard};
 
 /// The main-screen key that applies a diagnosis's fix.
 pub fn key_for(fix: Fix) -> Option<Key> {
@@ -172,7 +175,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Main, &[k(KeyCode::PageDown)], C::PageDown, "page down", None),
     b(Main, &[k(KeyCode::Home), c('g')], C::Top, "first connection", None),
     b(Main, &[k(KeyCode::End), c('G')], C::Bottom, "last connection", None),
-    b(Main, &[k(KeyCode::Enter)], C::ToggleFocus, "move the keyboard between the table and the detail pane", Some("focus")),
+    b(Main, &[k(KeyCode::Enter)], C::ToggleFocus, "move the keyboard between the table and the detail pane; in the Calls tab, open the selected call", Some("focus")),
     b(Main, &[k(KeyCode::Tab), k(KeyCode::Right)], C::NextTab, "next detail tab", Some("tabs")),
     b(Main, &[k(KeyCode::BackTab), k(KeyCode::Left)], C::PrevTab, "previous detail tab", None),
     b(Main, &[c('1')], C::ShowTab(DetailTab::Overview), "Overview tab: token, client, scopes", None),
@@ -180,6 +183,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Main, &[c('3')], C::ShowTab(DetailTab::Diagnosis), "Diagnosis tab: why it broke, evidence, the fix", None),
     b(Main, &[c('4')], C::ShowTab(DetailTab::Clients), "Clients tab: OAuth registrations, local clients", None),
     b(Main, &[c('5')], C::ShowTab(DetailTab::Traffic), "Traffic tab: requests and errors per client", None),
+    b(Main, &[c('6')], C::ShowTab(DetailTab::Calls), "Calls tab: every call through the proxy, newest first, live", None),
     b(Main, &[c('a')], C::Add, "add a connection (wizard)", Some("add")),
     b(Main, &[c('l')], C::Login, "log in / authorize the selected connection", Some("login")),
     b(Main, &[c('r')], C::Refresh, "refresh the token now", Some("refresh")),
@@ -216,6 +220,11 @@ pub static BINDINGS: &[Binding] = &[
     b(Events, &[k(KeyCode::Home), c('g')], C::Top, "newest", None),
     b(Events, &[k(KeyCode::End), c('G')], C::Bottom, "oldest", None),
     b(Events, &[k(KeyCode::Esc), c('e'), c('q')], C::Back, "close the events log", Some("close")),
+    b(Call, &[k(KeyCode::Up), c('k')], C::Up, "scroll up", None),
+    b(Call, &[k(KeyCode::Down), c('j')], C::Down, "scroll down", Some("scroll")),
+    b(Call, &[k(KeyCode::PageUp)], C::PageUp, "page up", None),
+    b(Call, &[k(KeyCode::PageDown)], C::PageDown, "page down", None),
+    b(Call, &[k(KeyCode::Esc), k(KeyCode::Enter), c('q')], C::Back, "close the call", Some("close")),
     b(Help, &[k(KeyCode::Up), c('k')], C::Up, "previous action", None),
     b(Help, &[k(KeyCode::Down), c('j')], C::Down, "next action", Some("choose")),
     b(Help, &[k(KeyCode::Enter)], C::Submit, "run the chosen action", Some("run")),

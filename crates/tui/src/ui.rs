@@ -120,6 +120,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Overlay::Endpoint(endpoint) => widgets::dialogs::endpoint(frame, app, endpoint),
         Overlay::Wizard(wizard) => widgets::wizard::draw(frame, app, wizard),
         Overlay::Events { scroll } => events::draw(frame, app, *scroll),
+        Overlay::Call { record, scroll } => {
+            widgets::calls::draw_call(frame, app, record, *scroll);
+        }
     }
 }
 

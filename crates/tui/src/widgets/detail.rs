@@ -1,5 +1,5 @@
 //! The detail pane for the selected connection: the tab bar and whichever tab is open
-//! (Overview, History, Diagnosis, Clients, Traffic).
+//! (Overview, History, Diagnosis, Clients, Traffic, Calls).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,7 +7,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{clients, diagnosis, history, overview, pane, traffic};
+use super::{calls, clients, diagnosis, history, overview, pane, traffic};
 use crate::action::DetailTab;
 use crate::app::{App, Focus};
 use crate::ui::Regions;
@@ -57,6 +57,7 @@ pub fn draw(frame: &mut Frame, app: &App, regions: &Regions) {
         DetailTab::Diagnosis => scrolled(frame, app, diagnosis::lines(app, connection), area),
         DetailTab::Clients => clients::draw(frame, app, connection, area),
         DetailTab::Traffic => traffic::draw(frame, app, connection, area),
+        DetailTab::Calls => calls::draw(frame, app, connection, area),
     }
 }
 
@@ -111,5 +112,6 @@ pub fn len(app: &App) -> usize {
             .traffic
             .get(c.name.as_str())
             .map_or(0, |t| t.len()),
+        DetailTab::Calls => calls::len(app, c),
     }
 }
