@@ -7,6 +7,9 @@
 #
 #   cargo build --profile dist && bash benches/proxy/instructions.sh [N] [path/to/tether]
 #
+# TETHER_CALLS_CAPTURE=off|metadata|full (default: metadata, as [calls] capture) chooses what
+# is recorded of each call: the cost of recording is the difference between off and metadata.
+#
 # Needs valgrind, python3 and curl.
 set -euo pipefail
 calls=${1:-1000}
@@ -18,6 +21,7 @@ run() {
   local n=$1 home sim port secret vg
   home=$(mktemp -d)
   export TETHER_HOME=$home TETHER_KEY_SOURCE=file DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent
+  export TETHER_CALLS_CAPTURE=${TETHER_CALLS_CAPTURE:-metadata}
   "$bin" sim --no-auth >"$home/sim.url" 2>/dev/null &
   sim=$!
   for _ in $(seq 50); do [ -s "$home/sim.url" ] && break; sleep 0.1; done
@@ -50,4 +54,4 @@ PY
 
 base=$(run 0)
 loaded=$(run "$calls")
-echo "tether serve: $(( (loaded - base) / calls )) instructions per proxied call ($calls calls; start-up and shutdown: $base)"
+echo "tether serve: $(( (loaded - base) / calls )) instructions per proxied call ($calls calls, capture ${TETHER_CALLS_CAPTURE:-metadata}; start-up and shutdown: $base)"

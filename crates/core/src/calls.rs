@@ -8,6 +8,7 @@ mod collect;
 mod describe;
 pub mod log;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, SystemTime};
@@ -16,8 +17,11 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 
+use crate::vault::Store;
+
 pub use crate::config::{CallsConfig, Capture};
 pub use collect::{Collector, RING, Rings};
+pub use describe::Line;
 
 /// Drafts waiting for the collector; one more is dropped (and counted), never waited for.
 const QUEUE: usize = 4096;
@@ -81,11 +85,15 @@ impl CallRecord {
 }
 
 /// What the proxy knows of a call when its answer has been sent; the collector makes the
-/// record from it, off the call's path.
+/// record from it, off the call's path. It holds what the call already had — the vault
+/// snapshot that names the connection and client, the request's headers and body, the
+/// answer's first pieces — so handing it over copies nothing.
 pub struct CallDraft {
     pub at: SystemTime,
-    pub connection: String,
-    pub client: String,
+    /// The vault as the call saw it, and the connection's and client's positions in it.
+    pub store: Arc<Store>,
+    pub connection: usize,
+    pub client: usize,
     pub http: Method,
     pub protocol: Option<HeaderValue>,
     pub mcp_method: Option<HeaderValue>,
@@ -100,7 +108,20 @@ pub struct CallDraft {
     pub refreshed: bool,
     pub retried: bool,
     /// The answer's first pieces, up to [`Recorder::keep`] bytes: where its error is.
-    pub response: Vec<Bytes>,
+    pub response: Option<Bytes>,
+    pub response_more: Vec<Bytes>,
+}
+
+impl CallDraft {
+    /// The connection's and the client's names.
+    pub fn names(&self) -> (&str, &str) {
+        let c = self.store.connections().get(self.connection);
+        let name = c.map_or("", |c| c.name.as_str());
+        let label = c
+            .and_then(|c| c.access.get(self.client))
+            .map_or("", |a| a.label.as_str());
+        (name, label)
+    }
 }
 
 /// The proxy's side of the recording: a bounded queue to the collector.

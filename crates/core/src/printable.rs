@@ -11,6 +11,11 @@ use std::fmt::Write as _;
 
 /// One line of server text, at most `max` characters (then `…`), every control escaped.
 pub fn printable(text: &str, max: usize) -> String {
+    // Most text is short printable ASCII: copied whole (the calls collector makes several
+    // strings a call this way).
+    if text.len() <= max && text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return text.to_string();
+    }
     let mut out = String::new();
     for (n, c) in text.chars().enumerate() {
         if n == max {

@@ -13,8 +13,18 @@ use axum::http::header;
 use axum::http::request::Parts;
 use hyper::body::{Frame, SizeHint};
 use tether_core::calls::{CallDraft, Recorder};
+use tether_core::vault::Store;
 
 use crate::{Answer, Reply};
+
+/// Which connection and client a call is for: their positions in the vault snapshot the
+/// call was admitted with (the record takes the snapshot, not copies of the names).
+#[derive(Clone, Copy)]
+pub struct Who<'a> {
+    pub store: &'a Arc<Store>,
+    pub connection: usize,
+    pub client: usize,
+}
 
 /// What the forwarding learned of a call on the way.
 #[derive(Default, Clone, Copy)]
@@ -29,45 +39,59 @@ pub struct Tallied {
     draft: Option<CallDraft>,
     started: Instant,
     recorder: Arc<Recorder>,
+    /// Bytes of the answer kept in the draft so far.
+    kept: usize,
     /// Whether the last byte seen was a line break (an SSE event ends with a blank line).
     after_newline: bool,
 }
 
 /// Wraps `answer` so its call is recorded once it has been sent.
-#[allow(clippy::too_many_arguments)]
 pub fn tally(
     recorder: &Arc<Recorder>,
     answer: Answer,
-    connection: &str,
-    client: &str,
+    who: Who<'_>,
     parts: &Parts,
     body: Bytes,
     started: Instant,
-    at: std::time::SystemTime,
     trace: Trace,
 ) -> Answer {
+    let first_byte = started.elapsed();
+    let now = std::time::SystemTime::now();
+    // One pass over the request's fields for the three the record names (a lookup by name
+    // hashes it, three times over).
+    let (mut protocol, mut method, mut name) = (None, None, None);
+    for (field, value) in &parts.headers {
+        match field.as_str() {
+            "mcp-protocol-version" => protocol = Some(value.clone()),
+            "mcp-method" => method = Some(value.clone()),
+            "mcp-name" => name = Some(value.clone()),
+            _ => {}
+        }
+    }
     let streamed = answer
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let draft = CallDraft {
-        at,
-        connection: connection.to_string(),
-        client: client.to_string(),
+        at: now.checked_sub(first_byte).unwrap_or(now),
+        store: who.store.clone(),
+        connection: who.connection,
+        client: who.client,
         http: parts.method.clone(),
-        protocol: parts.headers.get("mcp-protocol-version").cloned(),
-        mcp_method: parts.headers.get("mcp-method").cloned(),
-        mcp_name: parts.headers.get("mcp-name").cloned(),
+        protocol,
+        mcp_method: method,
+        mcp_name: name,
         request: body,
         status: answer.status().as_u16(),
-        first_byte: started.elapsed(),
+        first_byte,
         total: std::time::Duration::ZERO,
         bytes_out: 0,
         streamed,
         events: 0,
         refreshed: trace.refreshed,
         retried: trace.retried,
-        response: Vec::new(),
+        response: None,
+        response_more: Vec::new(),
     };
     answer.map(|inner| {
         Reply::Tallied(Box::new(Tallied {
@@ -75,6 +99,7 @@ pub fn tally(
             draft: Some(draft),
             started,
             recorder: recorder.clone(),
+            kept: 0,
             after_newline: false,
         }))
     })
@@ -86,9 +111,14 @@ impl Tallied {
             return;
         };
         draft.bytes_out += data.len() as u64;
-        let kept: usize = draft.response.iter().map(Bytes::len).sum();
-        if kept < self.recorder.keep() {
-            draft.response.push(data.clone());
+        if self.kept < self.recorder.keep() {
+            self.kept += data.len();
+            // A reference to the piece, not a copy.
+            if draft.response.is_none() {
+                draft.response = Some(data.clone());
+            } else {
+                draft.response_more.push(data.clone());
+            }
         }
         if draft.streamed {
             // Blank lines (`\n\n`, also inside `\r\n\r\n`) end events.

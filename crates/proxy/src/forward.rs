@@ -35,6 +35,7 @@ pub async fn forward(
     proxy: &Proxy,
     connection: &Connection,
     label: &str,
+    who: calls::Who<'_>,
     parts: &Parts,
     body: Bytes,
 ) -> Answer {
@@ -51,11 +52,7 @@ pub async fn forward(
         .record_traffic(name, label, ok, started.elapsed());
     match (&proxy.calls, kept) {
         (Some(recorder), Some(body)) => {
-            let now = std::time::SystemTime::now();
-            let at = now.checked_sub(started.elapsed()).unwrap_or(now);
-            calls::tally(
-                recorder, response, name, label, parts, body, started, at, trace,
-            )
+            calls::tally(recorder, response, who, parts, body, started, trace)
         }
         _ => response,
     }

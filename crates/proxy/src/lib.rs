@@ -457,10 +457,15 @@ impl Handler {
                 connection,
                 client,
             } => {
+                let who = calls::Who {
+                    store: &store,
+                    connection,
+                    client,
+                };
                 let connection = &store.connections()[connection];
                 let label = connection.access[client].label.as_str();
                 let mut answer =
-                    forward::forward(&self.proxy, connection, label, &parts, body).await;
+                    forward::forward(&self.proxy, connection, label, who, &parts, body).await;
                 // CORS is the MCP endpoints', and only a page's (a request with `Origin`).
                 if parts.headers.contains_key(header::ORIGIN) {
                     cors::from_page(&self.proxy.config, &parts.headers, &mut answer);

@@ -116,7 +116,11 @@ impl Demo {
             browser: Browser::Fetch,
             publish: false,
             // Kept for the demo's screens; its throwaway home gets no audit log.
-            calls: Some((Default::default(), None)),
+            calls: Some(runtime::Recording {
+                config: Default::default(),
+                log_dir: None,
+                rings: true,
+            }),
             ..Options::default()
         };
         let running = runtime::start(

@@ -25,7 +25,7 @@ pub async fn run_tui(theme: Option<String>) -> anyhow::Result<()> {
     });
     let options = Options {
         notify: config.notifications.on(false),
-        calls: Options::recording(&config)?,
+        calls: Options::recording(&config, true)?,
         ..Options::default()
     };
     let running = runtime::start(vault, &config.proxy, listener, options).await?;

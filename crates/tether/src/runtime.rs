@@ -133,18 +133,28 @@ pub struct Options {
     pub publish: bool,
     /// Send desktop notifications while this process serves the proxy (`desktop.rs`).
     pub notify: bool,
-    /// Record the calls through the proxy (`[calls]`), and into the audit log in this
-    /// folder (`<state>/logs`) when one is given.
-    pub calls: Option<(CallsConfig, Option<std::path::PathBuf>)>,
+    /// Record the calls through the proxy (`[calls]`).
+    pub calls: Option<Recording>,
+}
+
+/// How the calls through the proxy are recorded.
+pub struct Recording {
+    pub config: CallsConfig,
+    /// The audit log's folder (`<state>/logs`), if there is to be one.
+    pub log_dir: Option<std::path::PathBuf>,
+    /// Keep the newest calls in memory: a front end of this process shows them.
+    pub rings: bool,
 }
 
 impl Options {
-    /// Records calls as `config` says, into the audit log in the state folder's `logs/`.
-    pub fn recording(
-        config: &Config,
-    ) -> anyhow::Result<Option<(CallsConfig, Option<std::path::PathBuf>)>> {
-        let logs = tether_core::paths::Paths::discover()?.log_dir();
-        Ok(Some((config.calls.clone(), Some(logs))))
+    /// Records calls as `config` says, into the audit log in the state folder's `logs/`,
+    /// and in memory when a front end of this process shows them (`rings`).
+    pub fn recording(config: &Config, rings: bool) -> anyhow::Result<Option<Recording>> {
+        Ok(Some(Recording {
+            config: config.calls.clone(),
+            log_dir: Some(tether_core::paths::Paths::discover()?.log_dir()),
+            rings,
+        }))
     }
 }
 
@@ -224,8 +234,8 @@ pub async fn start(
         },
     )
     .await?;
-    if let (Some(_), Some((calls, logs))) = (&listener, &options.calls) {
-        engine.start_calls(calls, logs.clone());
+    if let (Some(_), Some(calls)) = (&listener, &options.calls) {
+        engine.start_calls(&calls.config, calls.log_dir.clone(), calls.rings);
     }
     let proxy = match listener {
         Some(listener) => serve(&engine, proxy, listener, options.alive),

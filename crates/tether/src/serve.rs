@@ -32,7 +32,7 @@ pub async fn run(
         alive: notifier.as_ref().and_then(Notifier::keep_alive),
         service: service.map(|m| m.as_str().to_string()),
         notify: config.notifications.on(service.is_some()),
-        calls: Options::recording(&config)?,
+        calls: Options::recording(&config, false)?,
         ..Options::default()
     };
     let mut running = runtime::start(vault, &config.proxy, Ok(claimed.listener), options).await?;

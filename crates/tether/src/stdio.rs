@@ -142,7 +142,7 @@ async fn proxy_base(
     let local = listener.local_addr()?;
     let private = Options {
         publish: false,
-        calls: Options::recording(config)?,
+        calls: Options::recording(config, false)?,
         ..Options::default()
     };
     let running = runtime::start(vault, &config.proxy, Ok(listener), private).await?;

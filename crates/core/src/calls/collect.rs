@@ -43,6 +43,7 @@ impl Collector {
     pub fn start(
         config: &CallsConfig,
         log_dir: Option<PathBuf>,
+        rings: bool,
     ) -> Option<(Arc<Self>, Arc<Recorder>)> {
         if config.capture == Capture::Off {
             return None;
@@ -62,7 +63,7 @@ impl Collector {
         let (shared, capture, max) = (collector.clone(), config.capture, config.capture_max_bytes);
         let spawned = std::thread::Builder::new()
             .name("tether-calls".to_string())
-            .spawn(move || shared.run(&rx, log, capture, max));
+            .spawn(move || shared.run(&rx, log, rings, capture, max));
         match spawned {
             Ok(thread) => {
                 if let Ok(mut t) = collector.thread.lock() {
@@ -78,6 +79,7 @@ impl Collector {
         &self,
         rx: &Receiver<super::CallDraft>,
         mut log: Option<LogWriter>,
+        rings: bool,
         capture: Capture,
         max: usize,
     ) {
@@ -88,11 +90,13 @@ impl Collector {
             let gone = loop {
                 match rx.try_recv() {
                     Ok(draft) => {
-                        let record = describe::record(draft, capture, max);
+                        let line = describe::describe(&draft, capture, max);
                         if let Some(log) = &mut log {
-                            log.append(&record);
+                            log.append(&line);
                         }
-                        self.keep(record);
+                        if rings {
+                            self.keep(line.to_record());
+                        }
                         took += 1;
                     }
                     Err(TryRecvError::Empty) => break false,

@@ -10,7 +10,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{CallRecord, CallsConfig};
+use super::{CallRecord, CallsConfig, Line};
 
 pub const FILE: &str = "calls.jsonl";
 
@@ -43,9 +43,9 @@ impl LogWriter {
         }
     }
 
-    /// Adds a record to the batch written by [`LogWriter::flush`].
-    pub fn append(&mut self, record: &CallRecord) {
-        write_line(&mut self.pending, record);
+    /// Adds a call to the batch written by [`LogWriter::flush`].
+    pub fn append(&mut self, line: &Line<'_>) {
+        write_line(&mut self.pending, line);
     }
 
     /// Writes the batch in one write, rotating first if it would take the file past its size.
@@ -173,19 +173,20 @@ pub fn read_lines(reader: impl BufRead) -> impl Iterator<Item = CallRecord> {
         .filter_map(|line| serde_json::from_str(&line).ok())
 }
 
-/// One record as a line of JSON, written by hand: the collector writes one per call, and
-/// the derived serializer cost several times as much. `CallRecord`'s `Deserialize` reads
-/// it back (tested below).
-pub fn write_line(out: &mut Vec<u8>, r: &CallRecord) {
+/// One call as a line of JSON, written by hand: the collector writes one per call, and the
+/// derived serializer cost several times as much. `CallRecord`'s `Deserialize` reads it
+/// back (tested below).
+pub fn write_line(out: &mut Vec<u8>, r: &Line<'_>) {
     let mut n = itoa::Buffer::new();
-    let mut int = |out: &mut Vec<u8>, key: &str, v: i128| {
+    let mut num = |out: &mut Vec<u8>, key: &str, v: u64| {
         out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(n.format(v).as_bytes());
     };
-    int(out, "{\"at_ms\":", r.at_ms.into());
-    string(out, ",\"connection\":", &r.connection);
-    string(out, ",\"client\":", &r.client);
-    string(out, ",\"http\":", &r.http);
+    out.extend_from_slice(b"{\"at_ms\":");
+    out.extend_from_slice(itoa::Buffer::new().format(r.at_ms).as_bytes());
+    string(out, ",\"connection\":", r.connection);
+    string(out, ",\"client\":", r.client);
+    string(out, ",\"http\":", r.http);
     if let Some(m) = &r.method {
         string(out, ",\"method\":", m);
     }
@@ -195,20 +196,21 @@ pub fn write_line(out: &mut Vec<u8>, r: &CallRecord) {
     if let Some(m) = &r.protocol {
         string(out, ",\"protocol\":", m);
     }
-    int(out, ",\"status\":", r.status.into());
+    num(out, ",\"status\":", r.status.into());
     if let Some(code) = r.error_code {
-        int(out, ",\"error_code\":", code.into());
+        out.extend_from_slice(b",\"error_code\":");
+        out.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
     }
     if let Some(m) = &r.error_message {
         string(out, ",\"error_message\":", m);
     }
-    int(out, ",\"first_byte_us\":", r.first_byte_us.into());
-    int(out, ",\"total_us\":", r.total_us.into());
-    int(out, ",\"bytes_in\":", r.bytes_in.into());
-    int(out, ",\"bytes_out\":", r.bytes_out.into());
+    num(out, ",\"first_byte_us\":", r.first_byte_us);
+    num(out, ",\"total_us\":", r.total_us);
+    num(out, ",\"bytes_in\":", r.bytes_in);
+    num(out, ",\"bytes_out\":", r.bytes_out);
     if r.streamed {
         out.extend_from_slice(b",\"streamed\":true");
-        int(out, ",\"events\":", r.events.into());
+        num(out, ",\"events\":", r.events.into());
     }
     if r.refreshed {
         out.extend_from_slice(b",\"refreshed\":true");
@@ -269,13 +271,13 @@ mod tests {
             response: Some("é".into()),
         };
         let mut line = Vec::new();
-        write_line(&mut line, &r);
+        write_line(&mut line, &r.line());
         assert_eq!(line.last(), Some(&b'\n'));
         let back: CallRecord = serde_json::from_slice(&line).unwrap();
         assert_eq!(back, r);
         let plain = CallRecord::default();
         line.clear();
-        write_line(&mut line, &plain);
+        write_line(&mut line, &plain.line());
         assert_eq!(serde_json::from_slice::<CallRecord>(&line).unwrap(), plain);
     }
 
@@ -290,7 +292,7 @@ mod tests {
         };
         let mut log = LogWriter::new(logs.clone(), &config);
         for _ in 0..10 {
-            log.append(&CallRecord::default());
+            log.append(&CallRecord::default().line());
             log.flush().unwrap();
         }
         let files = files(&logs);

@@ -339,12 +339,18 @@ impl Engine {
     }
 
     /// Starts recording the calls through this process's proxy (`[calls]`), into the
-    /// audit log in `log_dir` when given; once per engine, before the proxy starts.
-    pub fn start_calls(&self, config: &CallsConfig, log_dir: Option<std::path::PathBuf>) {
+    /// audit log in `log_dir` when given, and into [`EngineState::calls`] when a front end
+    /// of this process shows them (`rings`); once per engine, before the proxy starts.
+    pub fn start_calls(
+        &self,
+        config: &CallsConfig,
+        log_dir: Option<std::path::PathBuf>,
+        rings: bool,
+    ) {
         if self.inner.calls.get().is_some() {
             return;
         }
-        if let Some(started) = Collector::start(config, log_dir) {
+        if let Some(started) = Collector::start(config, log_dir, rings) {
             let _ = self.inner.calls.set(started);
         }
     }
