@@ -42,42 +42,9 @@ impl Setup {
             .ok();
     }
 
-    /// Application `bin` from `tests/peers` with only this home's environment: none of the
-    /// developer's API keys or config folders, updaters and telemetry off, Node 22 first on
-    /// `PATH`, run in the home (a folder it has never seen).
+    /// [`app_in`] this setup's home.
     fn app(&self, bin: &str) -> Command {
-        let user = self.home.user();
-        let bins = peers::dir().join("node_modules/.bin");
-        let mut cmd = Command::new(bins.join(bin));
-        cmd.env_clear()
-            .current_dir(&user)
-            .env(
-                "PATH",
-                format!("{}:/usr/local/bin:/usr/bin:/bin", bins.display()),
-            )
-            .env("HOME", &user)
-            .env("XDG_CONFIG_HOME", user.join(".config"))
-            .env("XDG_DATA_HOME", user.join(".local/share"))
-            .env("XDG_CACHE_HOME", user.join(".cache"))
-            .env("XDG_STATE_HOME", user.join(".local/state"))
-            .env("TERM", "dumb")
-            .env("NO_COLOR", "1")
-            .env("LANG", "C.UTF-8")
-            // Claude Code
-            .env("DISABLE_AUTOUPDATER", "1")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env("DISABLE_TELEMETRY", "1")
-            // Gemini CLI, Qwen Code: a home folder is not a trusted workspace by default.
-            .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
-            // opencode
-            .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
-            .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
-            .env("OPENCODE_DISABLE_DEFAULT_PLUGINS", "1")
-            .env("OPENCODE_DISABLE_LSP_DOWNLOAD", "1")
-            .env("OPENCODE_DISABLE_SHARE", "1")
-            // Copilot CLI
-            .env("COPILOT_AUTO_UPDATE", "false");
-        cmd
+        app_in(&self.home, bin)
     }
 
     /// Runs `cmd` to its end (killed after [`PATIENCE`]) and returns what it printed on
@@ -144,6 +111,44 @@ impl Setup {
         assert!(line.contains(&self.serve.base), "{}", masked(line));
         line
     }
+}
+
+/// Application `bin` from `tests/peers` with only this home's environment: none of the
+/// developer's API keys or config folders, updaters and telemetry off, Node 22 first on
+/// `PATH`, run in the home (a folder it has never seen).
+fn app_in(home: &Home, bin: &str) -> Command {
+    let user = home.user();
+    let bins = peers::dir().join("node_modules/.bin");
+    let mut cmd = Command::new(bins.join(bin));
+    cmd.env_clear()
+        .current_dir(&user)
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bins.display()),
+        )
+        .env("HOME", &user)
+        .env("XDG_CONFIG_HOME", user.join(".config"))
+        .env("XDG_DATA_HOME", user.join(".local/share"))
+        .env("XDG_CACHE_HOME", user.join(".cache"))
+        .env("XDG_STATE_HOME", user.join(".local/state"))
+        .env("TERM", "dumb")
+        .env("NO_COLOR", "1")
+        .env("LANG", "C.UTF-8")
+        // Claude Code
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_TELEMETRY", "1")
+        // Gemini CLI, Qwen Code: a home folder is not a trusted workspace by default.
+        .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+        // opencode
+        .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
+        .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
+        .env("OPENCODE_DISABLE_DEFAULT_PLUGINS", "1")
+        .env("OPENCODE_DISABLE_LSP_DOWNLOAD", "1")
+        .env("OPENCODE_DISABLE_SHARE", "1")
+        // Copilot CLI
+        .env("COPILOT_AUTO_UPDATE", "false");
+    cmd
 }
 
 /// Runs `cmd` with no input, killing it after [`PATIENCE`].
@@ -354,6 +359,63 @@ fn codex_connects_through_tether_and_its_own_entry_is_drift() {
     add.env("BROWSER", support::browser())
         .args(["mcp", "add", "upstream", "--url"]);
     s.assert_drift_after("codex", add, &[]);
+}
+
+/// Codex signs in to a server by itself (its own registration and OAuth, through the
+/// stand-in browser, into `~/.codex/.credentials.json` as it does without a keyring);
+/// `tether import codex` takes that login over under Codex's name for the server: no new
+/// registration or sign-in at the server, the same client refreshing, the issuer Codex
+/// recorded checked, and Codex's file left as it was.
+#[test]
+fn a_login_codex_made_itself_is_imported_without_a_new_sign_in() {
+    if require("@openai/codex").is_none() {
+        return;
+    }
+    let sim = Sim::start("linear", "1");
+    let home = Home::new();
+    let user = home.user();
+    std::fs::create_dir_all(&user).unwrap();
+    let mut login = app_in(&home, "codex");
+    login
+        .env("BROWSER", support::browser())
+        .args(["mcp", "add", "lin", "--url", &sim.mcp_url]);
+    let out = finish(&mut login);
+    assert!(out.status.success(), "codex mcp add: {out:?}");
+    let store = user.join(".codex/.credentials.json");
+    let written = std::fs::read(&store).expect("Codex kept its login on file");
+    let before = sim.stats()["totals"].clone();
+    assert_eq!(before["registrations"], 1, "{before}");
+    assert_eq!(before["authorizations"], 1, "{before}");
+
+    let imported = home.run(&["import", "codex"]).ok();
+    assert!(
+        imported.stdout.contains("imported as 'lin'"),
+        "{}",
+        imported.stdout
+    );
+    assert!(
+        !imported
+            .stdout
+            .contains("does not say which authorization server"),
+        "Codex records its issuer: {}",
+        imported.stdout
+    );
+    assert_eq!(home.status("lin")["state"], "healthy");
+    let refreshed = home.run(&["refresh", "lin"]).ok();
+    assert!(
+        refreshed.stdout.contains("generation 2"),
+        "{}",
+        refreshed.stdout
+    );
+    let after = sim.stats()["totals"].clone();
+    assert_eq!(after["registrations"], 1, "no new registration: {after}");
+    assert_eq!(after["authorizations"], 1, "no new sign-in: {after}");
+    assert_eq!(after["refresh_grants"], 1, "{after}");
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        written,
+        "Codex's file is untouched"
+    );
 }
 
 /// Codex's app server over stdio: initialize, then `mcpServerStatus/list`; its answer.

@@ -416,15 +416,21 @@ fn login_notes(tool: Tool, login: &Login, candidate: &Candidate) -> Vec<String> 
             candidate.extras.join(", ")
         ));
     }
-    let redirect = login.client.redirect_uri.as_ref();
-    let loopback = redirect
-        .and_then(|r| url::Url::parse(r).ok())
-        .is_some_and(|u| u.scheme() == "http" && crate::vault::is_loopback(&u));
-    if !loopback {
-        notes.push(format!(
-            "the client's redirect URI ({}) is not a loopback address: a later sign-in needs `tether login NAME --reregister`",
-            redirect.map(String::as_str).unwrap_or("none")
-        ));
+    match login.client.redirect_uri.as_deref() {
+        None => notes.push(format!(
+            "{}'s store does not keep the client's redirect URI: if a later sign-in is refused for its redirect URI, run `tether login NAME --reregister`",
+            tool.title()
+        )),
+        Some(redirect) => {
+            let loopback = url::Url::parse(redirect)
+                .is_ok_and(|u| u.scheme() == "http" && crate::vault::is_loopback(&u));
+            if !loopback {
+                notes.push(format!(
+                    "the client's redirect URI ({}) is not a loopback address: a later sign-in needs `tether login NAME --reregister`",
+                    printable(redirect, 200)
+                ));
+            }
+        }
     }
     notes
 }

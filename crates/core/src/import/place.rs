@@ -1,4 +1,5 @@
-//! Where each imported login goes: a new connection (named after the host, or `--name`), or
+//! Where each imported login goes: a new connection (named as the client names the server,
+//! else after the host, or `--name`), or
 //! an existing connection for the same server that has no working token; one that works is
 //! left alone. Pure over the store, so a dry run rehearses on a copy exactly what the
 //! transaction then does.
@@ -107,7 +108,12 @@ fn new_connection(
         }
         Some(n) => n.clone(),
         None => {
-            let base = convert::name_from_host(&p.upstream);
+            // The name the client already gives this server, where it has one tether accepts.
+            let own = tool
+                .names_servers()
+                .then(|| p.login.place.parse::<ConnectionName>().ok())
+                .flatten();
+            let base = own.map_or_else(|| convert::name_from_host(&p.upstream), |n| n.to_string());
             let unique = convert::unique_name(&base, taken);
             unique.parse().map_err(|e| format!("{e}"))?
         }

@@ -1,9 +1,9 @@
 //! Codex's MCP logins where no keyring is used: `$CODEX_HOME/.credentials.json` (default
 //! `~/.codex`). From openai/codex `codex-rs/rmcp-client/src/oauth.rs`: one JSON object keyed
 //! `<server_name>|<16 hex of sha256 of {"type":"http","url":…,"headers":{}}>`, each value a
-//! `FallbackTokenEntry { server_name, server_url, client_id, access_token, expires_at (epoch
-//! ms), refresh_token, scopes }`. The entry carries its own URL, so the key is not needed.
-//! Codex keeps no client secret, redirect URI or authorization server there.
+//! `FallbackTokenEntry { server_name, server_url, issuer, client_id, access_token, expires_at
+//! (epoch ms), refresh_token, scopes }` (`issuer` as Codex 0.171 writes it). The entry carries
+//! its own URL, so the key is not needed. Codex keeps no client secret or redirect URI there.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -68,6 +68,7 @@ fn read(
         server: known(&url, store),
         client: Client {
             client_id,
+            issuer: text(entry.get("issuer")),
             ..Client::default()
         },
         tokens,
@@ -84,7 +85,7 @@ mod tests {
         let file = dir.path().join(".credentials.json");
         let doc = serde_json::json!({
             "linear|0123456789abcdef": {"server_name": "linear", "server_url": "https://mcp.linear.app/mcp",
-                "client_id": "c1", "access_token": "at", "expires_at": 4_102_444_800_000u64,
+                "issuer": "https://mcp.linear.app", "client_id": "c1", "access_token": "at", "expires_at": 4_102_444_800_000u64,
                 "refresh_token": "rt", "scopes": ["read", "write"]},
             "other|fedcba9876543210": {"server_name": "other", "server_url": "https://x/mcp", "access_token": "at"}
         });
@@ -94,6 +95,7 @@ mod tests {
         let l = &scan.logins[0];
         assert_eq!(l.place, "linear");
         assert_eq!(l.client.client_id, "c1");
+        assert_eq!(l.stored_issuer(), Some("https://mcp.linear.app"));
         assert_eq!(l.tokens.scope.as_deref(), Some("read write"));
         assert_eq!(l.tokens.expires_at.unwrap().timestamp(), 4_102_444_800);
         assert!(scan.problems[0].reason.contains("no client_id"));

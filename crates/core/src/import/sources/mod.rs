@@ -66,6 +66,12 @@ impl Tool {
         }
     }
 
+    /// Whether a login in its store is kept under the user's own name for the server
+    /// (mcp-remote and Copilot CLI key theirs by a hash).
+    pub fn names_servers(self) -> bool {
+        !matches!(self, Tool::McpRemote | Tool::Copilot)
+    }
+
     pub fn from_name(name: &str) -> Option<Tool> {
         Tool::ALL.into_iter().find(|t| t.name() == name)
     }
