@@ -7,6 +7,7 @@
 mod collect;
 mod describe;
 pub mod log;
+pub mod tail;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
