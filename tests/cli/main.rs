@@ -4,6 +4,7 @@
 mod support;
 
 mod calls;
+mod calls_follow;
 mod cli;
 mod clients;
 mod demo;

@@ -1,14 +1,12 @@
 //! `tether calls`: the calls through the proxy, read from the audit log
 //! (`<state>/logs/calls.jsonl`) whichever tether — the service, `serve`, the terminal UI, a
-//! stdio bridge — wrote it; `--follow` keeps reading as calls come, across rotations.
+//! stdio bridge — wrote it; `--follow` keeps reading as calls come, across rotations
+//! (`calls/tail.rs`).
 
-use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Local};
+use tether_core::calls::tail::{self, Tail};
 use tether_core::calls::{CallRecord, log};
 use tether_core::paths::Paths;
 
@@ -27,17 +25,30 @@ pub async fn calls(args: CallsArgs) -> anyhow::Result<()> {
         errors: args.errors,
         since_ms: since.map(|ago| chrono::Utc::now().timestamp_millis() - ago),
     };
-    let mut shown: Vec<CallRecord> = log::read_all(&dir)
-        .into_iter()
-        .filter(|r| filter.keeps(r))
-        .collect();
+    // Followed, the tail is opened before the log is read, so no call falls between what
+    // is printed first and what comes.
+    let mut tail = args.follow.then(|| Tail::at_start(&dir));
+    let all = match &mut tail {
+        Some(tail) => {
+            let mut all: Vec<CallRecord> = tail::read_rotated(&dir).collect();
+            loop {
+                let more = tail.read();
+                if more.is_empty() {
+                    break all;
+                }
+                all.extend(more);
+            }
+        }
+        None => log::read_all(&dir),
+    };
+    let mut shown: Vec<CallRecord> = all.into_iter().filter(|r| filter.keeps(r)).collect();
     shown.sort_by_key(|r| r.at_ms);
     let mut table = Table::default();
     for r in &shown {
         table.print(r, args.json)?;
     }
-    if args.follow {
-        follow(&dir, &filter, &mut table, args.json).await?;
+    if let Some(tail) = tail {
+        follow(tail, &filter, &mut table, args.json).await?;
     }
     Ok(())
 }
@@ -78,53 +89,31 @@ fn since(text: &str) -> anyhow::Result<i64> {
     n.checked_mul(unit_ms).ok_or_else(bad)
 }
 
-/// Reads the current log file from its end as it grows; a rotation (a new file under the
-/// name) is noticed by its inode, the old file read to its end first.
-async fn follow(dir: &Path, filter: &Filter, table: &mut Table, json: bool) -> anyhow::Result<()> {
-    let path = dir.join(log::FILE);
-    let mut open = open_at_end(&path);
-    loop {
-        tokio::time::sleep(POLL).await;
-        let now = std::fs::metadata(&path).map(|m| m.ino()).ok();
-        if let Some((reader, _)) = &mut open {
-            print_new(reader, filter, table, json)?;
-        }
-        let moved = match (&open, now) {
-            (Some((_, ino)), Some(now)) => *ino != now,
-            (None, Some(_)) => true,
-            _ => false,
-        };
-        if moved {
-            // Rotated (or created): whatever the new file holds is new.
-            open = File::open(&path)
-                .ok()
-                .and_then(|f| Some((BufReader::new(f), now?)));
-            if let Some((reader, _)) = &mut open {
-                print_new(reader, filter, table, json)?;
-            }
-        }
-    }
-}
-
-fn print_new(
-    reader: &mut BufReader<File>,
+/// Prints the calls written after the start, as they come: the log's tail follows its
+/// rotations and keeps a half-written line until its newline arrives.
+async fn follow(
+    mut tail: Tail,
     filter: &Filter,
     table: &mut Table,
     json: bool,
 ) -> anyhow::Result<()> {
-    for r in log::read_lines(reader) {
-        if filter.keeps(&r) {
-            table.print(&r, json)?;
+    loop {
+        tokio::time::sleep(POLL).await;
+        loop {
+            let (back, records) = tokio::task::spawn_blocking(move || {
+                let records = tail.read();
+                (tail, records)
+            })
+            .await?;
+            tail = back;
+            if records.is_empty() {
+                break;
+            }
+            for r in records.iter().filter(|r| filter.keeps(r)) {
+                table.print(r, json)?;
+            }
         }
     }
-    Ok(())
-}
-
-fn open_at_end(path: &Path) -> Option<(BufReader<File>, u64)> {
-    let mut file = File::open(path).ok()?;
-    let ino = file.metadata().ok()?.ino();
-    file.seek(SeekFrom::End(0)).ok()?;
-    Some((BufReader::new(file), ino))
 }
 
 /// Aligned columns; a column grows to fit, so a follow stays aligned but for what is wider.
