@@ -331,3 +331,40 @@ async fn a_refresh_hung_past_expiry_shows_as_such_everywhere() {
     support::assert_no_tokens(&serve.stop());
     sim.shutdown().await;
 }
+
+/// Two processes share a grant; the first to refresh is told 429 (come back in 5 s), the
+/// other refreshes a moment later and succeeds. When the first one's retry comes, it
+/// adopts that token: its failure was about a token no longer in use, so it must not
+/// refresh the new one at once — the soak saw one grant wasted per such failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_whose_refresh_failed_adopts_the_token_another_one_got() {
+    // One-hour tokens live 30 s; the scheduler refreshes at half of that.
+    let (sim, home) = support::signed_in_here(Profile::Generic, 120.0).await;
+    let serves: Vec<Serve> = (0..2).map(|_| Serve::start(&home)).collect();
+    sim.set_faults(FaultPlan {
+        fail_token_calls: 1,
+        fail_kind: tether_sim::FailKind::TooManyRequests,
+        retry_after_secs: 5,
+        ..FaultPlan::default()
+    });
+    let safety = Instant::now() + Duration::from_secs(60);
+    while sim.stats().totals.refresh_grants == 0 {
+        assert!(Instant::now() < safety, "no refresh in 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let totals = sim.stats().totals;
+    assert_eq!(totals.faults_injected, 1, "the 429 came first");
+    // Past the failed process's retry (5 s), well before the next scheduled refresh (15 s).
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let totals = sim.stats().totals;
+    assert_eq!(
+        totals.refresh_grants, 1,
+        "one token lifetime, one grant ({} refresh calls)",
+        totals.refresh_calls
+    );
+    assert_eq!(generation(&home, "generic"), 2);
+    for serve in serves {
+        support::assert_no_tokens(&serve.stop());
+    }
+    sim.shutdown().await;
+}

@@ -141,16 +141,13 @@ fn due_time(c: &Connection, manager: &TokenManager, now: DateTime<Utc>) -> Optio
     // store may lag a refresh that just finished.
     let current = manager.current()?;
     let expires = current.expires_at?;
-    let failures = manager.failure_count();
-    if failures > 0
-        && let Some((at, retry_after)) = manager.last_transient()
-    {
+    if let Some(b) = manager.backoff() {
         let wait = backoff(
-            failures,
-            jitter(c.name.as_str(), u64::from(failures)),
-            retry_after,
+            b.failures,
+            jitter(c.name.as_str(), u64::from(b.failures)),
+            b.retry_after,
         );
-        let retry = at + chrono::Duration::from_std(wait).unwrap_or_default();
+        let retry = b.at + chrono::Duration::from_std(wait).unwrap_or_default();
         // A retry never waits past expiry when the token is still usable until then.
         return Some(retry.min(expires.max(now)));
     }

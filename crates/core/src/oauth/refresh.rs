@@ -78,9 +78,29 @@ pub struct TokenManager {
     behind: AtomicBool,
     /// Consecutive transient failures, for backoff.
     failures: AtomicU32,
-    /// When the last transient failure happened, and the server's `Retry-After`.
-    last_transient: std::sync::Mutex<Option<(DateTime<Utc>, Option<Duration>)>>,
+    /// The last transient failure: when, the server's `Retry-After`, and the generation
+    /// it failed to refresh.
+    last_transient: std::sync::Mutex<Option<Transient>>,
     changed: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Clone, Copy)]
+struct Transient {
+    at: DateTime<Utc>,
+    retry_after: Option<Duration>,
+    generation: u64,
+}
+
+/// Where the scheduler's backoff stands for the token in use (see
+/// [`TokenManager::backoff`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// Consecutive transient failures refreshing this token.
+    pub failures: u32,
+    /// When the last one happened.
+    pub at: DateTime<Utc>,
+    /// The server's `Retry-After`, if it sent one.
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Clone)]
@@ -160,9 +180,20 @@ impl TokenManager {
         self.failures.load(Ordering::Relaxed)
     }
 
-    /// The last transient failure and the server's `Retry-After`, if any.
-    pub fn last_transient(&self) -> Option<(DateTime<Utc>, Option<Duration>)> {
-        self.last_transient.lock().ok().and_then(|g| *g)
+    /// The backoff for refreshing the token in use, while its refreshes keep failing
+    /// transiently. `None` once the token has moved on — refreshed here, adopted from
+    /// another process that refreshed meanwhile, or replaced by a sign-in — since those
+    /// failures were about a token no longer in use: retrying on their schedule would
+    /// refresh the newer token at once, a grant wasted per failure.
+    pub fn backoff(&self) -> Option<Backoff> {
+        let failures = self.failure_count();
+        let last = self.last_transient.lock().ok().and_then(|g| *g)?;
+        let current = self.current()?;
+        (failures > 0 && last.generation == current.generation).then_some(Backoff {
+            failures,
+            at: last.at,
+            retry_after: last.retry_after,
+        })
     }
 
     /// Refreshes through the single-flight path (see the module docs).
@@ -258,6 +289,8 @@ impl TokenManager {
             return None;
         }
         self.current.store(Some(adopted.clone()));
+        // Earlier failures were about the token this one replaces.
+        self.failures.store(0, Ordering::Relaxed);
         Some(adopted)
     }
 
@@ -381,7 +414,11 @@ impl TokenManager {
             error.is_invalid_grant() && diagnosis == DiagnosisCode::InvalidGrantExpiredOrRevoked;
         let failures = self.failures.fetch_add(transient as u32, Ordering::Relaxed) + 1;
         if transient && let Ok(mut last) = self.last_transient.lock() {
-            *last = Some((now, error.retry_after()));
+            *last = Some(Transient {
+                at: now,
+                retry_after: error.retry_after(),
+                generation: plan.generation,
+            });
         }
         let result = self
             .vault
