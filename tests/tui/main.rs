@@ -4,5 +4,6 @@
 mod support;
 
 mod tui_behaviour;
+mod tui_calls;
 mod tui_e2e;
 mod tui_snapshots;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tui_input::InputRequest;
 
+use tether_core::calls::CallRecord;
 use tether_core::engine::{EngineCommand, EngineEvent, EngineState};
 use tether_core::secret::Secret;
 
@@ -37,6 +38,9 @@ pub enum Action {
     State(Arc<EngineState>),
     /// A transient event from the engine.
     Engine(EngineEvent),
+    /// Calls read from the audit log, oldest first: another tether serves the proxy, so
+    /// this process's engine records none.
+    Calls(Vec<Arc<CallRecord>>),
 }
 
 /// What a key asks for. The keymap maps keys to these per context; the help overlay and
@@ -78,6 +82,16 @@ pub enum Command {
     NextField,
     PrevField,
     Confirm,
+    /// The calls of all connections, live; again, back from them.
+    AllCalls,
+    /// Type a text the calls' method or tool must hold.
+    FilterCalls,
+    /// Only the next client's calls (then all clients again).
+    NextClient,
+    /// Only the calls that failed, or all again.
+    ErrorsOnly,
+    /// From an opened call: the Diagnosis tab of its connection.
+    OpenDiagnosis,
 }
 
 /// The tabs of the detail pane, in order.

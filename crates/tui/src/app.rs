@@ -9,14 +9,16 @@ use ratatui::layout::Rect;
 use tui_input::{Input, InputRequest};
 
 use super::action::{Action, Command, DetailTab, Effect};
+use super::calls::CallView;
 use super::keymap::Context;
 use super::theme::{Theme, ThemeSet};
 use super::ui;
 use super::wizard::{Phase, Wizard};
 
+mod calls;
 mod commands;
 mod navigation;
-use tether_core::calls::CallRecord;
+use tether_core::calls::{CallRecord, Rings};
 use tether_core::engine::{EngineCommand, EngineEvent, EngineState, NoticeLevel};
 use tether_core::secret::Secret;
 use tether_core::vault::Connection;
@@ -47,10 +49,14 @@ pub enum Overlay {
     Events {
         scroll: usize,
     },
-    /// One call from the Calls tab.
+    /// The calls of all connections (`C`); its state is `App::all_calls`.
+    Calls,
+    /// One call, from the Calls tab or from all connections' calls (`from_all`), where
+    /// closing it goes back to.
     Call {
         record: Arc<CallRecord>,
         scroll: u16,
+        from_all: bool,
     },
 }
 
@@ -104,6 +110,12 @@ pub struct App {
     pub(crate) themes: ThemeSet,
     pub(crate) theme_index: usize,
     pub(crate) notices: VecDeque<Notice>,
+    /// The Calls tab's list and the list of all connections' calls.
+    pub(crate) tab_calls: CallView,
+    pub(crate) all_calls: CallView,
+    /// Calls read from the audit log, once another tether serving the proxy has the
+    /// views read them there.
+    pub(crate) log_calls: Option<Rings>,
 }
 
 impl App {
@@ -131,6 +143,9 @@ impl App {
             themes,
             theme_index,
             notices: VecDeque::new(),
+            tab_calls: CallView::default(),
+            all_calls: CallView::default(),
+            log_calls: None,
         };
         for warning in std::mem::take(&mut app.themes.warnings) {
             app.notify(NoticeLevel::Warning, warning);
@@ -186,8 +201,14 @@ impl App {
             Overlay::Confirm(_) => Context::Confirm,
             Overlay::Endpoint(_) => Context::Endpoint,
             Overlay::Events { .. } => Context::Events,
+            Overlay::Calls if self.all_calls.filter.editing => Context::CallFilter,
+            Overlay::Calls => Context::Calls,
             Overlay::Call { .. } => Context::Call,
             Overlay::None if self.filtering => Context::Filter,
+            Overlay::None if self.in_calls_tab() && self.tab_calls.filter.editing => {
+                Context::CallFilter
+            }
+            Overlay::None if self.in_calls_tab() => Context::CallsTab,
             Overlay::None => Context::Main,
         }
     }
@@ -219,8 +240,7 @@ impl App {
                 None
             }
             Action::State(state) => {
-                let before = std::mem::replace(&mut self.state, state);
-                self.follow_calls(&before);
+                self.state = state;
                 self.follow_login_state();
                 self.fix_selection();
                 None
@@ -250,6 +270,10 @@ impl App {
                 None
             }
             Action::Command(command) => self.command(command),
+            Action::Calls(records) => {
+                super::calls::keep(self.log_calls.get_or_insert_with(Rings::new), records);
+                None
+            }
         }
     }
 
@@ -265,12 +289,15 @@ impl App {
     }
 
     fn edit(&mut self, request: InputRequest) {
+        let in_calls_tab = self.in_calls_tab();
         match &mut self.overlay {
             Overlay::Wizard(w) => w.edit(request),
             Overlay::None if self.filtering => {
                 self.filter.handle(request);
                 self.fix_selection();
             }
+            Overlay::Calls => self.all_calls.edit(request),
+            Overlay::None if in_calls_tab => self.tab_calls.edit(request),
             _ => {}
         }
     }
@@ -331,37 +358,6 @@ impl App {
         }
     }
 
-    /// In the Calls tab, scrolled away from the newest call, the selected call stays
-    /// selected as new ones arrive above it; at the top, the view follows them.
-    fn follow_calls(&mut self, before: &EngineState) {
-        if self.tab != DetailTab::Calls || self.detail_scroll == 0 {
-            return;
-        }
-        let Some(name) = self.selected.as_deref() else {
-            return;
-        };
-        let (Some(old), Some(new)) = (before.calls.get(name), self.state.calls.get(name)) else {
-            return;
-        };
-        let Some(newest_before) = old.back() else {
-            return;
-        };
-        let arrived = new
-            .iter()
-            .rev()
-            .take_while(|r| !Arc::ptr_eq(r, newest_before))
-            .count();
-        let len = new.len().saturating_sub(1);
-        self.detail_scroll = (self.detail_scroll as usize + arrived).min(len) as u16;
-    }
-
-    /// The call selected in the Calls tab.
-    pub fn selected_call(&self) -> Option<Arc<CallRecord>> {
-        let ring = self.state.calls.get(self.selected.as_deref()?)?;
-        let from_newest = self.detail_scroll as usize;
-        ring.iter().rev().nth(from_newest).cloned()
-    }
-
     /// The engine's record of a login is the truth while it has one.
     fn follow_login_state(&mut self) {
         if let Overlay::Wizard(w) = &mut self.overlay
@@ -379,9 +375,15 @@ impl App {
             Overlay::None => {
                 if self.filtering {
                     self.filter_command(command)
+                } else if self.in_calls_tab() {
+                    self.calls_command(false, command)
                 } else {
                     self.main_command(command)
                 }
+            }
+            Overlay::Calls => {
+                self.overlay = Overlay::Calls;
+                self.calls_command(true, command)
             }
             Overlay::Wizard(mut wizard) => {
                 let outcome = wizard.command(command, &self.state.store);
@@ -438,20 +440,11 @@ impl App {
                 };
                 None
             }
-            Overlay::Call { record, scroll } => {
-                let page = self.area.height.saturating_sub(6).max(1);
-                let scroll = match command {
-                    Command::Back => return None,
-                    Command::Quit => return Some(Effect::Quit(Vec::new())),
-                    Command::Up => scroll.saturating_sub(1),
-                    Command::Down => scroll.saturating_add(1),
-                    Command::PageUp => scroll.saturating_sub(page),
-                    Command::PageDown => scroll.saturating_add(page),
-                    _ => scroll,
-                };
-                self.overlay = Overlay::Call { record, scroll };
-                None
-            }
+            Overlay::Call {
+                record,
+                scroll,
+                from_all,
+            } => self.call_command(record, scroll, from_all, command),
             Overlay::Help { selected, scroll } => {
                 let actions = crate::keymap::bindings(crate::keymap::Context::Main).count();
                 let view = scroll.unwrap_or_else(|| ui::help_scroll_for(selected, self.area));

@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::action::Action;
 
+mod calls;
 mod connections;
 mod scenes;
 use super::app::App;
@@ -52,77 +53,8 @@ pub fn demo_state(now: DateTime<Utc>) -> EngineState {
         connections::wiki(now),
     ];
     let mut state = state_of(connections, now);
-    state.calls = Arc::new(calls(now));
+    state.calls = Arc::new(calls::rings(now));
     state
-}
-
-/// Calls through the proxy for linear, oldest first: tool calls, a stream, an error, a
-/// call tether refreshed for, and one captured in full.
-fn calls(now: DateTime<Utc>) -> tether_core::calls::Rings {
-    use tether_core::calls::CallRecord;
-    let call =
-        |secs_ago: i64, client: &str, method: &str, name: Option<&str>, total_us: u64| CallRecord {
-            at_ms: (now - Duration::seconds(secs_ago)).timestamp_millis(),
-            connection: "linear".to_string(),
-            client: client.to_string(),
-            http: "POST".to_string(),
-            method: Some(method.to_string()),
-            name: name.map(str::to_string),
-            protocol: Some("2025-11-25".to_string()),
-            status: 200,
-            first_byte_us: total_us * 4 / 5,
-            total_us,
-            bytes_in: 120,
-            bytes_out: 860,
-            ..CallRecord::default()
-        };
-    let mut ring = VecDeque::new();
-    ring.push_back(call(900, "claude-code", "initialize", None, 48_200));
-    ring.push_back(call(899, "claude-code", "tools/list", None, 61_900));
-    ring.push_back(CallRecord {
-        streamed: true,
-        events: 4,
-        ..call(
-            600,
-            "claude-code",
-            "tools/call",
-            Some("list_issues"),
-            412_300,
-        )
-    });
-    ring.push_back(CallRecord {
-        error_code: Some(-32602),
-        error_message: Some("Invalid arguments: 'teamId' is required".to_string()),
-        ..call(300, "cursor", "tools/call", Some("create_issue"), 95_400)
-    });
-    ring.push_back(CallRecord {
-        refreshed: true,
-        retried: true,
-        ..call(
-            120,
-            "cursor",
-            "resources/read",
-            Some("linear://team/ENG"),
-            388_000,
-        )
-    });
-    ring.push_back(CallRecord {
-        request: Some(
-            r#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"get_issue","arguments":{"id":"ENG-42"}}}"#
-                .to_string(),
-        ),
-        response: Some(
-            r#"{"jsonrpc":"2.0","id":12,"result":{"content":[{"type":"text","text":"ENG-42: Tokens expire mid-task"}]}}"#
-                .to_string(),
-        ),
-        ..call(20, "claude-code", "tools/call", Some("get_issue"), 130_700)
-    });
-    let mut rings = BTreeMap::new();
-    rings.insert(
-        "linear".to_string(),
-        ring.into_iter().map(Arc::new).collect(),
-    );
-    rings
 }
 
 /// The demo's connections with limits near: linear's refresh token expires in 3 days

@@ -18,20 +18,47 @@ pub enum Context {
     Confirm,
     Endpoint,
     Events,
+    /// A list of calls: the calls of all connections (`C`).
+    Calls,
+    /// The Calls tab with the keyboard: the calls list's keys first, the main screen's
+    /// for the rest.
+    CallsTab,
+    /// Typing a call view's text filter.
+    CallFilter,
     Call,
 }
 
 impl Context {
-    pub const ALL: [Context; 8] = [
+    pub const ALL: [Context; 11] = [
         Context::Main,
         Context::Filter,
         Context::Wizard,
         Context::Confirm,
         Context::Endpoint,
         Context::Events,
+        Context::Calls,
+        Context::CallsTab,
+        Context::CallFilter,
         Context::Call,
         Context::Help,
     ];
+
+    /// The contexts whose bindings apply here, first match wins.
+    pub fn layers(self) -> &'static [Context] {
+        match self {
+            Context::CallsTab => &[Context::Calls, Context::Main],
+            Context::Main => &[Context::Main],
+            Context::Filter => &[Context::Filter],
+            Context::Wizard => &[Context::Wizard],
+            Context::Help => &[Context::Help],
+            Context::Confirm => &[Context::Confirm],
+            Context::Endpoint => &[Context::Endpoint],
+            Context::Events => &[Context::Events],
+            Context::Calls => &[Context::Calls],
+            Context::CallFilter => &[Context::CallFilter],
+            Context::Call => &[Context::Call],
+        }
+    }
 
     pub fn title(self) -> &'static str {
         match self {
@@ -42,13 +69,19 @@ impl Context {
             Context::Confirm => "Confirm",
             Context::Endpoint => "Endpoint",
             Context::Events => "Events log",
+            Context::Calls => "Calls (the Calls tab with the keyboard, and all connections' calls)",
+            Context::CallsTab => "Calls tab",
+            Context::CallFilter => "Calls filter",
             Context::Call => "One call",
         }
     }
 
     /// Whether unbound keys edit a text field here.
     pub fn takes_text(self) -> bool {
-        matches!(self, Context::Filter | Context::Wizard)
+        matches!(
+            self,
+            Context::Filter | Context::Wizard | Context::CallFilter
+        )
     }
 }
 
@@ -150,7 +183,7 @@ const fn b(
 }
 
 use Command as C;
-use Context::{Call, Confirm, Endpoint, Events, Filter, Help, Main, Wizard};
+use Context::{Call, CallFilter, Calls, Confirm, Endpoint, Events, Filter, Help, Main, Wizard};
 
 /// The main-screen key that applies a diagnosis's fix.
 pub fn key_for(fix: Fix) -> Option<Key> {
@@ -175,7 +208,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Main, &[k(KeyCode::PageDown)], C::PageDown, "page down", None),
     b(Main, &[k(KeyCode::Home), c('g')], C::Top, "first connection", None),
     b(Main, &[k(KeyCode::End), c('G')], C::Bottom, "last connection", None),
-    b(Main, &[k(KeyCode::Enter)], C::ToggleFocus, "move the keyboard between the table and the detail pane; in the Calls tab, open the selected call", Some("focus")),
+    b(Main, &[k(KeyCode::Enter)], C::ToggleFocus, "move the keyboard between the table and the detail pane", Some("focus")),
     b(Main, &[k(KeyCode::Tab), k(KeyCode::Right)], C::NextTab, "next detail tab", Some("tabs")),
     b(Main, &[k(KeyCode::BackTab), k(KeyCode::Left)], C::PrevTab, "previous detail tab", None),
     b(Main, &[c('1')], C::ShowTab(DetailTab::Overview), "Overview tab: token, client, scopes", None),
@@ -184,6 +217,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Main, &[c('4')], C::ShowTab(DetailTab::Clients), "Clients tab: OAuth registrations, local clients", None),
     b(Main, &[c('5')], C::ShowTab(DetailTab::Traffic), "Traffic tab: requests and errors per client", None),
     b(Main, &[c('6')], C::ShowTab(DetailTab::Calls), "Calls tab: every call through the proxy, newest first, live", None),
+    b(Main, &[c('C')], C::AllCalls, "the calls of all connections, newest first, live", Some("calls")),
     b(Main, &[c('a')], C::Add, "add a connection (wizard)", Some("add")),
     b(Main, &[c('l')], C::Login, "log in / authorize the selected connection", Some("login")),
     b(Main, &[c('r')], C::Refresh, "refresh the token now", Some("refresh")),
@@ -220,10 +254,25 @@ pub static BINDINGS: &[Binding] = &[
     b(Events, &[k(KeyCode::Home), c('g')], C::Top, "newest", None),
     b(Events, &[k(KeyCode::End), c('G')], C::Bottom, "oldest", None),
     b(Events, &[k(KeyCode::Esc), c('e'), c('q')], C::Back, "close the events log", Some("close")),
+    b(Calls, &[k(KeyCode::Up), c('k')], C::Up, "newer call", None),
+    b(Calls, &[k(KeyCode::Down), c('j')], C::Down, "older call (the list holds still while new calls arrive)", Some("move")),
+    b(Calls, &[k(KeyCode::PageUp)], C::PageUp, "page up", None),
+    b(Calls, &[k(KeyCode::PageDown)], C::PageDown, "page down", None),
+    b(Calls, &[k(KeyCode::Home), c('g')], C::Top, "newest call: follow new calls again", None),
+    b(Calls, &[k(KeyCode::End), c('G')], C::Bottom, "oldest call", None),
+    b(Calls, &[k(KeyCode::Enter)], C::Submit, "open the selected call", Some("open")),
+    b(Calls, &[c('/')], C::FilterCalls, "only calls whose method or tool holds a text", Some("filter")),
+    b(Calls, &[c('c')], C::NextClient, "only one client's calls: the next client each press, then all", Some("client")),
+    b(Calls, &[c('e')], C::ErrorsOnly, "only the calls that failed, or all again", Some("errors")),
+    b(Calls, &[c('C')], C::AllCalls, "switch between this connection's calls and all connections'", Some("all")),
+    b(Calls, &[k(KeyCode::Esc)], C::Back, "clear the filters; without any, leave the list", Some("back")),
+    b(CallFilter, &[k(KeyCode::Enter)], C::Submit, "keep the text filter and go back to the calls", Some("keep")),
+    b(CallFilter, &[k(KeyCode::Esc)], C::Back, "clear the text filter", Some("clear")),
     b(Call, &[k(KeyCode::Up), c('k')], C::Up, "scroll up", None),
     b(Call, &[k(KeyCode::Down), c('j')], C::Down, "scroll down", Some("scroll")),
     b(Call, &[k(KeyCode::PageUp)], C::PageUp, "page up", None),
     b(Call, &[k(KeyCode::PageDown)], C::PageDown, "page down", None),
+    b(Call, &[c('3')], C::OpenDiagnosis, "the Diagnosis tab of the call's connection: what its failure means and the key that fixes it", Some("diagnosis")),
     b(Call, &[k(KeyCode::Esc), k(KeyCode::Enter), c('q')], C::Back, "close the call", Some("close")),
     b(Help, &[k(KeyCode::Up), c('k')], C::Up, "previous action", None),
     b(Help, &[k(KeyCode::Down), c('j')], C::Down, "next action", Some("choose")),
@@ -240,11 +289,11 @@ pub fn lookup(context: Context, event: &KeyEvent) -> Option<Command> {
     if ctrl('c').matches(event) {
         return Some(Command::Quit);
     }
-    BINDINGS
-        .iter()
-        .filter(|b| b.context == context)
-        .find(|b| b.keys.iter().any(|key| key.matches(event)))
-        .map(|b| b.command)
+    context.layers().iter().find_map(|layer| {
+        bindings(*layer)
+            .find(|b| b.keys.iter().any(|key| key.matches(event)))
+            .map(|b| b.command)
+    })
 }
 
 /// The bindings of one context, in help order.
@@ -320,9 +369,22 @@ mod tests {
     fn every_context_can_be_left() {
         for context in Context::ALL {
             assert!(
-                bindings(context).any(|b| matches!(b.command, Command::Back | Command::Quit)),
+                context
+                    .layers()
+                    .iter()
+                    .flat_map(|layer| bindings(*layer))
+                    .any(|b| matches!(b.command, Command::Back | Command::Quit)),
                 "{context:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_calls_tab_takes_the_lists_keys_and_leaves_the_rest_to_the_main_screen() {
+        let press = |ch: char| lookup(Context::CallsTab, &c(ch).event());
+        assert_eq!(press('e'), Some(Command::ErrorsOnly));
+        assert_eq!(press('l'), Some(Command::Login));
+        assert_eq!(press('q'), Some(Command::Quit));
+        assert_eq!(lookup(Context::Calls, &c('q').event()), None);
     }
 }

@@ -3,9 +3,11 @@
 //! something changed. Nothing here talks to the network: commands go to the engine.
 //!
 //! Map: [`app`] state and `update` · [`action`] messages · [`keymap`] keys as data ·
-//! [`wizard`] the add/authorize flow · [`theme`] colour slots · [`ui`] layout and draw ·
-//! [`widgets`] one region each · `fixture` (feature `fixtures`) a realistic state and a
-//! screen buffer for snapshot tests, the render bench and the screenshot tool.
+//! [`wizard`] the add/authorize flow · [`calls`] what a call view shows · `audit` the
+//! calls of another tether's proxy, read from the audit log · [`theme`] colour slots ·
+//! [`ui`] layout and draw · [`widgets`] one region each · `fixture` (feature `fixtures`) a
+//! realistic state and a screen buffer for snapshot tests, the render bench and the
+//! screenshot tool.
 //!
 //! Logs must not reach the terminal this draws on: the caller routes `tracing` to a file
 //! before calling [`run`]. A panic in a background task while the TUI runs is logged, not
@@ -13,6 +15,8 @@
 
 pub mod action;
 pub mod app;
+mod audit;
+pub mod calls;
 #[cfg(test)]
 mod diagnoses_doc;
 #[cfg(any(test, feature = "fixtures"))]
@@ -46,7 +50,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::MissedTickBehavior;
 
 use tether_core::config::Config;
-use tether_core::engine::{EngineEvent, EngineHandle, NoticeLevel};
+use tether_core::engine::{EngineEvent, EngineHandle, NoticeLevel, ProxyStatus};
 use tether_core::paths::Paths;
 use tether_core::secret::Secret;
 
@@ -61,6 +65,9 @@ pub struct TuiOptions {
     pub theme: Option<String>,
     /// The config folder whose `themes/` holds the user's themes.
     pub config_dir: Option<PathBuf>,
+    /// The folder of the audit log, read for the Calls views when another tether serves
+    /// the proxy.
+    pub log_dir: Option<PathBuf>,
 }
 
 impl TuiOptions {
@@ -69,6 +76,7 @@ impl TuiOptions {
         Self {
             theme: theme_flag.or_else(|| config.tui.theme.clone()),
             config_dir: Some(paths.config_dir.clone()),
+            log_dir: Some(paths.log_dir()),
         }
     }
 }
@@ -85,13 +93,42 @@ pub async fn run(handle: EngineHandle, options: TuiOptions) -> anyhow::Result<()
         width: size.width,
         height: size.height,
     });
-    MarkedTui(Box::pin(event_loop(&mut app, &handle, &mut screen))).await
+    let log = LogCalls {
+        dir: options.log_dir,
+        rx: None,
+    };
+    MarkedTui(Box::pin(event_loop(&mut app, &handle, &mut screen, log))).await
+}
+
+/// The calls read from the audit log, once another tether serves the proxy.
+struct LogCalls {
+    dir: Option<PathBuf>,
+    rx: Option<tokio::sync::mpsc::Receiver<Vec<Arc<tether_core::calls::CallRecord>>>>,
+}
+
+impl LogCalls {
+    /// Starts reading the log the first time the proxy is seen served elsewhere.
+    fn start_if_served_elsewhere(&mut self, state: &tether_core::engine::EngineState) {
+        if matches!(state.proxy, ProxyStatus::ServedElsewhere { .. })
+            && let Some(dir) = self.dir.take()
+        {
+            self.rx = Some(audit::spawn(dir));
+        }
+    }
+
+    async fn next(&mut self) -> Option<Vec<Arc<tether_core::calls::CallRecord>>> {
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 async fn event_loop(
     app: &mut App,
     handle: &EngineHandle,
     screen: &mut Screen,
+    mut log: LogCalls,
 ) -> anyhow::Result<()> {
     let mut input = EventStream::new();
     let mut state = handle.state.clone();
@@ -105,6 +142,7 @@ async fn event_loop(
             screen.terminal.draw(|frame| ui::draw(frame, app))?;
             dirty = false;
         }
+        log.start_if_served_elsewhere(app.state());
         let action = tokio::select! {
             event = input.next() => match event {
                 Some(Ok(event)) => keymap::to_action(app.context(), &event),
@@ -123,6 +161,13 @@ async fn event_loop(
                 Err(RecvError::Lagged(_)) => None,
                 Err(RecvError::Closed) => {
                     events_open = false;
+                    None
+                }
+            },
+            batch = log.next() => match batch {
+                Some(batch) => Some(Action::Calls(batch)),
+                None => {
+                    log.rx = None;
                     None
                 }
             },

@@ -120,8 +120,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Overlay::Endpoint(endpoint) => widgets::dialogs::endpoint(frame, app, endpoint),
         Overlay::Wizard(wizard) => widgets::wizard::draw(frame, app, wizard),
         Overlay::Events { scroll } => events::draw(frame, app, *scroll),
-        Overlay::Call { record, scroll } => {
-            widgets::calls::draw_call(frame, app, record, *scroll);
+        Overlay::Calls => widgets::calls::draw_all(frame, app),
+        Overlay::Call { record, scroll, .. } => {
+            widgets::call::draw(frame, app, record, *scroll);
         }
     }
 }
@@ -147,6 +148,11 @@ fn draw_too_small(frame: &mut Frame, app: &App, area: Rect) {
             .wrap(Wrap { trim: true }),
         text_area,
     );
+}
+
+/// Where the calls of all connections are drawn, in a terminal of `screen`.
+pub fn all_calls_area(screen: Rect) -> Rect {
+    screen.inner(ratatui::layout::Margin::new(2, 1))
 }
 
 pub use events::rows as event_rows;

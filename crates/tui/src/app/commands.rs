@@ -45,11 +45,6 @@ impl App {
             Command::PageDown => self.move_or_scroll(page),
             Command::Top => self.move_selection(isize::MIN / 2),
             Command::Bottom => self.move_selection(isize::MAX / 2),
-            Command::ToggleFocus if self.focus == Focus::Detail && self.tab == DetailTab::Calls => {
-                if let Some(record) = self.selected_call() {
-                    self.overlay = Overlay::Call { record, scroll: 0 };
-                }
-            }
             Command::ToggleFocus if self.selected.is_some() => {
                 self.focus = match self.focus {
                     Focus::Table => Focus::Detail,
@@ -73,6 +68,7 @@ impl App {
                 }
             }
             Command::Events => self.overlay = Overlay::Events { scroll: 0 },
+            Command::AllCalls => self.show_all_calls(),
             _ => return self.connection_command(command),
         }
         None

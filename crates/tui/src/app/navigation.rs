@@ -9,14 +9,26 @@ impl App {
     pub(super) fn show_tab(&mut self, tab: DetailTab) {
         if self.tab != tab {
             self.tab = tab;
-            self.detail_scroll = 0;
-            self.client_row = 0;
+            self.reset_detail();
         }
+    }
+
+    /// Another connection or tab: the detail pane starts at its top, the Calls tab
+    /// following the newest call.
+    pub(super) fn reset_detail(&mut self) {
+        self.detail_scroll = 0;
+        self.client_row = 0;
+        self.tab_calls.follow();
+        self.tab_calls.filter.editing = false;
     }
 
     pub(super) fn move_or_scroll(&mut self, step: isize) {
         match self.focus {
             Focus::Table => self.move_selection(step),
+            Focus::Detail if self.tab == DetailTab::Calls => {
+                let rows = self.call_rows(false);
+                self.tab_calls.move_by(&rows, step);
+            }
             Focus::Detail if self.tab == DetailTab::Clients => {
                 let len = self.selected_connection().map_or(0, |c| c.access.len());
                 self.client_row = clamp_add(self.client_row, step, len);
@@ -37,8 +49,7 @@ impl App {
         let at = self.selected_index().unwrap_or(0);
         let to = clamp_add(at, step, names.len());
         if to != at || self.selected.is_none() {
-            self.detail_scroll = 0;
-            self.client_row = 0;
+            self.reset_detail();
         }
         self.selected = Some(names[to].clone());
         self.keep_selection_visible();
@@ -48,8 +59,7 @@ impl App {
     pub(super) fn fix_selection(&mut self) {
         if self.selected_index().is_none() {
             self.selected = self.visible().first().map(|c| c.name.to_string());
-            self.detail_scroll = 0;
-            self.client_row = 0;
+            self.reset_detail();
             if self.selected.is_none() {
                 self.focus = Focus::Table;
             }
@@ -79,11 +89,11 @@ impl App {
             if let Some(c) = self.visible().get(target) {
                 let name = c.name.to_string();
                 if self.selected.as_deref() != Some(&name) {
-                    self.detail_scroll = 0;
-                    self.client_row = 0;
+                    self.reset_detail();
                 }
                 self.selected = Some(name);
                 self.focus = Focus::Table;
+                self.tab_calls.filter.editing = false;
             }
         } else if let Some(tab) = regions.tab_at(column, row) {
             self.show_tab(tab);
@@ -96,7 +106,10 @@ impl App {
         let step = if down { 1 } else { -1 };
         let command = if down { Command::Down } else { Command::Up };
         match &self.overlay {
-            Overlay::Help { .. } | Overlay::Events { .. } => {
+            Overlay::Help { .. }
+            | Overlay::Events { .. }
+            | Overlay::Calls
+            | Overlay::Call { .. } => {
                 self.command(command);
             }
             Overlay::None => {

@@ -48,7 +48,13 @@ pub fn draw(frame: &mut Frame, app: &App, regions: &Regions) {
         Span::raw(format!(" {} ", connection.name)),
         Span::styled(format!("{host} "), theme.muted()),
     ]);
-    frame.render_widget(pane(theme, title, focused), regions.detail);
+    let mut block = pane(theme, title, focused);
+    if app.tab() == DetailTab::Calls
+        && let Some(filter) = calls::filter_title(app, false)
+    {
+        block = block.title_top(filter);
+    }
+    frame.render_widget(block, regions.detail);
     frame.render_widget(Paragraph::new(tab_bar(app)), regions.tabs);
     let area = regions.detail_body;
     match app.tab() {

@@ -76,9 +76,11 @@ pub fn keys(app: &App) -> Vec<(String, &'static str)> {
         }
         return keys;
     }
-    keymap::bindings(context)
+    // The Calls tab shows the list's keys; the main screen's still work there.
+    keymap::bindings(context.layers()[0])
         .filter(|b| b.footer.is_some())
         .filter(|b| context != Context::Main || applies(app, b.command))
+        .filter(|b| b.command != Command::OpenDiagnosis || opened_call_has_diagnosis(app))
         .map(|b| {
             let label = b
                 .keys
@@ -89,6 +91,10 @@ pub fn keys(app: &App) -> Vec<(String, &'static str)> {
             (label, b.footer.unwrap_or_default())
         })
         .collect()
+}
+
+fn opened_call_has_diagnosis(app: &App) -> bool {
+    matches!(&app.overlay, Overlay::Call { record, .. } if crate::calls::diagnosis_of(record).is_some())
 }
 
 /// Whether a main-screen command would do something for the selected connection.

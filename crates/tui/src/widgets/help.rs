@@ -19,7 +19,7 @@ const KEY_COLUMN: usize = 16;
 pub fn lines(theme: &Theme, selected: Option<usize>) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     for context in Context::ALL {
-        if context == Context::Help {
+        if context == Context::Help || keymap::bindings(context).next().is_none() {
             continue;
         }
         if !out.is_empty() {

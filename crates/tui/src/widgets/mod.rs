@@ -1,6 +1,7 @@
 //! One module per screen region, and the small pieces they share: state glyphs, urgency
 //! colours for countdowns, panes, label/value lines and centred dialogs.
 
+pub mod call;
 pub mod calls;
 pub mod clients;
 pub mod detail;
