@@ -6,4 +6,5 @@ mod support;
 mod tui_behaviour;
 mod tui_calls;
 mod tui_e2e;
+mod tui_e2e_calls;
 mod tui_snapshots;

@@ -91,7 +91,7 @@ fn all_connections_calls_follow_at_the_top_and_hold_still_when_moved_down() {
     let mut app = fixture::demo_app(None, 100, 30);
     press(&mut app, &["C"]);
     assert!(matches!(app.overlay(), Overlay::Calls));
-    assert_eq!(app.context(), Context::Calls);
+    assert_eq!(app.context(), Context::AllCalls);
     let rows = app.call_rows(true);
     let connections: Vec<&str> = rows.iter().map(|r| r.connection.as_str()).collect();
     assert_eq!(

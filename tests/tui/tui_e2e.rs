@@ -10,19 +10,19 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Home, Sim};
 
-fn tmux(args: &[&str]) -> String {
+pub(crate) fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().expect("tmux runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-struct Session(String);
+pub(crate) struct Session(pub(crate) String);
 
 impl Session {
-    fn capture(&self) -> String {
+    pub(crate) fn capture(&self) -> String {
         tmux(&["capture-pane", "-t", &self.0, "-p"])
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         for k in keys {
             tmux(&["send-keys", "-t", &self.0, k]);
             std::thread::sleep(Duration::from_millis(250));
@@ -30,7 +30,7 @@ impl Session {
     }
 
     /// Waits until the pane shows `text`, returning the pane.
-    fn wait_for(&self, text: &str, within: Duration) -> String {
+    pub(crate) fn wait_for(&self, text: &str, within: Duration) -> String {
         let start = Instant::now();
         loop {
             let pane = self.capture();
@@ -63,7 +63,7 @@ impl Drop for Session {
 }
 
 /// `command` running in a new tmux session of 120×34, or `None` (said) without tmux.
-fn start(test: &str, command: &str) -> Option<Session> {
+pub(crate) fn start(test: &str, command: &str) -> Option<Session> {
     if Command::new("tmux").arg("-V").output().is_err() {
         assert!(
             std::env::var("CI").is_err(),
@@ -89,7 +89,7 @@ fn start(test: &str, command: &str) -> Option<Session> {
 
 impl Session {
     /// Quits with q and waits for the program to end.
-    fn quit(&self) {
+    pub(crate) fn quit(&self) {
         self.keys(&["q"]);
         let start = Instant::now();
         while self.alive() && start.elapsed() < Duration::from_secs(10) {

@@ -202,7 +202,7 @@ impl App {
             Overlay::Endpoint(_) => Context::Endpoint,
             Overlay::Events { .. } => Context::Events,
             Overlay::Calls if self.all_calls.filter.editing => Context::CallFilter,
-            Overlay::Calls => Context::Calls,
+            Overlay::Calls => Context::AllCalls,
             Overlay::Call { .. } => Context::Call,
             Overlay::None if self.filtering => Context::Filter,
             Overlay::None if self.in_calls_tab() && self.tab_calls.filter.editing => {

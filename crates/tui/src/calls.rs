@@ -40,8 +40,11 @@ impl CallFilter {
         if !self.is_active() && !self.editing {
             return None;
         }
-        let cursor = if self.editing { "▏" } else { "" };
-        let mut parts = vec![format!("/ {}{cursor}", self.text.value())];
+        let mut parts = Vec::new();
+        if self.editing || !self.text.value().trim().is_empty() {
+            let cursor = if self.editing { "▏" } else { "" };
+            parts.push(format!("/ {}{cursor}", self.text.value()));
+        }
         if let Some(client) = &self.client {
             parts.push(format!("client {client}"));
         }
@@ -273,6 +276,12 @@ mod tests {
             filter.words().as_deref(),
             Some("/ TW · client claude"),
             "the title says what is filtered"
+        );
+        filter.text = Input::default();
+        filter.errors = true;
+        assert_eq!(
+            filter.words().as_deref(),
+            Some("client claude · errors only")
         );
         filter.next_client(&clients(&rings, None));
         filter.next_client(&clients(&rings, None));

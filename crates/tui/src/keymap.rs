@@ -18,8 +18,10 @@ pub enum Context {
     Confirm,
     Endpoint,
     Events,
-    /// A list of calls: the calls of all connections (`C`).
+    /// A list of calls: the keys the Calls tab and all connections' calls share.
     Calls,
+    /// The calls of all connections (`C`): the list's keys and its own.
+    AllCalls,
     /// The Calls tab with the keyboard: the calls list's keys first, the main screen's
     /// for the rest.
     CallsTab,
@@ -29,7 +31,7 @@ pub enum Context {
 }
 
 impl Context {
-    pub const ALL: [Context; 11] = [
+    pub const ALL: [Context; 12] = [
         Context::Main,
         Context::Filter,
         Context::Wizard,
@@ -37,6 +39,7 @@ impl Context {
         Context::Endpoint,
         Context::Events,
         Context::Calls,
+        Context::AllCalls,
         Context::CallsTab,
         Context::CallFilter,
         Context::Call,
@@ -47,6 +50,7 @@ impl Context {
     pub fn layers(self) -> &'static [Context] {
         match self {
             Context::CallsTab => &[Context::Calls, Context::Main],
+            Context::AllCalls => &[Context::AllCalls, Context::Calls],
             Context::Main => &[Context::Main],
             Context::Filter => &[Context::Filter],
             Context::Wizard => &[Context::Wizard],
@@ -70,6 +74,7 @@ impl Context {
             Context::Endpoint => "Endpoint",
             Context::Events => "Events log",
             Context::Calls => "Calls (the Calls tab with the keyboard, and all connections' calls)",
+            Context::AllCalls => "All connections' calls",
             Context::CallsTab => "Calls tab",
             Context::CallFilter => "Calls filter",
             Context::Call => "One call",
@@ -183,7 +188,9 @@ const fn b(
 }
 
 use Command as C;
-use Context::{Call, CallFilter, Calls, Confirm, Endpoint, Events, Filter, Help, Main, Wizard};
+use Context::{
+    AllCalls, Call, CallFilter, Calls, Confirm, Endpoint, Events, Filter, Help, Main, Wizard,
+};
 
 /// The main-screen key that applies a diagnosis's fix.
 pub fn key_for(fix: Fix) -> Option<Key> {
@@ -266,6 +273,7 @@ pub static BINDINGS: &[Binding] = &[
     b(Calls, &[c('e')], C::ErrorsOnly, "only the calls that failed, or all again", Some("errors")),
     b(Calls, &[c('C')], C::AllCalls, "switch between this connection's calls and all connections'", Some("all")),
     b(Calls, &[k(KeyCode::Esc)], C::Back, "clear the filters; without any, leave the list", Some("back")),
+    b(AllCalls, &[c('q')], C::AllCalls, "close the calls of all connections", Some("close")),
     b(CallFilter, &[k(KeyCode::Enter)], C::Submit, "keep the text filter and go back to the calls", Some("keep")),
     b(CallFilter, &[k(KeyCode::Esc)], C::Back, "clear the text filter", Some("clear")),
     b(Call, &[k(KeyCode::Up), c('k')], C::Up, "scroll up", None),
@@ -385,6 +393,13 @@ mod tests {
         assert_eq!(press('e'), Some(Command::ErrorsOnly));
         assert_eq!(press('l'), Some(Command::Login));
         assert_eq!(press('q'), Some(Command::Quit));
-        assert_eq!(lookup(Context::Calls, &c('q').event()), None);
+        assert_eq!(
+            lookup(Context::AllCalls, &c('q').event()),
+            Some(Command::AllCalls)
+        );
+        assert_eq!(
+            lookup(Context::AllCalls, &c('e').event()),
+            Some(Command::ErrorsOnly)
+        );
     }
 }

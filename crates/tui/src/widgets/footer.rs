@@ -77,7 +77,15 @@ pub fn keys(app: &App) -> Vec<(String, &'static str)> {
         return keys;
     }
     // The Calls tab shows the list's keys; the main screen's still work there.
-    keymap::bindings(context.layers()[0])
+    let layers = context.layers();
+    let shown = if context == Context::CallsTab {
+        &layers[..1]
+    } else {
+        layers
+    };
+    shown
+        .iter()
+        .flat_map(|layer| keymap::bindings(*layer))
         .filter(|b| b.footer.is_some())
         .filter(|b| context != Context::Main || applies(app, b.command))
         .filter(|b| b.command != Command::OpenDiagnosis || opened_call_has_diagnosis(app))
