@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::json;
+
 use tether::demo::Demo;
 use tether_core::engine::EngineEvent;
 use tether_core::oauth::authorize::{LoginStep, StepOutcome};
@@ -36,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let demo = Demo::start(600.0).await?;
     send_traffic(&demo).await?;
     break_linear(&demo).await;
+    call_tools(&demo).await?;
     trouble_atlassian(&demo);
     // Let the short demo tokens refresh a dozen times on their own, the Atlassian-style
     // provider's through two failures healed by the scheduler's retries.
@@ -63,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
                 &[Command::ShowTab(DetailTab::Diagnosis)],
             ),
         ),
+        ("calls", select(app(None), "generic", &[Command::AllCalls])),
         ("add-wizard", wizard(app(None), &url, &steps)),
         (
             "theme-light",
@@ -110,6 +114,55 @@ async fn send_traffic(demo: &Demo) -> anyhow::Result<()> {
                 .send()
                 .await?;
         }
+    }
+    Ok(())
+}
+
+/// Tool calls for the Calls view: answered ones, one refused for a missing argument, and
+/// one on the broken Linear-style connection that tether answers with its diagnosis.
+async fn call_tools(demo: &Demo) -> anyhow::Result<()> {
+    let addr = match &demo.engine.handle().state.borrow().proxy {
+        tether_core::engine::ProxyStatus::Serving { addr } => *addr,
+        other => anyhow::bail!("the demo proxy is not serving: {other:?}"),
+    };
+    let http = reqwest::Client::new();
+
+    for (name, label, tool, arguments) in [
+        ("generic", "claude-code", "whoami", json!({})),
+        ("github", "cursor", "echo", json!({"text": "review"})),
+        (
+            "generic",
+            "claude-code",
+            "progress",
+            json!({"steps": 4, "delay_ms": 60}),
+        ),
+        ("atlassian", "claude-code", "whoami", json!({})),
+        ("generic", "cursor", "echo", json!({})),
+        ("notion", "claude-code", "echo", json!({"text": "page"})),
+        ("linear", "claude-code", "echo", json!({"text": "ENG-42"})),
+        (
+            "github",
+            "claude-code",
+            "progress",
+            json!({"steps": 2, "delay_ms": 120}),
+        ),
+        ("generic", "claude-code", "echo", json!({"text": "done"})),
+    ] {
+        let (secret, _) = tether_core::access::endpoint_secret(&demo.vault, name, label).await?;
+        let url = format!("http://{addr}/s/{}/mcp", secret.expose());
+        http.post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", tool)
+            .json(&json!({
+                "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": tool, "arguments": arguments},
+            }))
+            .send()
+            .await?
+            .bytes()
+            .await?;
     }
     Ok(())
 }
