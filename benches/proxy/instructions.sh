@@ -10,13 +10,17 @@
 # TETHER_CALLS_CAPTURE=off|metadata|full (default: metadata, as [calls] capture) chooses what
 # is recorded of each call: the cost of recording is the difference between off and metadata.
 #
+# TETHER_CALLGRIND_KEEP=DIR keeps both runs' callgrind files there (idle.out, calls.out), to
+# see where the instructions go: `callgrind_annotate --inclusive=yes DIR/calls.out` (on a
+# build with symbols: CARGO_PROFILE_DIST_STRIP=false).
+#
 # Needs valgrind, python3 and curl.
 set -euo pipefail
 calls=${1:-1000}
 bin=${2:-$(dirname "$0")/../../target/dist/tether}
 bin=$(realpath "$bin")
 
-# Prints the instruction total of one `tether serve` that answered $1 calls.
+# Prints the instruction total of one `tether serve` that answered $1 calls ($2 names it).
 run() {
   local n=$1 home sim port secret vg
   home=$(mktemp -d)
@@ -49,9 +53,13 @@ PY
   wait "$vg" || true
   kill "$sim"
   sed -n 's/^summary: //p' "$home/cg.out"
+  if [ -n "${TETHER_CALLGRIND_KEEP:-}" ]; then
+    mkdir -p "$TETHER_CALLGRIND_KEEP"
+    cp "$home/cg.out" "$TETHER_CALLGRIND_KEEP/$2.out"
+  fi
   rm -rf "$home"
 }
 
-base=$(run 0)
-loaded=$(run "$calls")
+base=$(run 0 idle)
+loaded=$(run "$calls" calls)
 echo "tether serve: $(( (loaded - base) / calls )) instructions per proxied call ($calls calls, capture ${TETHER_CALLS_CAPTURE:-metadata}; start-up and shutdown: $base)"

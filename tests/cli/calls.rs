@@ -1,14 +1,16 @@
 //! `tether calls` through the binary: calls a client makes through `tether serve` (and a
 //! `tether stdio` bridge to it) to a simulated connection show up with their method, tool,
 //! status, error and timings; `--follow` prints a call made after it started; `capture =
-//! "off"` keeps counts only; the audit log rotates and stays private; no token in it.
+//! "off"` keeps counts only, `"full"` the bodies up to their cap; a clean stop loses no
+//! call; the audit log rotates, drops rotated files past their age and stays private; no
+//! token or endpoint secret in it.
 
 use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -252,3 +254,99 @@ async fn the_audit_log_rotates_and_stays_private() {
             .all(|w| w[0]["at_ms"].as_i64() <= w[1]["at_ms"].as_i64())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_capture_keeps_the_bodies_cut_at_their_cap_and_no_secret() {
+    let (home, _sim) = signed_in("generic");
+    configure(&home, "capture = \"full\"\ncapture_max_bytes = 400");
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let short = echo(1, json!({"text": "hi"}));
+    call(&url, short.clone()).await;
+    let long = "é".repeat(300);
+    call(&url, echo(2, json!({ "text": long }))).await;
+
+    let all = records(&home, &[], 2);
+    assert_eq!(all.len(), 2, "{all:?}");
+    // A body under the cap is kept whole: the request as sent, the answer as answered.
+    let request: Value = serde_json::from_str(all[0]["request"].as_str().unwrap()).unwrap();
+    assert_eq!(request, short);
+    let response = all[0]["response"].as_str().unwrap();
+    let answer = response
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .unwrap_or(response);
+    let answer: Value = serde_json::from_str(answer.trim()).unwrap();
+    assert_eq!(answer["result"]["content"][0]["text"], "hi");
+    // Longer ones are cut at the cap (a character cut in two shows as U+FFFD) and say so.
+    for body in [&all[1]["request"], &all[1]["response"]] {
+        let body = body.as_str().unwrap();
+        assert!(body.ends_with('…'), "{body}");
+        let kept = body.trim_end_matches('…').trim_end_matches('\u{fffd}');
+        assert!(
+            kept.len() <= 400 && kept.len() > 300,
+            "{}: {body}",
+            kept.len()
+        );
+        assert!(body.contains("éé"), "{body}");
+    }
+    assert!(all[1]["bytes_in"].as_u64().unwrap() > 600);
+
+    let log = std::fs::read_to_string(home.path().join("logs/calls.jsonl")).unwrap();
+    assert_no_tokens(&log);
+    assert!(!log.contains(&secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_writes_every_call_first() {
+    let (home, _sim) = signed_in("generic");
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    for id in 0..20 {
+        call(&url, echo(id, json!({"text": "x"}))).await;
+    }
+    serve.stop();
+    let all = home.run(&["calls", "--json"]).ok().stdout;
+    assert_eq!(all.lines().count(), 20, "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_files_past_their_age_are_removed() {
+    let (home, _sim) = signed_in("generic");
+    configure(&home, "log_max_age_days = 2");
+    let logs = home.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let day = Duration::from_secs(86_400);
+    for (name, age) in [
+        ("calls.jsonl.1", day),
+        ("calls.jsonl.2", 3 * day),
+        ("calls.jsonl.3", 3 * day),
+    ] {
+        let path = logs.join(name);
+        std::fs::write(&path, AN_OLDER_CALL).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+    }
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    call(&url, support::list_tools()).await;
+    // Written after the log's first look at its rotated files.
+    records(&home, &["--client", "cursor"], 1);
+    let all = records(&home, &[], 2);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(
+        (&all[0]["client"], &all[1]["client"]),
+        (&json!("old"), &json!("cursor"))
+    );
+    assert!(logs.join("calls.jsonl.1").exists(), "a day old: kept");
+    for gone in ["calls.jsonl.2", "calls.jsonl.3"] {
+        assert!(!logs.join(gone).exists(), "{gone}: three days old, removed");
+    }
+}
+
+/// A record as an older tether wrote it.
+const AN_OLDER_CALL: &str = r#"{"at_ms":1700000000000,"connection":"generic","client":"old","http":"POST","method":"ping","status":200,"first_byte_us":1,"total_us":2,"bytes_in":3,"bytes_out":4}
+"#;

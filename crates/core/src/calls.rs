@@ -1,31 +1,29 @@
-//! Calls through the proxy: what is kept of each (`CallRecord`), the draft the proxy
-//! hands over without waiting (`Recorder::send`), and the collector that turns drafts
-//! into records for the engine's ring and the audit log `logs/calls.jsonl` (`log`).
-//! A record never holds a header, so never a token or an endpoint secret; bodies only with
-//! `[calls] capture = "full"`.
+//! Calls through the proxy: what is kept of each (`CallRecord`), the recorder the proxy
+//! hands each finished call to (`Recorder::record`: its line of the audit log, written at
+//! once into a shared batch), and the collector that writes the batches to
+//! `logs/calls.jsonl` (`log`) and keeps the engine's rings. A record never holds a header,
+//! so never a token or an endpoint secret; bodies only with `[calls] capture = "full"`.
 
 mod collect;
 mod describe;
 pub mod log;
 pub mod tail;
 
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
-use axum::http::{HeaderValue, Method};
+use axum::http::HeaderValue;
 use serde::{Deserialize, Serialize};
-
-use crate::vault::Store;
 
 pub use crate::config::{CallsConfig, Capture};
 pub use collect::{Collector, RING, Rings};
-pub use describe::Line;
+pub use describe::{Line, Text};
 
-/// Drafts waiting for the collector; one more is dropped (and counted), never waited for.
-const QUEUE: usize = 4096;
+/// Bytes of lines waiting for the collector; a line that would go past it is dropped (and
+/// counted), never waited for. About 25,000 metadata lines: two seconds of a saturated proxy.
+const PENDING_MAX: usize = 8 * 1024 * 1024;
 
 /// One JSON-RPC request through the proxy, as `tether calls`, the TUI and the audit log
 /// show it.
@@ -85,21 +83,18 @@ impl CallRecord {
     }
 }
 
-/// What the proxy knows of a call when its answer has been sent; the collector makes the
-/// record from it, off the call's path. It holds what the call already had — the vault
-/// snapshot that names the connection and client, the request's headers and body, the
-/// answer's first pieces — so handing it over copies nothing.
-pub struct CallDraft {
+/// What the proxy knows of a call when its answer has been sent, borrowed from the call
+/// itself: [`Recorder::record`] makes the record's line from it before the call's buffers
+/// are released, so nothing is copied or kept past the call.
+pub struct CallDraft<'a> {
     pub at: SystemTime,
-    /// The vault as the call saw it, and the connection's and client's positions in it.
-    pub store: Arc<Store>,
-    pub connection: usize,
-    pub client: usize,
-    pub http: Method,
-    pub protocol: Option<HeaderValue>,
-    pub mcp_method: Option<HeaderValue>,
-    pub mcp_name: Option<HeaderValue>,
-    pub request: Bytes,
+    pub connection: &'a str,
+    pub client: &'a str,
+    pub http: &'a str,
+    pub protocol: Option<&'a HeaderValue>,
+    pub mcp_method: Option<&'a HeaderValue>,
+    pub mcp_name: Option<&'a HeaderValue>,
+    pub request: &'a [u8],
     pub status: u16,
     pub first_byte: Duration,
     pub total: Duration,
@@ -109,31 +104,47 @@ pub struct CallDraft {
     pub refreshed: bool,
     pub retried: bool,
     /// The answer's first pieces, up to [`Recorder::keep`] bytes: where its error is.
-    pub response: Option<Bytes>,
-    pub response_more: Vec<Bytes>,
+    pub response: &'a [Bytes],
 }
 
-impl CallDraft {
-    /// The connection's and the client's names.
-    pub fn names(&self) -> (&str, &str) {
-        let c = self.store.connections().get(self.connection);
-        let name = c.map_or("", |c| c.name.as_str());
-        let label = c
-            .and_then(|c| c.access.get(self.client))
-            .map_or("", |a| a.label.as_str());
-        (name, label)
-    }
-}
-
-/// The proxy's side of the recording: a bounded queue to the collector.
+/// The proxy's side of the recording: each call's line goes into a batch the collector
+/// takes every tick and writes with one system call. The collector holds the batch's lock
+/// only to swap it for an empty one, so a call never waits on the log.
 pub struct Recorder {
-    tx: SyncSender<CallDraft>,
+    pending: Mutex<Vec<u8>>,
     capture: Capture,
     keep: usize,
+    max_body: usize,
+    /// Most bytes waiting before lines are dropped.
+    limit: usize,
+    recorded: AtomicU64,
     dropped: AtomicU64,
 }
 
 impl Recorder {
+    fn new(config: &CallsConfig) -> Self {
+        let full = config.capture == Capture::Full;
+        Self {
+            pending: Mutex::new(Vec::with_capacity(64 * 1024)),
+            capture: config.capture,
+            keep: if full {
+                config.capture_max_bytes
+            } else {
+                describe::ERROR_WITHIN
+            },
+            max_body: config.capture_max_bytes,
+            // A full capture's line holds two bodies: one of them always fits.
+            limit: PENDING_MAX
+                + if full {
+                    2 * config.capture_max_bytes
+                } else {
+                    0
+                },
+            recorded: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
     /// How much of an answer a draft carries: enough to find its error, or with `full`
     /// capture everything kept.
     pub fn keep(&self) -> usize {
@@ -144,14 +155,37 @@ impl Recorder {
         self.capture
     }
 
-    /// Hands a draft over; a full queue drops it (counted), so a call never waits.
-    pub fn send(&self, draft: CallDraft) {
-        if self.tx.try_send(draft).is_err() {
+    /// Adds the call's line to the batch; a batch the collector has not taken for too long
+    /// drops it (counted), so a call never waits.
+    pub fn record(&self, draft: &CallDraft<'_>) {
+        let line = describe::describe(draft, self.capture, self.max_body);
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        if pending.len() >= self.limit {
+            drop(pending);
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        log::write_line(&mut pending, &line);
+        drop(pending);
+        self.recorded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Swaps the batch for `empty` (cleared), returning the lines in `empty`.
+    fn take(&self, empty: &mut Vec<u8>) {
+        empty.clear();
+        if let Ok(mut pending) = self.pending.lock() {
+            std::mem::swap(&mut *pending, empty);
         }
     }
 
-    /// Drafts dropped because the collector fell behind.
+    /// Calls recorded since start.
+    pub fn recorded(&self) -> u64 {
+        self.recorded.load(Ordering::Relaxed)
+    }
+
+    /// Calls dropped because the collector fell behind.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

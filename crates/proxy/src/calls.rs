@@ -1,16 +1,18 @@
 //! The record of a call through the proxy: [`Tallied`] wraps an answer's body, counts what
 //! passes through it (bytes, SSE events) and keeps its first pieces, and when the answer is
-//! done — sent whole, or dropped because the client went away — hands the draft to the
-//! engine's collector (`tether_core::calls`), which never makes the call wait.
+//! done — sent whole, or dropped because the client went away — hands the call to the
+//! engine's recorder (`tether_core::calls`), which writes its line at once into a batch
+//! and never makes the call wait. The line is made before the call's buffers are released,
+//! so none of them outlives the call.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, header};
 use hyper::body::{Frame, SizeHint};
 use tether_core::calls::{CallDraft, Recorder};
 use tether_core::vault::Store;
@@ -36,10 +38,27 @@ pub struct Trace {
 /// An answer's body, counted as it goes out.
 pub struct Tallied {
     inner: Reply,
-    draft: Option<CallDraft>,
-    started: Instant,
     recorder: Arc<Recorder>,
-    /// Bytes of the answer kept in the draft so far.
+    store: Arc<Store>,
+    connection: usize,
+    client: usize,
+    http: Method,
+    protocol: Option<HeaderValue>,
+    method: Option<HeaderValue>,
+    name: Option<HeaderValue>,
+    request: Bytes,
+    at: SystemTime,
+    started: Instant,
+    first_byte: Duration,
+    status: u16,
+    streamed: bool,
+    trace: Trace,
+    bytes_out: u64,
+    events: u32,
+    /// The answer's first pieces (references, not copies), up to [`Recorder::keep`] bytes:
+    /// the first alone (most answers are one piece: no allocation), or all of them.
+    first: Option<Bytes>,
+    pieces: Vec<Bytes>,
     kept: usize,
     /// Whether the last byte seen was a line break (an SSE event ends with a blank line).
     after_newline: bool,
@@ -56,49 +75,47 @@ pub fn tally(
     trace: Trace,
 ) -> Answer {
     let first_byte = started.elapsed();
-    let now = std::time::SystemTime::now();
+    let now = SystemTime::now();
     // One pass over the request's fields for the three the record names (a lookup by name
-    // hashes it, three times over).
+    // hashes it, three times over); only names that start `mcp-` are compared.
     let (mut protocol, mut method, mut name) = (None, None, None);
     for (field, value) in &parts.headers {
-        match field.as_str() {
-            "mcp-protocol-version" => protocol = Some(value.clone()),
-            "mcp-method" => method = Some(value.clone()),
-            "mcp-name" => name = Some(value.clone()),
-            _ => {}
+        if let [b'm', b'c', b'p', b'-', rest @ ..] = field.as_str().as_bytes() {
+            match rest {
+                b"protocol-version" => protocol = Some(value.clone()),
+                b"method" => method = Some(value.clone()),
+                b"name" => name = Some(value.clone()),
+                _ => {}
+            }
         }
     }
-    let streamed = answer
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let draft = CallDraft {
-        at: now.checked_sub(first_byte).unwrap_or(now),
-        store: who.store.clone(),
-        connection: who.connection,
-        client: who.client,
-        http: parts.method.clone(),
-        protocol,
-        mcp_method: method,
-        mcp_name: name,
-        request: body,
-        status: answer.status().as_u16(),
-        first_byte,
-        total: std::time::Duration::ZERO,
-        bytes_out: 0,
-        streamed,
-        events: 0,
-        refreshed: trace.refreshed,
-        retried: trace.retried,
-        response: None,
-        response_more: Vec::new(),
-    };
+    // The answer has a few fields: a look at each costs less than a lookup by name.
+    let streamed = answer.headers().iter().any(|(field, value)| {
+        field == header::CONTENT_TYPE && value.as_bytes().starts_with(b"text/event-stream")
+    });
+    let status = answer.status().as_u16();
     answer.map(|inner| {
         Reply::Tallied(Box::new(Tallied {
             inner,
-            draft: Some(draft),
-            started,
             recorder: recorder.clone(),
+            store: who.store.clone(),
+            connection: who.connection,
+            client: who.client,
+            http: parts.method.clone(),
+            protocol,
+            method,
+            name,
+            request: body,
+            at: now.checked_sub(first_byte).unwrap_or(now),
+            started,
+            first_byte,
+            status,
+            streamed,
+            trace,
+            bytes_out: 0,
+            events: 0,
+            first: None,
+            pieces: Vec::new(),
             kept: 0,
             after_newline: false,
         }))
@@ -107,20 +124,19 @@ pub fn tally(
 
 impl Tallied {
     fn count(&mut self, data: &Bytes) {
-        let Some(draft) = &mut self.draft else {
-            return;
-        };
-        draft.bytes_out += data.len() as u64;
+        self.bytes_out += data.len() as u64;
         if self.kept < self.recorder.keep() {
             self.kept += data.len();
             // A reference to the piece, not a copy.
-            if draft.response.is_none() {
-                draft.response = Some(data.clone());
-            } else {
-                draft.response_more.push(data.clone());
+            match self.first.take() {
+                None if self.pieces.is_empty() => self.first = Some(data.clone()),
+                first => {
+                    self.pieces.extend(first);
+                    self.pieces.push(data.clone());
+                }
             }
         }
-        if draft.streamed {
+        if self.streamed {
             // Blank lines (`\n\n`, also inside `\r\n\r\n`) end events.
             for at in memchr::memchr_iter(b'\n', data) {
                 let before = match at {
@@ -131,7 +147,7 @@ impl Tallied {
                     }
                 };
                 if before {
-                    draft.events += 1;
+                    self.events += 1;
                 }
             }
             self.after_newline = data.last() == Some(&b'\n');
@@ -141,10 +157,32 @@ impl Tallied {
 
 impl Drop for Tallied {
     fn drop(&mut self) {
-        if let Some(mut draft) = self.draft.take() {
-            draft.total = self.started.elapsed();
-            self.recorder.send(draft);
-        }
+        let c = self.store.connections().get(self.connection);
+        let draft = CallDraft {
+            at: self.at,
+            connection: c.map_or("", |c| c.name.as_str()),
+            client: c
+                .and_then(|c| c.access.get(self.client))
+                .map_or("", |a| a.label.as_str()),
+            http: self.http.as_str(),
+            protocol: self.protocol.as_ref(),
+            mcp_method: self.method.as_ref(),
+            mcp_name: self.name.as_ref(),
+            request: &self.request,
+            status: self.status,
+            first_byte: self.first_byte,
+            total: self.started.elapsed(),
+            bytes_out: self.bytes_out,
+            streamed: self.streamed,
+            events: self.events,
+            refreshed: self.trace.refreshed,
+            retried: self.trace.retried,
+            response: match &self.first {
+                Some(first) => std::slice::from_ref(first),
+                None => &self.pieces,
+            },
+        };
+        self.recorder.record(&draft);
     }
 }
 

@@ -1,27 +1,23 @@
-//! The collector: a thread of its own that takes the proxy's drafts every
-//! [`TICK`], makes records of them, keeps the newest [`RING`] per connection for the front
-//! ends and appends them to the audit log. It polls instead of being woken per call, so
-//! handing a draft over costs the proxy one queue push and never a wake-up.
+//! The collector: a thread of its own that takes the recorder's batch of lines every
+//! [`TICK`], appends it to the audit log with one write, and — where a front end of this
+//! process shows calls — keeps the newest [`RING`] records per connection. It polls
+//! instead of being woken per call, so recording a call never wakes a thread.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::log::LogWriter;
-use super::{CallRecord, CallsConfig, Capture, QUEUE, Recorder, describe};
+use super::log::{self, LogWriter};
+use super::{CallRecord, CallsConfig, Capture, Recorder};
 
 /// Records kept in memory per connection.
 pub const RING: usize = 500;
 
-/// How often the collector looks for drafts.
+/// How often the collector takes the batch: a call is in the log within this much.
 const TICK: Duration = Duration::from_millis(200);
-
-/// Most of an answer a metadata draft carries (a JSON-RPC error is near its start).
-const ERROR_WITHIN: usize = 16 * 1024;
 
 /// The newest records per connection, newest last.
 pub type Rings = BTreeMap<String, VecDeque<Arc<CallRecord>>>;
@@ -33,13 +29,12 @@ pub struct Collector {
     changed: AtomicBool,
     stop: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// Calls recorded since start (the ring forgets, this does not).
-    recorded: AtomicU64,
 }
 
 impl Collector {
-    /// Starts the collector for `config`, writing the audit log in `log_dir` when given.
-    /// `None` when `capture = "off"`: nothing is recorded but the engine's counts.
+    /// Starts the collector for `config`, writing the audit log in `log_dir` when given
+    /// and keeping records for the front ends when `rings`. `None` when `capture = "off"`:
+    /// nothing is recorded but the engine's counts.
     pub fn start(
         config: &CallsConfig,
         log_dir: Option<PathBuf>,
@@ -48,22 +43,13 @@ impl Collector {
         if config.capture == Capture::Off {
             return None;
         }
-        let (tx, rx) = sync_channel(QUEUE);
-        let recorder = Arc::new(Recorder {
-            tx,
-            capture: config.capture,
-            keep: match config.capture {
-                Capture::Full => config.capture_max_bytes,
-                _ => ERROR_WITHIN,
-            },
-            dropped: AtomicU64::new(0),
-        });
+        let recorder = Arc::new(Recorder::new(config));
         let collector = Arc::new(Self::default());
         let log = log_dir.map(|dir| LogWriter::new(dir, config));
-        let (shared, capture, max) = (collector.clone(), config.capture, config.capture_max_bytes);
+        let (shared, from) = (collector.clone(), recorder.clone());
         let spawned = std::thread::Builder::new()
             .name("tether-calls".to_string())
-            .spawn(move || shared.run(&rx, log, rings, capture, max));
+            .spawn(move || shared.run(&from, log, rings));
         match spawned {
             Ok(thread) => {
                 if let Ok(mut t) = collector.thread.lock() {
@@ -75,39 +61,16 @@ impl Collector {
         Some((collector, recorder))
     }
 
-    fn run(
-        &self,
-        rx: &Receiver<super::CallDraft>,
-        mut log: Option<LogWriter>,
-        rings: bool,
-        capture: Capture,
-        max: usize,
-    ) {
+    fn run(&self, recorder: &Recorder, mut log: Option<LogWriter>, rings: bool) {
+        let mut batch = Vec::with_capacity(64 * 1024);
         let mut failing = false;
+        let mut dropped = 0;
         loop {
             let stopping = self.stop.load(Ordering::Acquire);
-            let mut took = 0u64;
-            let gone = loop {
-                match rx.try_recv() {
-                    Ok(draft) => {
-                        let line = describe::describe(&draft, capture, max);
-                        if let Some(log) = &mut log {
-                            log.append(&line);
-                        }
-                        if rings {
-                            self.keep(line.to_record());
-                        }
-                        took += 1;
-                    }
-                    Err(TryRecvError::Empty) => break false,
-                    Err(TryRecvError::Disconnected) => break true,
-                }
-            };
-            if took > 0 {
-                self.recorded.fetch_add(took, Ordering::Relaxed);
-                self.changed.store(true, Ordering::Release);
+            recorder.take(&mut batch);
+            if !batch.is_empty() {
                 if let Some(log) = &mut log {
-                    match log.flush() {
+                    match log.write(&batch) {
                         Ok(()) => failing = false,
                         Err(e) if !failing => {
                             failing = true;
@@ -116,16 +79,29 @@ impl Collector {
                         Err(_) => {}
                     }
                 }
+                if rings {
+                    self.keep(&batch);
+                }
+                self.changed.store(true, Ordering::Release);
             }
-            if stopping || gone {
+            if recorder.dropped() > dropped {
+                dropped = recorder.dropped();
+                tracing::warn!("{dropped} calls were not recorded: the calls log fell behind");
+            }
+            if stopping {
                 return;
             }
             std::thread::park_timeout(TICK);
         }
     }
 
-    fn keep(&self, record: CallRecord) {
-        if let Ok(mut rings) = self.rings.lock() {
+    /// Keeps the batch's records in the rings (read back from their lines: only a process
+    /// with a front end pays for it).
+    fn keep(&self, batch: &[u8]) {
+        let Ok(mut rings) = self.rings.lock() else {
+            return;
+        };
+        for record in log::read_lines(batch) {
             let ring = crate::engine::slot(&mut rings, &record.connection);
             if ring.len() == RING {
                 ring.pop_front();
@@ -144,12 +120,7 @@ impl Collector {
         self.rings.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    /// Calls recorded since start.
-    pub fn recorded(&self) -> u64 {
-        self.recorded.load(Ordering::Relaxed)
-    }
-
-    /// Takes what is queued, writes it, and ends the thread.
+    /// Writes what is waiting and ends the thread: on a clean stop no call is lost.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());

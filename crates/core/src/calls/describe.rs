@@ -1,11 +1,13 @@
-//! Describing a draft: the method and the name from the request, the JSON-RPC error from
-//! the answer — parsed only when a byte search says there may be one. The description
-//! ([`Line`]) borrows from the draft wherever the text is already printable, so a call
-//! that only goes to the audit log costs no allocation here.
+//! Describing a finished call: the method and the name from the request's MCP headers (the
+//! body is parsed only without them), the JSON-RPC error from the answer — parsed only when
+//! a byte search says there may be one. The description ([`Line`]) borrows from the call
+//! wherever the text can be written as it is, so a call costs no allocation here.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
+use axum::body::Bytes;
+use axum::http::HeaderValue;
 use memchr::memmem::Finder;
 use serde::Deserialize;
 
@@ -21,19 +23,22 @@ const NAMED: [&str; 5] = [
     "resources/unsubscribe",
 ];
 
+/// Most of an answer a metadata draft carries (a JSON-RPC error is near its start).
+pub(super) const ERROR_WITHIN: usize = 16 * 1024;
+
 /// Built once: building a searcher costs more than most searches.
 static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
 
-/// A call as the log writes it and the ring keeps it, borrowing what it can.
+/// A call as the log writes it, borrowing what it can.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Line<'a> {
     pub at_ms: i64,
     pub connection: &'a str,
     pub client: &'a str,
     pub http: &'a str,
-    pub method: Option<Cow<'a, str>>,
-    pub name: Option<Cow<'a, str>>,
-    pub protocol: Option<Cow<'a, str>>,
+    pub method: Option<Text<'a>>,
+    pub name: Option<Text<'a>>,
+    pub protocol: Option<Text<'a>>,
     pub status: u16,
     pub error_code: Option<i64>,
     pub error_message: Option<String>,
@@ -49,9 +54,26 @@ pub struct Line<'a> {
     pub response: Option<String>,
 }
 
+/// A text of the record: known to be [`plain`] (checked once, written as it is), or any
+/// text, escaped as JSON when written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Text<'a> {
+    Plain(&'a [u8]),
+    Any(Cow<'a, str>),
+}
+
+impl Text<'_> {
+    pub fn as_str(&self) -> Cow<'_, str> {
+        match self {
+            Text::Plain(bytes) => String::from_utf8_lossy(bytes),
+            Text::Any(text) => Cow::Borrowed(text),
+        }
+    }
+}
+
 impl Line<'_> {
     pub fn to_record(&self) -> CallRecord {
-        let owned = |v: &Option<Cow<'_, str>>| v.as_deref().map(str::to_string);
+        let owned = |v: &Option<Text<'_>>| v.as_ref().map(|t| t.as_str().into_owned());
         CallRecord {
             at_ms: self.at_ms,
             connection: self.connection.to_string(),
@@ -71,7 +93,7 @@ impl Line<'_> {
             events: self.events,
             refreshed: self.refreshed,
             retried: self.retried,
-            request: owned(&self.request),
+            request: self.request.as_deref().map(str::to_string),
             response: self.response.clone(),
         }
     }
@@ -80,17 +102,17 @@ impl Line<'_> {
 impl CallRecord {
     /// The record as a [`Line`], to write it.
     pub fn line(&self) -> Line<'_> {
-        fn borrowed(v: &Option<String>) -> Option<Cow<'_, str>> {
-            v.as_deref().map(Cow::Borrowed)
+        fn any(v: &Option<String>) -> Option<Text<'_>> {
+            v.as_deref().map(|t| Text::Any(Cow::Borrowed(t)))
         }
         Line {
             at_ms: self.at_ms,
             connection: &self.connection,
             client: &self.client,
             http: &self.http,
-            method: borrowed(&self.method),
-            name: borrowed(&self.name),
-            protocol: borrowed(&self.protocol),
+            method: any(&self.method),
+            name: any(&self.name),
+            protocol: any(&self.protocol),
             status: self.status,
             error_code: self.error_code,
             error_message: self.error_message.clone(),
@@ -102,7 +124,7 @@ impl CallRecord {
             events: self.events,
             refreshed: self.refreshed,
             retried: self.retried,
-            request: borrowed(&self.request),
+            request: self.request.as_deref().map(Cow::Borrowed),
             response: self.response.clone(),
         }
     }
@@ -145,40 +167,72 @@ fn messages(body: &[u8]) -> Vec<Message<'_>> {
     }
 }
 
-/// `text` as [`printable`] makes it, borrowed when it is printable ASCII already.
-fn shown(text: &str, max: usize) -> Cow<'_, str> {
-    if text.len() <= max && text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        Cow::Borrowed(text)
-    } else {
-        Cow::Owned(printable(text, max))
+/// Whether `text` can go into a JSON string as it is and be shown as it is: printable
+/// ASCII, no `"` or `\`. Every text of every record passes here, so it looks at eight
+/// bytes at a time.
+pub(super) fn plain(text: &[u8]) -> bool {
+    let mut words = text.chunks_exact(8);
+    let mut odd = 0;
+    for word in &mut words {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(word);
+        odd |= odd_bytes(u64::from_le_bytes(eight));
     }
+    let rest = words.remainder();
+    // The last bytes padded with a plain one.
+    let mut last = [b' '; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    odd |= odd_bytes(u64::from_le_bytes(last));
+    odd == 0
 }
 
-fn header(value: Option<&axum::http::HeaderValue>, max: usize) -> Option<Cow<'_, str>> {
-    let text = value?.to_str().ok()?;
-    (!text.is_empty()).then(|| shown(text, max))
+/// Nonzero when a byte of `w` is not plain: below 0x20, 0x7f or above, `"` or `\`. Each
+/// test is the classic "has a byte less than / more than / equal to" of Sean Anderson's
+/// bit hacks: a carry can only mark a byte next to one already marked, so "any" is exact.
+fn odd_bytes(w: u64) -> u64 {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w;
+    let control = below(w, 0x20);
+    let delete_or_more = w.wrapping_add(ONES) | w;
+    let quote = below(w ^ (ONES * u64::from(b'"')), 1);
+    let backslash = below(w ^ (ONES * u64::from(b'\\')), 1);
+    (control | delete_or_more | quote | backslash) & HIGH
 }
 
-pub(super) fn describe(draft: &CallDraft, capture: Capture, max: usize) -> Line<'_> {
-    let (connection, client) = draft.names();
+/// A header's value as record text: borrowed when plain (nearly always).
+fn header(value: Option<&HeaderValue>, max: usize) -> Option<Text<'_>> {
+    let bytes = value?.as_bytes();
+    if bytes.is_empty() {
+        return None;
+    }
+    if bytes.len() <= max && plain(bytes) {
+        return Some(Text::Plain(bytes));
+    }
+    Some(Text::Any(Cow::Owned(printable(
+        &String::from_utf8_lossy(bytes),
+        max,
+    ))))
+}
+
+pub(super) fn describe<'a>(draft: &CallDraft<'a>, capture: Capture, max: usize) -> Line<'a> {
     // The 2026-07-28 headers name the method and the tool: the body is read only
     // without them.
-    let mut method = header(draft.mcp_method.as_ref(), 80);
-    let mut name = header(draft.mcp_name.as_ref(), 120);
-    let unnamed = method
-        .as_deref()
-        .is_none_or(|m| NAMED.contains(&m) && name.is_none());
-    if unnamed && let Some(first) = messages(&draft.request).into_iter().next() {
-        method = first
-            .method
-            .map(|m| Cow::Owned(printable(&m, 80)))
-            .or(method);
+    let mut method = header(draft.mcp_method, 80);
+    let mut name = header(draft.mcp_name, 120);
+    let unnamed = match &method {
+        Some(Text::Plain(m)) => name.is_none() && NAMED.iter().any(|n| n.as_bytes() == *m),
+        _ => true,
+    };
+    if unnamed && let Some(first) = messages(draft.request).into_iter().next() {
+        let shown = |text: Cow<'_, str>, max| Text::Any(Cow::Owned(printable(&text, max)));
+        method = first.method.map(|m| shown(m, 80)).or(method);
         name = first
             .params
             .and_then(|p| p.name.or(p.uri))
-            .map(|n| Cow::Owned(printable(&n, 120)));
+            .map(|n| shown(n, 120));
     }
-    let answer = joined(draft);
+    let answer = joined(draft.response);
     let (error_code, error_message) = error_of(&answer, draft.status, draft.streamed);
     let full = capture == Capture::Full;
     let at_ms = draft
@@ -188,12 +242,12 @@ pub(super) fn describe(draft: &CallDraft, capture: Capture, max: usize) -> Line<
     let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     Line {
         at_ms,
-        connection,
-        client,
-        http: draft.http.as_str(),
+        connection: draft.connection,
+        client: draft.client,
+        http: draft.http,
         method,
         name,
-        protocol: header(draft.protocol.as_ref(), 40),
+        protocol: header(draft.protocol, 40),
         status: draft.status,
         error_code,
         error_message,
@@ -205,23 +259,17 @@ pub(super) fn describe(draft: &CallDraft, capture: Capture, max: usize) -> Line<
         events: draft.events,
         refreshed: draft.refreshed,
         retried: draft.retried,
-        request: full.then(|| cut(&draft.request, max)),
+        request: full.then(|| cut(draft.request, max)),
         response: (full && !answer.is_empty()).then(|| cut(&answer, max).into_owned()),
     }
 }
 
 /// The answer's kept pieces as one slice (most answers are one piece: no copy).
-fn joined(draft: &CallDraft) -> Cow<'_, [u8]> {
-    match (&draft.response, draft.response_more.as_slice()) {
-        (None, _) => Cow::Borrowed(&[]),
-        (Some(one), []) => Cow::Borrowed(one),
-        (Some(one), more) => {
-            let mut all = one.to_vec();
-            for piece in more {
-                all.extend_from_slice(piece);
-            }
-            Cow::Owned(all)
-        }
+fn joined(pieces: &[Bytes]) -> Cow<'_, [u8]> {
+    match pieces {
+        [] => Cow::Borrowed(&[]),
+        [one] => Cow::Borrowed(one),
+        more => Cow::Owned(more.concat()),
     }
 }
 
@@ -237,7 +285,7 @@ fn cut(body: &[u8], max: usize) -> Cow<'_, str> {
 
 /// Where `"error"` can be in a JSON answer that is a JSON-RPC error: its key comes after
 /// `jsonrpc` and `id` at most, long before a result's text (which may well say "error").
-const ERROR_WITHIN: usize = 256;
+const ERROR_KEY_WITHIN: usize = 256;
 
 /// The JSON-RPC error in an answer (a JSON body, or an event stream's `data:` lines);
 /// else, for an HTTP error, the start of its body.
@@ -245,7 +293,7 @@ fn error_of(answer: &[u8], status: u16, streamed: bool) -> (Option<i64>, Option<
     let head = if streamed {
         answer
     } else {
-        &answer[..answer.len().min(ERROR_WITHIN)]
+        &answer[..answer.len().min(ERROR_KEY_WITHIN)]
     };
     if ERROR.find(head).is_some() {
         let rpc = messages(answer)
@@ -271,54 +319,38 @@ fn error_of(answer: &[u8], status: u16, streamed: bool) -> (Option<i64>, Option<
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::vault::{ClientAccess, Store};
 
-    fn draft(request: &str, response: &str, status: u16) -> CallDraft {
-        let mut connection = crate::vault::Connection::new(
-            "c".parse().unwrap(),
-            url::Url::parse("https://example.com/mcp").unwrap(),
-            crate::vault::Auth::None,
-            chrono::Utc::now(),
-        );
-        connection.access.push(ClientAccess {
-            label: "l".to_string(),
-            secret_hash: [0; 32],
-            created_at: chrono::Utc::now(),
-            last_seen: None,
-            nonce: Vec::new(),
-            derived_for: None,
-        });
+    fn draft<'a>(request: &'a str, response: &'a [Bytes], status: u16) -> CallDraft<'a> {
         CallDraft {
             at: std::time::SystemTime::now(),
-            store: Arc::new(Store::from_connections(vec![connection])),
-            connection: 0,
-            client: 0,
-            http: axum::http::Method::POST,
+            connection: "c",
+            client: "l",
+            http: "POST",
             protocol: None,
             mcp_method: None,
             mcp_name: None,
-            request: request.as_bytes().to_vec().into(),
+            request: request.as_bytes(),
             status,
             first_byte: std::time::Duration::ZERO,
             total: std::time::Duration::ZERO,
-            bytes_out: response.len() as u64,
+            bytes_out: response.iter().map(|p| p.len() as u64).sum(),
             streamed: false,
             events: 0,
             refreshed: false,
             retried: false,
-            response: Some(response.as_bytes().to_vec().into()),
-            response_more: Vec::new(),
+            response,
         }
     }
 
     #[test]
     fn names_the_tool_and_the_error() {
+        let answer = [Bytes::from_static(
+            b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32602,\"message\":\"bad \\u001b[2J\"}}\n\n",
+        )];
         let d = draft(
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":1}}}"#,
-            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32602,\"message\":\"bad \\u001b[2J\"}}\n\n",
+            &answer,
             200,
         );
         let r = describe(&d, Capture::Metadata, 10).to_record();
@@ -330,10 +362,39 @@ mod tests {
     }
 
     #[test]
+    fn the_headers_name_the_call_and_odd_values_are_escaped() {
+        let (method, name, protocol) = (
+            HeaderValue::from_static("tools/call"),
+            HeaderValue::from_static("say \"hi\""),
+            HeaderValue::from_bytes(b"2026-07-28\t").unwrap(),
+        );
+        let mut d = draft("not json", &[], 200);
+        (d.mcp_method, d.mcp_name, d.protocol) = (Some(&method), Some(&name), Some(&protocol));
+        let line = describe(&d, Capture::Metadata, 10);
+        assert_eq!(line.method, Some(Text::Plain(b"tools/call")));
+        let r = line.to_record();
+        assert_eq!(r.what(), "tools/call say \"hi\"");
+        assert_eq!(r.protocol.as_deref(), Some("2026-07-28\\x09"));
+    }
+
+    #[test]
+    fn an_error_split_across_pieces_is_found() {
+        let answer = [
+            Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"err"),
+            Bytes::from_static(b"or\":{\"code\":-32000,\"message\":\"down\"}}"),
+        ];
+        let r = describe(&draft("{}", &answer, 200), Capture::Metadata, 10).to_record();
+        assert_eq!(r.error_code, Some(-32000));
+        assert_eq!(r.error_message.as_deref(), Some("down"));
+        assert!(r.is_error());
+    }
+
+    #[test]
     fn full_capture_cuts_bodies() {
+        let answer = [Bytes::from_static(b"{}")];
         let d = draft(
             r#"{"method":"resources/read","params":{"uri":"file:///a"}}"#,
-            "{}",
+            &answer,
             200,
         );
         let r = describe(&d, Capture::Full, 8).to_record();
@@ -342,5 +403,20 @@ mod tests {
         assert_eq!(r.response.as_deref(), Some("{}"));
         assert!(!r.is_error());
         assert_eq!(r.line().to_record(), r);
+    }
+
+    #[test]
+    fn plain_text_is_printable_ascii_without_quotes_or_backslashes() {
+        assert!(plain(b"tools/call 2026-07-28 a_b.c~"));
+        for odd in [
+            &b"a\"b"[..],
+            b"a\\b",
+            b"a\tb",
+            b"a\x7fb",
+            "é".as_bytes(),
+            b"\x1b[2J",
+        ] {
+            assert!(!plain(odd), "{odd:?}");
+        }
     }
 }

@@ -1,18 +1,26 @@
 //! The audit log of calls: `<state>/logs/calls.jsonl`, one JSON record a line, mode 0600 in
-//! a 0700 folder. Written in batches by the collector; rotated once a batch would take it
-//! past `log_max_bytes` (`calls.jsonl.1` is the newest rotated file, up to `log_keep` of
-//! them), and rotated files older than `log_max_age_days` removed. Read by `tether calls`,
-//! whichever tether wrote it.
+//! a 0700 folder. Written a batch at a time by the collector, each batch with one `write`
+//! on a file opened for appending; rotated once a batch would take it past
+//! `log_max_bytes` (`calls.jsonl.1` is the newest rotated file, up to `log_keep` of them),
+//! and rotated files older than `log_max_age_days` removed. Several tethers may write it
+//! (the service, a stdio bridge's own proxy): each holds an advisory lock on `calls.lock`
+//! from its size check to its write, and follows a rotation another one made. Read by
+//! `tether calls`, whichever tether wrote it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::describe::{Text, plain};
 use super::{CallRecord, CallsConfig, Line};
 
 pub const FILE: &str = "calls.jsonl";
+
+/// Held by the writer that checks, rotates and appends, so two processes never rotate at
+/// once nor write into a file another has just rotated away.
+const LOCK: &str = "calls.lock";
 
 /// Rotated files are looked at for their age at most this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -20,9 +28,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The log as the collector appends to it.
 pub struct LogWriter {
     dir: PathBuf,
-    file: Option<File>,
-    size: u64,
-    pending: Vec<u8>,
+    /// The current file, and its inode: another writer's rotation moves it away.
+    file: Option<(File, u64)>,
     max_bytes: u64,
     keep: usize,
     max_age: Duration,
@@ -34,8 +41,6 @@ impl LogWriter {
         Self {
             dir,
             file: None,
-            size: 0,
-            pending: Vec::with_capacity(16 * 1024),
             max_bytes: config.log_max_bytes.max(1),
             keep: config.log_keep,
             max_age: Duration::from_secs(config.log_max_age_days.saturating_mul(86_400)),
@@ -43,55 +48,67 @@ impl LogWriter {
         }
     }
 
-    /// Adds a call to the batch written by [`LogWriter::flush`].
-    pub fn append(&mut self, line: &Line<'_>) {
-        write_line(&mut self.pending, line);
-    }
-
-    /// Writes the batch in one write, rotating first if it would take the file past its size.
-    pub fn flush(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
+    /// Appends `batch` (whole lines) with one write, rotating first if it would take the
+    /// file past its size; under the lock, so another tether's batch never lands in the
+    /// middle of it or in a file rotated away.
+    pub fn write(&mut self, batch: &[u8]) -> io::Result<()> {
+        if batch.is_empty() {
             return Ok(());
         }
+        crate::paths::ensure_private_dir(&self.dir).map_err(io::Error::other)?;
+        // Closing it releases the lock, also when this process dies.
+        let _lock = lock(&self.dir)?;
         if self.pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             self.pruned = Some(Instant::now());
             prune(&self.dir, self.max_age);
         }
-        if self.file.is_none() {
-            self.open()?;
-        }
-        if self.size > 0 && self.size + self.pending.len() as u64 > self.max_bytes {
-            self.file = None;
+        // The file under the name may be another one since the last batch: another
+        // writer rotated it.
+        let current = fs::metadata(self.dir.join(FILE)).ok().map(|m| m.ino());
+        let (mut file, mut meta) = match self.file.take() {
+            Some((file, ino)) if Some(ino) == current => {
+                let meta = file.metadata()?;
+                (file, meta)
+            }
+            _ => self.open()?,
+        };
+        // The size as it is, other writers' lines included.
+        if meta.len() > 0 && meta.len() + batch.len() as u64 > self.max_bytes {
+            drop(file);
             rotate(&self.dir, self.keep)?;
             prune(&self.dir, self.max_age);
-            self.open()?;
+            (file, meta) = self.open()?;
         }
-        let result = match &mut self.file {
-            Some(file) => file.write_all(&self.pending),
-            None => Ok(()),
-        };
-        self.size += self.pending.len() as u64;
-        self.pending.clear();
-        result
+        let written = file.write_all(batch);
+        self.file = Some((file, meta.ino()));
+        written
     }
 
-    fn open(&mut self) -> io::Result<()> {
-        crate::paths::ensure_private_dir(&self.dir).map_err(io::Error::other)?;
-        let path = self.dir.join(FILE);
+    fn open(&self) -> io::Result<(File, fs::Metadata)> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
-            .open(&path)?;
-        // A file made by hand or by an older tether is made private too.
+            .open(self.dir.join(FILE))?;
         let meta = file.metadata()?;
+        // A file made by hand or by an older tether is made private too.
         if meta.permissions().mode() & 0o077 != 0 {
             file.set_permissions(fs::Permissions::from_mode(0o600))?;
         }
-        self.size = meta.len();
-        self.file = Some(file);
-        Ok(())
+        Ok((file, meta))
     }
+}
+
+/// The writers' lock, taken (blocking: a writer holds it for one batch).
+fn lock(dir: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join(LOCK))?;
+    file.lock()?;
+    Ok(file)
 }
 
 /// `calls.jsonl.N`, the Nth newest rotated file.
@@ -173,44 +190,53 @@ pub fn read_lines(reader: impl BufRead) -> impl Iterator<Item = CallRecord> {
         .filter_map(|line| serde_json::from_str(&line).ok())
 }
 
-/// One call as a line of JSON, written by hand: the collector writes one per call, and the
-/// derived serializer cost several times as much. `CallRecord`'s `Deserialize` reads it
+/// One call as a line of JSON, written by hand: one is written per call, on the call's
+/// thread, and the derived serializer cost several times as much. Text that needs no
+/// escaping (nearly all of it) is copied as it is. `CallRecord`'s `Deserialize` reads it
 /// back (tested below).
 pub fn write_line(out: &mut Vec<u8>, r: &Line<'_>) {
     let mut n = itoa::Buffer::new();
-    let mut num = |out: &mut Vec<u8>, key: &str, v: u64| {
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(n.format(v).as_bytes());
-    };
     out.extend_from_slice(b"{\"at_ms\":");
-    out.extend_from_slice(itoa::Buffer::new().format(r.at_ms).as_bytes());
-    string(out, ",\"connection\":", r.connection);
-    string(out, ",\"client\":", r.client);
-    string(out, ",\"http\":", r.http);
+    out.extend_from_slice(n.format(r.at_ms).as_bytes());
+    out.extend_from_slice(b",\"connection\":");
+    text(out, r.connection);
+    out.extend_from_slice(b",\"client\":");
+    text(out, r.client);
+    out.extend_from_slice(b",\"http\":");
+    text(out, r.http);
     if let Some(m) = &r.method {
-        string(out, ",\"method\":", m);
+        out.extend_from_slice(b",\"method\":");
+        record_text(out, m);
     }
     if let Some(m) = &r.name {
-        string(out, ",\"name\":", m);
+        out.extend_from_slice(b",\"name\":");
+        record_text(out, m);
     }
     if let Some(m) = &r.protocol {
-        string(out, ",\"protocol\":", m);
+        out.extend_from_slice(b",\"protocol\":");
+        record_text(out, m);
     }
-    num(out, ",\"status\":", r.status.into());
+    out.extend_from_slice(b",\"status\":");
+    out.extend_from_slice(n.format(r.status).as_bytes());
     if let Some(code) = r.error_code {
         out.extend_from_slice(b",\"error_code\":");
-        out.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
+        out.extend_from_slice(n.format(code).as_bytes());
     }
     if let Some(m) = &r.error_message {
-        string(out, ",\"error_message\":", m);
+        out.extend_from_slice(b",\"error_message\":");
+        text(out, m);
     }
-    num(out, ",\"first_byte_us\":", r.first_byte_us);
-    num(out, ",\"total_us\":", r.total_us);
-    num(out, ",\"bytes_in\":", r.bytes_in);
-    num(out, ",\"bytes_out\":", r.bytes_out);
+    out.extend_from_slice(b",\"first_byte_us\":");
+    out.extend_from_slice(n.format(r.first_byte_us).as_bytes());
+    out.extend_from_slice(b",\"total_us\":");
+    out.extend_from_slice(n.format(r.total_us).as_bytes());
+    out.extend_from_slice(b",\"bytes_in\":");
+    out.extend_from_slice(n.format(r.bytes_in).as_bytes());
+    out.extend_from_slice(b",\"bytes_out\":");
+    out.extend_from_slice(n.format(r.bytes_out).as_bytes());
     if r.streamed {
-        out.extend_from_slice(b",\"streamed\":true");
-        num(out, ",\"events\":", r.events.into());
+        out.extend_from_slice(b",\"streamed\":true,\"events\":");
+        out.extend_from_slice(n.format(r.events).as_bytes());
     }
     if r.refreshed {
         out.extend_from_slice(b",\"refreshed\":true");
@@ -219,21 +245,30 @@ pub fn write_line(out: &mut Vec<u8>, r: &Line<'_>) {
         out.extend_from_slice(b",\"retried\":true");
     }
     if let Some(m) = &r.request {
-        string(out, ",\"request\":", m);
+        out.extend_from_slice(b",\"request\":");
+        text(out, m);
     }
     if let Some(m) = &r.response {
-        string(out, ",\"response\":", m);
+        out.extend_from_slice(b",\"response\":");
+        text(out, m);
     }
     out.extend_from_slice(b"}\n");
 }
 
-/// `key` and `value` as a JSON string: copied as it is when nothing needs escaping.
-fn string(out: &mut Vec<u8>, key: &str, value: &str) {
-    out.extend_from_slice(key.as_bytes());
-    let plain = value
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
-    if plain {
+fn record_text(out: &mut Vec<u8>, value: &Text<'_>) {
+    match value {
+        Text::Plain(bytes) => {
+            out.push(b'"');
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+        }
+        Text::Any(value) => text(out, value),
+    }
+}
+
+/// `value` as a JSON string: copied as it is when nothing needs escaping.
+fn text(out: &mut Vec<u8>, value: &str) {
+    if plain(value.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
         out.push(b'"');
@@ -245,6 +280,12 @@ fn string(out: &mut Vec<u8>, key: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line(r: &CallRecord) -> Vec<u8> {
+        let mut line = Vec::new();
+        write_line(&mut line, &r.line());
+        line
+    }
 
     #[test]
     fn a_line_reads_back_as_the_record() {
@@ -292,8 +333,7 @@ mod tests {
         };
         let mut log = LogWriter::new(logs.clone(), &config);
         for _ in 0..10 {
-            log.append(&CallRecord::default().line());
-            log.flush().unwrap();
+            log.write(&line(&CallRecord::default())).unwrap();
         }
         let files = files(&logs);
         assert_eq!(files.len(), 3, "{files:?}");
@@ -306,5 +346,71 @@ mod tests {
             fs::metadata(&logs).unwrap().permissions().mode() & 0o777,
             0o700
         );
+    }
+
+    /// Two writers (as two tethers would: each its own files and lock) append batches to
+    /// one log that rotates every few batches; every line comes back whole, once, and a
+    /// file is rotated only once it is full (never twice, by both writers).
+    #[test]
+    fn rotating_under_two_writers_loses_and_splits_no_line() {
+        const BATCHES: usize = 300;
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let config = CallsConfig {
+            log_max_bytes: 4 * 1024,
+            log_keep: BATCHES,
+            ..CallsConfig::default()
+        };
+        let writers: Vec<_> = ["one", "two"]
+            .into_iter()
+            .map(|who| {
+                let (logs, config) = (logs.clone(), config.clone());
+                std::thread::spawn(move || {
+                    let mut log = LogWriter::new(logs, &config);
+                    for batch in 0..BATCHES {
+                        let mut lines = Vec::new();
+                        for n in 0..3 {
+                            let r = CallRecord {
+                                client: who.to_string(),
+                                at_ms: (batch * 3 + n) as i64,
+                                ..CallRecord::default()
+                            };
+                            write_line(&mut lines, &r.line());
+                        }
+                        log.write(&lines).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let files = files(&logs);
+        assert!(files.len() > 10, "the log rotated: {files:?}");
+        // No batch is longer than this.
+        let batch = 3 * line(&CallRecord {
+            client: "two".into(),
+            at_ms: (BATCHES * 3) as i64,
+            ..CallRecord::default()
+        })
+        .len();
+        for f in &files[..files.len() - 1] {
+            let len = fs::metadata(f).unwrap().len() as usize;
+            assert!(len > 4 * 1024 - batch, "{f:?} rotated at {len} bytes");
+        }
+        let mut seen: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+        for f in &files {
+            let text = fs::read_to_string(f).unwrap();
+            assert!(text.len() <= 4 * 1024, "{f:?}: {}", text.len());
+            for l in text.lines() {
+                let r: CallRecord = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                seen.entry(r.client).or_default().push(r.at_ms);
+            }
+        }
+        let all: Vec<i64> = (0..(BATCHES * 3) as i64).collect();
+        for who in ["one", "two"] {
+            // Oldest file first: each writer's lines come back in the order written.
+            assert_eq!(seen.get(who), Some(&all), "{who}");
+        }
     }
 }
