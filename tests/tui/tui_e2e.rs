@@ -139,7 +139,7 @@ fn a_user_drives_the_demo() {
 
     // The help overlay lists the keys.
     session.keys(&["?"]);
-    let pane = session.wait_for("this help", Duration::from_secs(5));
+    let pane = session.wait_for("the calls of all connections", Duration::from_secs(5));
     assert!(pane.contains("refresh the token now"), "{pane}");
     session.keys(&["Escape"]);
 
