@@ -6,6 +6,7 @@ mod support;
 mod conformance_server;
 mod cors;
 mod in_chat_sign_in;
+mod local_signin;
 mod peer_apps;
 mod peer_clients;
 mod proxy;

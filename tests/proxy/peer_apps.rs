@@ -418,6 +418,66 @@ fn a_login_codex_made_itself_is_imported_without_a_new_sign_in() {
     );
 }
 
+/// Codex knows only tether's `/c/generic/mcp`, no secret: the 401 sends it to tether's own
+/// authorization server, and the user answers tether's consent page (the stand-in browser
+/// submits the page's own form). Denied, Codex has nothing; allowed, its app server lists
+/// the tools through the secret it was given; revoked, it signs in again and is asked again.
+#[test]
+fn codex_signs_in_to_tether_itself_with_the_users_consent() {
+    if require("@openai/codex").is_none() {
+        return;
+    }
+    let s = Setup::new();
+    let codex_home = s.home.user().join(".codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "[mcp_servers.viatether]\nurl = \"{}/c/generic/mcp\"\n",
+            s.serve.base
+        ),
+    )
+    .unwrap();
+    let consent = support::repo().join("tests/fixtures/consent-browser");
+    let login = |answer: &str| {
+        let mut cmd = s.app("codex");
+        cmd.env("BROWSER", &consent)
+            .env("CONSENT", answer)
+            .args(["mcp", "login", "viatether"]);
+        finish(&mut cmd)
+    };
+    let clients = || s.home.status("generic")["downstream_clients"].clone();
+    let tools = || {
+        let status = codex_mcp_status(s.app("codex").args(["app-server"]));
+        status["result"]["data"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["name"] == "viatether"))
+            .unwrap_or_else(|| panic!("{}", masked(&status.to_string())))
+            .clone()
+    };
+
+    let denied = login("deny");
+    assert!(!denied.status.success(), "a denial is not a login");
+    assert_eq!(clients(), json!([]));
+
+    let allowed = login("allow");
+    assert!(
+        allowed.status.success(),
+        "{}",
+        masked(&String::from_utf8_lossy(&allowed.stderr))
+    );
+    assert_eq!(clients(), json!(["codex"]), "named after the client");
+    let server = tools();
+    assert!(server["tools"]["echo"].is_object(), "{server}");
+
+    s.home.run(&["revoke", "generic", "--client", "codex"]).ok();
+    assert_eq!(clients(), json!([]));
+    let again = login("allow");
+    assert!(again.status.success(), "a revoked client signs in again");
+    assert_eq!(clients(), json!(["codex"]));
+    assert!(tools()["tools"]["echo"].is_object());
+}
+
 /// Codex's app server over stdio: initialize, then `mcpServerStatus/list`; its answer.
 fn codex_mcp_status(cmd: &mut Command) -> Value {
     let mut child = cmd

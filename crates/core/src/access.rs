@@ -109,6 +109,7 @@ pub async fn endpoint_secret(
                 last_seen: None,
                 nonce,
                 derived_for: None,
+                signed_in: None,
             });
             c.record(Event::new(
                 now,
@@ -118,6 +119,140 @@ pub async fn endpoint_secret(
             Ok((secret, true))
         })
         .await
+}
+
+/// What a client that signed in to tether itself receives.
+pub struct SignedIn {
+    /// The label of its entry (shown by `tether clients`, revoked with `tether revoke`).
+    pub label: String,
+    /// Its secret, sent as the access token.
+    pub access: Secret,
+    /// Its refresh token: the same one every time, so a client that sends it twice (two
+    /// windows of one app) is never stranded.
+    pub refresh: Secret,
+}
+
+fn derive_refresh(key: &Secret, name: &str, label: &str, nonce: &[u8]) -> Secret {
+    let mut mac = HmacSha256::new_from_slice(key.expose().as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(b"tether local refresh token v1\0");
+    mac.update(name.as_bytes());
+    mac.update(b"\0");
+    mac.update(label.as_bytes());
+    mac.update(b"\0");
+    mac.update(nonce);
+    Secret::new(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+fn secrets_of(c: &Connection, a: &ClientAccess) -> Option<(Secret, Secret)> {
+    let key = c.access_key.as_ref()?;
+    let made_for = a.derived_for.as_deref().unwrap_or(c.name.as_str());
+    Some((
+        derive(key, made_for, &a.label, &a.nonce),
+        derive_refresh(key, made_for, &a.label, &a.nonce),
+    ))
+}
+
+/// Gives a client that signed in to tether (`client_id`, calling itself `client_name`) its
+/// own entry on connection `name`, labelled after its name. It replaces an entry an
+/// earlier sign-in of a client of that name left (its old secret stops working), never
+/// one `tether url` made: that label gets a number instead.
+pub async fn grant_signed_in(
+    vault: &Vault,
+    name: &str,
+    client_id: &str,
+    client_name: &str,
+) -> Result<SignedIn, AccessError> {
+    let base = crate::local_auth::label_from_name(client_name);
+    let (name, client_id, client_name) = (
+        name.to_string(),
+        client_id.to_string(),
+        client_name.to_string(),
+    );
+    vault
+        .transact_async(move |store: &mut Store| {
+            let c = store
+                .get_mut(&name)
+                .ok_or_else(|| AccessError::NotFound(name.clone()))?;
+            let key = c
+                .access_key
+                .get_or_insert_with(|| Secret::new(random_b64(32)))
+                .clone();
+            let replaces = |a: &ClientAccess, label: &str| {
+                a.label == label
+                    && a.signed_in
+                        .as_ref()
+                        .is_some_and(|g| g.client_name == client_name)
+            };
+            let label = (1..100)
+                .map(|n| {
+                    if n == 1 {
+                        base.clone()
+                    } else {
+                        format!("{base}-{n}")
+                    }
+                })
+                .find(|l| c.access.iter().all(|a| a.label != *l || replaces(a, l)))
+                .ok_or_else(|| AccessError::BadLabel(base.clone()))?;
+            c.access.retain(|a| a.label != label);
+            let mut nonce = vec![0u8; 16];
+            rand::fill(&mut nonce[..]);
+            let access = derive(&key, &name, &label, &nonce);
+            let refresh = derive_refresh(&key, &name, &label, &nonce);
+            let now = Utc::now();
+            c.access.push(ClientAccess {
+                label: label.clone(),
+                secret_hash: hash(access.expose()),
+                created_at: now,
+                last_seen: None,
+                nonce,
+                derived_for: None,
+                signed_in: Some(crate::vault::LocalGrant {
+                    client_id: client_id.clone(),
+                    client_name: client_name.clone(),
+                    refresh_hash: hash(refresh.expose()),
+                }),
+            });
+            c.record(Event::new(
+                now,
+                EventKind::ClientAdded,
+                format!(
+                    "client '{label}' signed in to tether as '{}', with the user's consent",
+                    crate::printable::printable(&client_name, 80)
+                ),
+            ));
+            Ok(SignedIn {
+                label,
+                access,
+                refresh,
+            })
+        })
+        .await
+}
+
+/// The secret and refresh token again for a client presenting `refresh` (the same pair:
+/// nothing rotates), if that refresh token is one tether gave `client_id` and its entry
+/// has not been revoked.
+pub fn refreshed(store: &Store, refresh: &str, client_id: &str) -> Option<SignedIn> {
+    let h = hash(refresh);
+    let mut found = None;
+    for c in store.connections() {
+        for a in &c.access {
+            if let Some(g) = &a.signed_in
+                && bool::from(g.refresh_hash.ct_eq(&h))
+                && g.client_id == client_id
+            {
+                found = Some((c, a));
+            }
+        }
+    }
+    let (c, a) = found?;
+    let (access, refresh) = secrets_of(c, a)?;
+    Some(SignedIn {
+        label: a.label.clone(),
+        access,
+        refresh,
+    })
 }
 
 /// The endpoint a client reaches a connection at, with its secret in the path:

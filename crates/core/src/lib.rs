@@ -33,6 +33,7 @@ pub mod engine;
 pub mod forecast;
 pub mod http;
 pub mod import;
+pub mod local_auth;
 pub mod oauth;
 pub mod paths;
 pub mod presence;

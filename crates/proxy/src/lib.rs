@@ -4,11 +4,13 @@
 //! the HTTP/2 preface.
 //!
 //! Routes: `/s/<secret>/mcp` (the secret in the path, for clients that cannot send
-//! headers), `/c/<name>/mcp` (the secret as `Authorization: Bearer`), answered directly;
-//! `/healthz`, `/metrics` and anything else by an axum router. Every request passes the
+//! headers), `/c/<name>/mcp` (the secret as `Authorization: Bearer`, or signed in to
+//! tether itself: `authz`), answered directly; `/healthz`, `/metrics`, tether's own
+//! authorization server and anything else by an axum router. Every request passes the
 //! Host/Origin guard before anything else; pages from `[proxy] allowed_origins` get CORS on
 //! the MCP endpoints (`cors`).
 
+mod authz;
 mod calls;
 pub mod codes;
 mod cors;
@@ -161,9 +163,10 @@ async fn serve(
             };
             let served = if http2 {
                 // HTTP/2 by prior knowledge: hyper's server.
+                let ends = authz::Ends::of(&tcp);
                 let service = service_fn(move |request| {
                     let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler.handle(request).await) }
+                    async move { Ok::<_, Infallible>(handler.handle(request, ends).await) }
                 });
                 let builder = auto::Builder::new(TokioExecutor::new()).http2_only();
                 let connection = builder.serve_connection(TokioIo::new(tcp), service);
@@ -296,7 +299,8 @@ fn handler(engine: Engine, config: ProxyConfig, port: u16) -> Handler {
     });
     let rest = Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(metrics_text));
+    let rest = authz::routes(rest, &proxy.config)
         .fallback(not_found)
         .with_state(proxy.clone());
     Handler { proxy, rest, fresh }
@@ -346,12 +350,15 @@ enum Admitted {
 
 impl Handler {
     /// A request as hyper's server delivers it (HTTP/2 clients).
-    async fn handle(&self, request: Request<Incoming>) -> Answer {
-        let (parts, body) = request.into_parts();
+    async fn handle(&self, request: Request<Incoming>, ends: Option<authz::Ends>) -> Answer {
+        let (mut parts, body) = request.into_parts();
         let admitted = match self.admit(&parts).await {
             Ok(admitted) => admitted,
             Err(refused) => return *refused,
         };
+        if let (Admitted::Rest, Some(ends)) = (&admitted, ends) {
+            parts.extensions.insert(ends);
+        }
         match forward::read_body(body, self.proxy.config.max_body_bytes).await {
             Ok(body) => self.handle_read(admitted, parts, body).await,
             Err(forward::BodyError::TooLarge) => {
@@ -438,7 +445,11 @@ impl Handler {
                         let client = tether_core::access::client_of(&store.connections()[c], presented?)?;
                         Some((c, client))
                     })
-                    .ok_or_else(|| name_refused(&store, name, presented))?
+                    .ok_or_else(|| {
+                        let mut refused = name_refused(&store, name, presented);
+                        challenge(&proxy.config, parts, name, presented, &mut refused);
+                        refused
+                    })?
             }
         };
         let (connection, client) = found;
@@ -552,8 +563,28 @@ fn name_refused(store: &Store, name: &str, presented: Option<&str>) -> Box<Answe
     ))
 }
 
-/// A local client without a valid secret. No `WWW-Authenticate` challenge: that would
-/// send the client into an OAuth dance tether does not offer.
+/// Tells a client refused on `/c/<name>/mcp` how to sign in to tether itself (RFC 9728
+/// §5.1), where tether offers that (`authz`).
+fn challenge(
+    config: &ProxyConfig,
+    parts: &Parts,
+    name: &str,
+    presented: Option<&str>,
+    refused: &mut Answer,
+) {
+    if refused.status() == StatusCode::UNAUTHORIZED
+        && authz::offered(config)
+        && let Some(value) = authz::challenge(&parts.headers, &parts.uri, name, presented.is_some())
+    {
+        refused
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+}
+
+/// A local client without a valid secret. On `/c/<name>/mcp` the caller adds the
+/// challenge that starts a sign-in to tether (`challenge`); `/s/<secret>/mcp` has none: its
+/// secret is the address itself.
 fn unauthorized(message: &str) -> Box<Answer> {
     Box::new(forward::own((
         StatusCode::UNAUTHORIZED,

@@ -34,7 +34,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::framing::{Chunks, READ_AHEAD, Step, fill};
-use super::{Answer, Handler, forward};
+use super::{Admitted, Answer, Handler, forward};
 
 mod answer;
 #[cfg(test)]
@@ -161,7 +161,7 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
             }
         };
         let Head {
-            parts,
+            mut parts,
             framing,
             keep_alive,
             expect_continue,
@@ -193,6 +193,11 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
             }
         };
         client.due = None;
+        if matches!(admitted, Admitted::Rest)
+            && let Some(ends) = super::authz::Ends::of(&client.tcp)
+        {
+            parts.extensions.insert(ends);
+        }
         let call = handler.handle_read(admitted, parts, body);
         let answer = tokio::select! {
             biased;

@@ -171,6 +171,7 @@ fn state_of(connections: Vec<Connection>, now: DateTime<Utc>) -> EngineState {
         traffic,
         logins: BTreeMap::new(),
         calls: Arc::default(),
+        consents: Vec::new(),
     }
 }
 
@@ -406,6 +407,7 @@ fn access(label: &str, now: DateTime<Utc>, seen_minutes_ago: Option<i64>) -> Cli
         last_seen: seen_minutes_ago.map(|m| now - Duration::minutes(m)),
         nonce: vec![1; 16],
         derived_for: None,
+        signed_in: None,
     }
 }
 

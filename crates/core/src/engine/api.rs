@@ -45,6 +45,8 @@ pub struct EngineState {
     pub logins: BTreeMap<String, LoginProgress>,
     /// The newest calls through this process's proxy, per connection, newest last.
     pub calls: Arc<crate::calls::Rings>,
+    /// Clients signing in to this process's proxy, waiting for the user's consent.
+    pub consents: Vec<crate::local_auth::consent::Request>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +174,11 @@ pub enum EngineCommand {
     },
     Refresh {
         name: String,
+    },
+    /// The user's answer to a client signing in to tether itself.
+    Consent {
+        id: String,
+        allow: bool,
     },
     Remove {
         name: String,

@@ -26,6 +26,8 @@ pub enum CommandError {
     Refresh(#[from] AuthError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    #[error("that sign-in request is no longer waiting (answered, or older than 10 minutes)")]
+    ConsentGone,
 }
 
 pub async fn run(engine: Engine, mut commands: mpsc::UnboundedReceiver<EngineCommand>) {
@@ -66,6 +68,13 @@ impl Engine {
             EngineCommand::Add { name, url, auth } => {
                 connections::add(&self.inner.vault, &name, &url, auth).await?;
                 self.reload().await?;
+                Ok(())
+            }
+            EngineCommand::Consent { id, allow } => {
+                if !self.inner.consents.decide(&id, allow) {
+                    return Err(CommandError::ConsentGone);
+                }
+                self.publish();
                 Ok(())
             }
             EngineCommand::Refresh { name } => {

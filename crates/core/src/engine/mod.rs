@@ -99,6 +99,8 @@ struct Inner {
     proxy: Mutex<ProxyStatus>,
     /// The calls through this process's proxy (see [`Engine::start_calls`]).
     calls: std::sync::OnceLock<(Arc<Collector>, Arc<Recorder>)>,
+    /// Clients signing in to this process's proxy (see `local_auth`).
+    consents: crate::local_auth::consent::Consents,
     state: watch::Sender<Arc<EngineState>>,
     events: broadcast::Sender<EngineEvent>,
     commands: mpsc::UnboundedSender<EngineCommand>,
@@ -129,6 +131,7 @@ impl Engine {
             traffic: BTreeMap::new(),
             logins: BTreeMap::new(),
             calls: Arc::default(),
+            consents: Vec::new(),
         };
         let (state, _) = watch::channel(Arc::new(initial));
         let engine = Self {
@@ -148,6 +151,7 @@ impl Engine {
                 refused: Mutex::new(BTreeMap::new()),
                 activity_saved: Mutex::new(BTreeMap::new()),
                 calls: std::sync::OnceLock::new(),
+                consents: Default::default(),
                 state,
                 events,
                 commands,
@@ -356,6 +360,16 @@ impl Engine {
     }
 
     /// Where the proxy hands each call's draft: `None` when calls are not recorded.
+    /// Clients signing in to this process's proxy and their codes (see `local_auth`).
+    pub fn consents(&self) -> &crate::local_auth::consent::Consents {
+        &self.inner.consents
+    }
+
+    /// Tells front ends that the sign-in requests changed.
+    pub fn consents_changed(&self) {
+        self.publish();
+    }
+
     pub fn call_recorder(&self) -> Option<Arc<Recorder>> {
         self.inner.calls.get().map(|(_, recorder)| recorder.clone())
     }
@@ -434,6 +448,7 @@ impl Engine {
                     .map(|(collector, _)| collector.rings())
                     .unwrap_or_default(),
             ),
+            consents: inner.consents.waiting(),
         };
         inner.state.send_replace(Arc::new(state));
     }

@@ -28,9 +28,9 @@ pub use token::{RefreshJournal, TokenSet};
 /// The schema version this build writes. A vault written by a newer tether is refused,
 /// never rewritten: the newer fields would be lost. Version 2 added
 /// [`Connection::step_up`], version 3 [`Connection::counters`], version 4
-/// [`Connection::ended_grants`] and the token's `granted_at` and `refresh_expires_at`; an
-/// older vault reads as having none.
-pub const SCHEMA_VERSION: u32 = 4;
+/// [`Connection::ended_grants`] and the token's `granted_at` and `refresh_expires_at`,
+/// version 5 [`ClientAccess::signed_in`]; an older vault reads as having none.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Events kept per connection, newest last.
 pub const HISTORY_CAP: usize = 200;
@@ -262,6 +262,19 @@ pub struct ClientAccess {
     /// secret is derived from it, so a rename changes no client's endpoint secret.
     #[serde(default)]
     pub derived_for: Option<String>,
+    /// Set when the client got this secret by signing in to tether itself (see
+    /// `local_auth`) rather than from `tether url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_in: Option<LocalGrant>,
+}
+
+/// A client that signed in to tether itself: who it said it was, and its refresh token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LocalGrant {
+    pub client_id: String,
+    pub client_name: String,
+    /// SHA-256 of its refresh token; the token is derived again, never stored.
+    pub refresh_hash: [u8; 32],
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

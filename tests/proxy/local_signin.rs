@@ -1,0 +1,393 @@
+//! Signing in to tether itself, over real sockets against `tether serve`: a client refused
+//! on `/c/<name>/mcp` is pointed at the endpoint's metadata (RFC 9728), registers (RFC 7591),
+//! sends the user to the consent page, and after the user allows it redeems its code with
+//! its PKCE verifier for a labelled secret that works — and is refused again once revoked.
+//! The page's answer must come from the page itself (same origin, its form token); a
+//! denial goes back to the client as `access_denied`; a public bind offers none of it.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::support::{Serve, http, signed_in};
+
+const VERIFIER: &str = "a-verifier-of-forty-three-characters-or-more-0123456789";
+const CALLBACK: &str = "http://127.0.0.1:1/callback";
+
+fn challenge() -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()))
+}
+
+/// The value of `key` in a URL's query.
+fn query(url: &str, key: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// A `value="…"` of the page's form field `name`.
+fn field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("{page}")) + marker.len();
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+/// The client's discovery, from the 401 to its registration: its client id.
+async fn discover_and_register(base: &str) -> String {
+    let refused = http()
+        .post(format!("{base}/c/generic/mcp"))
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let metadata_url = format!("{base}/.well-known/oauth-protected-resource/c/generic/mcp");
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        format!("Bearer resource_metadata=\"{metadata_url}\"").as_str()
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("tether url"),
+        "tether's own explanation stays: {body}"
+    );
+    let resource = get_json(&metadata_url).await;
+    assert_eq!(resource["resource"], format!("{base}/c/generic/mcp"));
+    assert_eq!(resource["authorization_servers"][0], base);
+    let server = get_json(&format!("{base}/.well-known/oauth-authorization-server")).await;
+    assert_eq!(server["issuer"], base);
+    assert_eq!(server["code_challenge_methods_supported"], json!(["S256"]));
+    let registered = http()
+        .post(server["registration_endpoint"].as_str().unwrap())
+        .json(&json!({"client_name": "Test Client", "redirect_uris": [CALLBACK]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let registered: Value = registered.json().await.unwrap();
+    assert_eq!(registered["token_endpoint_auth_method"], "none");
+    registered["client_id"].as_str().unwrap().to_string()
+}
+
+async fn get_json(url: &str) -> Value {
+    http().get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The authorization request as the client's browser opens it: the consent page's address.
+async fn ask(base: &str, client_id: &str) -> String {
+    let url = url::Url::parse_with_params(
+        &format!("{base}/oauth/authorize"),
+        [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", "http://127.0.0.1:49999/callback"),
+            ("state", "st-1"),
+            ("code_challenge", &challenge()),
+            ("code_challenge_method", "S256"),
+            ("resource", &format!("{base}/c/generic/mcp")),
+        ],
+    )
+    .unwrap();
+    let r = http().get(url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
+    let page = location(&r);
+    assert!(
+        page.starts_with(&format!("{base}/oauth/consent/")),
+        "{page}"
+    );
+    page
+}
+
+/// The consent page and its form token.
+async fn open_page(page: &str) -> (String, String) {
+    let r = http().get(page).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    let body = r.text().await.unwrap();
+    let csrf = field(&body, "csrf");
+    (body, csrf)
+}
+
+/// The page's own form, answered as the user's browser sends it.
+async fn answer(base: &str, page: &str, csrf: &str, decision: &str) -> reqwest::Response {
+    http()
+        .post(page)
+        .header("origin", base)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("csrf", csrf), ("decision", decision)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn token(base: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let r = http()
+        .post(format!("{base}/oauth/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+/// An MCP `initialize` with `token`: its status.
+async fn initialize_with(base: &str, token: &str) -> StatusCode {
+    http()
+        .post(format!("{base}/c/generic/mcp"))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test-client", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_signs_in_to_tether_with_the_users_consent_and_loses_it_when_revoked() {
+    let (home, _sim) = signed_in("generic");
+    let serve = Serve::start(&home);
+    let base = serve.base.as_str();
+    let client_id = discover_and_register(base).await;
+    let page = ask(base, &client_id).await;
+    let (body, csrf) = open_page(&page).await;
+    assert!(
+        body.contains("Test Client</span> wants to use <b>'generic'</b> through tether"),
+        "{body}"
+    );
+
+    // Answers that are not the page's own are refused, and change nothing.
+    for (origin, site, token) in [
+        ("http://evil.example", "cross-site", csrf.as_str()),
+        (base, "same-origin", "forged"),
+    ] {
+        let r = http()
+            .post(&page)
+            .header("origin", origin)
+            .header("sec-fetch-site", site)
+            .form(&[("csrf", token), ("decision", "allow")])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(r.status(), StatusCode::FORBIDDEN),
+            "{origin} {token}: {}",
+            r.status()
+        );
+    }
+    let (still, _) = open_page(&page).await;
+    assert!(still.contains("wants to use"), "still waiting");
+
+    let back = answer(base, &page, &csrf, "allow").await;
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    let back = location(&back);
+    assert!(
+        back.starts_with("http://127.0.0.1:49999/callback?"),
+        "{back}"
+    );
+    assert_eq!(query(&back, "state").as_deref(), Some("st-1"));
+    assert_eq!(query(&back, "iss").as_deref(), Some(base));
+    let code = query(&back, "code").unwrap();
+
+    let (status, wrong) = token(
+        base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &client_id),
+            ("code_verifier", &"x".repeat(43)),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        wrong["error"], "invalid_grant",
+        "a wrong verifier spends the code"
+    );
+    let code = {
+        let page = ask(base, &client_id).await;
+        let (_, csrf) = open_page(&page).await;
+        query(
+            &location(&answer(base, &page, &csrf, "allow").await),
+            "code",
+        )
+        .unwrap()
+    };
+    let (status, granted) = token(
+        base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &client_id),
+            ("redirect_uri", "http://127.0.0.1:49999/callback"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+    let access = granted["access_token"].as_str().unwrap().to_string();
+    let refresh = granted["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(initialize_with(base, &access).await, StatusCode::OK);
+    assert_eq!(
+        home.status("generic")["downstream_clients"],
+        json!(["test-client"]),
+        "named after the client"
+    );
+
+    // A refresh token sent twice strands no one: the same pair comes back.
+    for _ in 0..2 {
+        let (status, again) = token(
+            base,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", &client_id),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(again["access_token"], access.as_str());
+    }
+
+    home.run(&["revoke", "generic", "--client", "test-client"])
+        .ok();
+    assert_eq!(
+        initialize_with(base, &access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, refused) = token(
+        base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["error"], "invalid_grant", "{refused}");
+    crate::support::assert_no_tokens(&serve.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denial_goes_back_to_the_client_and_bad_requests_are_shown_not_redirected() {
+    let (home, _sim) = signed_in("generic");
+    let serve = Serve::start(&home);
+    let base = serve.base.as_str();
+    let client_id = discover_and_register(base).await;
+    let page = ask(base, &client_id).await;
+    let (_, csrf) = open_page(&page).await;
+    let back = location(&answer(base, &page, &csrf, "deny").await);
+    assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query(&back, "code"), None);
+    assert_eq!(home.status("generic")["downstream_clients"], json!([]));
+
+    // A redirect URI the client did not register, or a client id tether did not make, is
+    // shown to the user, never followed.
+    for (client, redirect) in [
+        (client_id.as_str(), "http://evil.example/cb"),
+        (
+            "tether-client.forged.forged",
+            "http://127.0.0.1:49999/callback",
+        ),
+    ] {
+        let r = http()
+            .get(format!("{base}/oauth/authorize"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", client),
+                ("redirect_uri", redirect),
+                ("code_challenge", &challenge()),
+                ("code_challenge_method", "S256"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{client} {redirect}");
+        assert!(r.headers().get("location").is_none());
+    }
+    // Without PKCE the client is told so at its own redirect URI.
+    let r = http()
+        .get(format!("{base}/oauth/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", "http://127.0.0.1:49999/callback"),
+            ("resource", &format!("{base}/c/generic/mcp")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        query(&location(&r), "error").as_deref(),
+        Some("invalid_request")
+    );
+    serve.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_bind_offers_no_sign_in() {
+    let (home, _sim) = signed_in("generic");
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[proxy]\npublic_names = [\"tether.internal\"]\n",
+    )
+    .unwrap();
+    let serve = Serve::start(&home);
+    let base = serve.base.as_str();
+    let refused = http()
+        .post(format!("{base}/c/generic/mcp"))
+        .json(&crate::support::list_tools())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers().get("www-authenticate").is_none());
+    let metadata = http()
+        .get(format!("{base}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metadata.status(), StatusCode::NOT_FOUND);
+    serve.stop();
+}
+
+/// An HTTP/2 client names the proxy in `:authority`, not `Host`: the challenge says the same.
+#[test]
+fn an_http2_client_is_pointed_at_the_same_metadata() {
+    let (home, _sim) = signed_in("generic");
+    let serve = Serve::start(&home);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-i",
+            "--http2-prior-knowledge",
+            "-X",
+            "POST",
+            "-d",
+            "{}",
+        ])
+        .arg(format!("{}/c/generic/mcp", serve.base))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(head.starts_with("http/2 401"), "{head}");
+    let expected = format!(
+        "www-authenticate: bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/c/generic/mcp\"",
+        serve.base
+    );
+    assert!(head.contains(&expected), "{head}");
+    serve.stop();
+}
