@@ -326,6 +326,34 @@ fn opencode_connects_through_tether_and_its_own_entry_is_drift() {
     s.assert_drift_after("opencode", add, &[]);
 }
 
+/// Claude Code given tether's `/c/generic/mcp` and no secret sees a server to sign in to
+/// (tether's challenge leads its discovery to tether's own authorization server), not a
+/// server that fails.
+#[test]
+fn claude_code_sees_tethers_own_sign_in() {
+    if require("@anthropic-ai/claude-code").is_none() {
+        return;
+    }
+    let s = Setup::new();
+    let url = format!("{}/c/generic/mcp", s.serve.base);
+    s.output(s.app("claude").args([
+        "mcp",
+        "add",
+        "--transport",
+        "http",
+        "--scope",
+        "user",
+        "viatether",
+        &url,
+    ]));
+    let (listing, _) = s.output(s.app("claude").args(["mcp", "list"]));
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with("viatether"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(line.ends_with("Needs authentication"), "{line}");
+}
+
 /// Codex's `mcp list` only reads its config (and probes for OAuth); its app server is what
 /// connects, so the check asks the app server for every MCP server's status and tools.
 #[test]
