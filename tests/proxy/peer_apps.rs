@@ -6,7 +6,7 @@
 //! auto-updater and telemetry are off, and nothing but 127.0.0.1 is reachable.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -389,60 +389,103 @@ fn codex_connects_through_tether_and_its_own_entry_is_drift() {
     s.assert_drift_after("codex", add, &[]);
 }
 
-/// Codex signs in to a server by itself (its own registration and OAuth, through the
-/// stand-in browser, into `~/.codex/.credentials.json` as it does without a keyring);
-/// `tether import codex` takes that login over under Codex's name for the server: no new
-/// registration or sign-in at the server, the same client refreshing, the issuer Codex
-/// recorded checked, and Codex's file left as it was.
-#[test]
-fn a_login_codex_made_itself_is_imported_without_a_new_sign_in() {
-    if require("@openai/codex").is_none() {
-        return;
-    }
+/// An application signs in to a server by itself (its own registration and OAuth, through
+/// the stand-in browser, into its own store on file, as it does without a keyring): `login`
+/// gives its command for the server's URL (after writing any config it needs under the user's
+/// home), and `store` is where its file lands under that home.
+/// `tether import TOOL` then takes that login over under the application's name for the
+/// server (`srv`): no new registration or sign-in at the server, the same client
+/// refreshing, and the application's file left as it was.
+fn imports_a_login_the_app_made(
+    bin: &str,
+    login: &dyn Fn(&Path, &str) -> Vec<String>,
+    store: &str,
+    tool: &str,
+    issuer_recorded: bool,
+) {
     let sim = Sim::start("linear", "1");
     let home = Home::new();
-    let user = home.user();
-    std::fs::create_dir_all(&user).unwrap();
-    let mut login = app_in(&home, "codex");
-    login
-        .env("BROWSER", support::browser())
-        .args(["mcp", "add", "lin", "--url", &sim.mcp_url]);
-    let out = finish(&mut login);
-    assert!(out.status.success(), "codex mcp add: {out:?}");
-    let store = user.join(".codex/.credentials.json");
-    let written = std::fs::read(&store).expect("Codex kept its login on file");
+    std::fs::create_dir_all(home.user()).unwrap();
+    let mut cmd = app_in(&home, bin);
+    cmd.env("BROWSER", support::browser())
+        .args(login(&home.user(), &sim.mcp_url));
+    let out = finish(&mut cmd);
+    assert!(out.status.success(), "{bin} signing in: {out:?}");
+    let store = home.user().join(store);
+    let written =
+        std::fs::read(&store).unwrap_or_else(|e| panic!("{bin} kept no login at {store:?}: {e}"));
+    // (opencode registers twice as it signs in: the counts are the application's own.)
     let before = sim.stats()["totals"].clone();
-    assert_eq!(before["registrations"], 1, "{before}");
     assert_eq!(before["authorizations"], 1, "{before}");
 
-    let imported = home.run(&["import", "codex"]).ok();
+    let imported = home.run(&["import", tool]).ok();
     assert!(
-        imported.stdout.contains("imported as 'lin'"),
+        imported.stdout.contains("imported as 'srv'"),
         "{}",
         imported.stdout
     );
-    assert!(
+    assert_eq!(
         !imported
             .stdout
             .contains("does not say which authorization server"),
-        "Codex records its issuer: {}",
+        issuer_recorded,
+        "{}",
         imported.stdout
     );
-    assert_eq!(home.status("lin")["state"], "healthy");
-    let refreshed = home.run(&["refresh", "lin"]).ok();
+    assert_eq!(home.status("srv")["state"], "healthy");
+    let refreshed = home.run(&["refresh", "srv"]).ok();
     assert!(
         refreshed.stdout.contains("generation 2"),
         "{}",
         refreshed.stdout
     );
     let after = sim.stats()["totals"].clone();
-    assert_eq!(after["registrations"], 1, "no new registration: {after}");
+    assert_eq!(
+        after["registrations"], before["registrations"],
+        "no new registration: {after}"
+    );
     assert_eq!(after["authorizations"], 1, "no new sign-in: {after}");
     assert_eq!(after["refresh_grants"], 1, "{after}");
     assert_eq!(
         std::fs::read(&store).unwrap(),
         written,
-        "Codex's file is untouched"
+        "{bin}'s file is untouched"
+    );
+}
+
+/// Codex 0.171 records the issuer too: the import checks it instead of noting it unknown.
+#[test]
+fn a_login_codex_made_itself_is_imported_without_a_new_sign_in() {
+    if require("@openai/codex").is_none() {
+        return;
+    }
+    let login = |_: &Path, url: &str| {
+        ["mcp", "add", "srv", "--url", url]
+            .map(String::from)
+            .to_vec()
+    };
+    imports_a_login_the_app_made("codex", &login, ".codex/.credentials.json", "codex", true);
+}
+
+/// opencode's `mcp auth` signs in headless; its store keeps `expiresAt` in fractional seconds.
+#[test]
+fn a_login_opencode_made_itself_is_imported_without_a_new_sign_in() {
+    if require("opencode-ai").is_none() {
+        return;
+    }
+    let login = |user: &Path, url: &str| {
+        let config = json!({"mcp": {"srv": {"type": "remote", "url": url}}});
+        let dir = user.join(".config/opencode");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("opencode.jsonc"), config.to_string()).unwrap();
+        ["mcp", "auth", "srv"].map(String::from).to_vec()
+    };
+    imports_a_login_the_app_made(
+        "opencode",
+        &login,
+        ".local/share/opencode/mcp-auth.json",
+        "opencode",
+        false,
     );
 }
 
