@@ -688,21 +688,22 @@ async fn fifty_clients_ride_through_two_second_tokens() {
     sim.shutdown().await;
 }
 
-/// A tool that needs a scope the token lacks: the client is told, the scope is recorded,
-/// and the next `tether login` asks for it too (the union) — after which the call works.
+/// A tool that needs a scope the token lacks: the scope is recorded, and tether starts the
+/// sign-in that asks for it at once (a browser that never comes back, here); the next
+/// `tether login` asks for it too (the union) — after which the call works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_needing_more_scope_steps_up_at_the_next_sign_in() {
     let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
     let secret = secret_for(&home, "generic", "cursor");
-    let serve = Serve::start(&home);
+    let serve = Serve::start_env(&home, &[("BROWSER", "true")]);
     let url = format!("{}/s/{secret}/mcp", serve.base);
     let admin = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"admin_report","arguments":{}}});
     let body: Value = rpc(&url, admin.clone()).await.json().await.unwrap();
-    assert_eq!(body["error"]["code"], -32001, "{body}");
-    assert_eq!(body["error"]["data"]["diagnosis"], "insufficient_scope");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("mcp:admin"), "{message}");
-    assert!(message.contains("Run `tether login generic`"), "{message}");
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("mcp:admin"), "{text}");
+    assert!(text.contains("tether started a sign-in"), "{text}");
+    assert!(text.contains("call the tool again"), "{text}");
     let before = home.status("generic");
     assert!(
         before["step_up"]["scopes"]
@@ -718,7 +719,9 @@ async fn a_call_needing_more_scope_steps_up_at_the_next_sign_in() {
             .any(|e| e["diagnosis"] == "insufficient_scope"),
         "{before}"
     );
-    // The sign-in asks for what it asked before and the scope wanted.
+    // The sign-in asks for what it asked before and the scope wanted. (The serve's own
+    // sign-in still waits for its browser and holds the callback port: it stops first.)
+    assert_no_tokens(&serve.stop());
     home.login("generic").ok();
     let after = home.status("generic");
     let granted = after["token"]["scope"].as_str().unwrap().to_string();
@@ -726,7 +729,9 @@ async fn a_call_needing_more_scope_steps_up_at_the_next_sign_in() {
         assert!(granted.contains(scope), "{scope} missing from {granted}");
     }
     assert_eq!(after["step_up"], Value::Null, "{after}");
-    // The running proxy picks up the new token: the call now works.
+    // A proxy started again uses the new token: the call now works.
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let body: Value = rpc(&url, admin.clone()).await.json().await.unwrap();
@@ -738,6 +743,42 @@ async fn a_call_needing_more_scope_steps_up_at_the_next_sign_in() {
     }
     let log = serve.stop();
     assert_no_tokens(&log);
+    sim.shutdown().await;
+}
+
+/// The same from the chat, where tether can open a browser: the call that needed more
+/// scope starts the sign-in asking for it, the browser signs in (the stand-in here), and
+/// the same call then works — the MCP step-up, done by tether for its client. A second
+/// call while the sign-in waits starts no second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_needing_more_scope_is_stepped_up_from_the_chat() {
+    let (sim, home) = signed_in_here(Profile::Generic, 1.0).await;
+    let secret = secret_for(&home, "generic", "cursor");
+    let browser = crate::support::browser();
+    let serve = Serve::start_env(&home, &[("BROWSER", browser.to_str().unwrap())]);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let admin = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"admin_report","arguments":{}}});
+    let authorizations = sim.stats().totals.authorizations;
+    let body: Value = rpc(&url, admin.clone()).await.json().await.unwrap();
+    let text = body["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("tether started a sign-in"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body: Value = rpc(&url, admin.clone()).await.json().await.unwrap();
+        if body["result"]["isError"] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused: {body}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        sim.stats().totals.authorizations,
+        authorizations + 1,
+        "one sign-in"
+    );
+    let granted = home.status("generic")["token"]["scope"].to_string();
+    assert!(granted.contains("mcp:admin"), "{granted}");
+    assert_no_tokens(&serve.stop());
     sim.shutdown().await;
 }
 

@@ -47,12 +47,15 @@ pub async fn forward(
     let response = forward_buffered(proxy, connection, parts, body, started, &mut trace).await;
     // An answer tether wrote itself stands for a failure (the upstream's are passed on).
     let ok = response.status().is_success() && matches!(response.body(), Reply::Upstream(_));
-    proxy
-        .engine
-        .record_traffic(name, label, ok, started.elapsed());
+    let first_byte = started.elapsed();
+    proxy.engine.record_traffic(name, label, ok, first_byte);
     match (&proxy.calls, kept) {
         (Some(recorder), Some(body)) => {
-            calls::tally(recorder, response, who, parts, body, started, trace)
+            let timing = calls::Timing {
+                started,
+                first_byte,
+            };
+            calls::tally(recorder, response, who, parts, body, timing, trace)
         }
         _ => response,
     }
@@ -239,6 +242,12 @@ async fn insufficient_scope(
             "tether: '{name}' needs re-authorization with more scope (insufficient_scope{said}). Run `tether login {name} --scope \"{wanted}\"` or press l in tether."
         ),
     };
+    // A sign-in would ask for more than the grant has: on this machine, tether does it.
+    if matches!(&step, Ok(step) if !step.to_ask().is_empty())
+        && let Some(answer) = proxy.signin.step_up(name, &wanted, body).await
+    {
+        return answer;
+    }
     let data = json!({
         "connection": name,
         "diagnosis": DiagnosisCode::InsufficientScope.as_str(),

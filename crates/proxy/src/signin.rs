@@ -371,6 +371,31 @@ fn generation(store: &Store, name: &str) -> Option<u64> {
     store.get(name)?.token.as_ref().map(|t| t.generation)
 }
 
+impl SignIn {
+    /// A `tools/call` refused for scope the grant lacks (`insufficient_scope`, `wanted`
+    /// recorded for the next sign-in): on this machine tether does the step-up itself — it
+    /// starts the sign-in that asks for that scope, once while one waits — and answers the
+    /// call with what the user must do, as a tool result the assistant shows. `None` where
+    /// it cannot: a client on another machine, or another method.
+    pub async fn step_up(&self, name: &str, wanted: &str, body: &Bytes) -> Option<Answer> {
+        if !self.inner.offered {
+            return None;
+        }
+        let call: Value = serde_json::from_slice(body).ok()?;
+        if call.get("method").and_then(Value::as_str) != Some("tools/call") {
+            return None;
+        }
+        let id = call.get("id")?.clone();
+        let engine = &self.inner.engine;
+        let start = if engine.signing_in(name) {
+            None
+        } else {
+            Some(engine.start_sign_in(name, START_PATIENCE).await)
+        };
+        Some(reply(id, words::stepped_up(name, wanted, start.as_ref())))
+    }
+}
+
 fn reply(id: Value, result: Value) -> Answer {
     own(axum::Json(
         json!({"jsonrpc": "2.0", "id": id, "result": result}),

@@ -43,6 +43,16 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Whether a login of `name` is in progress in this process.
+    pub fn signing_in(&self, name: &str) -> bool {
+        self.inner
+            .logins
+            .lock()
+            .is_ok_and(|logins| logins.contains_key(name))
+    }
+}
+
 async fn first_user_step(mut events: broadcast::Receiver<EngineEvent>, name: &str) -> SignInStart {
     let mut address: Option<String> = None;
     let mut opened = false;

@@ -91,6 +91,40 @@ pub fn tool(name: &str, reason: &str) -> Value {
     })
 }
 
+/// The `tools/call` result for a call refused for scope the grant lacks (`wanted`), and
+/// the sign-in that asks for it: started as `start` says, or already waiting (`None`).
+pub fn stepped_up(name: &str, wanted: &str, start: Option<&SignInStart>) -> Value {
+    let shown = printable(name, 80);
+    let need = if wanted.is_empty() {
+        format!("This tool needs more access to '{shown}' than it was given")
+    } else {
+        format!(
+            "This tool needs more access to '{shown}' (scope '{}')",
+            printable(wanted, 200)
+        )
+    };
+    let Some(start) = start else {
+        return json!({"content": [{"type": "text", "text": format!(
+            "{need}. A sign-in asking for it is already waiting in the browser on the machine tether runs on: finish it there, then call the tool again."
+        )}], "isError": true});
+    };
+    let mut result = started(name, start);
+    if let Some(text) = result.pointer_mut("/content/0/text")
+        && let Some(said) = text.as_str()
+    {
+        let said = said.replace(
+            &format!("Once signed in, the tools of '{shown}' appear here by themselves."),
+            "Once signed in, call the tool again.",
+        );
+        *text = Value::String(format!(
+            "{need}; tether started a sign-in that asks for it. {said}"
+        ));
+    }
+    // The call itself did not run.
+    result["isError"] = Value::Bool(true);
+    result
+}
+
 /// The `tools/call` result for a sign-in that started as `start` says.
 pub fn started(name: &str, start: &SignInStart) -> Value {
     let shown = printable(name, 80);
