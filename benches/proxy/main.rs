@@ -13,7 +13,9 @@
 //! Run: `cargo bench --profile dist --bench proxy` (the shipped build; needs `taskset`; nginx from `apt-get install nginx`,
 //! without it the rest is measured). `TETHER_BENCH_ROUNDS` (default 3) and
 //! `TETHER_BENCH_SECS` (measured seconds per run, default 4) trade time for steadiness;
-//! `TETHER_BENCH_BIN=path/to/tether` measures another build of tether.
+//! `TETHER_BENCH_BIN=path/to/tether` measures another build of tether;
+//! `TETHER_CALLS_CAPTURE=off` (or `full`) passes to the tether under test, which records
+//! every call with `metadata` otherwise: the cost of recording is the difference of two runs.
 
 mod floor;
 mod load;

@@ -28,6 +28,13 @@ pub struct Who<'a> {
     pub client: usize,
 }
 
+/// When a call's request was read, and how long its answer's head took.
+#[derive(Clone, Copy)]
+pub struct Timing {
+    pub started: Instant,
+    pub first_byte: Duration,
+}
+
 /// What the forwarding learned of a call on the way.
 #[derive(Default, Clone, Copy)]
 pub struct Trace {
@@ -64,29 +71,31 @@ pub struct Tallied {
     after_newline: bool,
 }
 
-/// Wraps `answer` so its call is recorded once it has been sent.
+/// Wraps `answer` so its call is recorded once it has been sent; `timing.first_byte` is
+/// now, as the caller just measured it (a clock read less).
 pub fn tally(
     recorder: &Arc<Recorder>,
     answer: Answer,
     who: Who<'_>,
     parts: &Parts,
     body: Bytes,
-    started: Instant,
+    timing: Timing,
     trace: Trace,
 ) -> Answer {
-    let first_byte = started.elapsed();
+    let Timing {
+        started,
+        first_byte,
+    } = timing;
     let now = SystemTime::now();
     // One pass over the request's fields for the three the record names (a lookup by name
-    // hashes it, three times over); only names that start `mcp-` are compared.
+    // hashes it, three times over).
     let (mut protocol, mut method, mut name) = (None, None, None);
     for (field, value) in &parts.headers {
-        if let [b'm', b'c', b'p', b'-', rest @ ..] = field.as_str().as_bytes() {
-            match rest {
-                b"protocol-version" => protocol = Some(value.clone()),
-                b"method" => method = Some(value.clone()),
-                b"name" => name = Some(value.clone()),
-                _ => {}
-            }
+        match field.as_str() {
+            "mcp-protocol-version" => protocol = Some(value.clone()),
+            "mcp-method" => method = Some(value.clone()),
+            "mcp-name" => name = Some(value.clone()),
+            _ => {}
         }
     }
     // The answer has a few fields: a look at each costs less than a lookup by name.

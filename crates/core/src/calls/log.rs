@@ -190,11 +190,16 @@ pub fn read_lines(reader: impl BufRead) -> impl Iterator<Item = CallRecord> {
         .filter_map(|line| serde_json::from_str(&line).ok())
 }
 
+/// More than most metadata lines take.
+const LINE: usize = 512;
+
 /// One call as a line of JSON, written by hand: one is written per call, on the call's
 /// thread, and the derived serializer cost several times as much. Text that needs no
 /// escaping (nearly all of it) is copied as it is. `CallRecord`'s `Deserialize` reads it
 /// back (tested below).
 pub fn write_line(out: &mut Vec<u8>, r: &Line<'_>) {
+    // Room for a metadata line at once, not a growth check that may move it per field.
+    out.reserve(LINE);
     let mut n = itoa::Buffer::new();
     out.extend_from_slice(b"{\"at_ms\":");
     out.extend_from_slice(n.format(r.at_ms).as_bytes());
