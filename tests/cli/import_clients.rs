@@ -411,3 +411,91 @@ fn an_unknown_source_lists_the_choices_and_a_missing_store_says_where() {
         out.stderr
     );
 }
+
+/// Node seals `plain` the way Gemini CLI 0.61's `FileKeychain` (12-byte IV) or Qwen Code's
+/// `FileTokenStorage` (16-byte IV) does — `os.hostname()`, `os.userInfo().username`,
+/// `crypto.scryptSync`, AES-256-GCM — so the key tether derives is checked against Node's.
+fn seal_with_node(node: &Path, plain: &Value, password: &str, suffix: &str, iv: usize, out: &Path) {
+    let script = r#"
+const [plain, password, suffix, ivLen, out] = process.argv.slice(1);
+const os = require('os'), crypto = require('crypto'), fs = require('fs');
+const key = crypto.scryptSync(password, `${os.hostname()}-${os.userInfo().username}-${suffix}`, 32);
+const iv = crypto.randomBytes(Number(ivLen));
+const c = crypto.createCipheriv('aes-256-gcm', key, iv, {authTagLength: 16});
+let e = c.update(plain, 'utf8', 'hex'); e += c.final('hex');
+fs.mkdirSync(require('path').dirname(out), {recursive: true});
+fs.writeFileSync(out, iv.toString('hex') + ':' + c.getAuthTag().toString('hex') + ':' + e, {mode: 0o600});
+"#;
+    let status = std::process::Command::new(node)
+        .args(["-e", script, &plain.to_string(), password, suffix])
+        .arg(iv.to_string())
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// With encrypted storage asked for (`GEMINI_FORCE_ENCRYPTED_FILE_STORAGE=true`, Qwen Code's
+/// `QWEN_CODE_FORCE_ENCRYPTED_FILE_STORAGE=true`) and no keychain, the logins are in an
+/// encrypted file: imported like the plain ones; one sealed elsewhere is named, not guessed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn encrypted_gemini_and_qwen_stores_are_imported() {
+    let Some(node) = crate::support::peers::require(&[]) else {
+        return;
+    };
+    let cases = [
+        (
+            "gemini",
+            ".gemini/gemini-credentials.json",
+            "gemini-cli-oauth",
+            "gemini-cli",
+            12,
+        ),
+        (
+            "qwen",
+            ".qwen/mcp-oauth-tokens-v2.json",
+            "qwen-code-oauth",
+            "qwen-code",
+            16,
+        ),
+    ];
+    for (tool, file, password, suffix, iv) in cases {
+        let sim = oauth_client::sim(Profile::Generic).await;
+        let signed = Signed::at(&sim).await;
+        let home = Home::new();
+        let entry = gemini_entry(&signed)[0].clone();
+        let plain = if tool == "gemini" {
+            json!({"gemini-cli-oauth": {"sim": entry.to_string(), "__keychain_test__x": "t"}})
+        } else {
+            json!({"sim": entry})
+        };
+        let store = home_dir(&home).join(file);
+        seal_with_node(&node, &plain, password, suffix, iv, &store);
+        let before = std::fs::read(&store).unwrap();
+
+        let out = import(&home, &[tool]).ok();
+        assert!(
+            out.stdout.contains("imported as 'sim'"),
+            "{tool}: {}",
+            out.stdout
+        );
+        assert_no_secret(&out, &signed.secrets());
+        assert_eq!(home.status("sim")["state"], "healthy", "{tool}");
+        assert_eq!(
+            std::fs::read(&store).unwrap(),
+            before,
+            "{tool}: left as it was"
+        );
+
+        // Sealed by another user or machine: the key differs, and the import says so.
+        let other = Home::new();
+        let store = home_dir(&other).join(file);
+        seal_with_node(&node, &plain, password, "someone-else", iv, &store);
+        let out = import(&other, &[tool, "--json"]);
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            text.contains("another machine or by another user"),
+            "{tool}: {text}"
+        );
+    }
+}

@@ -5,7 +5,8 @@
 //! `{serverName, token: {accessToken, refreshToken?, expiresAt? (epoch ms), tokenType,
 //! scope?}, clientId?, tokenUrl?, mcpServerUrl?, updatedAt}`. The client is registered
 //! public (`token_endpoint_auth_method: "none"`, `oauth-provider.ts`) and its secret, if a
-//! server issued one anyway, is not kept.
+//! server issued one anyway, is not kept. With encrypted storage asked for, the same entries
+//! are in an encrypted file beside it (`sealed`); both are read when both exist.
 
 use std::path::Path;
 
@@ -15,20 +16,28 @@ use super::{SIGN_IN_AFRESH, Tool, known, login_problem, shown, sorted, whole_fil
 use crate::import::login::{Client, Login, Scan, Server, Tokens, from_millis, secret, text};
 
 pub(super) fn scan(store: &Path, tool: Tool) -> Result<Scan, String> {
-    let bytes = std::fs::read(store).map_err(|e| e.to_string())?;
     let mut scan = Scan::default();
-    let entries: Vec<Value> = match crate::import::login::decode(&bytes, tool.title()) {
-        Ok(entries) => entries,
-        Err(reason) => {
-            scan.problems.push(whole_file(store, reason, tool));
-            return Ok(scan);
-        }
-    };
     let settings = settings(store);
-    for entry in &entries {
-        match read(store, entry, tool, settings.as_ref()) {
-            Ok(login) => scan.logins.push(login),
-            Err(problem) => scan.problems.push(*problem),
+    let mut files = Vec::new();
+    if store.is_file() {
+        let bytes = std::fs::read(store).map_err(|e| e.to_string())?;
+        match crate::import::login::decode::<Vec<Value>>(&bytes, tool.title()) {
+            Ok(entries) => files.push((store.to_path_buf(), entries)),
+            Err(reason) => scan.problems.push(whole_file(store, reason, tool)),
+        }
+    }
+    if let Some(sealed) = super::sealed::beside(store, tool).filter(|p| p.is_file()) {
+        match super::sealed::entries(&sealed, tool) {
+            Ok(entries) => files.push((sealed, entries)),
+            Err(reason) => scan.problems.push(whole_file(&sealed, reason, tool)),
+        }
+    }
+    for (file, entries) in &files {
+        for entry in entries {
+            match read(file, entry, tool, settings.as_ref()) {
+                Ok(login) => scan.logins.push(login),
+                Err(problem) => scan.problems.push(*problem),
+            }
         }
     }
     sorted(&mut scan.logins);

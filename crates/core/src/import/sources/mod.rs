@@ -7,6 +7,7 @@ mod codex;
 mod copilot;
 mod gemini;
 mod opencode;
+mod sealed;
 
 use std::path::{Path, PathBuf};
 
@@ -112,7 +113,7 @@ impl Tool {
                 "Codex writes this file only when no keyring is available or `mcp_oauth_credentials_store = \"file\"` is set"
             }
             Tool::Gemini | Tool::Qwen => {
-                "the file appears after the first MCP sign-in (not when GEMINI_FORCE_ENCRYPTED_FILE_STORAGE=true, whose encrypted store tether cannot read)"
+                "the file appears after the first MCP sign-in; with encrypted storage asked for, the encrypted file beside it is read instead (gemini-credentials.json, mcp-oauth-tokens-v2.json), but not a system keychain's entries"
             }
             Tool::Opencode => "the file appears after `opencode mcp auth NAME`",
             Tool::Copilot => "the folder appears after the first MCP sign-in",
@@ -171,6 +172,9 @@ pub fn scan(tool: Tool, store: &Path, env: &Env) -> Result<Scan, ScanError> {
     }
     let exists = match tool {
         Tool::Copilot => store.is_dir(),
+        Tool::Gemini | Tool::Qwen => {
+            store.is_file() || sealed::beside(store, tool).is_some_and(|p| p.is_file())
+        }
         _ => store.is_file(),
     };
     if !exists {
