@@ -37,6 +37,7 @@ fn locations(home: &Home) -> Locations {
         home: home.user(),
         xdg_config: Some(home.user().join(".config")),
         codex_home: None,
+        copilot_home: None,
         macos: false,
     }
 }

@@ -586,6 +586,46 @@ fn codex_mcp_status(cmd: &mut Command) -> Value {
     answer.expect("the app server answered mcpServerStatus/list")
 }
 
+/// With `$COPILOT_HOME` set, Copilot CLI keeps its config there, not in `~/.copilot`: `tether
+/// config copilot --write` writes there, Copilot CLI lists the entry, and `tether clients`
+/// reads it.
+#[test]
+fn copilot_home_is_where_tether_writes_and_reads_copilot_cli_config() {
+    if require("@github/copilot").is_none() {
+        return;
+    }
+    let s = Setup::new();
+    let copilot_home = s.home.path().join("copilot-home");
+    let out = s
+        .home
+        .cmd()
+        .env("COPILOT_HOME", &copilot_home)
+        .args(["config", "copilot", "generic", "--write"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(copilot_home.join("mcp-config.json").is_file());
+    assert!(!s.home.user().join(".copilot/mcp-config.json").exists());
+    let mut list = s.app("copilot");
+    list.env("COPILOT_HOME", &copilot_home)
+        .args(["mcp", "list"]);
+    let (listing, _) = s.output(&mut list);
+    assert!(listing.contains("generic (http)"), "{}", masked(&listing));
+    let clients = s
+        .home
+        .cmd()
+        .env("COPILOT_HOME", &copilot_home)
+        .args(["clients", "--json"])
+        .output()
+        .unwrap();
+    let clients = String::from_utf8_lossy(&clients.stdout);
+    assert!(
+        clients.contains("copilot-home/mcp-config.json"),
+        "{}",
+        masked(&clients)
+    );
+}
+
 /// Copilot CLI's `mcp list` only reads its config. Offline, with a model provider on this
 /// machine, a prompt makes it connect to every MCP server and offer their tools to the
 /// model: the stand-in provider sees them.

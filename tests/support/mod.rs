@@ -125,6 +125,7 @@ impl Home {
             .env("HOME", self.user())
             .env("XDG_CONFIG_HOME", self.user().join(".config"))
             .env_remove("CODEX_HOME")
+            .env_remove("COPILOT_HOME")
             .env("TETHER_KEY_SOURCE", "file")
             .env_remove("TETHER_VAULT_KEY")
             .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")

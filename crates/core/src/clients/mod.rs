@@ -45,11 +45,14 @@ pub struct Locations {
     pub home: PathBuf,
     pub xdg_config: Option<PathBuf>,
     pub codex_home: Option<PathBuf>,
+    /// `$COPILOT_HOME`: Copilot CLI's folder instead of `~/.copilot`.
+    pub copilot_home: Option<PathBuf>,
     pub macos: bool,
 }
 
 impl Locations {
-    /// From `$HOME`, `$XDG_CONFIG_HOME` and `$CODEX_HOME`; `None` without a home folder.
+    /// From `$HOME`, `$XDG_CONFIG_HOME`, `$CODEX_HOME` and `$COPILOT_HOME`; `None` without a
+    /// home folder.
     pub fn from_env() -> Option<Self> {
         let var = |name| {
             std::env::var_os(name)
@@ -60,6 +63,7 @@ impl Locations {
             home: var("HOME")?,
             xdg_config: var("XDG_CONFIG_HOME"),
             codex_home: var("CODEX_HOME"),
+            copilot_home: var("COPILOT_HOME"),
             macos: cfg!(target_os = "macos"),
         })
     }
@@ -191,7 +195,11 @@ impl Client {
                     jsonc
                 }
             }
-            Self::Copilot => at.home.join(".copilot/mcp-config.json"),
+            Self::Copilot => at
+                .copilot_home
+                .clone()
+                .unwrap_or_else(|| at.home.join(".copilot"))
+                .join("mcp-config.json"),
             Self::Windsurf => at.home.join(".codeium/windsurf/mcp_config.json"),
             // Zed follows $XDG_CONFIG_HOME on Linux only; on macOS it is always ~/.config.
             Self::Zed if at.macos => at.home.join(".config/zed/settings.json"),
@@ -332,6 +340,7 @@ mod tests {
             home: "/h".into(),
             xdg_config: xdg.map(PathBuf::from),
             codex_home: None,
+            copilot_home: None,
             macos,
         }
     }
@@ -409,6 +418,7 @@ mod tests {
             home: dir.path().into(),
             xdg_config: Some(dir.path().join("cfg")),
             codex_home: None,
+            copilot_home: None,
             macos: false,
         };
         let folder = dir.path().join("cfg/opencode");

@@ -90,6 +90,7 @@ fn project_files_are_read_once_and_fixed_at_user_level() {
         home: home.clone(),
         xdg_config: None,
         codex_home: None,
+        copilot_home: None,
         macos: false,
     };
     let mut store = Store::default();

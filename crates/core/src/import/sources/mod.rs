@@ -98,7 +98,11 @@ impl Tool {
                 .clone()
                 .unwrap_or_else(|| home.join(".local/share"))
                 .join("opencode/mcp-auth.json"),
-            Tool::Copilot => home.join(".copilot/mcp-oauth-config"),
+            Tool::Copilot => env
+                .copilot_home
+                .clone()
+                .unwrap_or_else(|| home.join(".copilot"))
+                .join("mcp-oauth-config"),
         }
     }
 
@@ -135,6 +139,7 @@ pub struct Env {
     pub cwd: PathBuf,
     pub mcp_remote_dir: Option<PathBuf>,
     pub codex_home: Option<PathBuf>,
+    pub copilot_home: Option<PathBuf>,
     pub xdg_data_home: Option<PathBuf>,
     pub claude_config_dir: Option<PathBuf>,
 }
@@ -152,6 +157,7 @@ impl Env {
             cwd,
             mcp_remote_dir: var("MCP_REMOTE_CONFIG_DIR"),
             codex_home: var("CODEX_HOME"),
+            copilot_home: var("COPILOT_HOME"),
             xdg_data_home: var("XDG_DATA_HOME").filter(|p| p.is_absolute()),
             claude_config_dir: var("CLAUDE_CONFIG_DIR"),
         }
