@@ -5,40 +5,15 @@
 //! The page's answer must come from the page itself (same origin, its form token); a
 //! denial goes back to the client as `access_denied`; a public bind offers none of it.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
+use crate::support::tether_signin::{
+    VERIFIER, answer, challenge, get_json, location, open_page, query, token,
+};
 use crate::support::{Serve, http, signed_in};
 
-const VERIFIER: &str = "a-verifier-of-forty-three-characters-or-more-0123456789";
 const CALLBACK: &str = "http://127.0.0.1:1/callback";
-
-fn challenge() -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()))
-}
-
-/// The value of `key` in a URL's query.
-fn query(url: &str, key: &str) -> Option<String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()["location"].to_str().unwrap().to_string()
-}
-
-/// A `value="…"` of the page's form field `name`.
-fn field(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker).unwrap_or_else(|| panic!("{page}")) + marker.len();
-    page[start..].split('"').next().unwrap().to_string()
-}
 
 /// The client's discovery, from the 401 to its registration: its client id.
 async fn discover_and_register(base: &str) -> String {
@@ -77,82 +52,13 @@ async fn discover_and_register(base: &str) -> String {
     registered["client_id"].as_str().unwrap().to_string()
 }
 
-async fn get_json(url: &str) -> Value {
-    http().get(url).send().await.unwrap().json().await.unwrap()
-}
-
-/// The authorization request as the client's browser opens it: the consent page's address.
+/// The authorization request for the test's connection: the consent page's address.
 async fn ask(base: &str, client_id: &str) -> String {
-    let url = url::Url::parse_with_params(
-        &format!("{base}/oauth/authorize"),
-        [
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", "http://127.0.0.1:49999/callback"),
-            ("state", "st-1"),
-            ("code_challenge", &challenge()),
-            ("code_challenge_method", "S256"),
-            ("resource", &format!("{base}/c/generic/mcp")),
-        ],
-    )
-    .unwrap();
-    let r = http().get(url).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
-    let page = location(&r);
-    assert!(
-        page.starts_with(&format!("{base}/oauth/consent/")),
-        "{page}"
-    );
-    page
+    crate::support::tether_signin::ask_for(base, client_id, "generic").await
 }
 
-/// The consent page and its form token.
-async fn open_page(page: &str) -> (String, String) {
-    let r = http().get(page).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["x-frame-options"], "DENY");
-    let body = r.text().await.unwrap();
-    let csrf = field(&body, "csrf");
-    (body, csrf)
-}
-
-/// The page's own form, answered as the user's browser sends it.
-async fn answer(base: &str, page: &str, csrf: &str, decision: &str) -> reqwest::Response {
-    http()
-        .post(page)
-        .header("origin", base)
-        .header("sec-fetch-site", "same-origin")
-        .form(&[("csrf", csrf), ("decision", decision)])
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn token(base: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    let r = http()
-        .post(format!("{base}/oauth/token"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
-}
-
-/// An MCP `initialize` with `token`: its status.
 async fn initialize_with(base: &str, token: &str) -> StatusCode {
-    http()
-        .post(format!("{base}/c/generic/mcp"))
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "test-client", "version": "1"}}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .status()
+    crate::support::tether_signin::initialize_with(base, "generic", token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,5 +295,60 @@ fn an_http2_client_is_pointed_at_the_same_metadata() {
         serve.base
     );
     assert!(head.contains(&expected), "{head}");
+    serve.stop();
+}
+
+/// A terminal UI of another tether process answers with the page's form token and a proof
+/// made with the vault's key: a wrong proof is refused; the right one decides and leaves
+/// the code to the browser waiting on the page, which takes it back to the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_from_a_terminal_needs_the_vaults_proof_and_leaves_the_code_to_the_browser() {
+    use tether_core::local_auth::shared;
+    let (home, _sim) = signed_in("generic");
+    let serve = Serve::start(&home);
+    let base = serve.base.as_str();
+    let client_id = discover_and_register(base).await;
+    let page = ask(base, &client_id).await;
+    let (_, csrf) = open_page(&page).await;
+    let id = page.rsplit('/').next().unwrap();
+    let key = crate::support::vault_at(home.path());
+    let terminal = |proof: String| {
+        http()
+            .post(&page)
+            .form(&[
+                ("csrf", csrf.clone()),
+                ("decision", "allow".to_string()),
+                (shared::PROOF_FIELD, proof),
+            ])
+            .send()
+    };
+    let other_vault = tether_core::vault::Key::from_bytes([9; 32]);
+    for forged in [
+        shared::proof(&other_vault, id, true),
+        shared::proof(key.presence_key(), id, false),
+    ] {
+        let r = terminal(forged).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    let (still, _) = open_page(&page).await;
+    assert!(still.contains("wants to use"), "still waiting");
+
+    let r = terminal(shared::proof(key.presence_key(), id, true))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(
+        r.headers().get("location").is_none(),
+        "no code for the terminal"
+    );
+    let again = terminal(shared::proof(key.presence_key(), id, true))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "answered already");
+
+    let back = crate::support::tether_signin::page_redirect(&page).await;
+    let code = query(&back, "code").expect("the browser takes the code back");
+    let access = crate::support::tether_signin::redeem(base, &client_id, &code).await;
+    assert_eq!(initialize_with(base, &access).await, StatusCode::OK);
     serve.stop();
 }

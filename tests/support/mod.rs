@@ -9,6 +9,8 @@
 //! - [`oauth_client`]: an OAuth and MCP client written for the tests alone, to drive the
 //!   simulator the way a third-party client would;
 //! - [`site`]: loopback servers that serve exactly the documents a test gives them;
+//! - [`tether_signin`]: a client signing in to tether itself (register, the consent page,
+//!   the code redeemed);
 //! - [`peers`]: the third-party peers `tests/peers/install.sh` installs, and what a test
 //!   does without them.
 //!
@@ -19,6 +21,7 @@ pub mod oauth_client;
 pub mod peers;
 pub mod processes;
 pub mod site;
+pub mod tether_signin;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

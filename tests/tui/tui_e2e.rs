@@ -155,20 +155,29 @@ fn a_user_drives_the_demo() {
     session.quit();
 }
 
+/// The terminal UI over `home`'s vault, serving the proxy on a free loopback port unless
+/// another tether serves it, with `env` (`NAME='value' …`) added.
+pub(crate) fn tui_over(home: &Home, env: &str) -> String {
+    format!(
+        "TETHER_HOME='{home}' HOME='{user}' XDG_CONFIG_HOME='{user}/.config' TETHER_KEY_SOURCE=file \
+         DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent TETHER_BIND=127.0.0.1:0 {env} '{bin}'",
+        home = home.path().display(),
+        user = home.user().display(),
+        bin = support::bin(),
+    )
+}
+
 /// The terminal UI over `home`'s vault, with a browser "on another machine": it writes
 /// the URL it is given to `url_file` and goes no further, so the sign-in waits.
 fn tui_with_browser_elsewhere(home: &Home, url_file: &std::path::Path) -> String {
-    format!(
-        "TETHER_HOME='{home}' HOME='{user}' XDG_CONFIG_HOME='{user}/.config' TETHER_KEY_SOURCE=file \
-         DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent TETHER_BIND=127.0.0.1:0 \
-         BROWSER='{browser}' TETHER_TEST_URL_FILE='{file}' '{bin}'",
-        home = home.path().display(),
-        user = home.user().display(),
-        browser = support::repo()
-            .join("tests/fixtures/elsewhere-browser")
-            .display(),
-        file = url_file.display(),
-        bin = support::bin(),
+    let browser = support::repo().join("tests/fixtures/elsewhere-browser");
+    tui_over(
+        home,
+        &format!(
+            "BROWSER='{}' TETHER_TEST_URL_FILE='{}'",
+            browser.display(),
+            url_file.display()
+        ),
     )
 }
 

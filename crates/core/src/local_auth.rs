@@ -10,12 +10,15 @@
 //!   handed out, in memory only (a code lives a minute).
 //! - `peer`: whose browser is asking, so only the user running tether can consent from a
 //!   page (another account on the same machine reaches the same loopback port).
+//! - `shared`: the waiting requests in a file for the terminal UIs of other processes, and
+//!   their answers sent back to the proxy.
 //!
 //! The vault side (the client's entry, its refresh token) is in [`crate::access`].
 
 pub mod client;
 pub mod consent;
 pub mod peer;
+pub mod shared;
 
 /// Where tether's own authorization endpoints live on the proxy.
 pub mod paths {

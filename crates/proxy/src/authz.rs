@@ -3,7 +3,9 @@
 //! endpoint's metadata is (RFC 9728), finds tether's authorization server (RFC 8414),
 //! registers (RFC 7591), and sends the user's browser to a consent page; once the user
 //! allows it (on the page, or in the terminal UI), it redeems its code with its PKCE
-//! verifier for a labelled client secret of its own.
+//! verifier for a labelled client secret of its own. A terminal UI in another process
+//! sees the waiting requests in `consents.json` and answers them here with a proof made
+//! with the vault's key (`tether_core::local_auth::shared`).
 //!
 //! Offered only on loopback (no `[proxy] public_names`): the consent must come from the
 //! user at this machine, and the page checks that the browser's socket is theirs.
@@ -23,7 +25,7 @@ use serde_json::json;
 
 use tether_core::local_auth::consent::{Ask, Next};
 use tether_core::local_auth::peer::{self, Owner};
-use tether_core::local_auth::{OAuthError, client, connection_of_resource, paths};
+use tether_core::local_auth::{OAuthError, client, connection_of_resource, paths, shared};
 use tether_core::printable::printable;
 
 use super::Proxy;
@@ -334,12 +336,7 @@ async fn consent_answer(
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Response {
-    if owner(request.extensions().get::<Ends>()) != Owner::Us {
-        return page::error(
-            StatusCode::FORBIDDEN,
-            "Only the user running tether can answer, from their own browser or in tether's terminal UI.",
-        );
-    }
+    let owner = owner(request.extensions().get::<Ends>());
     // The form is this page's own: same origin, and the token it was given.
     let same_origin = headers
         .get(header::ORIGIN)
@@ -351,21 +348,52 @@ async fn consent_answer(
         return page::error(StatusCode::BAD_REQUEST, "The answer could not be read.");
     };
     let form = pairs(&body);
+    let allow = match param(&form, "decision") {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return page::error(StatusCode::BAD_REQUEST, "Answer Allow or Deny."),
+    };
     let consents = proxy.engine.consents();
     let token_ok = param(&form, "csrf").is_some_and(|t| consents.form_token_matches(&id, t));
+    if !token_ok && consents.get(&id).is_none() {
+        return page::error(
+            StatusCode::NOT_FOUND,
+            "This sign-in request is unknown or has expired (10 minutes). Start the sign-in again from the app.",
+        );
+    }
+    // A terminal UI of another tether process answers with a proof made with the vault's
+    // key, which only the user's own processes hold; a page, from the user's own socket.
+    let terminal = param(&form, shared::PROOF_FIELD)
+        .map(|given| shared::proof_matches(proxy.engine.vault().presence_key(), &id, allow, given));
+    let by_user = match terminal {
+        Some(proved) => proved && owner != Owner::Other,
+        None => owner == Owner::Us,
+    };
+    if !by_user {
+        return page::error(
+            StatusCode::FORBIDDEN,
+            "Only the user running tether can answer, from their own browser or in tether's terminal UI.",
+        );
+    }
     if !(same_origin && same_site && token_ok) {
         return page::error(
             StatusCode::FORBIDDEN,
             "This answer did not come from tether's own page. Reload the page and answer there.",
         );
     }
-    let allow = match param(&form, "decision") {
-        Some("allow") => true,
-        Some("deny") => false,
-        _ => return page::error(StatusCode::BAD_REQUEST, "Answer Allow or Deny."),
-    };
-    consents.decide(&id, allow);
+    let decided = consents.decide(&id, allow);
     proxy.engine.consents_changed();
+    if terminal.is_some() && !decided {
+        return page::error(
+            StatusCode::NOT_FOUND,
+            "This sign-in request has been answered already.",
+        );
+    }
+    if terminal.is_some() {
+        // The browser waiting on the page takes the code back to the client: minting it
+        // here would hand it to the terminal, and the page would only say "answered".
+        return StatusCode::NO_CONTENT.into_response();
+    }
     match consents.next(&id) {
         Some(Next::Redirect(url)) => Redirect::to(url.expose()).into_response(),
         _ => page::done(),

@@ -41,6 +41,9 @@ pub enum Action {
     /// Calls read from the audit log, oldest first: another tether serves the proxy, so
     /// this process's engine records none.
     Calls(Vec<Arc<CallRecord>>),
+    /// The sign-in requests waiting in the proxy another tether serves, read from its
+    /// `consents.json`, oldest first.
+    Consents(Vec<crate::consents::Asking>),
 }
 
 /// What a key asks for. The keymap maps keys to these per context; the help overlay and
@@ -92,6 +95,10 @@ pub enum Command {
     ErrorsOnly,
     /// From an opened call: the Diagnosis tab of its connection.
     OpenDiagnosis,
+    /// Let the client asking to sign in use the connection.
+    Allow,
+    /// Refuse the client asking to sign in.
+    Deny,
 }
 
 /// The tabs of the detail pane, in order.

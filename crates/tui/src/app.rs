@@ -1,7 +1,7 @@
 //! The TUI's state and the one place it changes: `App::update(Action) -> Option<Effect>`.
 //! Views read an `&App`; network work goes to the engine as commands in an `Effect`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -17,7 +17,9 @@ use super::wizard::{Phase, Wizard};
 
 mod calls;
 mod commands;
+mod consents;
 mod navigation;
+pub use consents::Shown;
 use tether_core::calls::{CallRecord, Rings};
 use tether_core::engine::{EngineCommand, EngineEvent, EngineState, NoticeLevel};
 use tether_core::secret::Secret;
@@ -116,6 +118,13 @@ pub struct App {
     /// Calls read from the audit log, once another tether serving the proxy has the
     /// views read them there.
     pub(crate) log_calls: Option<Rings>,
+    /// Clients asking to sign in through the proxy another tether serves, from its file.
+    pub(crate) consents_elsewhere: Vec<crate::consents::Asking>,
+    /// When this UI first saw each request waiting in this process's proxy.
+    pub(crate) consents_seen: BTreeMap<String, DateTime<Utc>>,
+    /// Requests answered here: no longer shown, though their source may still list them
+    /// for a moment.
+    pub(crate) answered: BTreeSet<String>,
 }
 
 impl App {
@@ -146,11 +155,15 @@ impl App {
             tab_calls: CallView::default(),
             all_calls: CallView::default(),
             log_calls: None,
+            consents_elsewhere: Vec::new(),
+            consents_seen: BTreeMap::new(),
+            answered: BTreeSet::new(),
         };
         for warning in std::mem::take(&mut app.themes.warnings) {
             app.notify(NoticeLevel::Warning, warning);
         }
         app.fix_selection();
+        app.see_consents();
         app
     }
 
@@ -195,6 +208,9 @@ impl App {
 
     /// Which keymap applies now.
     pub fn context(&self) -> Context {
+        if self.consent().is_some() {
+            return Context::Consent;
+        }
         match &self.overlay {
             Overlay::Wizard(_) => Context::Wizard,
             Overlay::Help { .. } => Context::Help,
@@ -243,6 +259,12 @@ impl App {
                 self.state = state;
                 self.follow_login_state();
                 self.fix_selection();
+                self.see_consents();
+                None
+            }
+            Action::Consents(waiting) => {
+                self.consents_elsewhere = waiting;
+                self.see_consents();
                 None
             }
             Action::Engine(event) => self.on_engine_event(event),
@@ -251,6 +273,8 @@ impl App {
                 self.keep_selection_visible();
                 None
             }
+            // The screen under a sign-in request holds still until it is answered.
+            Action::Click { .. } | Action::Scroll { .. } if self.consent().is_some() => None,
             Action::Click { column, row } => {
                 self.click(column, row);
                 None
@@ -371,6 +395,9 @@ impl App {
     }
 
     fn command(&mut self, command: Command) -> Option<Effect> {
+        if self.consent().is_some() && command != Command::Quit {
+            return self.consent_command(command).flatten();
+        }
         match std::mem::replace(&mut self.overlay, Overlay::None) {
             Overlay::None => {
                 if self.filtering {

@@ -17,7 +17,7 @@ mod connections;
 mod scenes;
 use super::app::App;
 use super::theme::ThemeSet;
-pub use scenes::scenes;
+pub use scenes::{consenting, scenes};
 use tether_core::engine::{ClientTraffic, EngineState, MinuteCount, ProxyStatus};
 use tether_core::secret::Secret;
 use tether_core::vault::{

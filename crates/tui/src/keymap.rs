@@ -28,10 +28,12 @@ pub enum Context {
     /// Typing a call view's text filter.
     CallFilter,
     Call,
+    /// A client asking to sign in to tether: the dialog over every screen.
+    Consent,
 }
 
 impl Context {
-    pub const ALL: [Context; 12] = [
+    pub const ALL: [Context; 13] = [
         Context::Main,
         Context::Filter,
         Context::Wizard,
@@ -43,6 +45,7 @@ impl Context {
         Context::CallsTab,
         Context::CallFilter,
         Context::Call,
+        Context::Consent,
         Context::Help,
     ];
 
@@ -61,6 +64,7 @@ impl Context {
             Context::Calls => &[Context::Calls],
             Context::CallFilter => &[Context::CallFilter],
             Context::Call => &[Context::Call],
+            Context::Consent => &[Context::Consent],
         }
     }
 
@@ -78,6 +82,7 @@ impl Context {
             Context::CallsTab => "Calls tab",
             Context::CallFilter => "Calls filter",
             Context::Call => "One call",
+            Context::Consent => "A client asking to sign in to tether",
         }
     }
 
@@ -189,7 +194,8 @@ const fn b(
 
 use Command as C;
 use Context::{
-    AllCalls, Call, CallFilter, Calls, Confirm, Endpoint, Events, Filter, Help, Main, Wizard,
+    AllCalls, Call, CallFilter, Calls, Confirm, Consent, Endpoint, Events, Filter, Help, Main,
+    Wizard,
 };
 
 /// The main-screen key that applies a diagnosis's fix.
@@ -282,6 +288,11 @@ pub static BINDINGS: &[Binding] = &[
     b(Call, &[k(KeyCode::PageDown)], C::PageDown, "page down", None),
     b(Call, &[c('3')], C::OpenDiagnosis, "the Diagnosis tab of the call's connection: what its failure means and the key that fixes it", Some("diagnosis")),
     b(Call, &[k(KeyCode::Esc), k(KeyCode::Enter), c('q')], C::Back, "close the call", Some("close")),
+    // A chord no text field, and no other screen, uses: typing elsewhere when the request
+    // pops up cannot answer it.
+    b(Consent, &[ctrl('o')], C::Allow, "allow: the client may use the connection, with your account, until revoked", Some("allow")),
+    b(Consent, &[ctrl('d')], C::Deny, "deny: the client is told no", Some("deny")),
+    b(Consent, &[ctrl('c')], C::Quit, "quit tether (a request waiting in this tether's proxy goes with it)", None),
     b(Help, &[k(KeyCode::Up), c('k')], C::Up, "previous action", None),
     b(Help, &[k(KeyCode::Down), c('j')], C::Down, "next action", Some("choose")),
     b(Help, &[k(KeyCode::Enter)], C::Submit, "run the chosen action", Some("run")),

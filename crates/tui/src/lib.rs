@@ -4,7 +4,8 @@
 //!
 //! Map: [`app`] state and `update` · [`action`] messages · [`keymap`] keys as data ·
 //! [`wizard`] the add/authorize flow · [`calls`] what a call view shows · `audit` the
-//! calls of another tether's proxy, read from the audit log · [`theme`] colour slots ·
+//! calls of another tether's proxy, read from the audit log · [`consents`] clients asking
+//! to sign in, and those waiting in another tether's proxy · [`theme`] colour slots ·
 //! [`ui`] layout and draw · [`widgets`] one region each · `fixture` (feature `fixtures`) a
 //! realistic state and a screen buffer for snapshot tests, the render bench and the
 //! screenshot tool.
@@ -17,6 +18,7 @@ pub mod action;
 pub mod app;
 mod audit;
 pub mod calls;
+pub mod consents;
 #[cfg(test)]
 mod diagnoses_doc;
 #[cfg(any(test, feature = "fixtures"))]
@@ -68,6 +70,8 @@ pub struct TuiOptions {
     /// The folder of the audit log, read for the Calls views when another tether serves
     /// the proxy.
     pub log_dir: Option<PathBuf>,
+    /// The file where the proxy another tether serves lists the sign-ins waiting there.
+    pub consents_file: Option<PathBuf>,
 }
 
 impl TuiOptions {
@@ -77,6 +81,9 @@ impl TuiOptions {
             theme: theme_flag.or_else(|| config.tui.theme.clone()),
             config_dir: Some(paths.config_dir.clone()),
             log_dir: Some(paths.log_dir()),
+            consents_file: Some(tether_core::local_auth::shared::path_beside(
+                &paths.vault_file(),
+            )),
         }
     }
 }
@@ -93,11 +100,60 @@ pub async fn run(handle: EngineHandle, options: TuiOptions) -> anyhow::Result<()
         width: size.width,
         height: size.height,
     });
-    let log = LogCalls {
-        dir: options.log_dir,
-        rx: None,
+    let elsewhere = Elsewhere {
+        log: LogCalls {
+            dir: options.log_dir,
+            rx: None,
+        },
+        consents: Consents {
+            file: options.consents_file,
+            rx: None,
+        },
     };
-    MarkedTui(Box::pin(event_loop(&mut app, &handle, &mut screen, log))).await
+    MarkedTui(Box::pin(event_loop(
+        &mut app,
+        &handle,
+        &mut screen,
+        elsewhere,
+    )))
+    .await
+}
+
+/// What is read from files when another tether serves the proxy: its calls, and the
+/// sign-ins waiting in it.
+struct Elsewhere {
+    log: LogCalls,
+    consents: Consents,
+}
+
+impl Elsewhere {
+    fn start_if_served_elsewhere(&mut self, state: &tether_core::engine::EngineState) {
+        self.log.start_if_served_elsewhere(state);
+        self.consents.start_if_served_elsewhere(state);
+    }
+}
+
+/// The sign-ins waiting in the proxy another tether serves, read from its file.
+struct Consents {
+    file: Option<PathBuf>,
+    rx: Option<tokio::sync::mpsc::Receiver<Vec<consents::Asking>>>,
+}
+
+impl Consents {
+    fn start_if_served_elsewhere(&mut self, state: &tether_core::engine::EngineState) {
+        if let ProxyStatus::ServedElsewhere { addr, .. } = state.proxy
+            && let Some(file) = self.file.take()
+        {
+            self.rx = Some(consents::spawn(file, addr));
+        }
+    }
+
+    async fn next(&mut self) -> Option<Vec<consents::Asking>> {
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// The calls read from the audit log, once another tether serves the proxy.
@@ -128,7 +184,7 @@ async fn event_loop(
     app: &mut App,
     handle: &EngineHandle,
     screen: &mut Screen,
-    mut log: LogCalls,
+    mut elsewhere: Elsewhere,
 ) -> anyhow::Result<()> {
     let mut input = EventStream::new();
     let mut state = handle.state.clone();
@@ -142,7 +198,7 @@ async fn event_loop(
             screen.terminal.draw(|frame| ui::draw(frame, app))?;
             dirty = false;
         }
-        log.start_if_served_elsewhere(app.state());
+        elsewhere.start_if_served_elsewhere(app.state());
         let action = tokio::select! {
             event = input.next() => match event {
                 Some(Ok(event)) => keymap::to_action(app.context(), &event),
@@ -164,10 +220,17 @@ async fn event_loop(
                     None
                 }
             },
-            batch = log.next() => match batch {
+            batch = elsewhere.log.next() => match batch {
                 Some(batch) => Some(Action::Calls(batch)),
                 None => {
-                    log.rx = None;
+                    elsewhere.log.rx = None;
+                    None
+                }
+            },
+            waiting = elsewhere.consents.next() => match waiting {
+                Some(waiting) => Some(Action::Consents(waiting)),
+                None => {
+                    elsewhere.consents.rx = None;
                     None
                 }
             },

@@ -107,11 +107,19 @@ pub fn draw(frame: &mut Frame, app: &App) {
     let regions = layout(area, app);
     if regions.too_small {
         draw_too_small(frame, app, area);
-        return;
+    } else {
+        draw_screen(frame, app, &regions);
     }
+    // A client asking to sign in is answered before anything else.
+    if let Some(shown) = app.consent() {
+        widgets::dialogs::consent(frame, app, &shown);
+    }
+}
+
+fn draw_screen(frame: &mut Frame, app: &App, regions: &Regions) {
     widgets::header::draw(frame, app, regions.header);
     widgets::table::draw(frame, app, regions.table);
-    detail::draw(frame, app, &regions);
+    detail::draw(frame, app, regions);
     widgets::footer::draw(frame, app, regions.footer);
     match &app.overlay {
         Overlay::None => {}

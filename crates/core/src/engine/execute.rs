@@ -28,6 +28,8 @@ pub enum CommandError {
     Vault(#[from] VaultError),
     #[error("that sign-in request is no longer waiting (answered, or older than 10 minutes)")]
     ConsentGone,
+    #[error(transparent)]
+    ConsentElsewhere(#[from] crate::local_auth::shared::AnswerError),
 }
 
 pub async fn run(engine: Engine, mut commands: mpsc::UnboundedReceiver<EngineCommand>) {
@@ -71,10 +73,22 @@ impl Engine {
                 Ok(())
             }
             EngineCommand::Consent { id, allow } => {
-                if !self.inner.consents.decide(&id, allow) {
-                    return Err(CommandError::ConsentGone);
+                if self.inner.consents.decide(&id, allow) {
+                    self.consents_changed();
+                    return Ok(());
                 }
-                self.publish();
+                // A request waiting in the proxy another tether serves is answered there.
+                let elsewhere = match self.inner.proxy.lock().map(|p| p.clone()) {
+                    Ok(super::ProxyStatus::ServedElsewhere { addr, .. }) => addr,
+                    _ => return Err(CommandError::ConsentGone),
+                };
+                crate::local_auth::shared::answer_elsewhere(
+                    &self.inner.vault,
+                    elsewhere,
+                    &id,
+                    allow,
+                )
+                .await?;
                 Ok(())
             }
             EngineCommand::Refresh { name } => {

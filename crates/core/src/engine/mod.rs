@@ -194,6 +194,10 @@ impl Engine {
 
     pub fn shutdown(&self) {
         self.inner.stop.cancel();
+        // The requests waiting in this process's proxy end with it.
+        let _ = crate::local_auth::shared::withdraw(&crate::local_auth::shared::path_beside(
+            self.inner.vault.location(),
+        ));
         if let Some((collector, _)) = self.inner.calls.get() {
             collector.stop();
         }
@@ -365,9 +369,26 @@ impl Engine {
         &self.inner.consents
     }
 
-    /// Tells front ends that the sign-in requests changed.
+    /// Tells front ends that the sign-in requests changed: this process's, and, while it
+    /// serves the proxy, other processes' through `consents.json` (`local_auth::shared`).
     pub fn consents_changed(&self) {
         self.publish();
+        let serving = match self.inner.proxy.lock().map(|p| p.clone()) {
+            Ok(ProxyStatus::Serving { addr }) => addr,
+            _ => return,
+        };
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let path = crate::local_auth::shared::path_beside(engine.inner.vault.location());
+            if let Err(e) =
+                crate::local_auth::shared::publish(&path, serving, &engine.inner.consents)
+            {
+                tracing::warn!(
+                    "cannot share the waiting sign-ins in {}: {e}",
+                    path.display()
+                );
+            }
+        });
     }
 
     pub fn call_recorder(&self) -> Option<Arc<Recorder>> {

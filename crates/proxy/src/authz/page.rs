@@ -74,13 +74,13 @@ pub fn consent(asked: &Request, csrf: &str, can_answer: bool) -> Response {
             csrf = escape(csrf)
         )
     } else {
-        "<p><b>Answer in tether's terminal UI</b> (the request is shown there): this system cannot tell whether this browser is yours.</p>".to_string()
+        "<p><b>Answer in tether's terminal UI</b> (run <code>tether</code>: the request is shown there): this system cannot tell whether this browser is yours.</p>".to_string()
     };
     let body = format!(
         r#"<p><span class="who">{who}</span> wants to use <b>'{name}'</b> through tether.</p>
 <p>If you allow it, it can call every tool of '{name}' with your account, until you revoke it (<code>tether revoke {name} --client LABEL</code>; <code>tether status {name}</code> lists the labels, this app's is made from its name).</p>
 {answer}
-<p class="small">The name is what the app calls itself; tether cannot check it. Your browser then returns to <code>{back}</code>. This request is also shown in tether's terminal UI, and expires in 10 minutes.</p>"#,
+<p class="small">The name is what the app calls itself; tether cannot check it. Your browser then returns to <code>{back}</code>. A tether terminal UI open on this vault (<code>tether</code>) shows this request too and can answer it; this page follows. It expires in 10 minutes.</p>"#,
         back = escape(&printable(&back, 80)),
     );
     html(

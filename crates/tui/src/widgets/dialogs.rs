@@ -1,5 +1,6 @@
 //! Small dialogs: the confirmation before deleting, cleaning orphans or revoking a client,
-//! and the endpoint popup that shows a client's URL once after copying it.
+//! the endpoint popup that shows a client's URL once after copying it, and a client asking
+//! to sign in to tether, drawn over every screen until it is answered.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,7 +8,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Padding, Paragraph, Wrap};
 
 use super::{bold, centered, dialog};
-use crate::app::{App, Confirm, Endpoint};
+use crate::action::Command;
+use crate::app::{App, Confirm, Endpoint, Shown};
+use crate::keymap::{self, Context};
+use tether_core::printable::printable;
+use tether_core::summary;
 
 pub fn confirm(frame: &mut Frame, app: &App, confirm: &Confirm) {
     let theme = app.theme();
@@ -80,4 +85,109 @@ fn show(frame: &mut Frame, app: &App, title: &'static str, lines: Vec<Line<'stat
             .wrap(Wrap { trim: true }),
         area,
     );
+}
+
+/// "Codex wants to use 'linear' through tether", as the consent page says it. Everything
+/// the client said about itself is made printable: it is untrusted.
+pub fn consent(frame: &mut Frame, app: &App, shown: &Shown) {
+    let theme = app.theme();
+    let request = &shown.asking.request;
+    let who = printable(&request.client_name, 60);
+    let name = printable(&request.connection, 60);
+    let left = (shown.asking.expires_at() - app.now()).num_seconds().max(0);
+    let key = |command: Command| {
+        keymap::bindings(Context::Consent)
+            .find(|b| b.command == command)
+            .and_then(|b| b.keys.first())
+            .map(|k| format!(" {} ", k.label()))
+            .unwrap_or_default()
+    };
+    let lines = vec![
+        Line::from(vec![
+            Span::styled(who, bold(theme.fg(theme.accent))),
+            Span::raw(" wants to use "),
+            Span::styled(format!("'{name}'"), bold(theme.fg(theme.accent))),
+            Span::raw(" through tether."),
+        ]),
+        Line::raw(""),
+        Line::raw(format!(
+            "If you allow it, it can call every tool of '{name}' with your account until you \
+             revoke it: tether status {name} lists its clients, tether revoke {name} --client \
+             LABEL revokes one."
+        )),
+        Line::raw(""),
+        Line::styled(
+            format!(
+                "The name is what the app calls itself; tether cannot check it. The browser \
+                 then returns to {}.",
+                printable(&return_address(&request.redirect_uri), 60)
+            ),
+            theme.muted(),
+        ),
+        Line::styled(
+            format!(
+                "Also shown on the consent page in the browser. Expires in {}.",
+                summary::duration(left)
+            ),
+            theme.muted(),
+        ),
+        Line::raw(""),
+        Line::from(vec![
+            Span::styled(key(Command::Allow), theme.selected()),
+            Span::raw(" allow    "),
+            Span::styled(key(Command::Deny), theme.selected()),
+            Span::raw(" deny"),
+        ]),
+    ];
+    let title = if shown.of > 1 {
+        format!(" Sign-in request · {} of {} ", shown.position, shown.of)
+    } else {
+        " Sign-in request ".to_string()
+    };
+    let width = 72.min(frame.area().width);
+    let height = lines
+        .iter()
+        .map(|l| word_wrapped_rows(l, width.saturating_sub(4)))
+        .sum::<u16>()
+        + 2;
+    let area: Rect = centered(frame.area(), width, height);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(dialog(theme, title).padding(Padding::horizontal(1)))
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+/// Where the browser goes once answered, as the page says it: `scheme://host`.
+fn return_address(redirect_uri: &str) -> String {
+    url::Url::parse(redirect_uri)
+        .ok()
+        .map(|u| match u.host_str() {
+            Some(host) => format!("{}://{host}", u.scheme()),
+            None => format!("{}:", u.scheme()),
+        })
+        .unwrap_or_else(|| "an address that does not parse".to_string())
+}
+
+/// The rows `line` takes when wrapped at word boundaries into `width` columns, as the
+/// paragraph wraps it.
+fn word_wrapped_rows(line: &Line, width: u16) -> u16 {
+    let width = usize::from(width.max(1));
+    let text = line.to_string();
+    let (mut rows, mut column) = (1usize, 0usize);
+    for word in text.split_whitespace() {
+        let len = word.chars().count();
+        if column > 0 && column + 1 + len <= width {
+            column += 1 + len;
+        } else {
+            if column > 0 {
+                rows += 1;
+            }
+            rows += len.saturating_sub(1) / width;
+            column = (len - 1) % width + 1;
+        }
+    }
+    u16::try_from(rows).unwrap_or(u16::MAX)
 }
