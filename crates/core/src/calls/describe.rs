@@ -170,19 +170,24 @@ fn messages(body: &[u8]) -> Vec<Message<'_>> {
 /// Whether `text` can go into a JSON string as it is and be shown as it is: printable
 /// ASCII, no `"` or `\`. Every text of every record passes here, so it looks at eight
 /// bytes at a time.
+#[inline]
 pub(super) fn plain(text: &[u8]) -> bool {
-    let mut words = text.chunks_exact(8);
-    let mut odd = 0;
-    for word in &mut words {
+    let Some(last) = text.len().checked_sub(8) else {
+        // Shorter than a word: a byte at a time.
+        return text.iter().fold(true, |ok, &b| {
+            ok & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
+        });
+    };
+    let word = |at: usize| {
         let mut eight = [0; 8];
-        eight.copy_from_slice(word);
-        odd |= odd_bytes(u64::from_le_bytes(eight));
+        eight.copy_from_slice(&text[at..at + 8]);
+        odd_bytes(u64::from_le_bytes(eight))
+    };
+    // Whole words, then the last eight bytes (overlapping the words before: no copy).
+    let mut odd = word(last);
+    for at in (0..last).step_by(8) {
+        odd |= word(at);
     }
-    let rest = words.remainder();
-    // The last bytes padded with a plain one.
-    let mut last = [b' '; 8];
-    last[..rest.len()].copy_from_slice(rest);
-    odd |= odd_bytes(u64::from_le_bytes(last));
     odd == 0
 }
 
@@ -201,6 +206,7 @@ fn odd_bytes(w: u64) -> u64 {
 }
 
 /// A header's value as record text: borrowed when plain (nearly always).
+#[inline]
 fn header(value: Option<&HeaderValue>, max: usize) -> Option<Text<'_>> {
     let bytes = value?.as_bytes();
     if bytes.is_empty() {
@@ -417,6 +423,21 @@ mod tests {
             b"\x1b[2J",
         ] {
             assert!(!plain(odd), "{odd:?}");
+        }
+        assert!(plain(b""));
+        // Every byte value at every place of texts up to three words long, next to
+        // neighbours that could hide it (a carry from 0xff, a borrow into 0x20).
+        let one = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+        for len in 1..=24 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    for fill in [b'a', b' ', b'~', b'!', b'#', b'[', b']'] {
+                        let mut text = vec![fill; len];
+                        text[at] = b;
+                        assert_eq!(plain(&text), one(b), "{text:?}");
+                    }
+                }
+            }
         }
     }
 }

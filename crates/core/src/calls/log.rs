@@ -260,6 +260,7 @@ pub fn write_line(out: &mut Vec<u8>, r: &Line<'_>) {
     out.extend_from_slice(b"}\n");
 }
 
+#[inline]
 fn record_text(out: &mut Vec<u8>, value: &Text<'_>) {
     match value {
         Text::Plain(bytes) => {
@@ -272,6 +273,7 @@ fn record_text(out: &mut Vec<u8>, value: &Text<'_>) {
 }
 
 /// `value` as a JSON string: copied as it is when nothing needs escaping.
+#[inline]
 fn text(out: &mut Vec<u8>, value: &str) {
     if plain(value.as_bytes()) {
         out.push(b'"');
