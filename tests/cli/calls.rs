@@ -350,3 +350,36 @@ async fn rotated_files_past_their_age_are_removed() {
 /// A record as an older tether wrote it.
 const AN_OLDER_CALL: &str = r#"{"at_ms":1700000000000,"connection":"generic","client":"old","http":"POST","method":"ping","status":200,"first_byte_us":1,"total_us":2,"bytes_in":3,"bytes_out":4}
 "#;
+
+/// A call that failed because of the connection's auth state keeps the diagnosis tether
+/// named, so `tether calls` and the terminal UI can point at its fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_refused_for_a_dead_grant_names_its_diagnosis() {
+    let (home, sim) = signed_in("generic");
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    call(&url, support::list_tools()).await;
+    // The user revoked tether at the provider: token and refresh token are dead.
+    sim.admin("revoke-all");
+    // (`tools/list` would list the sign-in tool; other methods get the auth error.)
+    let refused = call(
+        &url,
+        json!({"jsonrpc": "2.0", "id": 8, "method": "resources/list"}),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], -32001, "{refused}");
+    let diagnosis = refused["error"]["data"]["diagnosis"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let all = records(&home, &["--errors"], 1);
+    let last = all.last().unwrap();
+    assert_eq!(last["error_code"], -32001, "{last}");
+    assert_eq!(last["diagnosis"], diagnosis.as_str(), "{last}");
+    assert!(
+        records(&home, &[], 2)[0].get("diagnosis").is_none(),
+        "a call that worked names none"
+    );
+    assert_no_tokens(&serve.stop());
+}

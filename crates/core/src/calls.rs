@@ -49,6 +49,10 @@ pub struct CallRecord {
     pub error_code: Option<i64>,
     /// That error's message, or the start of a non-JSON error answer (printable, bounded).
     pub error_message: Option<String>,
+    /// The diagnosis tether named in the error's data (`error.data.diagnosis`), when the
+    /// call failed because of the connection's auth state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<String>,
     /// From the request read to the answer's head.
     pub first_byte_us: u64,
     /// From the request read to the answer's last byte.

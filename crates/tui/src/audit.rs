@@ -93,6 +93,7 @@ fn shown(mut r: CallRecord) -> CallRecord {
         &mut r.name,
         &mut r.protocol,
         &mut r.error_message,
+        &mut r.diagnosis,
     ]
     .into_iter()
     .flatten()

@@ -197,10 +197,18 @@ pub fn keep(rings: &mut Rings, records: impl IntoIterator<Item = Arc<CallRecord>
 }
 
 /// The diagnosis a failed call led to. The proxy writes it in its JSON-RPC error's data
-/// (`crates/proxy/src/forward/answers.rs`), which the record keeps only with
-/// `capture = "full"`; otherwise tether's own message names it — `tether: 'linear': … (code)`
-/// — and tether's "unreachable" code means `upstream_unreachable`.
+/// (`crates/proxy/src/forward/answers.rs`), which the record keeps (`diagnosis`); records
+/// written before it did keep it in the response with `capture = "full"`, or tether's own
+/// message names it — `tether: 'linear': … (code)` — and tether's "unreachable" code means
+/// `upstream_unreachable`.
 pub fn diagnosis_of(r: &CallRecord) -> Option<DiagnosisCode> {
+    if let Some(code) = r
+        .diagnosis
+        .as_deref()
+        .and_then(|d| serde_json::from_value(serde_json::Value::String(d.to_string())).ok())
+    {
+        return Some(code);
+    }
     if let Some(code) = r.response.as_deref().and_then(from_data) {
         return Some(code);
     }

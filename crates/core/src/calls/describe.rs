@@ -42,6 +42,7 @@ pub struct Line<'a> {
     pub status: u16,
     pub error_code: Option<i64>,
     pub error_message: Option<String>,
+    pub diagnosis: Option<String>,
     pub first_byte_us: u64,
     pub total_us: u64,
     pub bytes_in: u64,
@@ -85,6 +86,7 @@ impl Line<'_> {
             status: self.status,
             error_code: self.error_code,
             error_message: self.error_message.clone(),
+            diagnosis: self.diagnosis.clone(),
             first_byte_us: self.first_byte_us,
             total_us: self.total_us,
             bytes_in: self.bytes_in,
@@ -116,6 +118,7 @@ impl CallRecord {
             status: self.status,
             error_code: self.error_code,
             error_message: self.error_message.clone(),
+            diagnosis: self.diagnosis.clone(),
             first_byte_us: self.first_byte_us,
             total_us: self.total_us,
             bytes_in: self.bytes_in,
@@ -154,6 +157,23 @@ struct RpcError<'a> {
     code: Option<i64>,
     #[serde(borrow, default)]
     message: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<ErrorData<'a>>,
+}
+
+/// What tether puts in the data of an error it writes itself.
+#[derive(Deserialize)]
+struct ErrorData<'a> {
+    #[serde(borrow, default)]
+    diagnosis: Option<Cow<'a, str>>,
+}
+
+/// A JSON-RPC error as the record keeps it.
+#[derive(Default)]
+struct Failure {
+    code: Option<i64>,
+    message: Option<String>,
+    diagnosis: Option<String>,
 }
 
 /// Every message of a body: one object, or a batch.
@@ -239,7 +259,7 @@ pub(super) fn describe<'a>(draft: &CallDraft<'a>, capture: Capture, max: usize) 
             .map(|n| shown(n, 120));
     }
     let answer = joined(draft.response);
-    let (error_code, error_message) = error_of(&answer, draft.status, draft.streamed);
+    let failure = error_of(&answer, draft.status, draft.streamed);
     let full = capture == Capture::Full;
     let at_ms = draft
         .at
@@ -255,8 +275,9 @@ pub(super) fn describe<'a>(draft: &CallDraft<'a>, capture: Capture, max: usize) 
         name,
         protocol: header(draft.protocol, 40),
         status: draft.status,
-        error_code,
-        error_message,
+        error_code: failure.code,
+        error_message: failure.message,
+        diagnosis: failure.diagnosis,
         first_byte_us: micros(draft.first_byte),
         total_us: micros(draft.total),
         bytes_in: draft.request.len() as u64,
@@ -295,7 +316,7 @@ const ERROR_KEY_WITHIN: usize = 256;
 
 /// The JSON-RPC error in an answer (a JSON body, or an event stream's `data:` lines);
 /// else, for an HTTP error, the start of its body.
-fn error_of(answer: &[u8], status: u16, streamed: bool) -> (Option<i64>, Option<String>) {
+fn error_of(answer: &[u8], status: u16, streamed: bool) -> Failure {
     let head = if streamed {
         answer
     } else {
@@ -313,14 +334,21 @@ fn error_of(answer: &[u8], status: u16, streamed: bool) -> (Option<i64>, Option<
                     .find_map(|m| m.error)
             });
         if let Some(e) = rpc {
-            return (e.code, e.message.map(|m| printable(&m, 200)));
+            return Failure {
+                code: e.code,
+                message: e.message.map(|m| printable(&m, 200)),
+                diagnosis: e.data.and_then(|d| d.diagnosis).map(|d| printable(&d, 60)),
+            };
         }
     }
     if status >= 400 && !answer.is_empty() {
         let text = String::from_utf8_lossy(&answer[..answer.len().min(400)]);
-        return (None, Some(printable(text.trim(), 200)));
+        return Failure {
+            message: Some(printable(text.trim(), 200)),
+            ..Failure::default()
+        };
     }
-    (None, None)
+    Failure::default()
 }
 
 #[cfg(test)]

@@ -231,6 +231,10 @@ pub fn write_line(out: &mut Vec<u8>, r: &Line<'_>) {
         out.extend_from_slice(b",\"error_message\":");
         text(out, m);
     }
+    if let Some(d) = &r.diagnosis {
+        out.extend_from_slice(b",\"diagnosis\":");
+        text(out, d);
+    }
     out.extend_from_slice(b",\"first_byte_us\":");
     out.extend_from_slice(n.format(r.first_byte_us).as_bytes());
     out.extend_from_slice(b",\"total_us\":");
@@ -307,6 +311,7 @@ mod tests {
             status: 200,
             error_code: Some(-32602),
             error_message: Some("bad\nthing".into()),
+            diagnosis: Some("invalid_grant.lost_response".into()),
             first_byte_us: 1,
             total_us: 2,
             bytes_in: 3,
