@@ -12,6 +12,7 @@ use axum::http::request::Parts;
 use serde_json::json;
 
 use super::calls::{self, Trace};
+use super::signin::StepUp;
 use super::upstream::{Call, Target, UpstreamError, UpstreamResponse};
 use super::{Answer, Proxy, Reply};
 use tether_core::oauth::refresh::{AuthError, Current};
@@ -125,7 +126,7 @@ async fn forward_buffered(
     }
     match result {
         Ok(res) if res.status() == StatusCode::FORBIDDEN && oauth => {
-            Box::pin(insufficient_scope(proxy, name, res, parts, &body)).await
+            Box::pin(insufficient_scope(proxy, &target, name, res, parts, &body)).await
         }
         Ok(res) if res.status() == StatusCode::UNAUTHORIZED && oauth => {
             let e = AuthError::NeedsReauth {
@@ -201,6 +202,7 @@ async fn send(
 /// the scopes wanted are recorded for the next sign-in — and an error saying so.
 async fn insufficient_scope(
     proxy: &Proxy,
+    target: &Target,
     name: &str,
     res: UpstreamResponse,
     parts: &Parts,
@@ -243,10 +245,20 @@ async fn insufficient_scope(
         ),
     };
     // A sign-in would ask for more than the grant has: on this machine, tether does it.
-    if matches!(&step, Ok(step) if !step.to_ask().is_empty())
-        && let Some(answer) = proxy.signin.step_up(name, &wanted, body).await
-    {
-        return answer;
+    if matches!(&step, Ok(step) if !step.to_ask().is_empty()) {
+        match proxy.signin.step_up(name, &wanted, body).await {
+            StepUp::Answer(answer) => return *answer,
+            // Signed in at once: the call goes again, once, with the new token.
+            StepUp::SignedIn => {
+                if let Ok(fresh) = proxy.engine.credential(name).await
+                    && let Ok(res) = send(proxy, target, parts, body, &fresh, Instant::now()).await
+                    && res.status() != StatusCode::FORBIDDEN
+                {
+                    return stream_back(res);
+                }
+            }
+            StepUp::NotHere => {}
+        }
     }
     let data = json!({
         "connection": name,

@@ -31,6 +31,7 @@ use crate::upstream::{Target, Upstream, UpstreamError};
 use join::{SESSION, VERSION};
 use tether_core::config::ProxyConfig;
 use tether_core::engine::Engine;
+use tether_core::engine::SignInStart;
 use tether_core::oauth::refresh::{AuthError, Current};
 use tether_core::vault::{Auth, Connection, Store};
 
@@ -375,25 +376,45 @@ impl SignIn {
     /// A `tools/call` refused for scope the grant lacks (`insufficient_scope`, `wanted`
     /// recorded for the next sign-in): on this machine tether does the step-up itself — it
     /// starts the sign-in that asks for that scope, once while one waits — and answers the
-    /// call with what the user must do, as a tool result the assistant shows. `None` where
-    /// it cannot: a client on another machine, or another method.
-    pub async fn step_up(&self, name: &str, wanted: &str, body: &Bytes) -> Option<Answer> {
+    /// call with what the user must do, as a tool result the assistant shows; or, when the
+    /// sign-in ended at once (a server that consents without asking), says so, for the call
+    /// to be sent again.
+    pub async fn step_up(&self, name: &str, wanted: &str, body: &Bytes) -> StepUp {
         if !self.inner.offered {
-            return None;
+            return StepUp::NotHere;
         }
-        let call: Value = serde_json::from_slice(body).ok()?;
-        if call.get("method").and_then(Value::as_str) != Some("tools/call") {
-            return None;
-        }
-        let id = call.get("id")?.clone();
+        let Ok(call) = serde_json::from_slice::<Value>(body) else {
+            return StepUp::NotHere;
+        };
+        let (Some("tools/call"), Some(id)) =
+            (call.get("method").and_then(Value::as_str), call.get("id"))
+        else {
+            return StepUp::NotHere;
+        };
         let engine = &self.inner.engine;
         let start = if engine.signing_in(name) {
             None
         } else {
             Some(engine.start_sign_in(name, START_PATIENCE).await)
         };
-        Some(reply(id, words::stepped_up(name, wanted, start.as_ref())))
+        if start == Some(SignInStart::Finished) {
+            return StepUp::SignedIn;
+        }
+        StepUp::Answer(Box::new(reply(
+            id.clone(),
+            words::stepped_up(name, wanted, start.as_ref()),
+        )))
     }
+}
+
+/// What tether did about a call that needs more scope (see [`SignIn::step_up`]).
+pub enum StepUp {
+    /// Nothing: the client is told with the auth error.
+    NotHere,
+    /// The call's answer: a sign-in started, or one already waits.
+    Answer(Box<Answer>),
+    /// Signed in again already, with the scope asked for: send the call again.
+    SignedIn,
 }
 
 fn reply(id: Value, result: Value) -> Answer {
