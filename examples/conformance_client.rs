@@ -141,6 +141,17 @@ impl Client {
     async fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
         loop {
             match self.session.call(method, params.clone()).await? {
+                // A call that needed more scope started the sign-in asking for it (tether's
+                // step-up, told as a tool result); the suite consents by itself, so the user's
+                // part is to wait for it to end, then call again.
+                Answer::Ok(result) if result["isError"] == true && self.engine.signing_in(NAME) => {
+                    eprintln!("conformance client: {method}: tether is signing in again");
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    while self.engine.signing_in(NAME) && std::time::Instant::now() < deadline {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    self.engine.reload().await?;
+                }
                 Answer::Ok(result) => {
                     eprintln!("conformance client: {method} ok: {}", short(&result));
                     return Ok(result);
