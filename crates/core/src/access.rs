@@ -58,10 +58,16 @@ pub fn hash(secret: &str) -> [u8; 32] {
 }
 
 fn derive(key: &Secret, name: &str, label: &str, nonce: &[u8]) -> Secret {
+    derive_as(b"tether downstream secret v1\0", key, name, label, nonce)
+}
+
+/// A client's value of kind `domain` (its secret, its refresh token), derived from the
+/// connection's access key.
+fn derive_as(domain: &[u8], key: &Secret, name: &str, label: &str, nonce: &[u8]) -> Secret {
     // Any key length is valid for HMAC.
     let mut mac = HmacSha256::new_from_slice(key.expose().as_bytes())
         .expect("HMAC accepts keys of any length");
-    mac.update(b"tether downstream secret v1\0");
+    mac.update(domain);
     mac.update(name.as_bytes());
     mac.update(b"\0");
     mac.update(label.as_bytes());
@@ -133,15 +139,7 @@ pub struct SignedIn {
 }
 
 fn derive_refresh(key: &Secret, name: &str, label: &str, nonce: &[u8]) -> Secret {
-    let mut mac = HmacSha256::new_from_slice(key.expose().as_bytes())
-        .expect("HMAC accepts keys of any length");
-    mac.update(b"tether local refresh token v1\0");
-    mac.update(name.as_bytes());
-    mac.update(b"\0");
-    mac.update(label.as_bytes());
-    mac.update(b"\0");
-    mac.update(nonce);
-    Secret::new(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    derive_as(b"tether local refresh token v1\0", key, name, label, nonce)
 }
 
 fn secrets_of(c: &Connection, a: &ClientAccess) -> Option<(Secret, Secret)> {

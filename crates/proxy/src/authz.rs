@@ -105,6 +105,25 @@ pub fn challenge(
     HeaderValue::from_str(&value).ok()
 }
 
+/// Tells a client refused on `/c/<name>/mcp` how to sign in to tether itself (RFC 9728
+/// §5.1), where tether offers that.
+pub fn challenge_refused(
+    config: &tether_core::config::ProxyConfig,
+    parts: &axum::http::request::Parts,
+    name: &str,
+    presented: Option<&str>,
+    refused: &mut super::Answer,
+) {
+    if refused.status() == StatusCode::UNAUTHORIZED
+        && offered(config)
+        && let Some(value) = challenge(&parts.headers, &parts.uri, name, presented.is_some())
+    {
+        refused
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     name.parse::<tether_core::vault::ConnectionName>().is_ok()
 }

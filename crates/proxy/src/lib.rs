@@ -447,7 +447,7 @@ impl Handler {
                     })
                     .ok_or_else(|| {
                         let mut refused = name_refused(&store, name, presented);
-                        challenge(&proxy.config, parts, name, presented, &mut refused);
+                        authz::challenge_refused(&proxy.config, parts, name, presented, &mut refused);
                         refused
                     })?
             }
@@ -561,25 +561,6 @@ fn name_refused(store: &Store, name: &str, presented: Option<&str>) -> Box<Answe
     unauthorized(&format!(
         "send this client's tether secret as 'Authorization: Bearer <secret>': run `tether url {name} --client LABEL`"
     ))
-}
-
-/// Tells a client refused on `/c/<name>/mcp` how to sign in to tether itself (RFC 9728
-/// §5.1), where tether offers that (`authz`).
-fn challenge(
-    config: &ProxyConfig,
-    parts: &Parts,
-    name: &str,
-    presented: Option<&str>,
-    refused: &mut Answer,
-) {
-    if refused.status() == StatusCode::UNAUTHORIZED
-        && authz::offered(config)
-        && let Some(value) = authz::challenge(&parts.headers, &parts.uri, name, presented.is_some())
-    {
-        refused
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
 }
 
 /// A local client without a valid secret. On `/c/<name>/mcp` the caller adds the
