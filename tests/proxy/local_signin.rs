@@ -151,6 +151,11 @@ async fn a_client_signs_in_to_tether_with_the_users_consent_and_loses_it_when_re
         json!(["test-client"]),
         "named after the client"
     );
+    let status = home.run(&["status", "generic"]).ok().stdout;
+    assert!(
+        status.contains("clients     test-client (signed in to tether as 'Test Client'"),
+        "{status}"
+    );
 
     // A refresh token sent twice strands no one: the same pair comes back.
     for _ in 0..2 {

@@ -88,6 +88,9 @@ pub struct ConnectionDetail {
     pub downstream_clients: Vec<String>,
     /// When each local client was last served (by any tether process), by label.
     pub clients_last_seen: BTreeMap<String, DateTime<Utc>>,
+    /// The clients that signed in to tether itself, by label: the name each gave.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub clients_signed_in: BTreeMap<String, String>,
     pub refresh_in_progress: Option<String>,
     /// Scopes the upstream asked for that the next sign-in adds (403 insufficient_scope).
     pub step_up: Option<crate::vault::StepUp>,
@@ -199,6 +202,14 @@ impl ConnectionDetail {
                 .access
                 .iter()
                 .filter_map(|a| Some((a.label.clone(), a.last_seen?)))
+                .collect(),
+            clients_signed_in: c
+                .access
+                .iter()
+                .filter_map(|a| {
+                    let g = a.signed_in.as_ref()?;
+                    Some((a.label.clone(), shown(&g.client_name)))
+                })
                 .collect(),
             refresh_in_progress: c.journal.as_ref().map(|j| {
                 format!(

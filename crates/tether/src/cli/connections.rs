@@ -233,6 +233,27 @@ pub fn status(name: &str, json: bool) -> anyhow::Result<()> {
             r.issuer
         );
     }
+    if !detail.downstream_clients.is_empty() {
+        let clients: Vec<String> = detail
+            .downstream_clients
+            .iter()
+            .map(|label| {
+                let mut about = Vec::new();
+                if let Some(name) = detail.clients_signed_in.get(label) {
+                    about.push(format!("signed in to tether as '{name}'"));
+                }
+                if let Some(at) = detail.clients_last_seen.get(label) {
+                    about.push(format!("seen {}", relative(*at, now)));
+                }
+                if about.is_empty() {
+                    label.clone()
+                } else {
+                    format!("{label} ({})", about.join(", "))
+                }
+            })
+            .collect();
+        tether_core::say!("  clients     {}", clients.join(", "));
+    }
     tether_core::say!("  added       {}", relative(detail.created_at, now));
     tether_core::say!("  history");
     for e in detail.history.iter().rev().take(10) {
