@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::tether_signin::{
-    VERIFIER, answer, challenge, get_json, location, open_page, query, token,
+    VERIFIER, answer, challenge, get_json, location, open_page, query, register, token,
 };
 use crate::support::{Serve, http, signed_in};
 
@@ -40,16 +40,11 @@ async fn discover_and_register(base: &str) -> String {
     let server = get_json(&format!("{base}/.well-known/oauth-authorization-server")).await;
     assert_eq!(server["issuer"], base);
     assert_eq!(server["code_challenge_methods_supported"], json!(["S256"]));
-    let registered = http()
-        .post(server["registration_endpoint"].as_str().unwrap())
-        .json(&json!({"client_name": "Test Client", "redirect_uris": [CALLBACK]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), StatusCode::CREATED);
-    let registered: Value = registered.json().await.unwrap();
-    assert_eq!(registered["token_endpoint_auth_method"], "none");
-    registered["client_id"].as_str().unwrap().to_string()
+    assert_eq!(
+        server["registration_endpoint"],
+        format!("{base}/oauth/register")
+    );
+    register(base, "Test Client", CALLBACK).await
 }
 
 /// The authorization request for the test's connection: the consent page's address.

@@ -76,6 +76,13 @@ fn derive_as(domain: &[u8], key: &Secret, name: &str, label: &str, nonce: &[u8])
     Secret::new(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
 }
 
+/// The connection's key for its clients' secrets, made on first use.
+fn access_key(c: &mut Connection) -> Secret {
+    c.access_key
+        .get_or_insert_with(|| Secret::new(random_b64(32)))
+        .clone()
+}
+
 fn random_b64(len: usize) -> String {
     let mut bytes = vec![0u8; len];
     rand::fill(&mut bytes[..]);
@@ -96,10 +103,7 @@ pub async fn endpoint_secret(
             let c = store
                 .get_mut(&name)
                 .ok_or_else(|| AccessError::NotFound(name.clone()))?;
-            let key = c
-                .access_key
-                .get_or_insert_with(|| Secret::new(random_b64(32)))
-                .clone();
+            let key = access_key(c);
             if let Some(existing) = c.access.iter().find(|a| a.label == label) {
                 let made_for = existing.derived_for.as_deref().unwrap_or(&name);
                 return Ok((derive(&key, made_for, &label, &existing.nonce), false));
@@ -172,10 +176,7 @@ pub async fn grant_signed_in(
             let c = store
                 .get_mut(&name)
                 .ok_or_else(|| AccessError::NotFound(name.clone()))?;
-            let key = c
-                .access_key
-                .get_or_insert_with(|| Secret::new(random_b64(32)))
-                .clone();
+            let key = access_key(c);
             let replaces = |a: &ClientAccess, label: &str| {
                 a.label == label
                     && a.signed_in
