@@ -24,6 +24,25 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     #[serde(default)]
     pub calls: CallsConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+pub const STORE_ENV: &str = "TETHER_STORE";
+
+/// Where the vault lives: the encrypted file in the data folder (the default), or a
+/// PostgreSQL database that several `tether serve` replicas share (`docs/deployment.md`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://user@host:port/db?sslmode=require`, or `file` (the default). The
+    /// database password may come from `PGPASSWORD` instead of the address.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A PEM file of the certificate authorities that sign the database's certificate, when
+    /// the system's own do not.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 pub const CALLS_CAPTURE_ENV: &str = "TETHER_CALLS_CAPTURE";
@@ -248,6 +267,11 @@ impl Config {
                 var: CALLS_CAPTURE_ENV,
                 message,
             })?;
+        }
+        if let Ok(value) = std::env::var(STORE_ENV)
+            && !value.trim().is_empty()
+        {
+            config.store.url = Some(value.trim().to_string());
         }
         if let Ok(value) = std::env::var(BIND_ENV) {
             config.proxy.bind = value.parse().map_err(|_| ConfigError::Env {

@@ -212,9 +212,8 @@ pub async fn rename(vault: &Vault, from: &str, to: &str) -> Result<Connection, C
     if from == to {
         return Err(ConnectionError::SameName(to.to_string()));
     }
-    let lock = |name: &str| crate::oauth::refresh::lock_file(vault, name);
-    let _from_lock = crate::oauth::refresh::lock_refresh(lock(from)).await?;
-    let _to_lock = crate::oauth::refresh::lock_refresh(lock(to)).await?;
+    let _from_lock = crate::oauth::refresh::lock_refresh(vault, from).await?;
+    let _to_lock = crate::oauth::refresh::lock_refresh(vault, to).await?;
     let (old, renamed) = (from.to_string(), new.clone());
     let connection = vault
         .transact_async(move |store: &mut Store| {

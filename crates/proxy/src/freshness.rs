@@ -5,7 +5,8 @@
 //! On Linux an inotify watch on the vault's folder says when the file was replaced; the
 //! proxy asks the runtime whether that watch is readable, which costs no system call, so
 //! the hot path pays two atomic loads. Elsewhere (or if inotify cannot be had) every
-//! admission compares the file's stamp, a `stat`, with the one last loaded.
+//! admission compares the file's stamp, a `stat`, with the one last loaded. A PostgreSQL
+//! store has no file: its stamp is the revision its change feed last announced, in memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,13 +30,15 @@ impl Freshness {
     pub fn new(engine: &Engine) -> Self {
         Self {
             #[cfg(target_os = "linux")]
-            watch: watch::Watch::new(engine.vault().location())
-                .inspect_err(|e| {
-                    tracing::warn!(
-                        "cannot watch the vault file ({e}); the proxy checks it on every request instead"
-                    );
-                })
-                .ok(),
+            watch: engine.vault().watched_file().and_then(|file| {
+                watch::Watch::new(file)
+                    .inspect_err(|e| {
+                        tracing::warn!(
+                            "cannot watch the vault file ({e}); the proxy checks it on every request instead"
+                        );
+                    })
+                    .ok()
+            }),
             seen: AtomicU64::new(0),
             loaded: AtomicU64::new(0),
             reloading: tokio::sync::Mutex::new(()),

@@ -261,7 +261,7 @@ async fn print_summary(demo: &Demo, time_scale: f64) -> anyhow::Result<()> {
             profile.description()
         )?;
     }
-    writeln!(out, "vault: {}", demo.vault.location().display())?;
+    writeln!(out, "vault: {}", demo.vault.describe())?;
     let store = demo.vault.load()?;
     let now = Utc::now();
     for (c, endpoint) in store.connections().iter().zip(&endpoints) {

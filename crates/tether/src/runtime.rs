@@ -26,10 +26,30 @@ pub fn open_vault() -> anyhow::Result<Vault> {
     Ok(vault)
 }
 
+/// The store `--store` chose, over `TETHER_STORE` and `[store] url`.
+static STORE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records the command line's `--store`, for every vault this process opens.
+pub fn choose_store(url: Option<String>) {
+    if let Some(url) = url {
+        let _ = STORE.set(url);
+    }
+}
+
+/// The configuration every command runs with: `config.toml`, the environment, then the
+/// command line's store.
+pub fn config(paths: &Paths) -> anyhow::Result<Config> {
+    let mut config = Config::load(paths)?;
+    if let Some(url) = STORE.get() {
+        config.store.url = Some(url.clone());
+    }
+    Ok(config)
+}
+
 /// Opens the vault without printing: the TUI shows the key warning in its header.
 pub fn open_vault_quietly() -> anyhow::Result<Vault> {
     let paths = Paths::discover()?;
-    let config = Config::load(&paths)?;
+    let config = config(&paths)?;
     Ok(Vault::open(&paths, &config)?)
 }
 

@@ -10,7 +10,7 @@ pub mod timing;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
@@ -22,31 +22,11 @@ pub use signin::SignInStart;
 use crate::calls::{CallsConfig, Collector, Recorder};
 use crate::oauth::authorize::Browser;
 use crate::oauth::refresh::{AuthError, Current, TokenManager, Trigger};
-use crate::vault::{StepUp, Store, Vault, VaultError};
+use crate::vault::{Stamp, StepUp, Store, Vault, VaultError};
 
 /// How often the vault file is checked for changes made by other processes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What tells one version of the vault file from another: a transaction replaces the file
-/// (a new inode) and changes its time and, nearly always, its length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct VaultStamp {
-    modified: SystemTime,
-    len: u64,
-    inode: u64,
-}
-
-impl VaultStamp {
-    fn of(path: &std::path::Path) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(Self {
-            modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            len: m.len(),
-            inode: m.ino(),
-        })
-    }
-}
 /// How often the clients seen by this process's proxy are written to the vault, so a
 /// terminal UI in another process shows them too.
 const ACTIVITY_INTERVAL: Duration = Duration::from_secs(30);
@@ -106,8 +86,8 @@ struct Inner {
     commands: mpsc::UnboundedSender<EngineCommand>,
     /// Poked after this process changed the vault, so the watcher reloads at once.
     changed: Arc<Notify>,
-    /// The vault file as last loaded (see [`VaultStamp`]).
-    loaded: Mutex<Option<VaultStamp>>,
+    /// The store as last loaded (see [`Stamp`]).
+    loaded: Mutex<Option<Stamp>>,
     stop: CancellationToken,
 }
 
@@ -119,7 +99,7 @@ impl Engine {
         http: reqwest::Client,
         options: EngineOptions,
     ) -> Result<Self, VaultError> {
-        let stamp = VaultStamp::of(vault.location());
+        let stamp = vault.stamp();
         let store = Arc::new(vault.load_async().await?);
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(256);
@@ -540,8 +520,8 @@ impl Engine {
     /// Reloads when this process changed the vault, or when the file's modification time
     /// or size moved (another process wrote it).
     /// The vault file as it is now on disk.
-    fn vault_stamp(&self) -> Option<VaultStamp> {
-        VaultStamp::of(self.inner.vault.location())
+    fn vault_stamp(&self) -> Option<Stamp> {
+        self.inner.vault.stamp()
     }
 
     /// Whether the vault file changed since this engine last loaded it.

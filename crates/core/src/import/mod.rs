@@ -451,7 +451,7 @@ async fn mark_generations(vault: &Vault, entries: &[Entry]) {
             continue;
         };
         let lock_file = crate::oauth::refresh::lock_file(vault, name);
-        let Ok(_lock) = crate::oauth::refresh::lock_refresh(lock_file.clone()).await else {
+        let Ok(_lock) = crate::oauth::refresh::lock_refresh(vault, name).await else {
             continue;
         };
         let mark = crate::oauth::watermark::path(&lock_file);

@@ -9,7 +9,6 @@
 //! before anything uses the new token. Refresh tokens are never dropped: a failure keeps
 //! the old one; an answer without one keeps it too.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -33,7 +32,7 @@ mod tests;
 pub use behind::EXPIRED_WAIT;
 pub use current::{Credential, CredentialHeader, Current};
 pub use error::AuthError;
-pub use lock::{LockError, lock_dir, lock_file, lock_refresh};
+pub use lock::{LockError, RefreshLock, lock_dir, lock_file, lock_refresh};
 
 use history::evidence_for;
 pub use history::{eviction_event, mark_needs_reauth, record, record_key_rejected, record_refused};
@@ -472,8 +471,8 @@ impl TokenManager {
         }
     }
 
-    async fn cross_process_lock(&self) -> Result<File, AuthError> {
-        Ok(lock_refresh(self.lock_file.clone()).await?)
+    async fn cross_process_lock(&self) -> Result<RefreshLock, AuthError> {
+        Ok(lock_refresh(&self.vault, &self.name).await?)
     }
 }
 

@@ -88,6 +88,17 @@ pub fn encode(store: &mut Store) -> Result<Zeroizing<Vec<u8>>, String> {
     Ok(out)
 }
 
+/// One connection as the vault file encodes it (the PostgreSQL store seals each alone).
+pub fn encode_connection(c: &Connection) -> Result<Zeroizing<Vec<u8>>, String> {
+    rmp_serde::to_vec(c)
+        .map(Zeroizing::new)
+        .map_err(|e| format!("cannot encode connection '{}': {e}", c.name))
+}
+
+pub fn decode_connection(bytes: &[u8]) -> Result<Connection, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| format!("cannot be decoded ({e})"))
+}
+
 fn len_u32(n: usize) -> Result<u32, String> {
     u32::try_from(n).map_err(|_| format!("a part of {n} bytes is too large for the vault"))
 }

@@ -144,6 +144,17 @@ impl FileId {
 }
 
 pub fn seal(key: &Key, hint: KeyHint, plaintext: &[u8]) -> Vec<u8> {
+    seal_bound(key, hint, plaintext, b"")
+}
+
+pub fn open(key: &Key, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    open_bound(key, sealed, b"")
+}
+
+/// [`seal`] with `binding` authenticated beside the header: the sealed value opens only
+/// where the same binding is given (a database row and column, so a value copied to
+/// another row fails its check).
+pub fn seal_bound(key: &Key, hint: KeyHint, plaintext: &[u8], binding: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -152,12 +163,13 @@ pub fn seal(key: &Key, hint: KeyHint, plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     rand::fill(&mut nonce[..]);
     out.extend_from_slice(&nonce);
+    let aad = associated(&out[..HEADER_LEN], binding);
     let ciphertext = cipher(key)
         .encrypt(
             &Nonce::from(nonce),
             Payload {
                 msg: plaintext,
-                aad: &out[..HEADER_LEN],
+                aad: &aad,
             },
         )
         // AES-GCM only fails on inputs of 64 GiB and more; the vault is never that big.
@@ -166,7 +178,11 @@ pub fn seal(key: &Key, hint: KeyHint, plaintext: &[u8]) -> Vec<u8> {
     out
 }
 
-pub fn open(key: &Key, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+pub fn open_bound(
+    key: &Key,
+    sealed: &[u8],
+    binding: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, OpenError> {
     if sealed.len() < MAGIC.len() || &sealed[..MAGIC.len()] != MAGIC {
         return if sealed.len() < MAGIC.len() && MAGIC.starts_with(sealed) {
             Err(OpenError::Truncated { len: sealed.len() })
@@ -193,16 +209,27 @@ pub fn open(key: &Key, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
     let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
     let mut nonce_bytes = [0u8; NONCE_LEN];
     nonce_bytes.copy_from_slice(nonce);
+    let aad = associated(header, binding);
     cipher(key)
         .decrypt(
             &Nonce::from(nonce_bytes),
             Payload {
                 msg: ciphertext,
-                aad: header,
+                aad: &aad,
             },
         )
         .map(Zeroizing::new)
         .map_err(|_| OpenError::Tampered)
+}
+
+/// The header alone for a file (the vault file's format since its first version), the
+/// header and the binding for a bound value.
+fn associated<'a>(header: &'a [u8], binding: &[u8]) -> std::borrow::Cow<'a, [u8]> {
+    if binding.is_empty() {
+        std::borrow::Cow::Borrowed(header)
+    } else {
+        std::borrow::Cow::Owned([header, binding].concat())
+    }
 }
 
 fn cipher(key: &Key) -> Aes256Gcm {
@@ -231,6 +258,21 @@ mod tests {
             bad[i] ^= 0x01;
             assert!(open(&key, &bad).is_err(), "flip at byte {i} went unnoticed");
         }
+    }
+
+    #[test]
+    fn a_bound_value_opens_only_with_its_binding() {
+        let key = Key::generate();
+        let sealed = seal_bound(&key, KeyHint::Env, b"token", b"row a");
+        assert_eq!(
+            open_bound(&key, &sealed, b"row a").unwrap().as_slice(),
+            b"token"
+        );
+        assert_eq!(
+            open_bound(&key, &sealed, b"row b"),
+            Err(OpenError::Tampered)
+        );
+        assert_eq!(open(&key, &sealed), Err(OpenError::Tampered));
     }
 
     #[test]

@@ -107,7 +107,17 @@ pub fn resolve(
     vault_file: &Path,
     key_file: &Path,
 ) -> Result<(Key, KeySource), KeyError> {
-    let vault_exists = vault_file.exists();
+    resolve_for(choice, vault_file, key_file, vault_file.exists())
+}
+
+/// [`resolve`] for a vault that exists or not elsewhere than `vault_file` (a database):
+/// the key sources are still named after `vault_file`.
+pub fn resolve_for(
+    choice: KeySourceChoice,
+    vault_file: &Path,
+    key_file: &Path,
+    vault_exists: bool,
+) -> Result<(Key, KeySource), KeyError> {
     let env_key = std::env::var(KEY_ENV).ok();
     match choice {
         KeySourceChoice::Env => {

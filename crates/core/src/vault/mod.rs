@@ -13,15 +13,19 @@ mod crypto;
 mod file;
 mod key;
 pub mod model;
+pub mod postgres;
 mod time;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 
 pub use crypto::{Key, KeyHint};
 pub use file::FileBackend;
 pub use key::{KEY_ENV, KeyError, KeySource, found_without_env};
 pub use model::*;
+pub use postgres::PostgresBackend;
 
 use crate::config::Config;
 use crate::paths::{Paths, PathsError};
@@ -75,6 +79,56 @@ pub enum VaultError {
     Corrupt { path: PathBuf, reason: String },
     #[error("the vault transaction could not run: {0}")]
     Task(String),
+    #[error(
+        "cannot {action} the store '{store}': {reason}. Check that PostgreSQL runs there and the address, user and password (PGPASSWORD) are right; tether changed nothing"
+    )]
+    Store {
+        store: String,
+        action: &'static str,
+        reason: String,
+    },
+    #[error(
+        "the store '{store}' holds a row for connection '{name}' that {reason}: restore the row from a backup, or remove the connection with `tether remove {name}`; tether left it untouched"
+    )]
+    Row {
+        store: String,
+        name: String,
+        reason: String,
+    },
+}
+
+/// One committed version of the store, as cheap to take as the backend allows: compared
+/// with the last one loaded, it says whether another process changed the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp([u64; 3]);
+
+impl Stamp {
+    /// A file's version: its modification time, length and inode (a transaction replaces
+    /// the file, so each write changes the inode and nearly always the rest).
+    pub fn of_file(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Self([
+            m.mtime() as u64 ^ ((m.mtime_nsec() as u64) << 34),
+            m.len(),
+            m.ino(),
+        ]))
+    }
+
+    /// A database's version: the revision its last commit announced.
+    pub fn revision(revision: i64) -> Self {
+        Self([revision as u64, 0, 0])
+    }
+}
+
+/// A refresh lock the store itself holds across machines (the PostgreSQL store's advisory
+/// lock); released when dropped.
+pub struct SharedLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl SharedLock {
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(guard))
+    }
 }
 
 /// A place the store lives. The file backend is the one users have; a database backend
@@ -87,8 +141,33 @@ pub trait Backend: Send + Sync {
     /// when `apply` returns true; returns nothing is written when it returns false.
     fn update(&self, apply: &mut dyn FnMut(&mut Store) -> bool) -> Result<(), VaultError>;
 
-    /// Where the store lives, for messages.
+    /// The local vault file: tether's own files beside it (refresh locks, marks, the
+    /// keyring entry's name) are named after it, whatever the backend.
     fn location(&self) -> &Path;
+
+    /// Where the store lives, for messages.
+    fn describe(&self) -> String {
+        self.location().display().to_string()
+    }
+
+    /// The store's current version (see [`Stamp`]).
+    fn stamp(&self) -> Option<Stamp> {
+        Stamp::of_file(self.location())
+    }
+
+    /// The file to watch for other processes' changes, when the store is one.
+    fn watched_file(&self) -> Option<&Path> {
+        Some(self.location())
+    }
+
+    /// The store's own lock on refreshing `name`, for stores that several machines share
+    /// (the file store has none: its processes share the lock file beside it).
+    fn shared_lock<'a>(
+        &'a self,
+        _name: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<SharedLock>, String>> + Send + 'a>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The handle the rest of tether uses: cheap to clone, safe to share across tasks.
@@ -109,6 +188,29 @@ impl Vault {
     /// `config` says. Nothing is written until the first transaction.
     pub fn open(paths: &Paths, config: &Config) -> Result<Self, VaultError> {
         paths.ensure_data_dir()?;
+        match config.store.url.as_deref().map(str::trim) {
+            None | Some("" | "file") => {}
+            Some(url) if postgres::is_postgres(url) => {
+                let choice = config.vault.key_source;
+                let backend = PostgresBackend::open(
+                    url,
+                    config.store.ca_file.as_deref(),
+                    paths.vault_file(),
+                    |exists| {
+                        key::resolve_for(choice, &paths.vault_file(), &paths.key_file(), exists)
+                    },
+                )?;
+                let (key, key_source) = (backend.key().clone(), backend.key_source().clone());
+                return Ok(Self::with_backend(Arc::new(backend), &key, key_source));
+            }
+            Some(url) => {
+                return Err(VaultError::Store {
+                    store: postgres::redact(url),
+                    action: "use",
+                    reason: "tether stores its vault in a file or in PostgreSQL: use `file` or postgres://USER@HOST:PORT/DATABASE".into(),
+                });
+            }
+        }
         let (key, key_source) = key::resolve(
             config.vault.key_source,
             &paths.vault_file(),
@@ -143,6 +245,26 @@ impl Vault {
 
     pub fn location(&self) -> &Path {
         self.backend.location()
+    }
+
+    /// Where the store lives, for messages: the vault file, or the database's address.
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// The store's current version; compare with an earlier one to see a change.
+    pub fn stamp(&self) -> Option<Stamp> {
+        self.backend.stamp()
+    }
+
+    /// The file to watch for changes, when the store is a file.
+    pub fn watched_file(&self) -> Option<&Path> {
+        self.backend.watched_file()
+    }
+
+    /// The store's own lock on refreshing `name`, where the store has one.
+    pub async fn shared_lock(&self, name: &str) -> Result<Option<SharedLock>, String> {
+        self.backend.shared_lock(name).await
     }
 
     pub fn load(&self) -> Result<Store, VaultError> {

@@ -18,6 +18,11 @@ pub struct Cli {
     /// catppuccin-mocha, gruvbox-dark, or a user theme's name.
     #[arg(long, global = true, value_name = "NAME")]
     pub theme: Option<String>,
+    /// Where the vault lives: `file` (the default, in the data folder) or a PostgreSQL
+    /// database shared by several tether replicas, postgres://USER@HOST:PORT/DATABASE.
+    /// Also TETHER_STORE, or [store] url in config.toml.
+    #[arg(long, global = true, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +106,9 @@ pub enum Command {
     /// restarted when it fails or hangs (systemd on Linux, launchd on macOS).
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Move the vault between stores: the file and a PostgreSQL database.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Create, or show again, a local client's endpoint for a connection.
     Url {
         /// The connection's name.
@@ -182,6 +190,18 @@ impl Command {
             Command::Serve { .. } | Command::Stdio { .. } | Command::Sim(_) | Command::Demo(_)
         )
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every connection — tokens, registrations, client secrets' hashes, history —
+    /// from the store in use to another, in one transaction. The source is left as it
+    /// was; running it again gives the same copy.
+    Migrate {
+        /// The store to copy to: postgres://USER@HOST:PORT/DATABASE, or `file`.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Args)]

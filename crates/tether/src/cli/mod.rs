@@ -10,6 +10,7 @@ mod connections;
 mod endpoints;
 mod import;
 mod reference;
+mod store;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let theme = cli.theme;
+    crate::runtime::choose_store(cli.store);
     let Some(command) = cli.command else {
         return crate::interactive::run_tui(theme).await;
     };
@@ -47,6 +49,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Refresh { name } => auth::refresh(&name).await,
         Command::Serve { bind, service } => crate::serve::run(bind, service).await,
         Command::Service(command) => crate::service::run(command).await,
+        Command::Store(StoreCommand::Migrate { to }) => store::migrate(&to).await,
         Command::Url { name, client } => endpoints::url(&name, &client).await,
         Command::Doctor { name, json } => endpoints::doctor(name.as_deref(), json).await,
         Command::Stdio { name, client } => crate::stdio::run(&name, &client).await,

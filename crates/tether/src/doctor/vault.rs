@@ -16,7 +16,14 @@ pub(super) async fn vault_finding(vault: &Vault) -> (Finding, Option<Store>) {
                 Status::Ok,
                 "the vault opens and decrypts",
             )
-            .with("file", vault.location().display().to_string())
+            .with(
+                if vault.watched_file().is_some() {
+                    "file"
+                } else {
+                    "store"
+                },
+                vault.describe(),
+            )
             .with("key", vault.key_source().describe())
             .with("connections", store.connections().len().to_string());
             if let Some(w) = vault.key_source().fallback_warning() {

@@ -61,7 +61,7 @@ pub(super) async fn store_login(
     // The token may only change under the connection's refresh lock, so a refresh in
     // another process never interleaves with a login.
     let lock_file = crate::oauth::refresh::lock_file(vault, name);
-    let _lock = lock_refresh(lock_file.clone()).await?;
+    let _lock = lock_refresh(vault, name).await?;
     let name = name.to_string();
     let now = Utc::now();
     let discovered = found.to_discovered(now);

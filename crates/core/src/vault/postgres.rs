@@ -1,0 +1,713 @@
+//! The PostgreSQL store: the vault in a database that several `tether serve` replicas share
+//! (docs/deployment.md). The file vault stays the default; this backend is chosen by
+//! `--store postgres://…`, `TETHER_STORE` or `[store] url`.
+//!
+//! - A row per connection. Everything secret lives in its `sealed` column: the connection
+//!   encoded as in the vault file, sealed with AES-256-GCM under the vault key and bound to
+//!   the row's name and the column, so a value copied to another row fails its check. The
+//!   other columns (name, upstream, auth kind, state, generation, expiry) are plain, for
+//!   operators.
+//! - A transaction locks the vault's one row (`SELECT … FOR UPDATE`), reads, applies the
+//!   change, writes the connections that changed, raises the revision and announces it with
+//!   `NOTIFY tether_vault` — the same rules as the file (never across a network call).
+//! - Every process follows the revisions with `LISTEN`; a load while the revision is the one
+//!   last read costs no query, so the proxy's view follows other replicas within a moment
+//!   and never waits on the database while its tokens are valid.
+//! - The refresh lock across machines is a session advisory lock per connection, held in a
+//!   session of its own: a replica that dies releases it with its session.
+
+mod db;
+mod schema;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+use self::db::{Db, Tls};
+use super::codec;
+use super::crypto::{self, Key, OpenError};
+use super::key::{KeyError, KeySource};
+use super::model::{SCHEMA_VERSION, Store};
+use super::{Backend, SharedLock, Stamp, VaultError};
+
+/// The channel revisions are announced on.
+const CHANNEL: &str = "tether_vault";
+
+/// How often a refresh lock held by another replica is tried again.
+const LOCK_RETRY: Duration = Duration::from_millis(50);
+
+/// Whether `url` names a PostgreSQL store (else it must be `file`).
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+pub struct PostgresBackend {
+    /// The store's address without its password, for messages.
+    shown: String,
+    /// The local vault file's path: what tether keeps beside it (refresh locks, the
+    /// keyring entry's name) stays on this machine.
+    local: PathBuf,
+    key: Key,
+    key_source: KeySource,
+    db: Arc<Db>,
+    /// The newest revision this process knows of: its own commits and the change feed's.
+    revision: Arc<AtomicI64>,
+    /// The store as last read or written, with its revision.
+    warm: Mutex<Option<(i64, Store)>>,
+    /// One transaction at a time on the shared session.
+    writing: Mutex<()>,
+    /// The session that holds this process's refresh locks.
+    locks: tokio::sync::Mutex<Option<Arc<Client>>>,
+    /// Who commits: host and process id, recorded with each change.
+    replica: String,
+}
+
+impl PostgresBackend {
+    /// Connects to the store at `url`, brings its schema up to date, and seals it with the
+    /// key `resolve` gives (told whether the store already holds a vault, so a key is only
+    /// ever created for a new one). A store sealed with another key is refused.
+    pub fn open(
+        url: &str,
+        ca_file: Option<&Path>,
+        local: PathBuf,
+        resolve: impl FnOnce(bool) -> Result<(Key, KeySource), KeyError>,
+    ) -> Result<Self, VaultError> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| VaultError::Store {
+            store: redact(url),
+            action: "use",
+            reason: format!(
+                "the address is not a PostgreSQL connection URL ({e}); use postgres://USER@HOST:PORT/DATABASE"
+            ),
+        })?;
+        if config.get_password().is_none()
+            && let Ok(password) = std::env::var("PGPASSWORD")
+        {
+            config.password(password);
+        }
+        if config.get_user().is_none()
+            && let Ok(user) = whoami::username()
+        {
+            config.user(user);
+        }
+        let shown = shown(&config);
+        let fail = |action: &'static str| {
+            let store = shown.clone();
+            move |reason: String| VaultError::Store {
+                store,
+                action,
+                reason,
+            }
+        };
+        let tls = tls(&config, ca_file).map_err(fail("use"))?;
+        let db = Db::start(config, tls).map_err(|e| fail("start the session of")(e.to_string()))?;
+        let session = db.session().map_err(|e| fail("connect to")(why(&e)))?;
+        let migrated = {
+            let session = session.clone();
+            db.block(async move { schema::migrate(&session).await })
+        };
+        match migrated {
+            Ok(()) => {}
+            Err(schema::SchemaError::Future { found }) => {
+                return Err(VaultError::FutureVersion {
+                    path: PathBuf::from(&shown),
+                    what: "database schema",
+                    found: found as u32,
+                    supported: schema::VERSION as u32,
+                });
+            }
+            Err(schema::SchemaError::Db(e)) => return Err(fail("set up the tables of")(why(&e))),
+        }
+        let found = {
+            let session = session.clone();
+            db.block(async move {
+                session
+                    .query_opt("SELECT key_id, revision FROM tether_vault", &[])
+                    .await
+            })
+        }
+        .map_err(|e| fail("read")(why(&e)))?;
+        let (key, key_source) = resolve(found.is_some())?;
+        let ours = crypto::hex(&key.id());
+        let replica = replica();
+        let revision = match found {
+            Some(row) => {
+                let sealed_with: String = row.get(0);
+                if sealed_with != ours {
+                    return Err(VaultError::WrongKey {
+                        path: PathBuf::from(&shown),
+                        sealed_with,
+                        hint: "the replica that created the store",
+                        ours: key_source.describe(),
+                        our_id: ours,
+                    });
+                }
+                row.get(1)
+            }
+            None => {
+                let (session, ours, replica) = (session.clone(), ours.clone(), replica.clone());
+                db.block(async move {
+                    session
+                        .execute(
+                            "INSERT INTO tether_vault (revision, key_id, store_version, updated_by)
+                             VALUES (0, $1, $2, $3) ON CONFLICT DO NOTHING",
+                            &[&ours, &(SCHEMA_VERSION as i32), &replica],
+                        )
+                        .await
+                })
+                .map_err(|e| fail("set up")(why(&e)))?;
+                0
+            }
+        };
+        let db = Arc::new(db);
+        let revision = Arc::new(AtomicI64::new(revision));
+        follow(&db, &revision);
+        Ok(Self {
+            shown,
+            local,
+            key,
+            key_source,
+            db,
+            revision,
+            warm: Mutex::new(None),
+            writing: Mutex::new(()),
+            locks: tokio::sync::Mutex::new(None),
+            replica,
+        })
+    }
+
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    pub fn key_source(&self) -> &KeySource {
+        &self.key_source
+    }
+
+    fn error(&self, action: &'static str, e: &tokio_postgres::Error) -> VaultError {
+        VaultError::Store {
+            store: self.shown.clone(),
+            action,
+            reason: why(e),
+        }
+    }
+
+    /// Reads every connection, each opened against its own row's binding.
+    fn decode(
+        &self,
+        rows: &[tokio_postgres::Row],
+        store_version: i32,
+    ) -> Result<Store, VaultError> {
+        if store_version as u32 > SCHEMA_VERSION {
+            return Err(VaultError::FutureVersion {
+                path: PathBuf::from(&self.shown),
+                what: "schema version",
+                found: store_version as u32,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let mut connections = Vec::with_capacity(rows.len());
+        for row in rows {
+            let name: String = row.get("name");
+            let sealed: &[u8] = row.get("sealed");
+            let row_error = |reason: String| VaultError::Row {
+                store: self.shown.clone(),
+                name: name.clone(),
+                reason,
+            };
+            let plain =
+                crypto::open_bound(&self.key, sealed, &binding(&name)).map_err(|e| match e {
+                    OpenError::WrongKey { sealed_with, hint } => VaultError::WrongKey {
+                        path: PathBuf::from(format!("{} (connection '{name}')", self.shown)),
+                        sealed_with: crypto::hex(&sealed_with),
+                        hint: hint.describe(),
+                        ours: self.key_source.describe(),
+                        our_id: crypto::hex(&self.key.id()),
+                    },
+                    OpenError::Tampered => row_error(
+                        "failed its integrity check (changed, or copied from another row)".into(),
+                    ),
+                    other => row_error(format!("is not a sealed connection ({other:?})")),
+                })?;
+            let connection = codec::decode_connection(&plain).map_err(row_error)?;
+            if connection.name.as_str() != name {
+                return Err(row_error(format!(
+                    "holds the connection '{}'",
+                    crate::printable::printable(connection.name.as_str(), 80)
+                )));
+            }
+            connections.push(connection);
+        }
+        Ok(Store::from_connections(connections))
+    }
+
+    /// The newest committed store and its revision, read in one snapshot.
+    fn read(&self) -> Result<(i64, Store), VaultError> {
+        let _one = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let session = self
+            .db
+            .session()
+            .map_err(|e| self.error("connect to", &e))?;
+        let read = self.db.block(async move {
+            session
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await?;
+            let read = async {
+                let head = session
+                    .query_one("SELECT revision, store_version FROM tether_vault", &[])
+                    .await?;
+                let rows = session
+                    .query(
+                        "SELECT name, sealed FROM tether_connections ORDER BY position",
+                        &[],
+                    )
+                    .await?;
+                Ok::<_, tokio_postgres::Error>((head, rows))
+            }
+            .await;
+            session.batch_execute("COMMIT").await?;
+            read
+        });
+        let (head, rows) = read.map_err(|e| self.error("read", &e))?;
+        let revision: i64 = head.get(0);
+        Ok((revision, self.decode(&rows, head.get(1))?))
+    }
+
+    /// The rows a change writes: each connection that differs from before (or moved), and
+    /// the names that are gone.
+    fn changes(
+        &self,
+        before: &Store,
+        after: &Store,
+        revision: i64,
+    ) -> Result<Vec<Change>, VaultError> {
+        let mut changes = Vec::new();
+        for (position, c) in after.connections().iter().enumerate() {
+            let unchanged = before.position(c.name.as_str()) == Some(position)
+                && before.get(c.name.as_str()) == Some(c);
+            if unchanged {
+                continue;
+            }
+            let plain = codec::encode_connection(c).map_err(|reason| VaultError::Corrupt {
+                path: PathBuf::from(&self.shown),
+                reason,
+            })?;
+            let name = c.name.as_str().to_string();
+            let sealed =
+                crypto::seal_bound(&self.key, self.key_source.hint(), &plain, &binding(&name));
+            let token = c.token.as_ref();
+            changes.push(Change::Put {
+                position: position as i32,
+                upstream: c.upstream.to_string(),
+                auth: c.auth.kind().to_string(),
+                state: c.state.word().to_string(),
+                generation: token.map(|t| t.generation as i64),
+                expires_at: token.and_then(|t| t.expires_at),
+                sealed,
+                revision,
+                name,
+            });
+        }
+        for c in before.connections() {
+            if after.get(c.name.as_str()).is_none() {
+                changes.push(Change::Delete(c.name.as_str().to_string()));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The session holding this process's refresh locks, connected again if it died.
+    async fn lock_session(&self) -> Result<Arc<Client>, String> {
+        let mut slot = self.locks.lock().await;
+        if let Some(client) = slot.as_ref()
+            && !client.is_closed()
+        {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(self.db.own_session().await.map_err(|e| why(&e))?);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+}
+
+enum Change {
+    Put {
+        name: String,
+        position: i32,
+        upstream: String,
+        auth: String,
+        state: String,
+        generation: Option<i64>,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        sealed: Vec<u8>,
+        revision: i64,
+    },
+    Delete(String),
+}
+
+impl Backend for PostgresBackend {
+    fn load(&self) -> Result<Store, VaultError> {
+        let known = self.revision.load(Ordering::Acquire);
+        if let Ok(warm) = self.warm.lock()
+            && let Some((revision, store)) = warm.as_ref()
+            && *revision >= known
+        {
+            return Ok(store.clone());
+        }
+        let (revision, store) = self.read()?;
+        self.revision.fetch_max(revision, Ordering::AcqRel);
+        if let Ok(mut warm) = self.warm.lock()
+            && warm.as_ref().is_none_or(|(r, _)| *r <= revision)
+        {
+            *warm = Some((revision, store.clone()));
+        }
+        Ok(store)
+    }
+
+    fn update(&self, apply: &mut dyn FnMut(&mut Store) -> bool) -> Result<(), VaultError> {
+        let _one = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let session = self
+            .db
+            .session()
+            .map_err(|e| self.error("connect to", &e))?;
+        let begun = {
+            let session = session.clone();
+            self.db.block(async move {
+                session.batch_execute("BEGIN").await?;
+                let head = session
+                    .query_one(
+                        "SELECT revision, store_version FROM tether_vault FOR UPDATE",
+                        &[],
+                    )
+                    .await?;
+                Ok::<_, tokio_postgres::Error>((head.get::<_, i64>(0), head.get::<_, i32>(1)))
+            })
+        };
+        let rollback = || {
+            let session = session.clone();
+            self.db.block(async move {
+                let _ = session.batch_execute("ROLLBACK").await;
+            });
+        };
+        let (revision, store_version) = match begun {
+            Ok(head) => head,
+            Err(e) => {
+                rollback();
+                return Err(self.error("lock", &e));
+            }
+        };
+        let warm = self
+            .warm
+            .lock()
+            .ok()
+            .and_then(|mut w| w.take())
+            .filter(|(r, _)| *r == revision);
+        let before = match warm {
+            Some((_, store)) => store,
+            None => {
+                let rows = {
+                    let session = session.clone();
+                    self.db.block(async move {
+                        session
+                            .query(
+                                "SELECT name, sealed FROM tether_connections ORDER BY position",
+                                &[],
+                            )
+                            .await
+                    })
+                };
+                let decoded = rows
+                    .map_err(|e| self.error("read", &e))
+                    .and_then(|rows| self.decode(&rows, store_version));
+                match decoded {
+                    Ok(store) => store,
+                    Err(e) => {
+                        rollback();
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let mut store = before.clone();
+        if !apply(&mut store) {
+            rollback();
+            if let Ok(mut warm) = self.warm.lock() {
+                *warm = Some((revision, before));
+            }
+            return Ok(());
+        }
+        store.version = SCHEMA_VERSION;
+        let next = revision + 1;
+        let changes = match self.changes(&before, &store, next) {
+            Ok(changes) => changes,
+            Err(e) => {
+                rollback();
+                return Err(e);
+            }
+        };
+        let replica = self.replica.clone();
+        let committed = {
+            let session = session.clone();
+            self.db.block(async move {
+                for change in &changes {
+                    match change {
+                        Change::Put {
+                            name,
+                            position,
+                            upstream,
+                            auth,
+                            state,
+                            generation,
+                            expires_at,
+                            sealed,
+                            revision,
+                        } => {
+                            let params: [&(dyn ToSql + Sync); 10] = [
+                                name, position, upstream, auth, state, generation, expires_at,
+                                sealed, revision, &replica,
+                            ];
+                            session
+                                .execute(
+                                    "INSERT INTO tether_connections
+                                       (name, position, upstream, auth, state, generation,
+                                        expires_at, sealed, revision, updated_by)
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                     ON CONFLICT (name) DO UPDATE SET
+                                       position = $2, upstream = $3, auth = $4, state = $5,
+                                       generation = $6, expires_at = $7, sealed = $8,
+                                       revision = $9, updated_at = now(), updated_by = $10",
+                                    &params,
+                                )
+                                .await?;
+                        }
+                        Change::Delete(name) => {
+                            session
+                                .execute("DELETE FROM tether_connections WHERE name = $1", &[name])
+                                .await?;
+                        }
+                    }
+                }
+                session
+                    .execute(
+                        "UPDATE tether_vault SET revision = $1, store_version = $2,
+                           updated_at = now(), updated_by = $3",
+                        &[&next, &(SCHEMA_VERSION as i32), &replica],
+                    )
+                    .await?;
+                session
+                    .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &next.to_string()])
+                    .await?;
+                session.batch_execute("COMMIT").await
+            })
+        };
+        if let Err(e) = committed {
+            rollback();
+            return Err(self.error("write", &e));
+        }
+        self.revision.fetch_max(next, Ordering::AcqRel);
+        if let Ok(mut warm) = self.warm.lock() {
+            *warm = Some((next, store));
+        }
+        Ok(())
+    }
+
+    fn location(&self) -> &Path {
+        &self.local
+    }
+
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    fn stamp(&self) -> Option<Stamp> {
+        Some(Stamp::revision(self.revision.load(Ordering::Acquire)))
+    }
+
+    fn watched_file(&self) -> Option<&Path> {
+        None
+    }
+
+    fn shared_lock<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<SharedLock>, String>> + Send + 'a>> {
+        let key = lock_key(name);
+        Box::pin(async move {
+            loop {
+                let session = self.lock_session().await?;
+                match session
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                    .await
+                {
+                    Ok(row) if row.get::<_, bool>(0) => {
+                        return Ok(Some(SharedLock::new(AdvisoryLock {
+                            session,
+                            key,
+                            db: self.db.clone(),
+                        })));
+                    }
+                    Ok(_) => {}
+                    Err(e) if session.is_closed() => {
+                        tracing::debug!(
+                            "the refresh lock's session ended ({}); connecting again",
+                            why(&e)
+                        );
+                    }
+                    Err(e) => return Err(why(&e)),
+                }
+                tokio::time::sleep(LOCK_RETRY).await;
+            }
+        })
+    }
+}
+
+/// A held refresh lock; released when dropped (or when its session ends with the process).
+struct AdvisoryLock {
+    session: Arc<Client>,
+    key: i64,
+    db: Arc<Db>,
+}
+
+impl Drop for AdvisoryLock {
+    fn drop(&mut self) {
+        let (session, key) = (self.session.clone(), self.key);
+        self.db.spawn(async move {
+            if let Err(e) = session
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .await
+            {
+                tracing::debug!("could not release a refresh lock ({e}); its session will");
+            }
+        });
+    }
+}
+
+/// Follows the change feed into `revision` for as long as the store lives.
+fn follow(db: &Arc<Db>, revision: &Arc<AtomicI64>) {
+    let (feed, mut revisions) = tokio::sync::mpsc::unbounded_channel();
+    db.listen(CHANNEL, feed);
+    let revision = Arc::downgrade(revision);
+    db.spawn(async move {
+        while let Some(seen) = revisions.recv().await {
+            let Some(revision) = revision.upgrade() else {
+                return;
+            };
+            revision.fetch_max(seen, Ordering::AcqRel);
+        }
+    });
+}
+
+/// What a sealed connection is bound to: its row and column.
+fn binding(name: &str) -> Vec<u8> {
+    format!("tether store v1\0tether_connections\0{name}\0sealed").into_bytes()
+}
+
+/// The advisory lock id of connection `name`'s refresh.
+fn lock_key(name: &str) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(b"tether refresh lock v1\0")
+        .chain_update(name.as_bytes())
+        .finalize();
+    i64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// This process, as events and rows name it: host and process id.
+fn replica() -> String {
+    let host = whoami::hostname().unwrap_or_else(|_| "unknown-host".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// The address as messages show it: no password.
+fn shown(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// `url` without what could be a password (for an address that did not parse).
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("…"));
+            }
+            parsed.set_query(None);
+            parsed.to_string()
+        }
+        Err(_) => "the store address".to_string(),
+    }
+}
+
+/// A database error with its causes, the way an operator wants to read it.
+fn why(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// TLS for the store's sessions: none with `sslmode=disable`, else rustls with the
+/// system's roots or `ca_file`'s.
+fn tls(config: &tokio_postgres::Config, ca_file: Option<&Path>) -> Result<Tls, String> {
+    use tokio_postgres::config::SslMode;
+    if config.get_ssl_mode() == SslMode::Disable {
+        return Ok(Tls::Off);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS cannot be set up: {e}"))?;
+    let client = match ca_file {
+        Some(path) => {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("cannot read the CA file '{}': {e}", path.display()))?;
+            for cert in certs {
+                let cert =
+                    cert.map_err(|e| format!("the CA file '{}' is not PEM: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| {
+                    format!(
+                        "the CA file '{}' holds a bad certificate: {e}",
+                        path.display()
+                    )
+                })?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            builder
+                .with_platform_verifier()
+                .map_err(|e| format!("the system's certificate authorities cannot be read: {e}"))?
+                .with_no_client_auth()
+        }
+    };
+    Ok(Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(
+        client,
+    )))
+}
