@@ -11,6 +11,7 @@
 //! - [`site`]: loopback servers that serve exactly the documents a test gives them;
 //! - [`tether_signin`]: a client signing in to tether itself (register, the consent page,
 //!   the code redeemed);
+//! - [`postgres`]: a throwaway PostgreSQL cluster for the shared store;
 //! - [`peers`]: the third-party peers `tests/peers/install.sh` installs, and what a test
 //!   does without them.
 //!
@@ -19,6 +20,7 @@
 
 pub mod oauth_client;
 pub mod peers;
+pub mod postgres;
 pub mod processes;
 pub mod site;
 pub mod tether_signin;

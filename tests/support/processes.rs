@@ -139,6 +139,17 @@ impl Serve {
     }
 
     /// Stops it and returns what it logged.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it at once (SIGKILL), as a crash would, and returns what it logged.
+    pub fn kill_hard(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log.take().unwrap().join().unwrap()
+    }
+
     pub fn stop(mut self) -> String {
         self.terminate();
         let status = self.child.wait().unwrap();

@@ -98,6 +98,9 @@ impl PostgresBackend {
             config.user(user);
         }
         let shown = shown(&config);
+        let replica = replica();
+        // Operators see which replica each session is (pg_stat_activity).
+        config.application_name(format!("tether {replica}"));
         let fail = |action: &'static str| {
             let store = shown.clone();
             move |reason: String| VaultError::Store {
@@ -134,9 +137,18 @@ impl PostgresBackend {
             })
         }
         .map_err(|e| fail("read")(why(&e)))?;
-        let (key, key_source) = resolve(found.is_some())?;
+        let (key, key_source) = resolve(found.is_some()).map_err(|e| match e {
+            // The store is the vault here: say so, and where its key comes from.
+            KeyError::MissingForExistingVault { looked, .. } => VaultError::Store {
+                store: shown.clone(),
+                action: "open",
+                reason: format!(
+                    "it holds a vault, but this machine has no key for it in {looked}: copy the vault key from a replica that has one (its key file, or TETHER_VAULT_KEY), as docs/deployment.md says"
+                ),
+            },
+            other => other.into(),
+        })?;
         let ours = crypto::hex(&key.id());
-        let replica = replica();
         let revision = match found {
             Some(row) => {
                 let sealed_with: String = row.get(0);
