@@ -132,8 +132,21 @@ async fn three_replicas_share_one_rotating_grant_through_the_database() {
         "{} refreshes in {SECONDS}s",
         totals.refresh_calls
     );
+    // The rows and the history name the replica that wrote them: host and process id.
+    let host = whoami_host();
     let by = pg.psql("vault", "SELECT updated_by FROM tether_connections");
-    assert!(by.starts_with(&format!("{}:", whoami_host())), "{by}");
+    assert!(by.starts_with(&format!("{host}:")), "{by}");
+    let history = replicas[0].status("linear")["history"].to_string();
+    let pids: std::collections::BTreeSet<&str> = history
+        .match_indices(&format!(" by {host}:"))
+        .map(|(i, m)| {
+            let rest = &history[i + m.len()..];
+            &rest[..rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len())]
+        })
+        .collect();
+    assert!(!pids.is_empty(), "no refresh names its replica: {history}");
     eprintln!(
         "3 replicas × 50 clients, {SECONDS} s: {calls} calls, {} refreshes ({:.2} per two-second lifetime)",
         totals.refresh_calls,

@@ -22,6 +22,9 @@ pub struct Freshness {
     /// One reload at a time; requests that come meanwhile wait for it rather than being
     /// admitted on the view it replaces.
     reloading: tokio::sync::Mutex<()>,
+    /// For a store that is no file (PostgreSQL): the revision last seen, compared with the
+    /// one its change feed keeps in memory.
+    revision: Option<AtomicU64>,
 }
 
 impl Freshness {
@@ -42,13 +45,18 @@ impl Freshness {
             seen: AtomicU64::new(0),
             loaded: AtomicU64::new(0),
             reloading: tokio::sync::Mutex::new(()),
+            revision: engine
+                .vault()
+                .watched_file()
+                .is_none()
+                .then(|| AtomicU64::new(revision(engine))),
         }
     }
 
     /// Brings the engine's view up to date with the vault file if it changed since it was
     /// last loaded; waits for a reload another request began.
     pub async fn ensure(&self, engine: &Engine) {
-        if self.changed() {
+        if self.changed(engine) {
             self.seen.fetch_add(1, Ordering::AcqRel);
         }
         if self.loaded.load(Ordering::Acquire) >= self.seen.load(Ordering::Acquire) {
@@ -64,14 +72,23 @@ impl Freshness {
         self.loaded.fetch_max(wanted, Ordering::AcqRel);
     }
 
-    /// Whether the vault file may have changed since the last call.
-    fn changed(&self) -> bool {
+    /// Whether the vault may have changed since the last call.
+    fn changed(&self, engine: &Engine) -> bool {
+        if let Some(seen) = &self.revision {
+            let now = revision(engine);
+            return seen.swap(now, Ordering::AcqRel) != now;
+        }
         #[cfg(target_os = "linux")]
         if let Some(watch) = &self.watch {
             return watch.take_changes();
         }
         true
     }
+}
+
+/// The store's revision as its change feed last announced it (a memory read).
+fn revision(engine: &Engine) -> u64 {
+    engine.vault().stamp().map_or(0, |s| s.first())
 }
 
 #[cfg(target_os = "linux")]

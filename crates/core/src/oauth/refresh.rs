@@ -348,6 +348,12 @@ impl TokenManager {
             .as_ref()
             .is_some_and(|new| new.expose() != plan.refresh_token.expose());
         let now = Utc::now();
+        // Where several replicas share the store, the history says which one refreshed.
+        let by = self
+            .vault
+            .replica()
+            .map(|r| format!(" by {r}"))
+            .unwrap_or_default();
         let stored = self
             .vault
             .transact_async(move |store: &mut Store| {
@@ -361,7 +367,10 @@ impl TokenManager {
                 let mut event = Event::new(
                     now,
                     EventKind::Refreshed,
-                    format!("refreshed: generation {generation} → {}", token.generation),
+                    format!(
+                        "refreshed: generation {generation} → {}{by}",
+                        token.generation
+                    ),
                 );
                 event.latency_ms = Some(latency.as_millis() as u64);
                 c.token = Some(token);

@@ -119,6 +119,11 @@ impl Stamp {
     pub fn revision(revision: i64) -> Self {
         Self([revision as u64, 0, 0])
     }
+
+    /// The first part: the whole of a database's stamp.
+    pub fn first(&self) -> u64 {
+        self.0[0]
+    }
 }
 
 /// A refresh lock the store itself holds across machines (the PostgreSQL store's advisory
@@ -153,6 +158,12 @@ pub trait Backend: Send + Sync {
     /// The store's current version (see [`Stamp`]).
     fn stamp(&self) -> Option<Stamp> {
         Stamp::of_file(self.location())
+    }
+
+    /// This process as the store names it to other replicas (host and process id), for a
+    /// store several machines share.
+    fn replica(&self) -> Option<&str> {
+        None
     }
 
     /// The file to watch for other processes' changes, when the store is one.
@@ -255,6 +266,11 @@ impl Vault {
     /// The store's current version; compare with an earlier one to see a change.
     pub fn stamp(&self) -> Option<Stamp> {
         self.backend.stamp()
+    }
+
+    /// This process's name among the store's replicas, where several share it.
+    pub fn replica(&self) -> Option<&str> {
+        self.backend.replica()
     }
 
     /// The file to watch for changes, when the store is a file.

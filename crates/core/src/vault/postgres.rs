@@ -546,6 +546,10 @@ impl Backend for PostgresBackend {
         None
     }
 
+    fn replica(&self) -> Option<&str> {
+        Some(&self.replica)
+    }
+
     fn shared_lock<'a>(
         &'a self,
         name: &'a str,
