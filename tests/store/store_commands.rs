@@ -3,6 +3,7 @@
 use serde_json::Value;
 use tether_sim::Profile;
 
+use crate::support::postgres::Postgres;
 use crate::support::{self, Home};
 use crate::{Replica, database};
 
@@ -355,4 +356,49 @@ async fn a_file_vault_moves_to_postgres_and_back_and_the_source_is_left_as_it_wa
     // ...and the file copy holds the refreshed grant.
     assert_eq!(on_pg.home.status("notion")["token"]["generation"], 2);
     sim.shutdown().await;
+}
+
+#[test]
+fn the_store_is_reached_over_tls_checked_against_the_authority_given() {
+    let Some((pg, ca_pem)) = Postgres::start_tls() else {
+        return;
+    };
+    pg.psql("postgres", "CREATE DATABASE vault");
+    let url = format!(
+        "postgres://tether@localhost:{}/vault?sslmode=require",
+        pg.port
+    );
+    let one = Replica::first(&url);
+
+    // The database's certificate is signed by no authority this machine knows.
+    let refused = one.run(&["list"]);
+    assert_eq!(refused.status, 1);
+    assert!(
+        refused.stderr.contains("cannot connect to the store")
+            && refused.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        refused.stderr
+    );
+
+    // Given its authority, every session is TLS.
+    let ca = one.home.path().join("db-ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    std::fs::write(
+        one.home.path().join("config.toml"),
+        format!("[store]\nca_file = \"{}\"\n", ca.display()),
+    )
+    .unwrap();
+    one.run(&["add", "open", "http://127.0.0.1:9/mcp", "--no-auth"])
+        .ok();
+    let serve = one.serve();
+    let sessions = pg.psql(
+        "vault",
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid
+         WHERE a.application_name LIKE 'tether %'",
+    );
+    assert!(
+        !sessions.is_empty() && sessions.lines().all(|l| l == "t"),
+        "{sessions}"
+    );
+    drop(serve);
 }

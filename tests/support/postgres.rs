@@ -14,6 +14,8 @@ pub struct Postgres {
     pub port: u16,
     /// The account the server runs as, when the tests run as root.
     user: Option<&'static str>,
+    /// Server options beyond the defaults (TLS).
+    extra: String,
 }
 
 /// The folder holding `initdb` and `pg_ctl`: on PATH, or Debian's versioned folder.
@@ -37,6 +39,16 @@ fn bin_dir() -> Option<PathBuf> {
 impl Postgres {
     /// A running cluster, or `None` (skip) when PostgreSQL is not installed.
     pub fn start() -> Option<Self> {
+        Self::start_with(false).map(|(pg, _)| pg)
+    }
+
+    /// A running cluster that offers TLS with a certificate for `localhost`, and that
+    /// certificate's PEM (the only authority that signs it).
+    pub fn start_tls() -> Option<(Self, String)> {
+        Self::start_with(true).map(|(pg, pem)| (pg, pem.expect("made with TLS")))
+    }
+
+    fn start_with(tls: bool) -> Option<(Self, Option<String>)> {
         let Some(bin) = bin_dir() else {
             let reason = "PostgreSQL is not installed (initdb, pg_ctl): apt-get install postgresql";
             if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -53,11 +65,12 @@ impl Postgres {
         if let Some(user) = user {
             run(Command::new("chown").args([user, &dir.path().display().to_string()]));
         }
-        let pg = Self {
+        let mut pg = Self {
             port: super::free_port(),
             bin,
             dir,
             user,
+            extra: String::new(),
         };
         pg.as_server("initdb")
             .args([
@@ -74,8 +87,36 @@ impl Postgres {
             .output()
             .map(|out| check(out, "initdb"))
             .expect("run initdb");
+        let pem = tls.then(|| pg.certificate());
         pg.start_server();
-        Some(pg)
+        Some((pg, pem))
+    }
+
+    /// Writes a self-signed certificate for `localhost` and its key beside the data (the
+    /// key private to the server's account, as PostgreSQL insists) and turns TLS on.
+    fn certificate(&mut self) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let crt = self.dir.path().join("server.crt");
+        let pem_key = self.dir.path().join("server.key");
+        std::fs::write(&crt, cert.pem()).unwrap();
+        std::fs::write(&pem_key, key.serialize_pem()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pem_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some(user) = self.user {
+            for file in [&crt, &pem_key] {
+                run(Command::new("chown").args([user, &file.display().to_string()]));
+            }
+        }
+        self.extra = format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            crt.display(),
+            pem_key.display()
+        );
+        cert.pem()
     }
 
     fn data(&self) -> String {
@@ -97,9 +138,10 @@ impl Postgres {
     /// Starts (or starts again) the server and waits until it accepts connections.
     pub fn start_server(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         let log = self.dir.path().join("server.log").display().to_string();
         let out = self
