@@ -41,7 +41,7 @@ use super::{Backend, SharedLock, Stamp, VaultError};
 /// The channel revisions are announced on.
 const CHANNEL: &str = "tether_vault";
 
-/// How often a refresh lock held by another replica is tried again.
+/// The wait before the refresh lock's session is connected again, when it ended.
 const LOCK_RETRY: Duration = Duration::from_millis(50);
 
 /// Whether `url` names a PostgreSQL store (else it must be `file`).
@@ -556,7 +556,9 @@ impl Backend for PostgresBackend {
     ) -> Pin<Box<dyn Future<Output = Result<Option<SharedLock>, String>> + Send + 'a>> {
         let key = lock_key(name);
         Box::pin(async move {
+            let mut tries = 0;
             loop {
+                tries += 1;
                 let session = self.lock_session().await?;
                 match session
                     .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
@@ -569,18 +571,36 @@ impl Backend for PostgresBackend {
                             db: self.db.clone(),
                         })));
                     }
-                    Ok(_) => {}
-                    Err(e) if session.is_closed() => {
+                    // Another replica refreshes: wait in a session of our own, which the
+                    // database hands the lock to the moment it is released.
+                    Ok(_) => return self.wait_for_lock(key).await.map(Some),
+                    Err(e) if session.is_closed() && tries < 3 => {
                         tracing::debug!(
                             "the refresh lock's session ended ({}); connecting again",
                             why(&e)
                         );
+                        tokio::time::sleep(LOCK_RETRY).await;
                     }
                     Err(e) => return Err(why(&e)),
                 }
-                tokio::time::sleep(LOCK_RETRY).await;
             }
         })
+    }
+}
+
+impl PostgresBackend {
+    /// Blocks on `key` in a new session, held (and closed) with the lock.
+    async fn wait_for_lock(&self, key: i64) -> Result<SharedLock, String> {
+        let session = Arc::new(self.db.own_session().await.map_err(|e| why(&e))?);
+        session
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .await
+            .map_err(|e| why(&e))?;
+        Ok(SharedLock::new(AdvisoryLock {
+            session,
+            key,
+            db: self.db.clone(),
+        }))
     }
 }
 
