@@ -12,7 +12,8 @@
 //! - [`tether_signin`]: a client signing in to tether itself (register, the consent page,
 //!   the code redeemed);
 //! - [`peers`]: the third-party peers `tests/peers/install.sh` installs, and what a test
-//!   does without them.
+//!   does without them;
+//! - [`tmux`]: a program in a terminal of its own, driven by keys and read off the screen.
 //!
 //! Each binary uses part of it.
 #![allow(dead_code, unused_imports)]
@@ -22,6 +23,7 @@ pub mod peers;
 pub mod processes;
 pub mod site;
 pub mod tether_signin;
+pub mod tmux;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
