@@ -1,8 +1,8 @@
 //! Logins the MCP client applications made themselves, taken over by `tether import`. Each
 //! application signs in to a `tether sim` on its own — its registration, its OAuth, the
 //! stand-in browser, its own store on file — headless where it can (Codex, opencode), and
-//! where its sign-in lives only in its interactive UI (Claude Code) in a terminal of its
-//! own, driven by keys as a user would. Then `tether import` reads that store: no new
+//! where its sign-in lives only in its interactive UI (Claude Code, Gemini CLI) in a terminal
+//! of its own, driven by keys as a user would. Then `tether import` reads that store: no new
 //! registration or sign-in at the server, the next refresh made with the application's
 //! client, calls through tether's endpoint answered for that client, no token in what tether
 //! prints, and the application's files left as they were.
@@ -215,6 +215,37 @@ fn a_login_claude_code_made_in_its_mcp_menu_is_imported_without_a_new_sign_in() 
     });
 }
 
+/// Gemini CLI signs in to a server with `/mcp auth NAME`, after asking whether to open the
+/// browser, which it does with `xdg-open` whatever `$BROWSER` says.
+#[test]
+fn a_login_gemini_cli_made_with_mcp_auth_is_imported_without_a_new_sign_in() {
+    if require("@google/gemini-cli").is_none() || !tmux::available() {
+        return;
+    }
+    let made = Made {
+        tool: "gemini",
+        store: ".gemini/mcp-oauth-tokens.json",
+        name: "srv",
+        issuer_recorded: true,
+    };
+    imports_a_login_the_app_made(&made, |home, sim| {
+        let settings = home.user().join(".gemini/settings.json");
+        write_json(&settings, &gemini_settings("gemini-api-key", &sim.mcp_url));
+        let mut gemini = app_in(home, "gemini");
+        gemini.env("GEMINI_API_KEY", "tether-test-key");
+        let ui = terminal("gemini-cli", home, gemini);
+        ui.wait_for("Type your message", UI_PATIENCE);
+        command(&ui, "/mcp auth srv");
+        ui.wait_for("Do you want to continue?", UI_PATIENCE);
+        ui.keys(&["Enter"]);
+        ui.wait_for(
+            "Successfully authenticated with MCP server 'srv'",
+            UI_PATIENCE,
+        );
+        ui.close();
+    });
+}
+
 /// How long an application's UI may take to show what the test waits for.
 const UI_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -253,6 +284,17 @@ fn command(ui: &Session, text: &str) {
     ui.type_text(text);
     ui.wait_for(text, UI_PATIENCE);
     ui.keys(&["Enter"]);
+}
+
+/// Settings for Gemini CLI or Qwen Code: updates and usage statistics off, `auth` as the
+/// model provider's kind, and server `srv` at `url`.
+fn gemini_settings(auth: &str, url: &str) -> Value {
+    json!({
+        "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
+        "privacy": {"usageStatisticsEnabled": false},
+        "security": {"auth": {"selectedType": auth}},
+        "mcpServers": {"srv": {"httpUrl": url}},
+    })
 }
 
 fn write_json(path: &Path, value: &Value) {
