@@ -1,11 +1,11 @@
 //! Logins the MCP client applications made themselves, taken over by `tether import`. Each
 //! application signs in to a `tether sim` on its own — its registration, its OAuth, the
 //! stand-in browser, its own store on file — headless where it can (Codex, opencode), and
-//! where its sign-in lives only in its interactive UI (Claude Code, Gemini CLI) in a terminal
-//! of its own, driven by keys as a user would. Then `tether import` reads that store: no new
-//! registration or sign-in at the server, the next refresh made with the application's
-//! client, calls through tether's endpoint answered for that client, no token in what tether
-//! prints, and the application's files left as they were.
+//! where its sign-in lives only in its interactive UI (Claude Code, Gemini CLI, Qwen Code) in
+//! a terminal of its own, driven by keys as a user would. Then `tether import` reads that
+//! store: no new registration or sign-in at the server, the next refresh made with the
+//! application's client, calls through tether's endpoint answered for that client, no token
+//! in what tether prints, and the application's files left as they were.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -242,6 +242,45 @@ fn a_login_gemini_cli_made_with_mcp_auth_is_imported_without_a_new_sign_in() {
             "Successfully authenticated with MCP server 'srv'",
             UI_PATIENCE,
         );
+        ui.close();
+    });
+}
+
+/// Qwen Code 0.24 moved its sign-in from `/mcp auth NAME` to the `/mcp` dialog: the server,
+/// then Authenticate. A model provider is configured (never reached) so it starts without
+/// its provider setup.
+#[test]
+fn a_login_qwen_code_made_in_its_mcp_dialog_is_imported_without_a_new_sign_in() {
+    if require("@qwen-code/qwen-code").is_none() || !tmux::available() {
+        return;
+    }
+    let made = Made {
+        tool: "qwen",
+        store: ".qwen/mcp-oauth-tokens.json",
+        name: "srv",
+        issuer_recorded: true,
+    };
+    imports_a_login_the_app_made(&made, |home, sim| {
+        let mut settings = gemini_settings("openai", &sim.mcp_url);
+        settings["model"] = json!({"name": "stand-in"});
+        write_json(&home.user().join(".qwen/settings.json"), &settings);
+        let mut qwen = app_in(home, "qwen");
+        qwen.env("OPENAI_API_KEY", "tether-test-key")
+            .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1");
+        let ui = terminal("qwen-code", home, qwen);
+        ui.wait_for("Type your message", UI_PATIENCE);
+        command(&ui, "/mcp");
+        ui.wait_for("needs authentication", UI_PATIENCE);
+        ui.keys(&["Enter"]);
+        ui.wait_for("Authenticate", UI_PATIENCE);
+        for _ in 0..5 {
+            if ui.capture().contains("› Authenticate") {
+                break;
+            }
+            ui.keys(&["Down"]);
+        }
+        ui.keys(&["Enter"]);
+        ui.wait_for("Re-authenticate", UI_PATIENCE);
         ui.close();
     });
 }
