@@ -1,11 +1,11 @@
 //! Logins the MCP client applications made themselves, taken over by `tether import`. Each
 //! application signs in to a `tether sim` on its own — its registration, its OAuth, the
 //! stand-in browser, its own store on file — headless where it can (Codex, opencode), and
-//! where its sign-in lives only in its interactive UI (Claude Code, Gemini CLI, Qwen Code) in
-//! a terminal of its own, driven by keys as a user would. Then `tether import` reads that
-//! store: no new registration or sign-in at the server, the next refresh made with the
-//! application's client, calls through tether's endpoint answered for that client, no token
-//! in what tether prints, and the application's files left as they were.
+//! where its sign-in lives only in its interactive UI (Claude Code, Gemini CLI, Qwen Code,
+//! Copilot CLI) in a terminal of its own, driven by keys as a user would. Then `tether
+//! import` reads that store: no new registration or sign-in at the server, the next refresh
+//! made with the application's client, calls through tether's endpoint answered for that
+//! client, no token in what tether prints, and the application's files left as they were.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -281,6 +281,37 @@ fn a_login_qwen_code_made_in_its_mcp_dialog_is_imported_without_a_new_sign_in() 
         }
         ui.keys(&["Enter"]);
         ui.wait_for("Re-authenticate", UI_PATIENCE);
+        ui.close();
+    });
+}
+
+/// Copilot CLI signs in to a server that asks for OAuth as soon as it connects to it, which
+/// it does on starting in a folder the user trusts. Offline, with a model provider
+/// configured (never reached), it starts without a GitHub login.
+#[test]
+fn a_login_copilot_cli_made_on_starting_is_imported_without_a_new_sign_in() {
+    if require("@github/copilot").is_none() || !tmux::available() {
+        return;
+    }
+    let made = Made {
+        tool: "copilot",
+        store: ".copilot/mcp-oauth-config",
+        name: "local",
+        issuer_recorded: true,
+    };
+    imports_a_login_the_app_made(&made, |home, sim| {
+        let config =
+            json!({"mcpServers": {"srv": {"type": "http", "url": sim.mcp_url, "tools": ["*"]}}});
+        write_json(&home.user().join(".copilot/mcp-config.json"), &config);
+        let mut copilot = app_in(home, "copilot");
+        copilot
+            .env("COPILOT_OFFLINE", "true")
+            .env("COPILOT_PROVIDER_BASE_URL", "http://127.0.0.1:9/v1")
+            .env("COPILOT_MODEL", "stand-in");
+        let ui = terminal("copilot-cli", home, copilot);
+        ui.wait_for("Do you trust the files in this folder?", UI_PATIENCE);
+        ui.keys(&["Enter"]);
+        ui.wait_for("1 server connected", UI_PATIENCE);
         ui.close();
     });
 }
