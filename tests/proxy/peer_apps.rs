@@ -17,7 +17,7 @@ use crate::support::site::{Reply, Site};
 use crate::support::{self, Home, Serve, Sim, peers, signed_in};
 
 /// How long one application command may take before the test gives up on it.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A signed-in home with `tether serve` running for connection `generic`, and the
 /// simulator behind it.
@@ -116,7 +116,7 @@ impl Setup {
 /// Application `bin` from `tests/peers` with only this home's environment: none of the
 /// developer's API keys or config folders, updaters and telemetry off, Node 22 first on
 /// `PATH`, run in the home (a folder it has never seen).
-fn app_in(home: &Home, bin: &str) -> Command {
+pub(crate) fn app_in(home: &Home, bin: &str) -> Command {
     let user = home.user();
     let bins = peers::dir().join("node_modules/.bin");
     let mut cmd = Command::new(bins.join(bin));
@@ -152,7 +152,7 @@ fn app_in(home: &Home, bin: &str) -> Command {
 }
 
 /// Runs `cmd` with no input, killing it after [`PATIENCE`].
-fn finish(cmd: &mut Command) -> Output {
+pub(crate) fn finish(cmd: &mut Command) -> Output {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -213,7 +213,7 @@ fn plain(text: &str) -> String {
 
 /// `text` with every endpoint secret (`/s/<secret>`) cut to its first four characters, as
 /// tether masks them: the applications print their URLs in full.
-fn masked(text: &str) -> String {
+pub(crate) fn masked(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("/s/") {
@@ -234,7 +234,7 @@ fn masked(text: &str) -> String {
 
 /// The pinned application in `package` (a folder under `tests/peers/node_modules`), or
 /// `None` with the skip printed (a failure under CI).
-fn require(package: &str) -> Option<PathBuf> {
+pub(crate) fn require(package: &str) -> Option<PathBuf> {
     peers::require(&[package])
 }
 
@@ -292,7 +292,7 @@ fn qwen_code_connects_through_tether_and_its_own_entry_is_drift() {
 
 /// Gemini CLI's and Qwen Code's settings with updates and usage statistics off, written
 /// before `tether config` merges its entry into them.
-fn quiet_gemini_settings(path: &std::path::Path) {
+fn quiet_gemini_settings(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let settings = json!({
         "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
@@ -387,106 +387,6 @@ fn codex_connects_through_tether_and_its_own_entry_is_drift() {
     add.env("BROWSER", support::browser())
         .args(["mcp", "add", "upstream", "--url"]);
     s.assert_drift_after("codex", add, &[]);
-}
-
-/// An application signs in to a server by itself (its own registration and OAuth, through
-/// the stand-in browser, into its own store on file, as it does without a keyring): `login`
-/// gives its command for the server's URL (after writing any config it needs under the user's
-/// home), and `store` is where its file lands under that home.
-/// `tether import TOOL` then takes that login over under the application's name for the
-/// server (`srv`): no new registration or sign-in at the server, the same client
-/// refreshing, and the application's file left as it was.
-fn imports_a_login_the_app_made(
-    bin: &str,
-    login: &dyn Fn(&Path, &str) -> Vec<String>,
-    store: &str,
-    tool: &str,
-    issuer_recorded: bool,
-) {
-    let sim = Sim::start("linear", "1");
-    let home = Home::new();
-    std::fs::create_dir_all(home.user()).unwrap();
-    let mut cmd = app_in(&home, bin);
-    cmd.env("BROWSER", support::browser())
-        .args(login(&home.user(), &sim.mcp_url));
-    let out = finish(&mut cmd);
-    assert!(out.status.success(), "{bin} signing in: {out:?}");
-    let store = home.user().join(store);
-    let written =
-        std::fs::read(&store).unwrap_or_else(|e| panic!("{bin} kept no login at {store:?}: {e}"));
-    // (opencode registers twice as it signs in: the counts are the application's own.)
-    let before = sim.stats()["totals"].clone();
-    assert_eq!(before["authorizations"], 1, "{before}");
-
-    let imported = home.run(&["import", tool]).ok();
-    assert!(
-        imported.stdout.contains("imported as 'srv'"),
-        "{}",
-        imported.stdout
-    );
-    assert_eq!(
-        !imported
-            .stdout
-            .contains("does not say which authorization server"),
-        issuer_recorded,
-        "{}",
-        imported.stdout
-    );
-    assert_eq!(home.status("srv")["state"], "healthy");
-    let refreshed = home.run(&["refresh", "srv"]).ok();
-    assert!(
-        refreshed.stdout.contains("generation 2"),
-        "{}",
-        refreshed.stdout
-    );
-    let after = sim.stats()["totals"].clone();
-    assert_eq!(
-        after["registrations"], before["registrations"],
-        "no new registration: {after}"
-    );
-    assert_eq!(after["authorizations"], 1, "no new sign-in: {after}");
-    assert_eq!(after["refresh_grants"], 1, "{after}");
-    assert_eq!(
-        std::fs::read(&store).unwrap(),
-        written,
-        "{bin}'s file is untouched"
-    );
-}
-
-/// Codex 0.171 records the issuer too: the import checks it instead of noting it unknown.
-#[test]
-fn a_login_codex_made_itself_is_imported_without_a_new_sign_in() {
-    if require("@openai/codex").is_none() {
-        return;
-    }
-    let login = |_: &Path, url: &str| {
-        ["mcp", "add", "srv", "--url", url]
-            .map(String::from)
-            .to_vec()
-    };
-    imports_a_login_the_app_made("codex", &login, ".codex/.credentials.json", "codex", true);
-}
-
-/// opencode's `mcp auth` signs in headless; its store keeps `expiresAt` in fractional seconds.
-#[test]
-fn a_login_opencode_made_itself_is_imported_without_a_new_sign_in() {
-    if require("opencode-ai").is_none() {
-        return;
-    }
-    let login = |user: &Path, url: &str| {
-        let config = json!({"mcp": {"srv": {"type": "remote", "url": url}}});
-        let dir = user.join(".config/opencode");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("opencode.jsonc"), config.to_string()).unwrap();
-        ["mcp", "auth", "srv"].map(String::from).to_vec()
-    };
-    imports_a_login_the_app_made(
-        "opencode",
-        &login,
-        ".local/share/opencode/mcp-auth.json",
-        "opencode",
-        false,
-    );
 }
 
 /// Codex knows only tether's `/c/generic/mcp`, no secret: the 401 sends it to tether's own

@@ -13,7 +13,8 @@
 //!   the code redeemed);
 //! - [`postgres`]: a throwaway PostgreSQL cluster for the shared store;
 //! - [`peers`]: the third-party peers `tests/peers/install.sh` installs, and what a test
-//!   does without them.
+//!   does without them;
+//! - [`tmux`]: a program in a terminal of its own, driven by keys and read off the screen.
 //!
 //! Each binary uses part of it.
 #![allow(dead_code, unused_imports)]
@@ -24,6 +25,7 @@ pub mod postgres;
 pub mod processes;
 pub mod site;
 pub mod tether_signin;
+pub mod tmux;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

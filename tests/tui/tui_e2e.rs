@@ -10,93 +10,11 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Home, Sim};
 
-pub(crate) fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub(crate) use crate::support::tmux::Session;
 
-pub(crate) struct Session(pub(crate) String);
-
-impl Session {
-    pub(crate) fn capture(&self) -> String {
-        tmux(&["capture-pane", "-t", &self.0, "-p"])
-    }
-
-    pub(crate) fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            tmux(&["send-keys", "-t", &self.0, k]);
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// Waits until the pane shows `text`, returning the pane.
-    pub(crate) fn wait_for(&self, text: &str, within: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let pane = self.capture();
-            if pane.contains(text) {
-                return pane;
-            }
-            assert!(
-                start.elapsed() < within,
-                "'{text}' never appeared; the pane:\n{pane}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn alive(&self) -> bool {
-        Command::new("tmux")
-            .args(["has-session", "-t", &self.0])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
-}
-
-/// `command` running in a new tmux session of 120×34, or `None` (said) without tmux.
+/// `command` running in a new terminal of 120×34, or `None` (said) without tmux.
 pub(crate) fn start(test: &str, command: &str) -> Option<Session> {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "tmux is missing: .ci/run must install it"
-        );
-        eprintln!("skipped: tmux is not installed");
-        return None;
-    }
-    let name = format!("tether-{test}-{}", std::process::id());
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "34",
-        command,
-    ]);
-    Some(Session(name))
-}
-
-impl Session {
-    /// Quits with q and waits for the program to end.
-    pub(crate) fn quit(&self) {
-        self.keys(&["q"]);
-        let start = Instant::now();
-        while self.alive() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert!(!self.alive(), "q did not quit");
-    }
+    support::tmux::shell(test, (120, 34), command)
 }
 
 #[test]
@@ -152,7 +70,7 @@ fn a_user_drives_the_demo() {
         assert!(!pane.contains(marker), "a token is visible:\n{pane}");
     }
 
-    session.quit();
+    session.end_with("q");
 }
 
 /// The terminal UI over `home`'s vault, serving the proxy on a free loopback port unless
@@ -224,7 +142,7 @@ fn a_sign_in_whose_browser_is_elsewhere_is_finished_by_pasting() {
         .unwrap()
         .to_string();
 
-    tmux(&["send-keys", "-t", &session.0, "-l", &address]);
+    session.type_text(&address);
     let pane = session.wait_for("code=", Duration::from_secs(5));
     assert!(!pane.contains(&code), "the code is on screen:\n{pane}");
     session.keys(&["Enter"]);
@@ -235,7 +153,7 @@ fn a_sign_in_whose_browser_is_elsewhere_is_finished_by_pasting() {
     let status = home.run(&["status", "remote", "--json"]).ok();
     assert!(status.stdout.contains("\"healthy\""), "{}", status.stdout);
     session.keys(&["Enter"]);
-    session.quit();
+    session.end_with("q");
 }
 
 /// The add wizard adds a connection and starts its sign-in in one go; Esc — while the
@@ -263,9 +181,9 @@ fn the_add_wizard_starts_a_sign_in_and_esc_leaves_nothing_behind() {
     let fill_in = |name: &str| {
         session.keys(&["a"]);
         session.wait_for("MCP URL", Duration::from_secs(5));
-        tmux(&["send-keys", "-t", &session.0, "-l", name]);
+        session.type_text(name);
         session.keys(&["Tab"]);
-        tmux(&["send-keys", "-t", &session.0, "-l", &sim.mcp_url]);
+        session.type_text(&sim.mcp_url);
         session.keys(&["Tab"]);
     };
 
@@ -287,7 +205,7 @@ fn the_add_wizard_starts_a_sign_in_and_esc_leaves_nothing_behind() {
 
     // Enter and Esc in one go: the Add has not shown yet when Esc comes.
     fill_in("hurried");
-    tmux(&["send-keys", "-t", &session.0, "Enter", "Escape"]);
+    session.burst(&["Enter", "Escape"]);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(names(), Vec::<String>::new());
     let pane = session.wait_for("press a to add one", Duration::from_secs(5));
@@ -296,7 +214,7 @@ fn the_add_wizard_starts_a_sign_in_and_esc_leaves_nothing_behind() {
         pane.contains("'hurried' was not added: its sign-in was cancelled"),
         "{pane}"
     );
-    session.quit();
+    session.end_with("q");
 }
 
 /// A tether already serves the proxy port: the terminal UI says so and keeps watching the
@@ -326,7 +244,7 @@ fn another_tether_serving_the_port_is_named_and_its_changes_show() {
         .ok();
     // The vault is watched once a second; the wait's bound is generous, not a target.
     session.wait_for("second", Duration::from_secs(10));
-    session.quit();
+    session.end_with("q");
     let log = std::fs::read_to_string(home.path().join("logs/tether.log")).unwrap();
     assert!(!log.is_empty(), "the log file is empty");
     assert!(
@@ -363,6 +281,6 @@ fn a_port_held_by_a_stranger_is_named_and_no_proxy_starts_elsewhere() {
         "{pane}"
     );
     assert!(!pane.contains("proxy on"), "{pane}");
-    session.quit();
+    session.end_with("q");
     drop(serve);
 }

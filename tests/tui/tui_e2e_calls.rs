@@ -139,7 +139,7 @@ fn calls_through_the_proxy_show_live_in_the_calls_views() {
     session.wait_for("Overview", SHOWN_WITHIN);
     let pane = session.capture();
     assert!(!pane.contains("All calls"), "{pane}");
-    session.quit();
+    session.end_with("q");
 }
 
 #[test]
@@ -165,6 +165,6 @@ fn a_tui_watching_another_tethers_proxy_shows_its_calls_from_the_audit_log() {
     session.wait_for("from the audit log", SHOWN_WITHIN);
     session.keys(&["q"]);
     session.wait_for("Overview", SHOWN_WITHIN);
-    session.quit();
+    session.end_with("q");
     drop(serve);
 }

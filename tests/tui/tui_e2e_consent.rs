@@ -148,7 +148,7 @@ async fn the_terminal_ui_serving_the_proxy_shows_a_sign_in_and_answers_it() {
     assert!(body.contains("wants to use"), "the page waits too");
     allowed_in_the_tui_after(&session, &base, &client_id, &first, "Claude Code").await;
     denied_in_the_tui(&session, &base, "Gemini CLI", &home).await;
-    session.quit();
+    session.end_with("q");
 }
 
 /// With `first` (from `client_id`) already shown, another client asks: "1 of 2"; the
@@ -195,7 +195,7 @@ async fn a_terminal_ui_watching_tether_serve_shows_its_sign_ins_and_answers_them
     );
     allowed_in_the_tui(&session, &serve.base, "Codex").await;
     denied_in_the_tui(&session, &serve.base, "Claude Code", &home).await;
-    session.quit();
+    session.end_with("q");
     let log = serve.stop();
     crate::support::assert_no_tokens(&log);
     let tui_log = std::fs::read_to_string(home.path().join("logs/tether.log")).unwrap_or_default();

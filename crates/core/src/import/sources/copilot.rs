@@ -6,7 +6,9 @@
 //! `refreshToken?`, `expiresAt?`, `scope?`), paired through the shared `<hash>`. How the hash
 //! is computed is not known and not needed: the registration names its `serverUrl`.
 //! `expiresAt` was seen in epoch seconds; a value too large for seconds is read as
-//! milliseconds.
+//! milliseconds. Copilot CLI 1.0.102 also writes a second `<hash>.tokens.json` for the same
+//! sign-in, under another hash, with no registration beside it and no refresh token; it holds
+//! the paired login's access token and is passed over as that login's copy.
 
 use std::path::Path;
 
@@ -27,17 +29,39 @@ pub(super) fn scan(dir: &Path) -> Result<Scan, String> {
         .collect();
     names.sort();
     let mut scan = Scan::default();
+    let mut unpaired = Vec::new();
     for name in &names {
         let Some(hash) = name.strip_suffix(TOKENS_SUFFIX) else {
             continue;
         };
         match read(dir, hash) {
             Ok(login) => scan.logins.push(login),
-            Err(problem) => scan.problems.push(*problem),
+            Err(problem) => unpaired.push((hash, *problem)),
+        }
+    }
+    // Copilot CLI 1.0 keeps a second copy of a server's tokens under another hash, with no
+    // registration beside it and no refresh token: the same login, not one that failed.
+    for (hash, problem) in unpaired {
+        if !copy_of_a_login(dir, hash, &scan.logins) {
+            scan.problems.push(problem);
         }
     }
     sorted(&mut scan.logins);
     Ok(scan)
+}
+
+/// Whether `<hash>.tokens.json` holds the access token of one of `logins`.
+fn copy_of_a_login(dir: &Path, hash: &str, logins: &[Login]) -> bool {
+    let file = dir.join(format!("{hash}{TOKENS_SUFFIX}"));
+    let Ok(tokens) = read_json::<Value>(&file, Tool::Copilot.title()) else {
+        return false;
+    };
+    let Some(access) = text(tokens.get("accessToken")) else {
+        return false;
+    };
+    logins
+        .iter()
+        .any(|l| l.tokens.access_token.expose() == access)
 }
 
 fn read(dir: &Path, hash: &str) -> Result<Login, Box<crate::import::login::FileProblem>> {
@@ -119,7 +143,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             dir.path().join("def.tokens.json"),
-            r#"{"accessToken":"at"}"#,
+            r#"{"accessToken":"another"}"#,
         )
         .unwrap();
         let scan = scan(dir.path()).unwrap();
@@ -130,5 +154,30 @@ mod tests {
         );
         assert_eq!(scan.logins[0].client.issuer.as_deref(), Some("https://as/"));
         assert!(scan.problems[0].reason.contains("def.json"));
+    }
+
+    /// As Copilot CLI 1.0.102 left its folder after signing in to one server.
+    #[test]
+    fn copilot_ignores_the_second_copy_of_a_paired_login() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a67a.json"),
+            r#"{"serverUrl":"https://a/mcp","authorizationServerUrl":"https://a","clientId":"c","clientSecret":null,"redirectUri":"http://127.0.0.1:44909/","resourceUrl":"https://a/mcp","issuedAt":1796401410,"isStatic":false,"httpsRedirect":null}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("a67a.tokens.json"),
+            r#"{"accessToken":"at","requestedScope":"s","expiresAt":1796405010,"scope":"s","refreshToken":"rt"}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("fbc5.tokens.json"),
+            r#"{"accessToken":"at","requestedScope":"s","expiresAt":1796405010,"scope":"s"}"#,
+        )
+        .unwrap();
+        let scan = scan(dir.path()).unwrap();
+        assert_eq!(scan.logins.len(), 1);
+        assert_eq!(scan.logins[0].key, "a67a");
+        assert!(scan.problems.is_empty(), "{:?}", scan.problems);
     }
 }
