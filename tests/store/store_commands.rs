@@ -402,3 +402,28 @@ fn the_store_is_reached_over_tls_checked_against_the_authority_given() {
     );
     drop(serve);
 }
+
+#[test]
+fn the_terminal_ui_on_one_replica_follows_what_another_changes() {
+    let Some((_pg, url)) = database("vault") else {
+        return;
+    };
+    let one = Replica::first(&url);
+    one.run(&["add", "first", "http://127.0.0.1:9/mcp", "--no-auth"])
+        .ok();
+    let two = Replica::beside(&one);
+    let mut cmd = two.cmd();
+    cmd.env("TETHER_BIND", format!("127.0.0.1:{}", support::free_port()))
+        .env("TERM", "xterm-256color")
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let Some(tui) = support::tmux::program("store-tui", (120, 30), &cmd) else {
+        return;
+    };
+    tui.wait_for("first", std::time::Duration::from_secs(15));
+    // Added on the other machine: the change feed brings it to this screen.
+    one.run(&["add", "second", "http://127.0.0.1:9/mcp", "--no-auth"])
+        .ok();
+    let screen = tui.wait_for("second", std::time::Duration::from_secs(5));
+    assert!(screen.contains("2 healthy"), "{screen}");
+    tui.end_with("q");
+}
