@@ -10,6 +10,9 @@
 # TETHER_CALLS_CAPTURE=off|metadata|full (default: metadata, as [calls] capture) chooses what
 # is recorded of each call: the cost of recording is the difference between off and metadata.
 #
+# TETHER_BENCH_STORE=COMMAND puts each run's vault in a PostgreSQL store: COMMAND prints the
+# address of a fresh, empty database (the store's cost is the difference from the file's).
+#
 # TETHER_CALLGRIND_KEEP=DIR keeps both runs' callgrind files there (idle.out, calls.out), to
 # see where the instructions go: `callgrind_annotate --inclusive=yes DIR/calls.out` (on a
 # build with symbols: CARGO_PROFILE_DIST_STRIP=false).
@@ -26,6 +29,10 @@ run() {
   home=$(mktemp -d)
   export TETHER_HOME=$home TETHER_KEY_SOURCE=file DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent
   export TETHER_CALLS_CAPTURE=${TETHER_CALLS_CAPTURE:-metadata}
+  if [ -n "${TETHER_BENCH_STORE:-}" ]; then
+    TETHER_STORE=$(eval "$TETHER_BENCH_STORE")
+    export TETHER_STORE
+  fi
   "$bin" sim --no-auth >"$home/sim.url" 2>/dev/null &
   sim=$!
   for _ in $(seq 50); do [ -s "$home/sim.url" ] && break; sleep 0.1; done
