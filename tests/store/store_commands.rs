@@ -427,3 +427,87 @@ fn the_terminal_ui_on_one_replica_follows_what_another_changes() {
     assert!(screen.contains("2 healthy"), "{screen}");
     tui.end_with("q");
 }
+
+/// A replica serving other machines over HTTPS (`[proxy] tls_cert`, `tls_key`): its
+/// clients' calls go over TLS, HTTP/2 by ALPN; plain HTTP gets nothing; a half-given
+/// set-up stops `serve` with the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serves_clients_on_other_machines_over_https() {
+    let Some((_pg, url)) = database("vault") else {
+        return;
+    };
+    let one = Replica::first(&url);
+    one.run(&["add", "open", "http://127.0.0.1:9/mcp", "--no-auth"])
+        .ok();
+    let secret = one.secret("open", "laptop");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = one.home.path();
+    std::fs::write(dir.join("proxy.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("proxy.key"), key.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("[proxy]\ntls_cert = \"{0}/proxy.crt\"\n", dir.display()),
+    )
+    .unwrap();
+    let half = one.run(&["serve", "--bind", "127.0.0.1:0"]);
+    assert_eq!(half.status, 2, "{}", half.stderr);
+    assert!(
+        half.stderr.contains("tls_cert and tls_key go together"),
+        "{}",
+        half.stderr
+    );
+
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[proxy]\ntls_cert = \"{0}/proxy.crt\"\ntls_key = \"{0}/proxy.key\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut serve = one
+        .cmd()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serve.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("https://127.0.0.1:")
+        .unwrap_or_else(|| panic!("serve printed {line:?}"))
+        .to_string();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let answer = client
+        .post(format!("https://localhost:{port}/s/{secret}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+    // Past the endpoint's secret: the upstream is down, which tether says itself.
+    assert_ne!(answer.status(), 401);
+    assert_ne!(answer.status(), 403);
+    let plain = support::http()
+        .post(format!("http://127.0.0.1:{port}/s/{secret}/mcp"))
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

@@ -149,6 +149,10 @@ pub struct ProxyConfig {
     /// when not, a caller without an endpoint secret sees totals only, one with a secret
     /// its own connection's series.
     pub metrics_public: bool,
+    /// A PEM certificate chain and its private key: the proxy then speaks HTTPS only
+    /// (HTTP/1.1 and HTTP/2), for clients on other machines. Both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ProxyConfig {
@@ -163,6 +167,8 @@ impl Default for ProxyConfig {
             idle_timeout_secs: 60,
             max_connections: 512,
             metrics_public: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

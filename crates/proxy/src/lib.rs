@@ -25,6 +25,7 @@ mod linger;
 mod metrics;
 mod server;
 mod signin;
+pub mod tls;
 mod upstream;
 
 use std::convert::Infallible;
@@ -131,6 +132,7 @@ async fn serve(
     let port = listener.local_addr()?.port();
     let mut cap = limits::Cap::new(config.max_connections);
     let idle = std::time::Duration::from_secs(config.idle_timeout_secs.max(1));
+    let tls = tls::acceptor(&config).map_err(std::io::Error::other)?;
     let handler = Arc::new(handler(engine, config, port));
     let drain = drain::Drain::default();
     loop {
@@ -155,6 +157,27 @@ async fn serve(
         };
         let handler = handler.clone();
         let watcher = drain.watcher();
+        if let Some(tls) = &tls {
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let ends = authz::Ends::of(&tcp);
+                // A handshake that does not come is an idle connection.
+                let Ok(Ok(stream)) = tokio::time::timeout(idle, tls.accept(tcp)).await else {
+                    return;
+                };
+                let service = service_fn(move |request| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler.handle(request, ends).await) }
+                });
+                let builder = auto::Builder::new(TokioExecutor::new());
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(connection).await {
+                    tracing::debug!("a client connection ended with an error: {e}");
+                }
+            });
+            continue;
+        }
         tokio::spawn(async move {
             let _slot = slot;
             // A connection that sends nothing at all is idle too.

@@ -22,6 +22,12 @@ pub async fn run(
     let vault = open_vault()?;
     let config = Config::load(&Paths::discover()?)?;
     let addr = bind_flag.unwrap_or(config.proxy.bind);
+    // A TLS set-up that cannot work is said before anything starts.
+    let scheme = match tether_proxy::tls::acceptor(&config.proxy) {
+        Ok(Some(_)) => "https",
+        Ok(None) => "http",
+        Err(why) => return Err(crate::errors::BadInput(why).into()),
+    };
     let claimed = runtime::claim(addr, &config.proxy, &vault).await?;
     if let Some(warning) = &claimed.warning {
         tether_core::say_err!("tether: warning: {warning}");
@@ -44,9 +50,9 @@ pub async fn run(
         .store
         .connections()
         .len();
-    let serving = format!("serving {connections} connection(s) on http://{addr}");
+    let serving = format!("serving {connections} connection(s) on {scheme}://{addr}");
     tether_core::say_err!("tether: {serving} (Ctrl-C stops)");
-    tether_core::say!("http://{addr}");
+    tether_core::say!("{scheme}://{addr}");
     if let Some(notifier) = &notifier {
         notifier.ready(&serving);
     }
