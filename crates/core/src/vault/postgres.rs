@@ -17,6 +17,7 @@
 //!   session of its own: a replica that dies releases it with its session.
 
 mod db;
+mod rows;
 mod schema;
 
 use std::future::Future;
@@ -29,9 +30,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
-use tokio_postgres::types::ToSql;
 
-use self::db::{Db, Tls};
+pub use self::db::redact;
+use self::db::{Db, shown, tls, why};
+use self::rows::{Change, binding};
 use super::codec;
 use super::crypto::{self, Key, OpenError};
 use super::key::{KeyError, KeySource};
@@ -349,21 +351,6 @@ impl PostgresBackend {
     }
 }
 
-enum Change {
-    Put {
-        name: String,
-        position: i32,
-        upstream: String,
-        auth: String,
-        state: String,
-        generation: Option<i64>,
-        expires_at: Option<chrono::DateTime<chrono::Utc>>,
-        sealed: Vec<u8>,
-        revision: i64,
-    },
-    Delete(String),
-}
-
 impl Backend for PostgresBackend {
     fn load(&self) -> Result<Store, VaultError> {
         let known = self.revision.load(Ordering::Acquire);
@@ -464,60 +451,10 @@ impl Backend for PostgresBackend {
                 return Err(e);
             }
         };
-        let replica = self.replica.clone();
         let committed = {
-            let session = session.clone();
-            self.db.block(async move {
-                for change in &changes {
-                    match change {
-                        Change::Put {
-                            name,
-                            position,
-                            upstream,
-                            auth,
-                            state,
-                            generation,
-                            expires_at,
-                            sealed,
-                            revision,
-                        } => {
-                            let params: [&(dyn ToSql + Sync); 10] = [
-                                name, position, upstream, auth, state, generation, expires_at,
-                                sealed, revision, &replica,
-                            ];
-                            session
-                                .execute(
-                                    "INSERT INTO tether_connections
-                                       (name, position, upstream, auth, state, generation,
-                                        expires_at, sealed, revision, updated_by)
-                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                                     ON CONFLICT (name) DO UPDATE SET
-                                       position = $2, upstream = $3, auth = $4, state = $5,
-                                       generation = $6, expires_at = $7, sealed = $8,
-                                       revision = $9, updated_at = now(), updated_by = $10",
-                                    &params,
-                                )
-                                .await?;
-                        }
-                        Change::Delete(name) => {
-                            session
-                                .execute("DELETE FROM tether_connections WHERE name = $1", &[name])
-                                .await?;
-                        }
-                    }
-                }
-                session
-                    .execute(
-                        "UPDATE tether_vault SET revision = $1, store_version = $2,
-                           updated_at = now(), updated_by = $3",
-                        &[&next, &(SCHEMA_VERSION as i32), &replica],
-                    )
-                    .await?;
-                session
-                    .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &next.to_string()])
-                    .await?;
-                session.batch_execute("COMMIT").await
-            })
+            let (session, replica) = (session.clone(), self.replica.clone());
+            self.db
+                .block(async move { rows::commit(&session, &changes, next, &replica).await })
         };
         if let Err(e) = committed {
             rollback();
@@ -640,11 +577,6 @@ fn follow(db: &Arc<Db>, revision: &Arc<AtomicI64>) {
     });
 }
 
-/// What a sealed connection is bound to: its row and column.
-fn binding(name: &str) -> Vec<u8> {
-    format!("tether store v1\0tether_connections\0{name}\0sealed").into_bytes()
-}
-
 /// The advisory lock id of connection `name`'s refresh.
 fn lock_key(name: &str) -> i64 {
     let digest = Sha256::new()
@@ -658,92 +590,4 @@ fn lock_key(name: &str) -> i64 {
 fn replica() -> String {
     let host = whoami::hostname().unwrap_or_else(|_| "unknown-host".into());
     format!("{host}:{}", std::process::id())
-}
-
-/// The address as messages show it: no password.
-fn shown(config: &tokio_postgres::Config) -> String {
-    use tokio_postgres::config::Host;
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        Some(Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{}@{host}:{port}/{}",
-        config.get_user().unwrap_or(""),
-        config.get_dbname().unwrap_or("")
-    )
-}
-
-/// `url` without what could be a password (for an address that did not parse).
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("…"));
-            }
-            parsed.set_query(None);
-            parsed.to_string()
-        }
-        Err(_) => "the store address".to_string(),
-    }
-}
-
-/// A database error with its causes, the way an operator wants to read it.
-fn why(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{} ({})", db.message(), db.code().code());
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-/// TLS for the store's sessions: none with `sslmode=disable`, else rustls with the
-/// system's roots or `ca_file`'s.
-fn tls(config: &tokio_postgres::Config, ca_file: Option<&Path>) -> Result<Tls, String> {
-    use tokio_postgres::config::SslMode;
-    if config.get_ssl_mode() == SslMode::Disable {
-        return Ok(Tls::Off);
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS cannot be set up: {e}"))?;
-    let client = match ca_file {
-        Some(path) => {
-            use rustls::pki_types::CertificateDer;
-            use rustls::pki_types::pem::PemObject;
-            let mut roots = rustls::RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read the CA file '{}': {e}", path.display()))?;
-            for cert in certs {
-                let cert =
-                    cert.map_err(|e| format!("the CA file '{}' is not PEM: {e}", path.display()))?;
-                roots.add(cert).map_err(|e| {
-                    format!(
-                        "the CA file '{}' holds a bad certificate: {e}",
-                        path.display()
-                    )
-                })?;
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
-        None => {
-            use rustls_platform_verifier::BuilderVerifierExt;
-            builder
-                .with_platform_verifier()
-                .map_err(|e| format!("the system's certificate authorities cannot be read: {e}"))?
-                .with_no_client_auth()
-        }
-    };
-    Ok(Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(
-        client,
-    )))
 }

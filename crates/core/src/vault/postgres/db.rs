@@ -10,6 +10,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::path::Path;
+
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -183,4 +185,92 @@ where
             None => return,
         }
     }
+}
+
+/// The address as messages show it: no password.
+pub fn shown(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// `url` without what could be a password (for an address that did not parse).
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("…"));
+            }
+            parsed.set_query(None);
+            parsed.to_string()
+        }
+        Err(_) => "the store address".to_string(),
+    }
+}
+
+/// A database error with its causes, the way an operator wants to read it.
+pub fn why(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// TLS for the store's sessions: none with `sslmode=disable`, else rustls with the
+/// system's roots or `ca_file`'s.
+pub fn tls(config: &tokio_postgres::Config, ca_file: Option<&Path>) -> Result<Tls, String> {
+    use tokio_postgres::config::SslMode;
+    if config.get_ssl_mode() == SslMode::Disable {
+        return Ok(Tls::Off);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS cannot be set up: {e}"))?;
+    let client = match ca_file {
+        Some(path) => {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("cannot read the CA file '{}': {e}", path.display()))?;
+            for cert in certs {
+                let cert =
+                    cert.map_err(|e| format!("the CA file '{}' is not PEM: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| {
+                    format!(
+                        "the CA file '{}' holds a bad certificate: {e}",
+                        path.display()
+                    )
+                })?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            builder
+                .with_platform_verifier()
+                .map_err(|e| format!("the system's certificate authorities cannot be read: {e}"))?
+                .with_no_client_auth()
+        }
+    };
+    Ok(Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(
+        client,
+    )))
 }
