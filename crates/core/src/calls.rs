@@ -111,11 +111,17 @@ pub struct CallDraft<'a> {
     pub response: &'a [Bytes],
 }
 
+/// The lines waiting for the collector, and what is kept to write the next ones.
+struct Pending {
+    lines: Vec<u8>,
+    starts: log::Starts,
+}
+
 /// The proxy's side of the recording: each call's line goes into a batch the collector
 /// takes every tick and writes with one system call. The collector holds the batch's lock
 /// only to swap it for an empty one, so a call never waits on the log.
 pub struct Recorder {
-    pending: Mutex<Vec<u8>>,
+    pending: Mutex<Pending>,
     capture: Capture,
     keep: usize,
     max_body: usize,
@@ -129,7 +135,10 @@ impl Recorder {
     fn new(config: &CallsConfig) -> Self {
         let full = config.capture == Capture::Full;
         Self {
-            pending: Mutex::new(Vec::with_capacity(64 * 1024)),
+            pending: Mutex::new(Pending {
+                lines: Vec::with_capacity(64 * 1024),
+                starts: log::Starts::default(),
+            }),
             capture: config.capture,
             keep: if full {
                 config.capture_max_bytes
@@ -166,12 +175,13 @@ impl Recorder {
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
-        if pending.len() >= self.limit {
+        if pending.lines.len() >= self.limit {
             drop(pending);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        log::write_line(&mut pending, &line);
+        let Pending { lines, starts } = &mut *pending;
+        log::write_call(lines, &line, starts);
         drop(pending);
         self.recorded.fetch_add(1, Ordering::Relaxed);
     }
@@ -180,7 +190,7 @@ impl Recorder {
     fn take(&self, empty: &mut Vec<u8>) {
         empty.clear();
         if let Ok(mut pending) = self.pending.lock() {
-            std::mem::swap(&mut *pending, empty);
+            std::mem::swap(&mut pending.lines, empty);
         }
     }
 

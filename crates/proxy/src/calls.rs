@@ -1,9 +1,13 @@
-//! The record of a call through the proxy: [`Tallied`] wraps an answer's body, counts what
-//! passes through it (bytes, SSE events) and keeps its first pieces, and when the answer is
-//! done — sent whole, or dropped because the client went away — hands the call to the
-//! engine's recorder (`tether_core::calls`), which writes its line at once into a batch
-//! and never makes the call wait. The line is made before the call's buffers are released,
-//! so none of them outlives the call.
+//! The record of a call through the proxy: a [`Tally`] counts what of the answer's body goes
+//! out (bytes, SSE events) and keeps its first pieces, and when the answer is done — sent
+//! whole, or cut short because the client went away — the call goes to the engine's
+//! recorder (`tether_core::calls`), which writes its line at once into a batch and never
+//! makes the call wait. The line is made before the call's buffers are released, so none
+//! of them outlives the call.
+//!
+//! tether's own HTTP/1.1 server counts as it writes and records from the call's own
+//! variables ([`Recording`], nothing boxed or copied); an answer hyper's server writes
+//! (HTTP/2 clients) is wrapped in a [`Tallied`] body that does the same.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use hyper::body::{Frame, SizeHint};
 use tether_core::calls::{CallDraft, Recorder};
 use tether_core::vault::Store;
 
-use crate::{Answer, Reply};
+use crate::{Answer, Reply, mcp};
 
 /// Which connection and client a call is for: their positions in the vault snapshot the
 /// call was admitted with (the record takes the snapshot, not copies of the names).
@@ -28,14 +32,17 @@ pub struct Who<'a> {
     pub client: usize,
 }
 
-/// When a call's request was read, and how long its answer's head took.
+/// What the forwarding learned of a call by the time its answer's head was ready.
 #[derive(Clone, Copy)]
-pub struct Timing {
+pub struct Forwarded {
+    /// When the request had been read.
     pub started: Instant,
+    /// How long the answer's head took.
     pub first_byte: Duration,
+    pub trace: Trace,
 }
 
-/// What the forwarding learned of a call on the way.
+/// What the forwarding did on the way.
 #[derive(Default, Clone, Copy)]
 pub struct Trace {
     pub refreshed: bool,
@@ -43,23 +50,10 @@ pub struct Trace {
 }
 
 /// An answer's body, counted as it goes out.
-pub struct Tallied {
-    inner: Reply,
-    recorder: Arc<Recorder>,
-    store: Arc<Store>,
-    connection: usize,
-    client: usize,
-    http: Method,
-    protocol: Option<HeaderValue>,
-    method: Option<HeaderValue>,
-    name: Option<HeaderValue>,
-    request: Bytes,
-    at: SystemTime,
-    started: Instant,
-    first_byte: Duration,
+pub struct Tally {
+    keep: usize,
     status: u16,
     streamed: bool,
-    trace: Trace,
     bytes_out: u64,
     events: u32,
     /// The answer's first pieces (references, not copies), up to [`Recorder::keep`] bytes:
@@ -71,70 +65,30 @@ pub struct Tallied {
     after_newline: bool,
 }
 
-/// Wraps `answer` so its call is recorded once it has been sent; `timing.first_byte` is
-/// now, as the caller just measured it (a clock read less).
-pub fn tally(
-    recorder: &Arc<Recorder>,
-    answer: Answer,
-    who: Who<'_>,
-    parts: &Parts,
-    body: Bytes,
-    timing: Timing,
-    trace: Trace,
-) -> Answer {
-    let Timing {
-        started,
-        first_byte,
-    } = timing;
-    let now = SystemTime::now();
-    // One pass over the request's fields for the three the record names (a lookup by name
-    // hashes it, three times over).
-    let (mut protocol, mut method, mut name) = (None, None, None);
-    for (field, value) in &parts.headers {
-        match field.as_str() {
-            "mcp-protocol-version" => protocol = Some(value.clone()),
-            "mcp-method" => method = Some(value.clone()),
-            "mcp-name" => name = Some(value.clone()),
-            _ => {}
-        }
-    }
-    // The answer has a few fields: a look at each costs less than a lookup by name.
-    let streamed = answer.headers().iter().any(|(field, value)| {
-        field == header::CONTENT_TYPE && value.as_bytes().starts_with(b"text/event-stream")
-    });
-    let status = answer.status().as_u16();
-    answer.map(|inner| {
-        Reply::Tallied(Box::new(Tallied {
-            inner,
-            recorder: recorder.clone(),
-            store: who.store.clone(),
-            connection: who.connection,
-            client: who.client,
-            http: parts.method.clone(),
-            protocol,
-            method,
-            name,
-            request: body,
-            at: now.checked_sub(first_byte).unwrap_or(now),
-            started,
-            first_byte,
-            status,
+impl Tally {
+    /// For `answer`, whose body is about to go out.
+    pub fn new<B>(recorder: &Recorder, answer: &axum::http::Response<B>) -> Self {
+        // The answer has a few fields: a look at each costs less than a lookup by name.
+        let streamed = answer.headers().iter().any(|(field, value)| {
+            field == header::CONTENT_TYPE && value.as_bytes().starts_with(b"text/event-stream")
+        });
+        Self {
+            keep: recorder.keep(),
+            status: answer.status().as_u16(),
             streamed,
-            trace,
             bytes_out: 0,
             events: 0,
             first: None,
             pieces: Vec::new(),
             kept: 0,
             after_newline: false,
-        }))
-    })
-}
+        }
+    }
 
-impl Tallied {
-    fn count(&mut self, data: &Bytes) {
+    /// Counts a piece of the body on its way out.
+    pub fn count(&mut self, data: &Bytes) {
         self.bytes_out += data.len() as u64;
-        if self.kept < self.recorder.keep() {
+        if self.kept < self.keep {
             self.kept += data.len();
             // A reference to the piece, not a copy.
             match self.first.take() {
@@ -146,52 +100,179 @@ impl Tallied {
             }
         }
         if self.streamed {
-            // Blank lines (`\n\n`, also inside `\r\n\r\n`) end events.
-            for at in memchr::memchr_iter(b'\n', data) {
-                let before = match at {
-                    0 => self.after_newline,
-                    _ => {
-                        data[at - 1] == b'\n'
-                            || (data[at - 1] == b'\r' && at >= 2 && data[at - 2] == b'\n')
-                    }
-                };
-                if before {
-                    self.events += 1;
+            self.count_events(data);
+        }
+    }
+
+    fn count_events(&mut self, data: &[u8]) {
+        // Blank lines (`\n\n`, also inside `\r\n\r\n`) end events.
+        for at in memchr::memchr_iter(b'\n', data) {
+            let before = match at {
+                0 => self.after_newline,
+                _ => {
+                    data[at - 1] == b'\n'
+                        || (data[at - 1] == b'\r' && at >= 2 && data[at - 2] == b'\n')
                 }
+            };
+            if before {
+                self.events += 1;
             }
-            self.after_newline = data.last() == Some(&b'\n');
+        }
+        self.after_newline = data.last() == Some(&b'\n');
+    }
+
+    fn response(&self) -> &[Bytes] {
+        match &self.first {
+            Some(first) => std::slice::from_ref(first),
+            None => &self.pieces,
         }
     }
 }
 
+/// Hands a finished call to the recorder.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    recorder: &Recorder,
+    who: Who<'_>,
+    http: &Method,
+    mcp: [Option<&HeaderValue>; 3],
+    request: &[u8],
+    forwarded: &Forwarded,
+    tally: &Tally,
+) {
+    let c = who.store.connections().get(who.connection);
+    // The request was read `total` ago: one read of each clock.
+    let total = forwarded.started.elapsed();
+    let now = SystemTime::now();
+    let draft = CallDraft {
+        at: now.checked_sub(total).unwrap_or(now),
+        connection: c.map_or("", |c| c.name.as_str()),
+        client: c
+            .and_then(|c| c.access.get(who.client))
+            .map_or("", |a| a.label.as_str()),
+        http: http.as_str(),
+        protocol: mcp[0],
+        mcp_method: mcp[1],
+        mcp_name: mcp[2],
+        request,
+        status: tally.status,
+        first_byte: forwarded.first_byte,
+        total,
+        bytes_out: tally.bytes_out,
+        streamed: tally.streamed,
+        events: tally.events,
+        refreshed: forwarded.trace.refreshed,
+        retried: forwarded.trace.retried,
+        response: tally.response(),
+    };
+    recorder.record(&draft);
+}
+
+/// A call whose answer tether's own server is writing, borrowed from the server's
+/// variables: recorded when dropped — once the answer is written, or when the client went
+/// away (or the proxy stopped) while it was.
+pub struct Recording<'a> {
+    recorder: &'a Recorder,
+    who: Who<'a>,
+    parts: &'a Parts,
+    request: &'a [u8],
+    forwarded: Forwarded,
+    pub tally: Tally,
+}
+
+impl<'a> Recording<'a> {
+    pub fn new(
+        recorder: &'a Recorder,
+        who: Who<'a>,
+        parts: &'a Parts,
+        request: &'a [u8],
+        answer: &Answer,
+        forwarded: Forwarded,
+    ) -> Self {
+        Self {
+            recorder,
+            who,
+            parts,
+            request,
+            forwarded,
+            tally: Tally::new(recorder, answer),
+        }
+    }
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        record(
+            self.recorder,
+            self.who,
+            &self.parts.method,
+            mcp::fields(&self.parts.headers),
+            self.request,
+            &self.forwarded,
+            &self.tally,
+        );
+    }
+}
+
+/// An answer's body, counted as it goes out through hyper's server, and recorded when
+/// dropped; it holds what the record needs, as the request is gone by then.
+pub struct Tallied {
+    inner: Reply,
+    recorder: Arc<Recorder>,
+    store: Arc<Store>,
+    connection: usize,
+    client: usize,
+    http: Method,
+    mcp: [Option<HeaderValue>; 3],
+    request: Bytes,
+    forwarded: Forwarded,
+    tally: Tally,
+}
+
+/// Wraps `answer` so its call is recorded once it has been sent.
+pub fn tally(
+    recorder: &Arc<Recorder>,
+    answer: Answer,
+    who: Who<'_>,
+    parts: &Parts,
+    body: Bytes,
+    forwarded: Forwarded,
+) -> Answer {
+    let tally = Tally::new(recorder, &answer);
+    let mcp = mcp::fields(&parts.headers).map(|v| v.cloned());
+    answer.map(|inner| {
+        Reply::Tallied(Box::new(Tallied {
+            inner,
+            recorder: recorder.clone(),
+            store: who.store.clone(),
+            connection: who.connection,
+            client: who.client,
+            http: parts.method.clone(),
+            mcp,
+            request: body,
+            forwarded,
+            tally,
+        }))
+    })
+}
+
 impl Drop for Tallied {
     fn drop(&mut self) {
-        let c = self.store.connections().get(self.connection);
-        let draft = CallDraft {
-            at: self.at,
-            connection: c.map_or("", |c| c.name.as_str()),
-            client: c
-                .and_then(|c| c.access.get(self.client))
-                .map_or("", |a| a.label.as_str()),
-            http: self.http.as_str(),
-            protocol: self.protocol.as_ref(),
-            mcp_method: self.method.as_ref(),
-            mcp_name: self.name.as_ref(),
-            request: &self.request,
-            status: self.status,
-            first_byte: self.first_byte,
-            total: self.started.elapsed(),
-            bytes_out: self.bytes_out,
-            streamed: self.streamed,
-            events: self.events,
-            refreshed: self.trace.refreshed,
-            retried: self.trace.retried,
-            response: match &self.first {
-                Some(first) => std::slice::from_ref(first),
-                None => &self.pieces,
-            },
+        let who = Who {
+            store: &self.store,
+            connection: self.connection,
+            client: self.client,
         };
-        self.recorder.record(&draft);
+        let [p, m, n] = &self.mcp;
+        record(
+            &self.recorder,
+            who,
+            &self.http,
+            [p.as_ref(), m.as_ref(), n.as_ref()],
+            &self.request,
+            &self.forwarded,
+            &self.tally,
+        );
     }
 }
 
@@ -207,7 +288,7 @@ impl hyper::body::Body for Tallied {
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
-            self.count(data);
+            self.tally.count(data);
         }
         polled
     }

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde_json::json;
 
-use super::calls::{self, Trace};
+use super::calls::{Forwarded, Trace};
 use super::signin::StepUp;
 use super::upstream::{Call, Target, UpstreamError, UpstreamResponse};
 use super::{Answer, Proxy, Reply};
@@ -30,43 +30,36 @@ pub use body::{BodyError, read_body};
 use patience::patience;
 use relay::stream_back;
 
-/// Forwards one call whose body has been read whole, counts it for its client and, unless
-/// `[calls] capture = "off"`, records it once its answer has been sent.
+/// Forwards one call whose body has been read whole and counts it for its client; what
+/// the forwarding learned comes back with the answer, for the call's record.
 pub async fn forward(
     proxy: &Proxy,
     connection: &Connection,
     label: &str,
-    who: calls::Who<'_>,
     parts: &Parts,
-    body: Bytes,
-) -> Answer {
+    body: &Bytes,
+) -> (Answer, Forwarded) {
     let started = Instant::now();
     let name = connection.name.as_str();
     let mut trace = Trace::default();
-    // The request's body stays with its record (a reference count, not a copy).
-    let kept = proxy.calls.is_some().then(|| body.clone());
     let response = forward_buffered(proxy, connection, parts, body, started, &mut trace).await;
     // An answer tether wrote itself stands for a failure (the upstream's are passed on).
     let ok = response.status().is_success() && matches!(response.body(), Reply::Upstream(_));
     let first_byte = started.elapsed();
     proxy.engine.record_traffic(name, label, ok, first_byte);
-    match (&proxy.calls, kept) {
-        (Some(recorder), Some(body)) => {
-            let timing = calls::Timing {
-                started,
-                first_byte,
-            };
-            calls::tally(recorder, response, who, parts, body, timing, trace)
-        }
-        _ => response,
-    }
+    let forwarded = Forwarded {
+        started,
+        first_byte,
+        trace,
+    };
+    (response, forwarded)
 }
 
 async fn forward_buffered(
     proxy: &Proxy,
     connection: &Connection,
     parts: &Parts,
-    body: Bytes,
+    body: &Bytes,
     at: Instant,
     trace: &mut Trace,
 ) -> Answer {
@@ -75,11 +68,11 @@ async fn forward_buffered(
     let api_key = matches!(connection.auth, Auth::ApiKey { .. });
     let target = match proxy.upstream.target(&connection.upstream) {
         Ok(target) => target,
-        Err(e) => return unreachable(name, &e, parts, &body),
+        Err(e) => return unreachable(name, &e, parts, body),
     };
     let current = match proxy.engine.credential(name).await {
         Ok(c) => c,
-        Err(e) => return Box::pin(cannot_authenticate(proxy, connection, &e, parts, &body)).await,
+        Err(e) => return Box::pin(cannot_authenticate(proxy, connection, &e, parts, body)).await,
     };
     // A session tether began while the connection awaited its sign-in is the upstream's
     // own from its first call after it.
@@ -91,12 +84,12 @@ async fn forward_buffered(
                 &joined
             }
             Ok(None) => parts,
-            Err(e) => return unreachable(name, &e, parts, &body),
+            Err(e) => return unreachable(name, &e, parts, body),
         }
     } else {
         parts
     };
-    let mut result = send(proxy, &target, parts, &body, &current, at).await;
+    let mut result = send(proxy, &target, parts, body, &current, at).await;
     // The generation of the token the answer in `result` was given to.
     let mut sent = current.generation;
     if oauth
@@ -112,7 +105,7 @@ async fn forward_buffered(
         let fresh = match refreshed.await {
             Ok(fresh) => fresh,
             Err(e) => {
-                return Box::pin(cannot_authenticate(proxy, connection, &e, parts, &body)).await;
+                return Box::pin(cannot_authenticate(proxy, connection, &e, parts, body)).await;
             }
         };
         if fresh.generation > current.generation && current.revoked_early() {
@@ -122,11 +115,11 @@ async fn forward_buffered(
         }
         sent = fresh.generation;
         trace.retried = true;
-        result = send(proxy, &target, parts, &body, &fresh, Instant::now()).await;
+        result = send(proxy, &target, parts, body, &fresh, Instant::now()).await;
     }
     match result {
         Ok(res) if res.status() == StatusCode::FORBIDDEN && oauth => {
-            Box::pin(insufficient_scope(proxy, &target, name, res, parts, &body)).await
+            Box::pin(insufficient_scope(proxy, &target, name, res, parts, body)).await
         }
         Ok(res) if res.status() == StatusCode::UNAUTHORIZED && oauth => {
             let e = AuthError::NeedsReauth {
@@ -137,7 +130,7 @@ async fn forward_buffered(
             // The client hears it must sign in again; `list`, `status` and the terminal UI
             // must say the same, not "healthy".
             proxy.engine.record_refused(name, sent);
-            Box::pin(cannot_authenticate(proxy, connection, &e, parts, &body)).await
+            Box::pin(cannot_authenticate(proxy, connection, &e, parts, body)).await
         }
         Ok(res) if res.status() == StatusCode::UNAUTHORIZED && api_key => {
             let message = format!(
@@ -152,12 +145,12 @@ async fn forward_buffered(
                 message,
                 data,
                 parts,
-                &body,
+                body,
             )
         }
         Ok(res) => stream_back(res),
-        Err(UpstreamError::Timeout(secs)) => timed_out(name, secs, parts, &body),
-        Err(e) => unreachable(name, &e, parts, &body),
+        Err(UpstreamError::Timeout(secs)) => timed_out(name, secs, parts, body),
+        Err(e) => unreachable(name, &e, parts, body),
     }
 }
 

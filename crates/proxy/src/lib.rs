@@ -22,6 +22,7 @@ mod guard;
 mod h1;
 mod limits;
 mod linger;
+mod mcp;
 mod metrics;
 mod server;
 mod signin;
@@ -483,6 +484,25 @@ impl Handler {
         })
     }
 
+    /// An MCP call, its body read whole: forwarded, with CORS for a page. What the
+    /// forwarding learned comes back for the call's record.
+    async fn call(
+        &self,
+        who: calls::Who<'_>,
+        parts: &Parts,
+        body: &Bytes,
+    ) -> (Answer, calls::Forwarded) {
+        let connection = &who.store.connections()[who.connection];
+        let label = connection.access[who.client].label.as_str();
+        let (mut answer, forwarded) =
+            forward::forward(&self.proxy, connection, label, parts, body).await;
+        // CORS is the MCP endpoints', and only a page's (a request with `Origin`).
+        if parts.headers.contains_key(header::ORIGIN) {
+            cors::from_page(&self.proxy.config, &parts.headers, &mut answer);
+        }
+        (answer, forwarded)
+    }
+
     /// An admitted request, its body read whole.
     async fn handle_read(&self, admitted: Admitted, parts: Parts, body: Bytes) -> Answer {
         match admitted {
@@ -496,15 +516,11 @@ impl Handler {
                     connection,
                     client,
                 };
-                let connection = &store.connections()[connection];
-                let label = connection.access[client].label.as_str();
-                let mut answer =
-                    forward::forward(&self.proxy, connection, label, who, &parts, body).await;
-                // CORS is the MCP endpoints', and only a page's (a request with `Origin`).
-                if parts.headers.contains_key(header::ORIGIN) {
-                    cors::from_page(&self.proxy.config, &parts.headers, &mut answer);
+                let (answer, forwarded) = self.call(who, &parts, &body).await;
+                match &self.proxy.calls {
+                    Some(recorder) => calls::tally(recorder, answer, who, &parts, body, forwarded),
+                    None => answer,
                 }
-                answer
             }
             Admitted::Preflight => cors::preflight(&self.proxy.config, &parts.headers),
             Admitted::Rest => {

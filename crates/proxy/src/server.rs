@@ -34,7 +34,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::framing::{Chunks, READ_AHEAD, Step, fill};
-use super::{Admitted, Answer, Handler, forward};
+use super::{Admitted, Answer, Handler, calls, forward};
 
 mod answer;
 #[cfg(test)]
@@ -155,7 +155,9 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
                         ),
                     )),
                 };
-                client.answer(answer, false, Version::HTTP_11, true).await?;
+                client
+                    .answer(answer, false, Version::HTTP_11, true, None)
+                    .await?;
                 client.linger().await;
                 return Ok(());
             }
@@ -173,7 +175,9 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
             Err(refused) => {
                 // The body is not used: the refusal goes out at once, and what the client
                 // still sends of the body is read and dropped as the connection closes.
-                client.answer(*refused, head_only, version, true).await?;
+                client
+                    .answer(*refused, head_only, version, true, None)
+                    .await?;
                 client.linger().await;
                 return Ok(());
             }
@@ -182,7 +186,9 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
             Ok(body) => body,
             Err((refused, drained)) => {
                 let close = !drained || !keep_alive || closing.load(Ordering::SeqCst);
-                client.answer(refused, head_only, version, close).await?;
+                client
+                    .answer(refused, head_only, version, close, None)
+                    .await?;
                 if close {
                     client.linger().await;
                     return Ok(());
@@ -198,14 +204,55 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
         {
             parts.extensions.insert(ends);
         }
-        let call = handler.handle_read(admitted, parts, body);
-        let answer = tokio::select! {
-            biased;
-            answer = call => answer,
-            () = client.gone() => return Ok(()),
+        let close = match admitted {
+            Admitted::Call {
+                store,
+                connection,
+                client: at,
+            } => {
+                let who = calls::Who {
+                    store: &store,
+                    connection,
+                    client: at,
+                };
+                let Some((answer, forwarded)) =
+                    client.unless_gone(handler.call(who, &parts, &body)).await
+                else {
+                    return Ok(());
+                };
+                let close = !keep_alive || closing.load(Ordering::SeqCst);
+                match &handler.proxy.calls {
+                    // Counted as it is written, recorded once written (or cut short).
+                    Some(recorder) => {
+                        let mut recording =
+                            calls::Recording::new(recorder, who, &parts, &body, &answer, forwarded);
+                        let tally = Some(&mut recording.tally);
+                        client
+                            .answer(answer, head_only, version, close, tally)
+                            .await?;
+                    }
+                    None => {
+                        client
+                            .answer(answer, head_only, version, close, None)
+                            .await?
+                    }
+                }
+                close
+            }
+            admitted => {
+                let Some(answer) = client
+                    .unless_gone(handler.handle_read(admitted, parts, body))
+                    .await
+                else {
+                    return Ok(());
+                };
+                let close = !keep_alive || closing.load(Ordering::SeqCst);
+                client
+                    .answer(answer, head_only, version, close, None)
+                    .await?;
+                close
+            }
         };
-        let close = !keep_alive || closing.load(Ordering::SeqCst);
-        client.answer(answer, head_only, version, close).await?;
         if close {
             return Ok(());
         }
@@ -335,6 +382,15 @@ impl Client {
         tokio::time::timeout_at(due, self.fill())
             .await
             .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    }
+
+    /// `work`'s outcome, or `None` when the client goes away first (`work` is dropped).
+    async fn unless_gone<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            done = work => Some(done),
+            () = self.gone() => None,
+        }
     }
 
     /// Resolves when the client has gone away (its side closed or reset); what it sends

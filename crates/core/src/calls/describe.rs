@@ -55,18 +55,25 @@ pub struct Line<'a> {
     pub response: Option<String>,
 }
 
-/// A text of the record: known to be [`plain`] (checked once, written as it is), or any
-/// text, escaped as JSON when written.
+/// A text of the record: a header's value as it came, looked at only when written (as it
+/// is when [`plain`] and at most its bound long, else shown printable and cut there) — the
+/// start of a line kept for calls like it is not written again, nor its texts looked at —
+/// or any text, escaped as JSON when written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Text<'a> {
-    Plain(&'a [u8]),
+    Header(&'a [u8], usize),
     Any(Cow<'a, str>),
 }
 
 impl Text<'_> {
     pub fn as_str(&self) -> Cow<'_, str> {
         match self {
-            Text::Plain(bytes) => String::from_utf8_lossy(bytes),
+            Text::Header(bytes, max) if bytes.len() <= *max && plain(bytes) => {
+                String::from_utf8_lossy(bytes)
+            }
+            Text::Header(bytes, max) => {
+                Cow::Owned(printable(&String::from_utf8_lossy(bytes), *max))
+            }
             Text::Any(text) => Cow::Borrowed(text),
         }
     }
@@ -225,20 +232,11 @@ fn odd_bytes(w: u64) -> u64 {
     (control | delete_or_more | quote | backslash) & HIGH
 }
 
-/// A header's value as record text: borrowed when plain (nearly always).
+/// A header's value as record text, at most `max` bytes shown.
 #[inline]
 fn header(value: Option<&HeaderValue>, max: usize) -> Option<Text<'_>> {
     let bytes = value?.as_bytes();
-    if bytes.is_empty() {
-        return None;
-    }
-    if bytes.len() <= max && plain(bytes) {
-        return Some(Text::Plain(bytes));
-    }
-    Some(Text::Any(Cow::Owned(printable(
-        &String::from_utf8_lossy(bytes),
-        max,
-    ))))
+    (!bytes.is_empty()).then_some(Text::Header(bytes, max))
 }
 
 pub(super) fn describe<'a>(draft: &CallDraft<'a>, capture: Capture, max: usize) -> Line<'a> {
@@ -247,7 +245,7 @@ pub(super) fn describe<'a>(draft: &CallDraft<'a>, capture: Capture, max: usize) 
     let mut method = header(draft.mcp_method, 80);
     let mut name = header(draft.mcp_name, 120);
     let unnamed = match &method {
-        Some(Text::Plain(m)) => name.is_none() && NAMED.iter().any(|n| n.as_bytes() == *m),
+        Some(Text::Header(m, _)) => name.is_none() && NAMED.iter().any(|n| n.as_bytes() == *m),
         _ => true,
     };
     if unnamed && let Some(first) = messages(draft.request).into_iter().next() {
@@ -261,11 +259,11 @@ pub(super) fn describe<'a>(draft: &CallDraft<'a>, capture: Capture, max: usize) 
     let answer = joined(draft.response);
     let failure = error_of(&answer, draft.status, draft.streamed);
     let full = capture == Capture::Full;
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let at_ms = draft
         .at
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     Line {
         at_ms,
         connection: draft.connection,
@@ -314,11 +312,54 @@ fn cut(body: &[u8], max: usize) -> Cow<'_, str> {
 /// `jsonrpc` and `id` at most, long before a result's text (which may well say "error").
 const ERROR_KEY_WITHIN: usize = 256;
 
+/// Whether a JSON answer is a JSON-RPC result, told by its start as SDKs write one —
+/// `"result"` first, or after `"jsonrpc":"2.0"` and the id in either order (sorted keys put
+/// the id first) — which costs less than the search for `"error"`; any other start is
+/// searched.
+fn is_result(answer: &[u8]) -> bool {
+    let Some(mut rest) = answer.strip_prefix(b"{") else {
+        return false;
+    };
+    for _ in 0..3 {
+        if rest.starts_with(b"\"result\":") {
+            return true;
+        }
+        rest = if let Some(after) = rest.strip_prefix(b"\"jsonrpc\":\"2.0\",") {
+            after
+        } else if let Some(id) = rest.strip_prefix(b"\"id\":") {
+            match after_id(id) {
+                Some(after) => after,
+                None => return false,
+            }
+        } else {
+            return false;
+        };
+    }
+    false
+}
+
+/// What follows an id (a number, or a string with no escape in it) and its comma.
+fn after_id(id: &[u8]) -> Option<&[u8]> {
+    let end = match id.split_first() {
+        Some((b'"', text)) => match memchr::memchr2(b'"', b'\\', text) {
+            Some(at) if text[at] == b'"' => at + 2,
+            _ => return None,
+        },
+        _ => id
+            .iter()
+            .position(|b| !(b.is_ascii_digit() || *b == b'-'))
+            .unwrap_or(id.len()),
+    };
+    (end > 0 && id.get(end) == Some(&b',')).then(|| &id[end + 1..])
+}
+
 /// The JSON-RPC error in an answer (a JSON body, or an event stream's `data:` lines);
 /// else, for an HTTP error, the start of its body.
 fn error_of(answer: &[u8], status: u16, streamed: bool) -> Failure {
     let head = if streamed {
         answer
+    } else if is_result(answer) {
+        &[]
     } else {
         &answer[..answer.len().min(ERROR_KEY_WITHIN)]
     };
@@ -405,7 +446,7 @@ mod tests {
         let mut d = draft("not json", &[], 200);
         (d.mcp_method, d.mcp_name, d.protocol) = (Some(&method), Some(&name), Some(&protocol));
         let line = describe(&d, Capture::Metadata, 10);
-        assert_eq!(line.method, Some(Text::Plain(b"tools/call")));
+        assert_eq!(line.method, Some(Text::Header(b"tools/call", 80)));
         let r = line.to_record();
         assert_eq!(r.what(), "tools/call say \"hi\"");
         assert_eq!(r.protocol.as_deref(), Some("2026-07-28\\x09"));
@@ -421,6 +462,36 @@ mod tests {
         assert_eq!(r.error_code, Some(-32000));
         assert_eq!(r.error_message.as_deref(), Some("down"));
         assert!(r.is_error());
+    }
+
+    #[test]
+    fn a_result_is_told_by_its_start_and_anything_else_is_searched() {
+        for result in [
+            &br#"{"jsonrpc":"2.0","id":12,"result":{"text":"error"}}"#[..],
+            br#"{"jsonrpc":"2.0","id":"a-1","result":{}}"#,
+            br#"{"result":{"error":1},"jsonrpc":"2.0","id":1}"#,
+            br#"{"id":7,"jsonrpc":"2.0","result":{"tools":[]}}"#,
+        ] {
+            assert!(is_result(result), "{result:?}");
+            let answer = [Bytes::from_static(result)];
+            let r = describe(&draft("{}", &answer, 200), Capture::Metadata, 10);
+            assert_eq!(r.error_code, None);
+        }
+        for other in [
+            &br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"x"}}"#[..],
+            br#"{"jsonrpc":"2.0","id":"a\"","result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":,"result":{}}"#,
+            br#"{"id":1,"jsonrpc":"2.0","error":{"code":-2}}"#,
+            br#"{"id":1,"id":2,"id":3,"result":{}}"#,
+            b"",
+        ] {
+            assert!(!is_result(other), "{other:?}");
+        }
+        let error = [Bytes::from_static(
+            br#"{"id":1,"jsonrpc":"2.0","error":{"code":-2}}"#,
+        )];
+        let r = describe(&draft("{}", &error, 200), Capture::Metadata, 10);
+        assert_eq!(r.error_code, Some(-2));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::describe::{Text, plain};
 use super::{CallRecord, CallsConfig, Line};
+use crate::printable::printable;
 
 pub const FILE: &str = "calls.jsonl";
 
@@ -193,6 +194,79 @@ pub fn read_lines(reader: impl BufRead) -> impl Iterator<Item = CallRecord> {
 /// More than most metadata lines take.
 const LINE: usize = 512;
 
+/// Line starts kept for the calls to come: more than the clients and methods one proxy
+/// usually serves at once.
+const STARTS: usize = 16;
+
+/// The starts of lines — `{"connection":…,"client":…,"http":…,"method":…,"protocol":…` —
+/// of the calls lately recorded, one per client of a connection, method and protocol: its
+/// texts checked and escaped once, the start is copied whole into each such call's line.
+#[derive(Default)]
+pub(super) struct Starts {
+    kept: Vec<Start>,
+    /// Where the next new start goes once `kept` is full.
+    next: usize,
+}
+
+struct Start {
+    connection: Box<str>,
+    client: Box<str>,
+    http: Box<str>,
+    method: Box<[u8]>,
+    protocol: Option<Box<[u8]>>,
+    line: Box<[u8]>,
+}
+
+impl Start {
+    fn is_for(&self, r: &Line<'_>, method: &[u8], protocol: Option<&[u8]>) -> bool {
+        *self.method == *method
+            && self.protocol.as_deref() == protocol
+            && *self.client == *r.client
+            && *self.connection == *r.connection
+            && *self.http == *r.http
+    }
+}
+
+impl Starts {
+    /// The start of `r`'s line, kept for the calls like it to come; `None` for a call whose
+    /// method is not its header's (read from its body).
+    fn of(&mut self, r: &Line<'_>) -> Option<&[u8]> {
+        let Some(Text::Header(method, _)) = r.method else {
+            return None;
+        };
+        let protocol = match r.protocol {
+            None => None,
+            Some(Text::Header(p, _)) => Some(p),
+            Some(Text::Any(_)) => return None,
+        };
+        let at = match self.kept.iter().position(|s| s.is_for(r, method, protocol)) {
+            Some(at) => at,
+            None => {
+                let mut line = Vec::with_capacity(128);
+                write_start(&mut line, r);
+                let start = Start {
+                    connection: r.connection.into(),
+                    client: r.client.into(),
+                    http: r.http.into(),
+                    method: method.into(),
+                    protocol: protocol.map(Into::into),
+                    line: line.into(),
+                };
+                if self.kept.len() < STARTS {
+                    self.kept.push(start);
+                    self.kept.len() - 1
+                } else {
+                    let at = self.next;
+                    self.next = (at + 1) % STARTS;
+                    self.kept[at] = start;
+                    at
+                }
+            }
+        };
+        Some(&self.kept[at].line)
+    }
+}
+
 /// One call as a line of JSON, written by hand: one is written per call, on the call's
 /// thread, and the derived serializer cost several times as much. Text that needs no
 /// escaping (nearly all of it) is copied as it is. `CallRecord`'s `Deserialize` reads it
@@ -200,10 +274,23 @@ const LINE: usize = 512;
 pub fn write_line(out: &mut Vec<u8>, r: &Line<'_>) {
     // Room for a metadata line at once, not a growth check that may move it per field.
     out.reserve(LINE);
-    let mut n = itoa::Buffer::new();
-    out.extend_from_slice(b"{\"at_ms\":");
-    out.extend_from_slice(n.format(r.at_ms).as_bytes());
-    out.extend_from_slice(b",\"connection\":");
+    write_start(out, r);
+    write_rest(out, r);
+}
+
+/// [`write_line`], the line's start copied from `starts` when a call like it had one.
+pub(super) fn write_call(out: &mut Vec<u8>, r: &Line<'_>, starts: &mut Starts) {
+    out.reserve(LINE);
+    match starts.of(r) {
+        Some(start) => out.extend_from_slice(start),
+        None => write_start(out, r),
+    }
+    write_rest(out, r);
+}
+
+/// Who called, and what: the fields many calls share.
+fn write_start(out: &mut Vec<u8>, r: &Line<'_>) {
+    out.extend_from_slice(b"{\"connection\":");
     text(out, r.connection);
     out.extend_from_slice(b",\"client\":");
     text(out, r.client);
@@ -213,14 +300,21 @@ pub fn write_line(out: &mut Vec<u8>, r: &Line<'_>) {
         out.extend_from_slice(b",\"method\":");
         record_text(out, m);
     }
-    if let Some(m) = &r.name {
-        out.extend_from_slice(b",\"name\":");
-        record_text(out, m);
-    }
     if let Some(m) = &r.protocol {
         out.extend_from_slice(b",\"protocol\":");
         record_text(out, m);
     }
+}
+
+/// The rest of the line, which each call has its own.
+fn write_rest(out: &mut Vec<u8>, r: &Line<'_>) {
+    let mut n = itoa::Buffer::new();
+    if let Some(m) = &r.name {
+        out.extend_from_slice(b",\"name\":");
+        record_text(out, m);
+    }
+    out.extend_from_slice(b",\"at_ms\":");
+    out.extend_from_slice(n.format(r.at_ms).as_bytes());
     out.extend_from_slice(b",\"status\":");
     out.extend_from_slice(n.format(r.status).as_bytes());
     if let Some(code) = r.error_code {
@@ -267,10 +361,13 @@ pub fn write_line(out: &mut Vec<u8>, r: &Line<'_>) {
 #[inline]
 fn record_text(out: &mut Vec<u8>, value: &Text<'_>) {
     match value {
-        Text::Plain(bytes) => {
+        Text::Header(bytes, max) if bytes.len() <= *max && plain(bytes) => {
             out.push(b'"');
             out.extend_from_slice(bytes);
             out.push(b'"');
+        }
+        Text::Header(bytes, max) => {
+            text(out, &printable(&String::from_utf8_lossy(bytes), *max));
         }
         Text::Any(value) => text(out, value),
     }
@@ -332,6 +429,46 @@ mod tests {
         line.clear();
         write_line(&mut line, &plain.line());
         assert_eq!(serde_json::from_slice::<CallRecord>(&line).unwrap(), plain);
+    }
+
+    /// A line whose start was kept reads back as its own record, whichever of the fields
+    /// the start holds differ from the call before.
+    #[test]
+    fn kept_starts_belong_to_their_calls_only() {
+        let mut starts = Starts::default();
+        let mut lines = Vec::new();
+        let mut written = Vec::new();
+        for n in 0..3 * STARTS {
+            let mut r = CallRecord {
+                at_ms: n as i64,
+                connection: format!("c{}", n % 3),
+                client: ["a", "b \"q\""][n % 2].into(),
+                http: "POST".into(),
+                method: Some(["tools/list", "tools/call", "ping", "x\ty"][n % 4].into()),
+                name: (n % 4 == 1).then(|| "echo".into()),
+                protocol: (n % 3 == 0).then(|| "2026-07-28".into()),
+                status: 200,
+                ..CallRecord::default()
+            };
+            if n % 5 == 0 {
+                r.http = "GET".into();
+            }
+            // As `describe` has them: the texts from the headers.
+            fn header(v: &Option<String>) -> Option<Text<'_>> {
+                v.as_deref().map(|t| Text::Header(t.as_bytes(), 80))
+            }
+            let line = Line {
+                method: header(&r.method),
+                protocol: header(&r.protocol),
+                ..r.line()
+            };
+            write_call(&mut lines, &line, &mut starts);
+            // (An odd header's text is shown printable.)
+            written.push(line.to_record());
+        }
+        let back: Vec<CallRecord> = read_lines(&lines[..]).collect();
+        assert_eq!(back, written);
+        assert_eq!(starts.kept.len(), STARTS);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::Client;
 use crate::Answer;
+use crate::calls::Tally;
 
 /// A streamed answer is written once this much of it is waiting.
 const WRITE_AT: usize = 64 * 1024;
@@ -19,13 +20,15 @@ const WRITE_AT: usize = 64 * 1024;
 impl Client {
     /// Writes `answer`: its head, then its body — in the same write when the body is
     /// already there, else piece by piece as it arrives (chunked when its length is not
-    /// known). A client that goes away meanwhile ends the answer.
+    /// known). A client that goes away meanwhile ends the answer. What goes out of the
+    /// body is counted in `tally`, for the call's record.
     pub(super) async fn answer(
         &mut self,
         answer: Answer,
         head_only: bool,
         version: Version,
         close: bool,
+        mut tally: Option<&mut Tally>,
     ) -> io::Result<()> {
         let (parts, mut body) = answer.into_parts();
         let status = parts.status;
@@ -89,6 +92,9 @@ impl Client {
                     };
                     if data.is_empty() {
                         continue;
+                    }
+                    if let Some(tally) = tally.as_deref_mut() {
+                        tally.count(&data);
                     }
                     if chunked {
                         let mut hex = [0u8; 16];
