@@ -35,7 +35,12 @@ run() {
   fi
   "$bin" sim --no-auth >"$home/sim.url" 2>/dev/null &
   sim=$!
-  for _ in $(seq 50); do [ -s "$home/sim.url" ] && break; sleep 0.1; done
+  # A loaded machine can take seconds to start it; without its address no figure is made.
+  for _ in $(seq 300); do [ -s "$home/sim.url" ] && break; sleep 0.1; done
+  if [ ! -s "$home/sim.url" ]; then
+    echo "tether sim did not start within 30 s" >&2
+    exit 1
+  fi
   "$bin" add open "$(cat "$home/sim.url")" --no-auth >/dev/null
   secret=$("$bin" url open --client bench | sed -n 2p | sed 's|.*/s/||; s|/mcp||' | tr -d ' ')
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
