@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped binary's size against its budget: builds `tether` with the dist profile (fat
-# LTO, one codegen unit, stripped) and checks target/dist/tether is at most 19.5 MiB (it is
-# 18.5 MiB: where that goes, why the budget was raised from 18 MiB, and what a smaller binary
+# LTO, one codegen unit, stripped) and checks target/dist/tether is at most 20.5 MiB (it is
+# 20.0 MiB: where that goes, why the budget was raised from 18 MiB and 19.5 MiB, and what a smaller binary
 # would cost, is in docs/benchmarks.md#the-binarys-size). A growth past it is a dependency or an embedded
 # asset that should not be in the product; find it (`cargo bloat --profile dist --crates`)
 # before raising the budget.
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-budget=${BUDGET_BYTES:-20447232}
+budget=${BUDGET_BYTES:-21495808}
 cargo build --profile dist --quiet --locked --bin tether
 bin=target/dist/tether
 size=$(stat -c %s "$bin")
