@@ -314,3 +314,36 @@ async fn calls_go_on_while_the_database_restarts_and_refreshes_resume() {
     }
     sim.shutdown().await;
 }
+
+/// The terminal UI serving the proxy on a PostgreSQL store: with the database away, a
+/// refresh that falls due waits, and the connection shows as degraded with the reason;
+/// when the database is back it refreshes and shows healthy again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_ui_shows_a_refresh_waiting_for_the_database() {
+    // Linear at 1/600: six-second tokens, refreshed after three.
+    let Some((pg, sim, first)) = signed_in(Profile::Linear, 600.0).await else {
+        return;
+    };
+    let mut cmd = first.cmd();
+    cmd.env("TETHER_BIND", format!("127.0.0.1:{}", support::free_port()))
+        .env("TERM", "xterm-256color")
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let Some(tui) = support::tmux::program("store-degraded", (140, 30), &cmd) else {
+        return;
+    };
+    tui.wait_for("1 healthy", Duration::from_secs(15));
+    pg.stop_server();
+    let screen = tui.wait_for("degraded", Duration::from_secs(15));
+    assert!(screen.contains("waiting for the store"), "{screen}");
+    let grants = sim.stats().totals.refresh_grants;
+    pg.start_server();
+    tui.wait_until("healthy again", Duration::from_secs(20), |pane| {
+        pane.contains("1 healthy") && !pane.contains("degraded")
+    });
+    assert!(
+        sim.stats().totals.refresh_grants > grants,
+        "no refresh after the store came back"
+    );
+    tui.end_with("q");
+    sim.shutdown().await;
+}

@@ -22,7 +22,7 @@ pub use signin::SignInStart;
 use crate::calls::{CallsConfig, Collector, Recorder};
 use crate::oauth::authorize::Browser;
 use crate::oauth::refresh::{AuthError, Current, TokenManager, Trigger};
-use crate::vault::{Stamp, StepUp, Store, Vault, VaultError};
+use crate::vault::{ConnectionState, Stamp, StepUp, Store, Vault, VaultError};
 
 /// How often the vault file is checked for changes made by other processes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -81,6 +81,9 @@ struct Inner {
     calls: std::sync::OnceLock<(Arc<Collector>, Arc<Recorder>)>,
     /// Clients signing in to this process's proxy (see `local_auth`).
     consents: crate::local_auth::consent::Consents,
+    /// Connections whose refresh waits for a store this process cannot reach, and why
+    /// (shown as degraded; see [`Engine::show_degraded`]).
+    waiting_for_store: Mutex<BTreeMap<String, String>>,
     state: watch::Sender<Arc<EngineState>>,
     events: broadcast::Sender<EngineEvent>,
     commands: mpsc::UnboundedSender<EngineCommand>,
@@ -132,6 +135,7 @@ impl Engine {
                 activity_saved: Mutex::new(BTreeMap::new()),
                 calls: std::sync::OnceLock::new(),
                 consents: Default::default(),
+                waiting_for_store: Mutex::default(),
                 state,
                 events,
                 commands,
@@ -399,6 +403,56 @@ impl Engine {
         Ok(())
     }
 
+    /// Shows connection `name` as degraded in this process's view, without writing it:
+    /// for a refresh that waits on a store it cannot reach (the state it would record
+    /// lives in that store). Until [`Engine::clear_degraded`].
+    pub(crate) fn show_degraded(&self, name: &str, why: String) {
+        let changed = self
+            .inner
+            .waiting_for_store
+            .lock()
+            .is_ok_and(|mut marks| marks.insert(name.to_string(), why.clone()) != Some(why));
+        if changed {
+            self.publish();
+        }
+    }
+
+    /// The refresh of `name` reached the store again.
+    pub(crate) fn clear_degraded(&self, name: &str) {
+        let removed = self
+            .inner
+            .waiting_for_store
+            .lock()
+            .is_ok_and(|mut marks| marks.remove(name).is_some());
+        if removed {
+            self.publish();
+        }
+    }
+
+    /// The store to show: the one loaded, with the connections waiting for the store
+    /// marked degraded.
+    fn shown_store(&self) -> Arc<Store> {
+        let store = self
+            .inner
+            .store
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let Ok(marks) = self.inner.waiting_for_store.lock() else {
+            return store;
+        };
+        if marks.is_empty() {
+            return store;
+        }
+        let mut shown = Store::clone(&store);
+        for (name, why) in marks.iter() {
+            if let Some(c) = shown.get_mut(name) {
+                c.state = ConnectionState::Degraded { why: why.clone() };
+            }
+        }
+        Arc::new(shown)
+    }
+
     /// Keeps one manager per connection, and hands each the newest token the vault
     /// holds (another process may have refreshed it).
     fn sync_managers(&self, store: &Store) {
@@ -426,7 +480,7 @@ impl Engine {
     fn publish(&self) {
         let inner = &self.inner;
         let state = EngineState {
-            store: inner.store.read().map(|s| s.clone()).unwrap_or_default(),
+            store: self.shown_store(),
             next_refresh: inner
                 .next_refresh
                 .lock()

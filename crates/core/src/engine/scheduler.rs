@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::timing::{backoff, jitter, refresh_at};
 use super::{Engine, NoticeLevel};
-use crate::oauth::refresh::{TokenManager, Trigger};
+use crate::oauth::refresh::{AuthError, TokenManager, Trigger};
 use crate::vault::{Auth, Connection, ConnectionState};
 
 const MAX_SLEEP: Duration = Duration::from_secs(30);
@@ -177,10 +177,18 @@ fn start_refresh(
     let in_flight = in_flight.clone();
     let finished = finished.clone();
     let name = name.to_string();
+    let engine = engine.clone();
     tokio::spawn(async move {
         let result = manager.refresh(Trigger::Scheduled).await;
         if let Err(e) = &result {
             tracing::warn!(connection = %name, "scheduled refresh failed: {e}");
+            // The store itself is away (a database down): the refresh waits for it, and
+            // this process shows why, since the state it would record lives in the store.
+            if matches!(e, AuthError::Lock(_) | AuthError::Vault(_)) {
+                engine.show_degraded(&name, format!("waiting for the store: {e}"));
+            }
+        } else {
+            engine.clear_degraded(&name);
         }
         if let Ok(mut flying) = in_flight.lock() {
             flying.remove(&name);
