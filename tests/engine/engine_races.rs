@@ -15,28 +15,6 @@ use tether_sim::{FaultPlan, Profile, SimHandle};
 
 use crate::support::{Home, Serve, secret_for};
 
-/// One `tools/list` through a local endpoint: whether it came back with tools.
-async fn call(http: &reqwest::Client, endpoint: &str) -> bool {
-    let Ok(res) = http
-        .post(endpoint)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/list")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
-        .send()
-        .await
-    else {
-        return false;
-    };
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    let ok = status == 200 && body["result"]["tools"].is_array();
-    if !ok {
-        eprintln!("refused: {status} {body}");
-    }
-    ok
-}
-
 fn generation(home: &Home, name: &str) -> u64 {
     home.status(name)["token"]["generation"].as_u64().unwrap()
 }
@@ -60,7 +38,7 @@ async fn three_processes_share_one_rotating_grant() {
             let (calls, refused) = (calls.clone(), refused.clone());
             tasks.push(tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    if !call(&http, &endpoint).await {
+                    if !support::tools_listed(&http, &endpoint).await {
                         refused.fetch_add(1, Ordering::Relaxed);
                     }
                     calls.fetch_add(1, Ordering::Relaxed);
@@ -116,7 +94,7 @@ async fn atlassian_tokens_never_expire_under_a_busy_client() {
             "only {} refreshes",
             sim.stats().totals.refresh_grants
         );
-        if !call(&http, &endpoint).await {
+        if !support::tools_listed(&http, &endpoint).await {
             refused += 1;
         }
         calls += 1;
@@ -206,9 +184,12 @@ async fn calls_go_on_with_a_valid_token_while_its_refresh_hangs() {
     sleep_until(expires - tenth + chrono::Duration::milliseconds(300)).await;
     let mut calls = 0;
     while Utc::now() < expires - chrono::Duration::milliseconds(1500) || calls == 0 {
-        let answered = tokio::time::timeout(Duration::from_secs(30), call(&http, &endpoint))
-            .await
-            .expect("a call waited on the hung refresh");
+        let answered = tokio::time::timeout(
+            Duration::from_secs(30),
+            support::tools_listed(&http, &endpoint),
+        )
+        .await
+        .expect("a call waited on the hung refresh");
         assert!(answered, "a call failed while the token was valid");
         calls += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -224,7 +205,7 @@ async fn calls_go_on_with_a_valid_token_while_its_refresh_hangs() {
         assert!(Instant::now() < safety, "the refresh never completed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(call(&http, &endpoint).await);
+    assert!(support::tools_listed(&http, &endpoint).await);
     support::assert_no_tokens(&serve.stop());
     sim.shutdown().await;
 }
@@ -327,7 +308,7 @@ async fn a_refresh_hung_past_expiry_shows_as_such_everywhere() {
         assert!(Instant::now() < safety, "never healthy again: {row}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(call(&http, &endpoint).await);
+    assert!(support::tools_listed(&http, &endpoint).await);
     support::assert_no_tokens(&serve.stop());
     sim.shutdown().await;
 }

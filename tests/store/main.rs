@@ -74,14 +74,7 @@ impl Replica {
 
     /// The secret of `client`'s endpoint for connection `name`.
     pub fn secret(&self, name: &str, client: &str) -> String {
-        let out = self.run(&["url", name, "--client", client]).ok().stdout;
-        let line = out.lines().nth(1).unwrap();
-        line.trim()
-            .rsplit("/s/")
-            .next()
-            .unwrap()
-            .trim_end_matches("/mcp")
-            .to_string()
+        support::secret_in(&self.run(&["url", name, "--client", client]).ok().stdout)
     }
 }
 

@@ -6,34 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use tether_sim::{FaultPlan, Profile, SimHandle};
 
 use crate::support::postgres::Postgres;
 use crate::support::{self, Serve};
 use crate::{Replica, database};
-
-/// One `tools/list` through a local endpoint: whether it came back with tools.
-async fn call(http: &reqwest::Client, endpoint: &str) -> bool {
-    let Ok(res) = http
-        .post(endpoint)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/list")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
-        .send()
-        .await
-    else {
-        return false;
-    };
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    let ok = status == 200 && body["result"]["tools"].is_array();
-    if !ok {
-        eprintln!("refused: {status} {body}");
-    }
-    ok
-}
 
 /// A simulator of `profile` (lifetimes divided by `scale`) and a first replica signed in
 /// to it on a fresh store.
@@ -72,7 +49,7 @@ fn hammer(
             let (calls, refused) = (calls.clone(), refused.clone());
             tasks.push(tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    if !call(&http, &endpoint).await {
+                    if !support::tools_listed(&http, &endpoint).await {
                         refused.fetch_add(1, Ordering::Relaxed);
                     }
                     calls.fetch_add(1, Ordering::Relaxed);

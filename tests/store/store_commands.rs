@@ -10,6 +10,22 @@ use crate::{Replica, database};
 /// An API key no other value in a test could contain.
 const API_KEY: &str = "sk-test-4f1c9a7e2b8d6035ee91";
 
+/// An MCP `initialize` through `serve` with the endpoint `secret`: the HTTP status.
+async fn initialize(serve: &support::Serve, secret: &str) -> reqwest::StatusCode {
+    support::http()
+        .post(format!("{}/s/{secret}/mcp", serve.base))
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 fn names(list: &str) -> Vec<(String, String)> {
     let v: Value = serde_json::from_str(list).unwrap();
     v.as_array()
@@ -73,18 +89,7 @@ async fn every_command_works_on_a_postgres_store_and_the_database_holds_no_secre
         ]
     );
     let serve = two.serve();
-    let answer = support::http()
-        .post(format!("{}/s/{secret}/mcp", serve.base))
-        .header("accept", "application/json, text/event-stream")
-        .json(
-            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                       "clientInfo": {"name": "t", "version": "1"}}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    assert_eq!(initialize(&serve, &secret).await, 200);
     support::assert_no_tokens(&serve.stop());
 
     // What an operator reads with psql: names, upstreams, kinds, states, generations.
@@ -319,18 +324,7 @@ async fn a_file_vault_moves_to_postgres_and_back_and_the_source_is_left_as_it_wa
     );
     assert_eq!(on_pg.status("notion")["token"]["generation"], 2);
     let serve = on_pg.serve();
-    let answer = support::http()
-        .post(format!("{}/s/{secret}/mcp", serve.base))
-        .header("accept", "application/json, text/event-stream")
-        .json(
-            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                       "clientInfo": {"name": "t", "version": "1"}}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    assert_eq!(initialize(&serve, &secret).await, 200);
     drop(serve);
 
     // Back to a file; refused once the file holds a connection the store does not...

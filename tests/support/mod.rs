@@ -245,14 +245,41 @@ pub async fn signed_in_here(
 
 /// The secret of `client`'s endpoint for connection `name` (created on first use).
 pub fn secret_for(home: &Home, name: &str, client: &str) -> String {
-    let out = home.run(&["url", name, "--client", client]).ok().stdout;
-    let line = out.lines().nth(1).unwrap();
+    secret_in(&home.run(&["url", name, "--client", client]).ok().stdout)
+}
+
+/// The endpoint secret in what `tether url` printed.
+pub fn secret_in(url_output: &str) -> String {
+    let line = url_output.lines().nth(1).unwrap();
     line.trim()
         .rsplit("/s/")
         .next()
         .unwrap()
         .trim_end_matches("/mcp")
         .to_string()
+}
+
+/// One `tools/list` through a local endpoint (the stateless protocol revision): whether it
+/// came back with tools. A refusal is printed.
+pub async fn tools_listed(http: &reqwest::Client, endpoint: &str) -> bool {
+    let Ok(res) = http
+        .post(endpoint)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+    else {
+        return false;
+    };
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    let ok = status == 200 && body["result"]["tools"].is_array();
+    if !ok {
+        eprintln!("refused: {status} {body}");
+    }
+    ok
 }
 
 /// Every regular file under `dir`, recursively.

@@ -10,6 +10,7 @@
 //! Host/Origin guard before anything else; pages from `[proxy] allowed_origins` get CORS on
 //! the MCP endpoints (`cors`).
 
+mod accept;
 mod authz;
 mod calls;
 pub mod codes;
@@ -29,7 +30,6 @@ mod signin;
 pub mod tls;
 mod upstream;
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -42,9 +42,6 @@ use axum::http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service as _;
@@ -111,7 +108,7 @@ pub fn spawn_watched(
                 .enable_all()
                 .build()
                 .and_then(|runtime| {
-                    runtime.block_on(serve(engine, config, listener, stopping, alive))
+                    runtime.block_on(accept::serve(engine, config, listener, stopping, alive))
                 });
             let _ = done.send(served);
         })?;
@@ -119,126 +116,6 @@ pub fn spawn_watched(
         stop,
         finished: Some(finished),
     })
-}
-
-async fn serve(
-    engine: Engine,
-    config: ProxyConfig,
-    listener: std::net::TcpListener,
-    stop: CancellationToken,
-    alive: Option<Alive>,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let beating = tokio::spawn(heartbeat(alive));
-    let port = listener.local_addr()?.port();
-    let mut cap = limits::Cap::new(config.max_connections);
-    let idle = std::time::Duration::from_secs(config.idle_timeout_secs.max(1));
-    let tls = tls::acceptor(&config).map_err(std::io::Error::other)?;
-    let handler = Arc::new(handler(engine, config, port));
-    let drain = drain::Drain::default();
-    loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    accept_failed(e).await;
-                    continue;
-                }
-            },
-            () = stop.cancelled() => break,
-        };
-        // Answers go out in several small writes (headers, then each streamed chunk):
-        // without TCP_NODELAY, Nagle holds each behind the client's delayed ACK.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY on a client connection: {e}");
-        }
-        let Some(slot) = cap.admit() else {
-            cap.refuse(tcp);
-            continue;
-        };
-        let handler = handler.clone();
-        let watcher = drain.watcher();
-        if let Some(tls) = &tls {
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let _slot = slot;
-                let ends = authz::Ends::of(&tcp);
-                // A handshake that does not come is an idle connection.
-                let Ok(Ok(stream)) = tokio::time::timeout(idle, tls.accept(tcp)).await else {
-                    return;
-                };
-                let service = service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler.handle(request, ends).await) }
-                });
-                let builder = auto::Builder::new(TokioExecutor::new());
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(connection).await {
-                    tracing::debug!("a client connection ended with an error: {e}");
-                }
-            });
-            continue;
-        }
-        tokio::spawn(async move {
-            let _slot = slot;
-            // A connection that sends nothing at all is idle too.
-            let Ok(http2) = tokio::time::timeout(idle, server::opens_with_http2(&tcp)).await else {
-                return;
-            };
-            let served = if http2 {
-                // HTTP/2 by prior knowledge: hyper's server.
-                let ends = authz::Ends::of(&tcp);
-                let service = service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler.handle(request, ends).await) }
-                });
-                let builder = auto::Builder::new(TokioExecutor::new()).http2_only();
-                let connection = builder.serve_connection(TokioIo::new(tcp), service);
-                watcher.watch(connection).await.map_err(|e| e.to_string())
-            } else {
-                let connection = server::Connection::new(tcp, handler);
-                watcher.watch(connection).await.map_err(|e| e.to_string())
-            };
-            if let Err(e) = served {
-                tracing::debug!("a client connection ended with an error: {e}");
-            }
-        });
-    }
-    drop(listener);
-    // A proxy that stops serving stops saying it is alive.
-    beating.abort();
-    drain.stop().await;
-    Ok(())
-}
-
-/// After a failed accept: a client that gave up is nothing; anything else (out of file
-/// descriptors, typically) is said and waited out, as a busy loop would not help.
-async fn accept_failed(e: std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::warn!("the proxy cannot accept a connection: {e}; trying again in 1 s");
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-}
-
-/// Keeps a timer due within a second at all times. Every call sets an answer timeout due in
-/// minutes; with an earlier timer already pending, setting it never has to wake the
-/// runtime's driver through its event fd — two system calls saved per call, at the cost of
-/// one wake-up a second. Each tick also tells `alive`, if anyone listens, that the proxy's
-/// thread still runs its tasks.
-async fn heartbeat(alive: Option<Alive>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        if let Some(alive) = &alive {
-            alive();
-        }
-    }
 }
 
 impl Serving {

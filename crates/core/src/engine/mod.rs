@@ -3,6 +3,7 @@
 //! the state and events front ends render. It knows no front end.
 
 pub mod api;
+mod away;
 mod execute;
 mod scheduler;
 mod signin;
@@ -22,7 +23,7 @@ pub use signin::SignInStart;
 use crate::calls::{CallsConfig, Collector, Recorder};
 use crate::oauth::authorize::Browser;
 use crate::oauth::refresh::{AuthError, Current, TokenManager, Trigger};
-use crate::vault::{ConnectionState, Stamp, StepUp, Store, Vault, VaultError};
+use crate::vault::{Stamp, StepUp, Store, Vault, VaultError};
 
 /// How often the vault file is checked for changes made by other processes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -401,56 +402,6 @@ impl Engine {
         }
         self.publish();
         Ok(())
-    }
-
-    /// Shows connection `name` as degraded in this process's view, without writing it:
-    /// for a refresh that waits on a store it cannot reach (the state it would record
-    /// lives in that store). Until [`Engine::clear_degraded`].
-    pub(crate) fn show_degraded(&self, name: &str, why: String) {
-        let changed = self
-            .inner
-            .waiting_for_store
-            .lock()
-            .is_ok_and(|mut marks| marks.insert(name.to_string(), why.clone()) != Some(why));
-        if changed {
-            self.publish();
-        }
-    }
-
-    /// The refresh of `name` reached the store again.
-    pub(crate) fn clear_degraded(&self, name: &str) {
-        let removed = self
-            .inner
-            .waiting_for_store
-            .lock()
-            .is_ok_and(|mut marks| marks.remove(name).is_some());
-        if removed {
-            self.publish();
-        }
-    }
-
-    /// The store to show: the one loaded, with the connections waiting for the store
-    /// marked degraded.
-    fn shown_store(&self) -> Arc<Store> {
-        let store = self
-            .inner
-            .store
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        let Ok(marks) = self.inner.waiting_for_store.lock() else {
-            return store;
-        };
-        if marks.is_empty() {
-            return store;
-        }
-        let mut shown = Store::clone(&store);
-        for (name, why) in marks.iter() {
-            if let Some(c) = shown.get_mut(name) {
-                c.state = ConnectionState::Degraded { why: why.clone() };
-            }
-        }
-        Arc::new(shown)
     }
 
     /// Keeps one manager per connection, and hands each the newest token the vault
