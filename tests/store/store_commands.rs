@@ -258,6 +258,21 @@ fn a_store_that_cannot_be_reached_or_used_says_so_without_its_password() {
         out.stderr
     );
     assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    let garbled = home.run(&[
+        "--store",
+        "postgres://tether:hunter2@127.0.0.1:notaport/vault",
+        "list",
+    ]);
+    assert_eq!(garbled.status, 1);
+    assert!(
+        garbled.stderr.contains("not a PostgreSQL connection URL")
+            && garbled
+                .stderr
+                .contains("postgres://USER@HOST:PORT/DATABASE"),
+        "{}",
+        garbled.stderr
+    );
+    assert!(!garbled.stderr.contains("hunter2"), "{}", garbled.stderr);
     let other = home.run(&["--store", "mysql://root:hunter2@db/vault", "list"]);
     assert_eq!(other.status, 1);
     assert!(
@@ -294,6 +309,10 @@ async fn a_file_vault_moves_to_postgres_and_back_and_the_source_is_left_as_it_wa
         before,
         "the file was changed"
     );
+    // Onto itself: refused, naming the fix.
+    let itself = home.run(&["store", "migrate", "--to", "file"]);
+    assert_eq!(itself.status, 2, "{}", itself.stdout);
+    assert!(itself.stderr.contains("already in"), "{}", itself.stderr);
     // Again: the same copy, nothing doubled.
     home.run(&["store", "migrate", "--to", &url]).ok();
     assert_eq!(
@@ -504,4 +523,45 @@ async fn a_replica_serves_clients_on_other_machines_over_https() {
     assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
     let _ = serve.kill();
     let _ = serve.wait();
+}
+
+/// The store's address may carry the database's password: the browser a sign-in starts
+/// gets neither it nor `PGPASSWORD`, as it never gets the vault key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_never_sees_the_stores_address_or_password() {
+    let Some((pg, _)) = database("vault") else {
+        return;
+    };
+    let sim = tether_sim::start(tether_sim::SimOptions::new(Profile::Generic))
+        .await
+        .unwrap();
+    // The cluster trusts loopback, so the password is carried but never checked.
+    let url = format!(
+        "postgres://tether:pw-4a7e19c2@127.0.0.1:{}/vault?sslmode=disable",
+        pg.port
+    );
+    let one = Replica::first(&url);
+    one.run(&["add", "generic", sim.mcp_url().as_str()]).ok();
+    let seen = one.home.path().join("browser-env");
+    let login = support::Run::of(
+        one.cmd()
+            .args(["login", "generic", "--timeout", "20"])
+            .env("PGPASSWORD", "pw-5b8f20d3")
+            .env(
+                "BROWSER",
+                support::repo().join("tests/fixtures/env-browser"),
+            )
+            .env("ENV_BROWSER_OUT", &seen)
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(login.stdout.contains("Authorized"), "{}", login.stdout);
+    assert!(!login.stdout.contains("pw-") && !login.stderr.contains("pw-"));
+    let env = std::fs::read_to_string(&seen).unwrap();
+    assert!(env.contains("ENV_BROWSER_OUT="), "the rest is kept");
+    for gone in ["TETHER_STORE", "PGPASSWORD", "pw-4a7e19c2", "pw-5b8f20d3"] {
+        assert!(!env.contains(gone), "{gone} reached the browser");
+    }
+    sim.shutdown().await;
 }

@@ -14,8 +14,13 @@ use std::process::{Command, Stdio};
 
 use url::Url;
 
-/// Environment variables that carry tether's own secrets, removed from the browser's.
-pub const SECRET_ENV: &[&str] = &[crate::vault::KEY_ENV];
+/// Environment variables that carry tether's own secrets, removed from the browser's: the
+/// vault key, and the store's address and password (a PostgreSQL URL may hold one).
+pub const SECRET_ENV: &[&str] = &[
+    crate::vault::KEY_ENV,
+    crate::config::STORE_ENV,
+    "PGPASSWORD",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
