@@ -5,8 +5,6 @@
 
 use crate::support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -27,36 +25,17 @@ async fn three_processes_share_one_rotating_grant() {
     let secret = secret_for(&home, "linear", "hammer");
     let probes = sim.stats().totals.mcp_401s;
     let serves: Vec<Serve> = (0..3).map(|_| Serve::start(&home)).collect();
-    let http = reqwest::Client::new();
-    let (calls, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let endpoints: Vec<String> = serves
+        .iter()
+        .map(|serve| format!("{}/s/{secret}/mcp", serve.base))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(SECONDS);
-    let mut tasks = Vec::new();
-    for serve in &serves {
-        let endpoint = format!("{}/s/{secret}/mcp", serve.base);
-        for _ in 0..50 {
-            let (http, endpoint) = (http.clone(), endpoint.clone());
-            let (calls, refused) = (calls.clone(), refused.clone());
-            tasks.push(tokio::spawn(async move {
-                while Instant::now() < deadline {
-                    if !support::tools_listed(&http, &endpoint).await {
-                        refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }));
-        }
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let (calls, refused) = support::Hammer::start(&endpoints, 50, deadline)
+        .finish()
+        .await;
     for serve in serves {
         support::assert_no_tokens(&serve.stop());
     }
-    let (calls, refused) = (
-        calls.load(Ordering::Relaxed),
-        refused.load(Ordering::Relaxed),
-    );
     assert_eq!(refused, 0, "{refused} of {calls} calls failed");
     assert!(calls > 1_000, "only {calls} calls");
     let totals = sim.stats().totals;

@@ -54,6 +54,24 @@ impl Replica {
         support::Run::of(self.cmd().args(args).output().expect("run tether"))
     }
 
+    /// `tether add NAME` of an upstream that answers nothing, with API key `key`.
+    pub fn add_keyed(&self, name: &str, key: &str) {
+        support::Run::of(
+            self.cmd()
+                .args([
+                    "add",
+                    name,
+                    "http://127.0.0.1:9/mcp",
+                    "--api-key-env",
+                    "KEYED",
+                ])
+                .env("KEYED", key)
+                .output()
+                .expect("run tether add"),
+        )
+        .ok();
+    }
+
     pub fn login(&self, name: &str) -> support::Run {
         support::Run::of(
             self.cmd()

@@ -2,14 +2,12 @@
 //! (so nothing on disk is shared: only the database keeps them from refreshing at once),
 //! on one rotating grant: Linear's, where a refresh token spent twice kills the grant.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tether_sim::{FaultPlan, Profile, SimHandle};
 
 use crate::support::postgres::Postgres;
-use crate::support::{self, Serve};
+use crate::support::{self, Hammer, Serve};
 use crate::{Replica, database};
 
 /// A simulator of `profile` (lifetimes divided by `scale`) and a first replica signed in
@@ -30,37 +28,6 @@ async fn signed_in(profile: Profile, scale: f64) -> Option<(Postgres, SimHandle,
     Some((pg, sim, first))
 }
 
-/// Clients calling `endpoints` every 20 ms until `deadline`: (calls, refused).
-fn hammer(
-    endpoints: Vec<String>,
-    per_endpoint: usize,
-    deadline: Instant,
-) -> (
-    Vec<tokio::task::JoinHandle<()>>,
-    Arc<AtomicU64>,
-    Arc<AtomicU64>,
-) {
-    let http = reqwest::Client::new();
-    let (calls, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut tasks = Vec::new();
-    for endpoint in endpoints {
-        for _ in 0..per_endpoint {
-            let (http, endpoint) = (http.clone(), endpoint.clone());
-            let (calls, refused) = (calls.clone(), refused.clone());
-            tasks.push(tokio::spawn(async move {
-                while Instant::now() < deadline {
-                    if !support::tools_listed(&http, &endpoint).await {
-                        refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }));
-        }
-    }
-    (tasks, calls, refused)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_one_rotating_grant_through_the_database() {
     const SECONDS: u64 = 120;
@@ -72,22 +39,15 @@ async fn three_replicas_share_one_rotating_grant_through_the_database() {
     let probes = sim.stats().totals.mcp_401s;
     let replicas = [Replica::beside(&first), Replica::beside(&first), first];
     let serves: Vec<Serve> = replicas.iter().map(Replica::serve).collect();
-    let endpoints = serves
+    let endpoints: Vec<String> = serves
         .iter()
         .map(|s| format!("{}/s/{secret}/mcp", s.base))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(SECONDS);
-    let (tasks, calls, refused) = hammer(endpoints, 50, deadline);
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let (calls, refused) = Hammer::start(&endpoints, 50, deadline).finish().await;
     for serve in serves {
         support::assert_no_tokens(&serve.stop());
     }
-    let (calls, refused) = (
-        calls.load(Ordering::Relaxed),
-        refused.load(Ordering::Relaxed),
-    );
     assert_eq!(refused, 0, "{refused} of {calls} calls failed");
     assert!(calls > 1_000, "only {calls} calls");
     let totals = sim.stats().totals;
@@ -250,12 +210,12 @@ async fn calls_go_on_while_the_database_restarts_and_refreshes_resume() {
     let secret = first.secret("linear", "hammer");
     let replicas = [Replica::beside(&first), first];
     let serves: Vec<Serve> = replicas.iter().map(Replica::serve).collect();
-    let endpoints = serves
+    let endpoints: Vec<String> = serves
         .iter()
         .map(|s| format!("{}/s/{secret}/mcp", s.base))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(40);
-    let (tasks, calls, refused) = hammer(endpoints, 5, deadline);
+    let hammer = Hammer::start(&endpoints, 5, deadline);
     // Down from just after a refresh until past the next one's time.
     let grants = sim.stats().totals.refresh_grants;
     while sim.stats().totals.refresh_grants == grants {
@@ -270,17 +230,11 @@ async fn calls_go_on_while_the_database_restarts_and_refreshes_resume() {
         "refreshed without the store"
     );
     pg.start_server();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let (calls, refused) = hammer.finish().await;
     let totals = sim.stats().totals;
     assert!(
         totals.refresh_grants > down_at,
         "no refresh after the store came back"
-    );
-    let (calls, refused) = (
-        calls.load(Ordering::Relaxed),
-        refused.load(Ordering::Relaxed),
     );
     assert_eq!(refused, 0, "{refused} of {calls} calls failed");
     assert_eq!(totals.invalid_grant_responses, 0);

@@ -56,19 +56,7 @@ async fn every_command_works_on_a_postgres_store_and_the_database_holds_no_secre
         "{}",
         login.stdout
     );
-    one.cmd()
-        .args([
-            "add",
-            "keyed",
-            "http://127.0.0.1:9/mcp",
-            "--api-key-env",
-            "KEYED",
-        ])
-        .env("KEYED", API_KEY)
-        .output()
-        .map(support::Run::of)
-        .unwrap()
-        .ok();
+    one.add_keyed("keyed", API_KEY);
     let secret = one.secret("linear", "claude-code");
     let refreshed = one.run(&["refresh", "linear"]).ok();
     assert!(
@@ -131,19 +119,7 @@ fn a_value_copied_to_another_row_fails_its_check_and_nothing_is_overwritten() {
     };
     let one = Replica::first(&url);
     for name in ["alpha", "beta"] {
-        one.cmd()
-            .args([
-                "add",
-                name,
-                "http://127.0.0.1:9/mcp",
-                "--api-key-env",
-                "KEYED",
-            ])
-            .env("KEYED", API_KEY)
-            .output()
-            .map(support::Run::of)
-            .unwrap()
-            .ok();
+        one.add_keyed(name, API_KEY);
     }
     // Someone with write access to the database gives beta alpha's sealed value.
     pg.psql(

@@ -259,6 +259,57 @@ pub fn secret_in(url_output: &str) -> String {
         .to_string()
 }
 
+/// Clients calling `tools/list` through local endpoints every 20 ms until a deadline,
+/// counting their calls and the refused ones.
+pub struct Hammer {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    calls: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Hammer {
+    /// `per_endpoint` clients on each of `endpoints`, calling until `deadline`.
+    pub fn start(endpoints: &[String], per_endpoint: usize, deadline: std::time::Instant) -> Self {
+        use std::sync::atomic::Ordering;
+        let http = reqwest::Client::new();
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for endpoint in endpoints {
+            for _ in 0..per_endpoint {
+                let (http, endpoint) = (http.clone(), endpoint.clone());
+                let (calls, refused) = (calls.clone(), refused.clone());
+                tasks.push(tokio::spawn(async move {
+                    while std::time::Instant::now() < deadline {
+                        if !tools_listed(&http, &endpoint).await {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }));
+            }
+        }
+        Self {
+            tasks,
+            calls,
+            refused,
+        }
+    }
+
+    /// Waits for every client to pass the deadline: (calls, refused).
+    pub async fn finish(self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        (
+            self.calls.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// One `tools/list` through a local endpoint (the stateless protocol revision): whether it
 /// came back with tools. A refusal is printed.
 pub async fn tools_listed(http: &reqwest::Client, endpoint: &str) -> bool {

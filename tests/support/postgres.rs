@@ -190,19 +190,19 @@ impl Postgres {
 
     /// Runs `sql` in database `db`; its unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.client("psql"))
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        let out = self
+            .client("psql")
             .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "tether",
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
                 "-d",
                 db,
+                "-c",
+                sql,
             ])
-            .args(["-c", sql])
             .output()
             .expect("run psql");
         String::from_utf8_lossy(&check(out, "psql").stdout).into_owned()
@@ -210,29 +210,25 @@ impl Postgres {
 
     /// `pg_dump` of database `db`: everything it holds, as text.
     pub fn dump(&self, db: &str) -> Vec<u8> {
-        let out = Command::new(self.client("pg_dump"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "tether",
-                db,
-            ])
+        let out = self
+            .client("pg_dump")
+            .arg(db)
             .output()
             .expect("run pg_dump");
         check(out, "pg_dump").stdout
     }
 
-    /// A client tool: beside the server's, else on PATH.
-    fn client(&self, tool: &str) -> PathBuf {
+    /// A client tool (beside the server's, else on PATH) connected to this cluster.
+    fn client(&self, tool: &str) -> Command {
         let beside = self.bin.join(tool);
-        if beside.exists() {
+        let mut cmd = Command::new(if beside.exists() {
             beside
         } else {
             PathBuf::from(tool)
-        }
+        });
+        let port = self.port.to_string();
+        cmd.args(["-h", "127.0.0.1", "-p", &port, "-U", "tether"]);
+        cmd
     }
 }
 
