@@ -218,18 +218,22 @@ pub fn redact(url: &str) -> String {
 }
 
 /// A database error with its causes, the way an operator wants to read it.
+/// What the database said is made printable: it is the server's text.
 pub fn why(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{} ({})", db.message(), db.code().code());
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    let text = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    };
+    crate::printable::printable(&text, 500)
 }
 
 /// TLS for the store's sessions: none with `sslmode=disable`, else rustls with the
