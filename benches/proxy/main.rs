@@ -15,7 +15,9 @@
 //! `TETHER_BENCH_SECS` (measured seconds per run, default 4) trade time for steadiness;
 //! `TETHER_BENCH_BIN=path/to/tether` measures another build of tether;
 //! `TETHER_CALLS_CAPTURE=off` (or `full`) passes to the tether under test, which records
-//! every call with `metadata` otherwise: the cost of recording is the difference of two runs.
+//! every call with `metadata` otherwise. While it records, the same tether with
+//! `capture = "off"` (column "rec. off") takes its turn in every round too, and the cost of
+//! recording is printed as the median of the rounds' differences.
 
 mod floor;
 mod load;
@@ -39,6 +41,11 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 const ADDED_P50_US: f64 = 60.0;
 const FIRST_EVENT_US: f64 = 1_000.0;
 const IDLE_RSS_BYTES: u64 = 15_000_000;
+/// Most that recording calls (`capture = "metadata"`) may take off requests/s.
+const RECORDING_COST_PCT: f64 = 3.0;
+
+/// The column of the tether that does not record calls (`capture = "off"`).
+const UNRECORDED: &str = "rec. off";
 
 struct Settings {
     rounds: usize,
@@ -110,7 +117,11 @@ fn main() {
     let up = peers::upstream(server_cpu);
     let nginx = peers::nginx(server_cpu, up.addr);
     let floor = peers::floor(server_cpu, up.addr);
-    let tether = peers::tether(server_cpu, up.addr);
+    let tether = peers::tether(server_cpu, up.addr, None);
+    // The same tether not recording calls, taking its turn in every round: the cost of
+    // recording is the difference of the two, paired by round.
+    let recording = std::env::var("TETHER_CALLS_CAPTURE").map_or(true, |c| c != "off");
+    let unrecorded = recording.then(|| peers::tether(server_cpu, up.addr, Some("off")));
     // Let both finish starting before the idle reading.
     std::thread::sleep(Duration::from_secs(1));
 
@@ -144,6 +155,17 @@ fn main() {
         pids: vec![floor.pid()],
         figures: Figures::default(),
     });
+    if let Some(off) = &unrecorded {
+        measured.push(Measured {
+            target: Target {
+                name: UNRECORDED,
+                addr: off.addr,
+                path: off.path.clone(),
+            },
+            pids: vec![off.process.pid()],
+            figures: Figures::default(),
+        });
+    }
     measured.push(Measured {
         target: Target {
             name: "tether",
@@ -175,6 +197,7 @@ fn main() {
     let load_after = load_average();
 
     report(&measured);
+    report_recording(&measured);
     println!();
     println!(
         "machine: {cpus} CPU(s), load average {load_before} before and {load_after} after the run{}",
@@ -184,6 +207,7 @@ fn main() {
             .unwrap_or_default()
     );
     drop(tether);
+    drop(unrecorded);
     drop(nginx);
     // Not a speed target but the proxy's contract: a client call is one upstream request.
     for m in &measured {
@@ -425,6 +449,57 @@ fn report(measured: &[Measured]) {
         "failed calls / short SSE streams",
         &|m| format!("{} / {}", m.figures.errors, m.figures.short_streams),
         "",
+    );
+}
+
+/// What recording calls costs: tether against itself with `capture = "off"`, each figure
+/// the median of the rounds' differences (the two ran back to back in every round, so what
+/// the machine did meanwhile moves both alike).
+fn report_recording(measured: &[Measured]) {
+    let Some(off) = measured.iter().find(|m| m.target.name == UNRECORDED) else {
+        return;
+    };
+    let on = &measured[measured.len() - 1];
+    let change = |of: &dyn Fn(&Figures) -> &Vec<f64>| {
+        let pairs: Vec<f64> = of(&on.figures)
+            .iter()
+            .zip(of(&off.figures))
+            .map(|(on, off)| (on / off - 1.0) * 100.0)
+            .collect();
+        (median(&pairs), pairs)
+    };
+    let rounds = |pairs: &[f64]| {
+        let each: Vec<String> = pairs.iter().map(|p| format!("{p:+.1}")).collect();
+        each.join(", ")
+    };
+    let capture = std::env::var("TETHER_CALLS_CAPTURE").unwrap_or_else(|_| "metadata".into());
+    println!();
+    println!(
+        "recording calls (capture {capture}) against the same tether with capture off, median of the rounds' differences:"
+    );
+    let mut rate16 = f64::NAN;
+    for (i, c) in CONCURRENCY.iter().enumerate() {
+        let (median, pairs) = change(&|f| &f.rate[i]);
+        if *c == 16 {
+            rate16 = median;
+        }
+        println!(
+            "  requests/s, concurrency {c:<2}        {median:+5.1} %   (rounds: {})",
+            rounds(&pairs)
+        );
+    }
+    let (cpu, pairs) = change(&|f| &f.cpu_us);
+    println!(
+        "  proxy CPU per call, concurrency 16 {cpu:+5.1} %   (rounds: {})",
+        rounds(&pairs)
+    );
+    println!(
+        "  target: requests/s at concurrency 16 within {RECORDING_COST_PCT:.0} %: {}",
+        if rate16 >= -RECORDING_COST_PCT {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
 }
 

@@ -287,7 +287,10 @@ pub struct Tether {
 /// `tether serve` in a fresh home, with connection `bench` (no auth) to the upstream and
 /// the client secret of `bench-client`. `TETHER_BENCH_BIN` measures another build instead
 /// (to compare before and after a change).
-pub fn tether(cpu: Option<usize>, upstream: SocketAddr) -> Tether {
+///
+/// `capture` sets its `[calls] capture` (`TETHER_CALLS_CAPTURE`); `None` leaves the
+/// environment's, `metadata` when unset.
+pub fn tether(cpu: Option<usize>, upstream: SocketAddr, capture: Option<&str>) -> Tether {
     let binary = std::env::var_os("TETHER_BENCH_BIN").map_or_else(
         || PathBuf::from(env!("CARGO_BIN_EXE_tether")),
         PathBuf::from,
@@ -304,6 +307,9 @@ pub fn tether(cpu: Option<usize>, upstream: SocketAddr) -> Tether {
             .env_remove("TETHER_VAULT_KEY")
             .env_remove("TETHER_BIND")
             .env_remove("RUST_LOG");
+        if let Some(capture) = capture {
+            c.env("TETHER_CALLS_CAPTURE", capture);
+        }
         c
     };
     let run = |args: &[&str]| {

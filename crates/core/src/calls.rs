@@ -9,9 +9,10 @@ mod describe;
 pub mod log;
 pub mod tail;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::http::HeaderValue;
@@ -24,6 +25,14 @@ pub use describe::{Line, Text};
 /// Bytes of lines waiting for the collector; a line that would go past it is dropped (and
 /// counted), never waited for. About 25,000 metadata lines: two seconds of a saturated proxy.
 const PENDING_MAX: usize = 8 * 1024 * 1024;
+
+/// Bytes of lines at which the call that crosses it wakes the collector before its tick: a
+/// busy proxy's batches stay this small (about 1,000 lines), and so does its memory.
+const WAKE_AT: usize = 256 * 1024;
+
+/// Room each batch is made with: a batch woken at [`WAKE_AT`] never has to grow (and copy
+/// itself) while the collector gets to it.
+const BATCH: usize = WAKE_AT + 64 * 1024;
 
 /// One JSON-RPC request through the proxy, as `tether calls`, the TUI and the audit log
 /// show it.
@@ -91,7 +100,8 @@ impl CallRecord {
 /// itself: [`Recorder::record`] makes the record's line from it before the call's buffers
 /// are released, so nothing is copied or kept past the call.
 pub struct CallDraft<'a> {
-    pub at: SystemTime,
+    /// When the request had been read.
+    pub started: Instant,
     pub connection: &'a str,
     pub client: &'a str,
     pub http: &'a str,
@@ -115,6 +125,38 @@ pub struct CallDraft<'a> {
 struct Pending {
     lines: Vec<u8>,
     starts: log::Starts,
+    clock: Clock,
+}
+
+/// The wall clock against the monotonic one, read again by the collector every batch: a
+/// call's time is its start's distance from it, so recording a call reads no clock but
+/// the one its duration needs, and a clock set or a machine woken from sleep is caught up
+/// with within a batch.
+#[derive(Clone, Copy)]
+struct Clock {
+    wall_ms: i64,
+    at: Instant,
+}
+
+impl Clock {
+    fn now() -> Self {
+        let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
+        Self {
+            wall_ms: wall.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            at: Instant::now(),
+        }
+    }
+
+    /// `when` in milliseconds since the Unix epoch.
+    fn ms(&self, when: Instant) -> i64 {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        match when.checked_duration_since(self.at) {
+            Some(after) => self.wall_ms.saturating_add(ms(after)),
+            None => self
+                .wall_ms
+                .saturating_sub(ms(self.at.duration_since(when))),
+        }
+    }
 }
 
 /// The proxy's side of the recording: each call's line goes into a batch the collector
@@ -129,6 +171,8 @@ pub struct Recorder {
     limit: usize,
     recorded: AtomicU64,
     dropped: AtomicU64,
+    /// The collector's thread, woken when a batch reaches [`WAKE_AT`].
+    collector: OnceLock<Thread>,
 }
 
 impl Recorder {
@@ -136,8 +180,9 @@ impl Recorder {
         let full = config.capture == Capture::Full;
         Self {
             pending: Mutex::new(Pending {
-                lines: Vec::with_capacity(64 * 1024),
+                lines: Vec::with_capacity(BATCH),
                 starts: log::Starts::default(),
+                clock: Clock::now(),
             }),
             capture: config.capture,
             keep: if full {
@@ -155,6 +200,7 @@ impl Recorder {
                 },
             recorded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            collector: OnceLock::new(),
         }
     }
 
@@ -171,26 +217,38 @@ impl Recorder {
     /// Adds the call's line to the batch; a batch the collector has not taken for too long
     /// drops it (counted), so a call never waits.
     pub fn record(&self, draft: &CallDraft<'_>) {
-        let line = describe::describe(draft, self.capture, self.max_body);
+        let mut line = describe::describe(draft, self.capture, self.max_body);
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
-        if pending.lines.len() >= self.limit {
+        let before = pending.lines.len();
+        if before >= self.limit {
             drop(pending);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let Pending { lines, starts } = &mut *pending;
+        let Pending {
+            lines,
+            starts,
+            clock,
+        } = &mut *pending;
+        line.at_ms = clock.ms(draft.started);
         log::write_call(lines, &line, starts);
+        let wake = before < WAKE_AT && lines.len() >= WAKE_AT;
         drop(pending);
         self.recorded.fetch_add(1, Ordering::Relaxed);
+        if wake && let Some(collector) = self.collector.get() {
+            collector.unpark();
+        }
     }
 
     /// Swaps the batch for `empty` (cleared), returning the lines in `empty`.
     fn take(&self, empty: &mut Vec<u8>) {
         empty.clear();
+        let clock = Clock::now();
         if let Ok(mut pending) = self.pending.lock() {
             std::mem::swap(&mut pending.lines, empty);
+            pending.clock = clock;
         }
     }
 
@@ -202,5 +260,36 @@ impl Recorder {
     /// Calls dropped because the collector fell behind.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call's time is its start's distance from the clock's reading, whichever side of
+    /// it the call started on.
+    #[test]
+    fn a_call_is_timed_from_the_clocks_last_reading() {
+        let at = Instant::now();
+        let clock = Clock {
+            wall_ms: 1_700_000_000_000,
+            at,
+        };
+        assert_eq!(clock.ms(at), 1_700_000_000_000);
+        assert_eq!(
+            clock.ms(at + Duration::from_millis(1_500)),
+            1_700_000_001_500
+        );
+        if let Some(before) = at.checked_sub(Duration::from_millis(2_500)) {
+            assert_eq!(clock.ms(before), 1_699_999_997_500);
+        }
+        // Read now, it tells the wall clock's time.
+        let now = Clock::now();
+        let wall = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!((now.ms(Instant::now()) - wall).abs() < 1_000);
     }
 }

@@ -12,7 +12,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::request::Parts;
@@ -141,11 +141,8 @@ fn record(
     tally: &Tally,
 ) {
     let c = who.store.connections().get(who.connection);
-    // The request was read `total` ago: one read of each clock.
-    let total = forwarded.started.elapsed();
-    let now = SystemTime::now();
     let draft = CallDraft {
-        at: now.checked_sub(total).unwrap_or(now),
+        started: forwarded.started,
         connection: c.map_or("", |c| c.name.as_str()),
         client: c
             .and_then(|c| c.access.get(who.client))
@@ -157,7 +154,7 @@ fn record(
         request,
         status: tally.status,
         first_byte: forwarded.first_byte,
-        total,
+        total: forwarded.started.elapsed(),
         bytes_out: tally.bytes_out,
         streamed: tally.streamed,
         events: tally.events,
@@ -175,6 +172,8 @@ pub struct Recording<'a> {
     recorder: &'a Recorder,
     who: Who<'a>,
     parts: &'a Parts,
+    /// Its MCP fields, as the server noted them.
+    mcp: mcp::Fields,
     request: &'a [u8],
     forwarded: Forwarded,
     pub tally: Tally,
@@ -185,6 +184,7 @@ impl<'a> Recording<'a> {
         recorder: &'a Recorder,
         who: Who<'a>,
         parts: &'a Parts,
+        mcp: mcp::Fields,
         request: &'a [u8],
         answer: &Answer,
         forwarded: Forwarded,
@@ -193,6 +193,7 @@ impl<'a> Recording<'a> {
             recorder,
             who,
             parts,
+            mcp,
             request,
             forwarded,
             tally: Tally::new(recorder, answer),
@@ -202,11 +203,12 @@ impl<'a> Recording<'a> {
 
 impl Drop for Recording<'_> {
     fn drop(&mut self) {
+        let [p, m, n] = &self.mcp;
         record(
             self.recorder,
             self.who,
             &self.parts.method,
-            mcp::fields(&self.parts.headers),
+            [p.as_ref(), m.as_ref(), n.as_ref()],
             self.request,
             &self.forwarded,
             &self.tally,

@@ -2,9 +2,12 @@
 //! calls, the tool or resource it names — found in one pass over a request's fields, each
 //! told by its length first (a lookup by name hashes it, three times over).
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
-/// The fields, the first of each: protocol, method, name.
+/// The fields of one request, the first of each: protocol, method, name.
+pub type Fields = [Option<HeaderValue>; 3];
+
+/// The fields in `headers`.
 pub fn fields(headers: &HeaderMap) -> [Option<&HeaderValue>; 3] {
     let mut found = [None; 3];
     for (name, value) in headers {
@@ -15,6 +18,17 @@ pub fn fields(headers: &HeaderMap) -> [Option<&HeaderValue>; 3] {
         }
     }
     found
+}
+
+/// Notes the field `name: value` in `found` if it is one of them (the first of each): how
+/// tether's own server finds them while it builds a request's fields.
+#[inline]
+pub fn note(found: &mut Fields, name: &HeaderName, value: &HeaderValue) {
+    if let Some(slot) = slot(name.as_str().as_bytes())
+        && found[slot].is_none()
+    {
+        found[slot] = Some(value.clone());
+    }
 }
 
 /// Which of the fields `name` (lowercase, as `http` keeps names) is, if any: nearly every
@@ -46,5 +60,11 @@ mod tests {
         assert_eq!(protocol, None);
         assert_eq!(method.unwrap(), "tools/call");
         assert_eq!(name.unwrap(), "echo");
+        // Noted one by one as the server builds them: the same.
+        let mut noted = Fields::default();
+        for (field, value) in &headers {
+            note(&mut noted, field, value);
+        }
+        assert_eq!(noted, fields(&headers).map(|v| v.cloned()));
     }
 }

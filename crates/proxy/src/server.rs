@@ -96,6 +96,8 @@ struct Client {
     write: Vec<u8>,
     /// Scratch room for a request head's fields.
     kept: Vec<(HeaderName, std::ops::Range<usize>)>,
+    /// The MCP fields of the request being served, when calls are recorded.
+    mcp: Option<crate::mcp::Fields>,
     /// How long a request may take to arrive once begun (`proxy.request_timeout_secs`):
     /// counted from the first wait for more of it, so a client trickling bytes cannot
     /// hold a connection and its buffers open forever. (An idle connection between
@@ -131,6 +133,7 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
         read: BytesMut::with_capacity(READ_AHEAD),
         write: Vec::with_capacity(4 * 1024),
         kept: Vec::with_capacity(16),
+        mcp: handler.proxy.calls.is_some().then(Default::default),
         read_within: std::time::Duration::from_secs(
             handler.proxy.config.request_timeout_secs.max(1),
         ),
@@ -224,8 +227,10 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
                 match &handler.proxy.calls {
                     // Counted as it is written, recorded once written (or cut short).
                     Some(recorder) => {
-                        let mut recording =
-                            calls::Recording::new(recorder, who, &parts, &body, &answer, forwarded);
+                        let mcp = client.mcp.as_mut().map(std::mem::take).unwrap_or_default();
+                        let mut recording = calls::Recording::new(
+                            recorder, who, &parts, mcp, &body, &answer, forwarded,
+                        );
                         let tally = Some(&mut recording.tally);
                         client
                             .answer(answer, head_only, version, close, tally)
@@ -269,7 +274,7 @@ impl Client {
     ) -> io::Result<Option<Result<Head, Refused>>> {
         loop {
             if !self.read.is_empty() {
-                match parse_head(&mut self.read, &mut self.kept) {
+                match parse_head(&mut self.read, &mut self.kept, self.mcp.as_mut()) {
                     Ok(Some(head)) => return Ok(Some(Ok(head))),
                     Ok(None) if self.read.len() >= MAX_HEAD => {
                         return Ok(Some(Err(Refused::HeadTooLarge)));

@@ -1,5 +1,5 @@
 //! The collector: a thread of its own that takes the recorder's batch of lines every
-//! [`TICK`], appends it to the audit log with one write, and — where a front end of this
+//! [`TICK`] (or as soon as it is [`WAKE_AT`](super::WAKE_AT) long), appends it to the audit log with one write, and — where a front end of this
 //! process shows calls — keeps the newest [`RING`] records per connection. It polls
 //! instead of being woken per call, so recording a call never wakes a thread.
 
@@ -52,6 +52,7 @@ impl Collector {
             .spawn(move || shared.run(&from, log, rings));
         match spawned {
             Ok(thread) => {
+                let _ = recorder.collector.set(thread.thread().clone());
                 if let Ok(mut t) = collector.thread.lock() {
                     *t = Some(thread);
                 }
@@ -62,7 +63,7 @@ impl Collector {
     }
 
     fn run(&self, recorder: &Recorder, mut log: Option<LogWriter>, rings: bool) {
-        let mut batch = Vec::with_capacity(64 * 1024);
+        let mut batch = Vec::with_capacity(super::BATCH);
         let mut failing = false;
         let mut dropped = 0;
         loop {
@@ -83,6 +84,10 @@ impl Collector {
                     self.keep(&batch);
                 }
                 self.changed.store(true, Ordering::Release);
+                // A batch that grew while the collector fell behind is not kept at its size.
+                if batch.capacity() > 4 * super::BATCH {
+                    batch = Vec::with_capacity(super::BATCH);
+                }
             }
             if recorder.dropped() > dropped {
                 dropped = recorder.dropped();

@@ -260,12 +260,9 @@ pub(super) fn describe<'a>(draft: &CallDraft<'a>, capture: Capture, max: usize) 
     let failure = error_of(&answer, draft.status, draft.streamed);
     let full = capture == Capture::Full;
     let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    let at_ms = draft
-        .at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     Line {
-        at_ms,
+        // The recorder's clock tells it.
+        at_ms: 0,
         connection: draft.connection,
         client: draft.client,
         http: draft.http,
@@ -398,7 +395,7 @@ mod tests {
 
     fn draft<'a>(request: &'a str, response: &'a [Bytes], status: u16) -> CallDraft<'a> {
         CallDraft {
-            at: std::time::SystemTime::now(),
+            started: std::time::Instant::now(),
             connection: "c",
             client: "l",
             http: "POST",

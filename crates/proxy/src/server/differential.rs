@@ -137,7 +137,7 @@ proptest! {
     fn request_heads_are_read_as_httparse_reads_them(wire in request_head()) {
         let wire = wire.0;
         let mut read = BytesMut::from(&wire[..]);
-        let ours = parse_head(&mut read, &mut Vec::new());
+        let ours = parse_head(&mut read, &mut Vec::new(), None);
         let head = match reference(&wire) {
             Ok(None) => {
                 prop_assert!(matches!(ours, Ok(None)), "incomplete, yet {}", outcome(&ours));

@@ -27,9 +27,12 @@ pub(super) struct Head {
 
 /// Parses a request head from the start of `read`: `None` while it is incomplete (`read`
 /// untouched), else the head with its bytes taken from `read`, header values sharing them.
+/// With `mcp` (calls are recorded), the MCP fields the record names are noted there as
+/// the fields are built, which costs less than looking for them afterwards.
 pub(super) fn parse_head(
     read: &mut BytesMut,
     kept: &mut Vec<(HeaderName, std::ops::Range<usize>)>,
+    mut mcp: Option<&mut crate::mcp::Fields>,
 ) -> Result<Option<Head>, Refused> {
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -97,9 +100,15 @@ pub(super) fn parse_head(
     let uri = Uri::from_maybe_shared(bytes.slice(target_at))
         .map_err(|_| Refused::Bad("the request target is not a valid URI".into()))?;
     let mut headers = HeaderMap::with_capacity(kept.len());
+    if let Some(mcp) = mcp.as_deref_mut() {
+        *mcp = Default::default();
+    }
     for (name, at) in kept.drain(..) {
         let value = HeaderValue::from_maybe_shared(bytes.slice(at))
             .map_err(|_| Refused::Bad(format!("the value of '{name}' is not valid")))?;
+        if let Some(mcp) = mcp.as_deref_mut() {
+            crate::mcp::note(mcp, &name, &value);
+        }
         headers.append(name, value);
     }
     let mut request = Request::new(());

@@ -8,7 +8,7 @@ use super::answer::{hex_len, write_head};
 use super::head::{Framing, Head, parse_head};
 
 fn head(wire: &str) -> Result<Option<Head>, Refused> {
-    parse_head(&mut BytesMut::from(wire), &mut Vec::new())
+    parse_head(&mut BytesMut::from(wire), &mut Vec::new(), None)
 }
 
 fn refused(wire: &str) -> String {
