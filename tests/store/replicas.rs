@@ -240,9 +240,24 @@ async fn calls_go_on_while_the_database_restarts_and_refreshes_resume() {
     assert_eq!(totals.invalid_grant_responses, 0);
     let status = replicas[0].status("linear");
     assert_eq!(status["state"], "healthy", "{status}");
+    // Each serve says once that its refresh waits for the store, and once that the store
+    // answers again, not once per retry (every second).
+    let mut waited = 0;
     for serve in serves {
-        support::assert_no_tokens(&serve.stop());
+        let log = serve.stop();
+        support::assert_no_tokens(&log);
+        let waits = log.matches("the refresh waits for the store").count();
+        let back = log.matches("the store answers again").count();
+        assert!(
+            waits <= 1 && back == waits,
+            "{waits} waits, {back} back:\n{log}"
+        );
+        waited += waits;
     }
+    assert!(
+        waited >= 1,
+        "no serve said its refresh waited for the store"
+    );
     sim.shutdown().await;
 }
 

@@ -10,20 +10,25 @@ use crate::vault::{ConnectionState, Store};
 impl Engine {
     /// Shows connection `name` as degraded in this process's view, without writing it:
     /// for a refresh that waits on a store it cannot reach (the state it would record
-    /// lives in that store). Until [`Engine::clear_degraded`].
-    pub(crate) fn show_degraded(&self, name: &str, why: String) {
-        let changed = self
+    /// lives in that store). Until [`Engine::clear_degraded`]. Whether it was not shown
+    /// so before: the first time of an outage.
+    pub(crate) fn show_degraded(&self, name: &str, why: String) -> bool {
+        let before = self
             .inner
             .waiting_for_store
             .lock()
-            .is_ok_and(|mut marks| marks.insert(name.to_string(), why.clone()) != Some(why));
-        if changed {
+            .map(|mut marks| marks.insert(name.to_string(), why.clone()));
+        let Ok(before) = before else {
+            return false;
+        };
+        if before.as_ref() != Some(&why) {
             self.publish();
         }
+        before.is_none()
     }
 
-    /// The refresh of `name` reached the store again.
-    pub(crate) fn clear_degraded(&self, name: &str) {
+    /// The refresh of `name` reached the store again; whether it had been shown waiting.
+    pub(crate) fn clear_degraded(&self, name: &str) -> bool {
         let removed = self
             .inner
             .waiting_for_store
@@ -32,6 +37,7 @@ impl Engine {
         if removed {
             self.publish();
         }
+        removed
     }
 
     /// The store to show: the one loaded, with the connections waiting for the store

@@ -180,15 +180,26 @@ fn start_refresh(
     let engine = engine.clone();
     tokio::spawn(async move {
         let result = manager.refresh(Trigger::Scheduled).await;
-        if let Err(e) = &result {
-            tracing::warn!(connection = %name, "scheduled refresh failed: {e}");
+        match &result {
             // The store itself is away (a database down): the refresh waits for it, and
             // this process shows why, since the state it would record lives in the store.
-            if matches!(e, AuthError::Lock(_) | AuthError::Vault(_)) {
-                engine.show_degraded(&name, format!("waiting for the store: {e}"));
+            // It is tried again every second: the log says so once an outage.
+            Err(e) if matches!(e, AuthError::Lock(_) | AuthError::Vault(_)) => {
+                if engine.show_degraded(&name, format!("waiting for the store: {e}")) {
+                    tracing::warn!(
+                        connection = %name,
+                        "the refresh waits for the store, tried again every second: {e}"
+                    );
+                } else {
+                    tracing::debug!(connection = %name, "still waiting for the store: {e}");
+                }
             }
-        } else {
-            engine.clear_degraded(&name);
+            Err(e) => tracing::warn!(connection = %name, "scheduled refresh failed: {e}"),
+            Ok(_) => {
+                if engine.clear_degraded(&name) {
+                    tracing::info!(connection = %name, "the store answers again");
+                }
+            }
         }
         if let Ok(mut flying) = in_flight.lock() {
             flying.remove(&name);
