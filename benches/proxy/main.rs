@@ -10,7 +10,9 @@
 //! the floor and tether take turns within each round, and every figure is the median of
 //! the rounds.
 //!
-//! Run: `cargo bench --profile dist --bench proxy` (the shipped build; needs `taskset`; nginx from `apt-get install nginx`,
+//! Run: `cargo bench --profile dist -p tether --bench proxy` (the shipped build: `-p tether`
+//! keeps the other crates' test-only features, tokio's `test-util` among them, out of the
+//! tether it measures; needs `taskset`; nginx from `apt-get install nginx`,
 //! without it the rest is measured). `TETHER_BENCH_ROUNDS` (default 3) and
 //! `TETHER_BENCH_SECS` (measured seconds per run, default 4) trade time for steadiness;
 //! `TETHER_BENCH_BIN=path/to/tether` measures another build of tether;
@@ -219,10 +221,23 @@ fn main() {
     }
 }
 
+/// The order the targets take their turns in, in `round`: as listed, but the last two (tether
+/// not recording, then tether) swap places every other round, so neither is always the one
+/// that follows the other.
+fn turns(count: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).collect();
+    if round.is_multiple_of(2) && count >= 2 {
+        order.swap(count - 2, count - 1);
+    }
+    order
+}
+
 async fn measure(measured: &mut [Measured], upstream: SocketAddr, settings: &Settings) {
     for round in 1..=settings.rounds {
+        let order = turns(measured.len(), round);
         for (i, &concurrency) in CONCURRENCY.iter().enumerate() {
-            for m in measured.iter_mut() {
+            for &at in &order {
+                let m = &mut measured[at];
                 let before = load::upstream_calls(upstream).await;
                 let cpu_before = peers::cpu_time(&m.pids);
                 let (phase, loaded_rss) = tokio::join!(
@@ -258,7 +273,8 @@ async fn measure(measured: &mut [Measured], upstream: SocketAddr, settings: &Set
                 );
             }
         }
-        for m in measured.iter_mut() {
+        for &at in &order {
+            let m = &mut measured[at];
             let before = load::upstream_calls(upstream).await;
             let streams = load::streams(&m.target, STREAM_WARMUP, STREAMS).await;
             let after = load::upstream_calls(upstream).await;
