@@ -493,11 +493,12 @@ fn report_recording(measured: &[Measured]) {
     println!(
         "recording calls (capture {capture}) against the same tether with capture off, median of the rounds' differences:"
     );
-    let mut rate16 = f64::NAN;
+    // The concurrencies where the CPU is the limit: the budget is for those.
+    let mut worst = f64::INFINITY;
     for (i, c) in CONCURRENCY.iter().enumerate() {
         let (median, pairs) = change(&|f| &f.rate[i]);
-        if *c == 16 {
-            rate16 = median;
+        if *c > 1 {
+            worst = worst.min(median);
         }
         println!(
             "  requests/s, concurrency {c:<2}        {median:+5.1} %   (rounds: {})",
@@ -510,8 +511,8 @@ fn report_recording(measured: &[Measured]) {
         rounds(&pairs)
     );
     println!(
-        "  target: requests/s at concurrency 16 within {RECORDING_COST_PCT:.0} %: {}",
-        if rate16 >= -RECORDING_COST_PCT {
+        "  target: requests/s at concurrency 16 and 64 within {RECORDING_COST_PCT:.0} %: {}",
+        if worst >= -RECORDING_COST_PCT {
             "met"
         } else {
             "MISSED"
