@@ -69,6 +69,49 @@ fn records(home: &Home, args: &[&str], n: usize) -> Vec<Value> {
     }
 }
 
+/// An answer streamed as server-sent events is recorded as streamed, with as many events as
+/// the client received, over HTTP/1.1 and HTTP/2 alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_is_recorded_with_its_events() {
+    let (home, _sim) = signed_in("generic");
+    let secret = secret_for(&home, "generic", "cursor");
+    let serve = Serve::start(&home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let body = json!({"jsonrpc":"2.0","id":4,"method":"tools/call",
+        "params":{"name":"progress","arguments":{"steps":3,"delay_ms":5},"_meta":{"progressToken":"p"}}});
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for (n, (client, label)) in [(http(), "HTTP/1.1"), (h2, "HTTP/2")]
+        .into_iter()
+        .enumerate()
+    {
+        let res = client
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "progress")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{label}");
+        let text = res.text().await.unwrap();
+        let received = text.replace("\r\n", "\n").matches("\n\n").count();
+        assert!(received >= 4, "{label}: three steps and the result: {text}");
+        // This call's record: the (n + 1)th.
+        let all = records(&home, &[], n + 1);
+        assert_eq!(all.len(), n + 1, "{label}: {all:?}");
+        let last = &all[n];
+        assert_eq!(last["name"], "progress", "{label}: {last}");
+        assert_eq!(last["streamed"], true, "{label}: {last}");
+        assert_eq!(last["events"], received as u64, "{label}: {last}\n{text}");
+    }
+    serve.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_show_their_method_tool_status_error_and_timings() {
     let (home, _sim) = signed_in("generic");

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use hyper::body::{Frame, SizeHint};
 use tether_core::calls::{CallDraft, Recorder};
 use tether_core::vault::Store;
@@ -66,16 +66,24 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// For `answer`, whose body is about to go out.
+    /// For `answer`, whose body is about to go out through hyper's server.
     pub fn new<B>(recorder: &Recorder, answer: &axum::http::Response<B>) -> Self {
+        let mut tally = Self::of_status(recorder, answer.status());
         // The answer has a few fields: a look at each costs less than a lookup by name.
-        let streamed = answer.headers().iter().any(|(field, value)| {
+        tally.streamed = answer.headers().iter().any(|(field, value)| {
             field == header::CONTENT_TYPE && value.as_bytes().starts_with(b"text/event-stream")
         });
+        tally
+    }
+
+    /// For an answer with `status` whose head tether's own server writes: the writer,
+    /// which looks at each of its fields anyway, says whether it is an event stream
+    /// ([`Tally::event_stream`]).
+    fn of_status(recorder: &Recorder, status: StatusCode) -> Self {
         Self {
             keep: recorder.keep(),
-            status: answer.status().as_u16(),
-            streamed,
+            status: status.as_u16(),
+            streamed: false,
             bytes_out: 0,
             events: 0,
             first: None,
@@ -83,6 +91,11 @@ impl Tally {
             kept: 0,
             after_newline: false,
         }
+    }
+
+    /// The answer is an event stream: its events are counted.
+    pub fn event_stream(&mut self) {
+        self.streamed = true;
     }
 
     /// Counts a piece of the body on its way out.
@@ -196,7 +209,7 @@ impl<'a> Recording<'a> {
             mcp,
             request,
             forwarded,
-            tally: Tally::new(recorder, answer),
+            tally: Tally::of_status(recorder, answer.status()),
         }
     }
 }

@@ -48,7 +48,7 @@ impl Client {
         } else {
             None
         };
-        write_head(
+        let event_stream = write_head(
             &mut self.write,
             status,
             &parts.headers,
@@ -57,6 +57,9 @@ impl Client {
             chunked,
             connection,
         );
+        if event_stream && let Some(tally) = tally.as_deref_mut() {
+            tally.event_stream();
+        }
         if no_body {
             return self.flush().await;
         }
@@ -146,7 +149,8 @@ pub(super) fn hex_len(buf: &mut [u8; 16], mut n: usize) -> &[u8] {
 }
 
 /// The status line, the answer's headers (its own framing fields replaced by the ones
-/// this write uses), and the blank line.
+/// this write uses), and the blank line; whether the answer is an event stream (SSE), as
+/// its content type says, looked at while its fields go by.
 pub(super) fn write_head(
     out: &mut Vec<u8>,
     status: StatusCode,
@@ -155,7 +159,8 @@ pub(super) fn write_head(
     no_body: bool,
     chunked: bool,
     connection: Option<&str>,
-) {
+) -> bool {
+    let mut event_stream = false;
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -173,6 +178,8 @@ pub(super) fn write_head(
             if !no_body {
                 continue;
             }
+        } else if *name == header::CONTENT_TYPE {
+            event_stream = value.as_bytes().starts_with(b"text/event-stream");
         }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -194,4 +201,5 @@ pub(super) fn write_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    event_stream
 }

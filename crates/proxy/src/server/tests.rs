@@ -84,7 +84,16 @@ fn the_answer_head_states_the_framing_this_write_uses() {
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     let mut out = Vec::new();
-    write_head(&mut out, StatusCode::OK, &headers, None, false, true, None);
+    // It tells an event stream by its content type, for the call's record.
+    assert!(write_head(
+        &mut out,
+        StatusCode::OK,
+        &headers,
+        None,
+        false,
+        true,
+        None
+    ));
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -103,4 +112,17 @@ fn the_answer_head_states_the_framing_this_write_uses() {
         String::from_utf8(out).unwrap(),
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"
     );
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    assert!(!write_head(
+        &mut Vec::new(),
+        StatusCode::OK,
+        &headers,
+        Some(2),
+        false,
+        false,
+        None
+    ));
 }
