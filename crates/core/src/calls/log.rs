@@ -198,9 +198,10 @@ const LINE: usize = 512;
 /// usually serves at once.
 const STARTS: usize = 16;
 
-/// The starts of lines — `{"connection":…,"client":…,"http":…,"method":…,"protocol":…` —
-/// of the calls lately recorded, one per client of a connection, method and protocol: its
-/// texts checked and escaped once, the start is copied whole into each such call's line.
+/// The starts of lines — `{"connection":…,"client":…,"http":…,"method":…,"protocol":…,
+/// "status":…` — of the calls lately recorded, one per client of a connection, method,
+/// protocol and status: its texts checked and escaped once, the start is copied whole into
+/// each such call's line.
 #[derive(Default)]
 pub(super) struct Starts {
     kept: Vec<Start>,
@@ -214,12 +215,14 @@ struct Start {
     http: Box<str>,
     method: Box<[u8]>,
     protocol: Option<Box<[u8]>>,
+    status: u16,
     line: Box<[u8]>,
 }
 
 impl Start {
     fn is_for(&self, r: &Line<'_>, method: &[u8], protocol: Option<&[u8]>) -> bool {
-        same(&self.method, method)
+        self.status == r.status
+            && same(&self.method, method)
             && match (&self.protocol, protocol) {
                 (Some(kept), Some(p)) => same(kept, p),
                 (kept, p) => kept.is_none() && p.is_none(),
@@ -272,6 +275,7 @@ impl Starts {
                     http: r.http.into(),
                     method: method.into(),
                     protocol: protocol.map(Into::into),
+                    status: r.status,
                     line: line.into(),
                 };
                 if self.kept.len() < STARTS {
@@ -310,7 +314,7 @@ pub(super) fn write_call(out: &mut Vec<u8>, r: &Line<'_>, starts: &mut Starts) {
     write_rest(out, r);
 }
 
-/// Who called, and what: the fields many calls share.
+/// Who called, what, and the answer's status: the fields many calls share.
 fn write_start(out: &mut Vec<u8>, r: &Line<'_>) {
     out.extend_from_slice(b"{\"connection\":");
     text(out, r.connection);
@@ -326,6 +330,8 @@ fn write_start(out: &mut Vec<u8>, r: &Line<'_>) {
         out.extend_from_slice(b",\"protocol\":");
         record_text(out, m);
     }
+    out.extend_from_slice(b",\"status\":");
+    out.extend_from_slice(itoa::Buffer::new().format(r.status).as_bytes());
 }
 
 /// The rest of the line, which each call has its own.
@@ -337,8 +343,6 @@ fn write_rest(out: &mut Vec<u8>, r: &Line<'_>) {
     }
     out.extend_from_slice(b",\"at_ms\":");
     out.extend_from_slice(n.format(r.at_ms).as_bytes());
-    out.extend_from_slice(b",\"status\":");
-    out.extend_from_slice(n.format(r.status).as_bytes());
     if let Some(code) = r.error_code {
         out.extend_from_slice(b",\"error_code\":");
         out.extend_from_slice(n.format(code).as_bytes());
@@ -469,7 +473,7 @@ mod tests {
                 method: Some(["tools/list", "tools/call", "ping", "x\ty"][n % 4].into()),
                 name: (n % 4 == 1).then(|| "echo".into()),
                 protocol: (n % 3 == 0).then(|| "2026-07-28".into()),
-                status: 200,
+                status: if n % 7 == 0 { 502 } else { 200 },
                 ..CallRecord::default()
             };
             if n % 5 == 0 {
