@@ -45,6 +45,15 @@ async fn call(url: &str, body: Value) -> Value {
     serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// `tether serve` for `home`, the secret of client "cursor" on connection "generic", and
+/// its endpoint there.
+fn serve_cursor(home: &Home) -> (Serve, String, String) {
+    let secret = secret_for(home, "generic", "cursor");
+    let serve = Serve::start(home);
+    let url = format!("{}/s/{secret}/mcp", serve.base);
+    (serve, secret, url)
+}
+
 fn echo(id: i64, arguments: Value) -> Value {
     json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo","arguments":arguments}})
 }
@@ -74,9 +83,7 @@ fn records(home: &Home, args: &[&str], n: usize) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_answer_is_recorded_with_its_events() {
     let (home, _sim) = signed_in("generic");
-    let secret = secret_for(&home, "generic", "cursor");
-    let serve = Serve::start(&home);
-    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let (serve, _, url) = serve_cursor(&home);
     let body = json!({"jsonrpc":"2.0","id":4,"method":"tools/call",
         "params":{"name":"progress","arguments":{"steps":3,"delay_ms":5},"_meta":{"progressToken":"p"}}});
     let h2 = reqwest::Client::builder()
@@ -115,9 +122,7 @@ async fn a_streamed_answer_is_recorded_with_its_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_show_their_method_tool_status_error_and_timings() {
     let (home, _sim) = signed_in("generic");
-    let secret = secret_for(&home, "generic", "cursor");
-    let serve = Serve::start(&home);
-    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let (serve, secret, url) = serve_cursor(&home);
     call(&url, support::list_tools()).await;
     let ok = call(&url, echo(2, json!({"text": "hi"}))).await;
     assert_eq!(ok["result"]["content"][0]["text"], "hi");
@@ -204,9 +209,7 @@ async fn calls_show_their_method_tool_status_error_and_timings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_prints_a_call_made_after_it_started() {
     let (home, _sim) = signed_in("generic");
-    let secret = secret_for(&home, "generic", "cursor");
-    let serve = Serve::start(&home);
-    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let (_serve, _, url) = serve_cursor(&home);
     call(&url, support::list_tools()).await;
     records(&home, &[], 1);
     let mut follow = home
@@ -238,9 +241,7 @@ async fn follow_prints_a_call_made_after_it_started() {
 async fn capture_off_keeps_counts_only() {
     let (home, _sim) = signed_in("generic");
     configure(&home, r#"capture = "off""#);
-    let secret = secret_for(&home, "generic", "cursor");
-    let serve = Serve::start(&home);
-    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let (serve, secret, url) = serve_cursor(&home);
     for id in 0..3 {
         call(&url, echo(id, json!({"text": "x"}))).await;
     }
@@ -266,9 +267,7 @@ async fn capture_off_keeps_counts_only() {
 async fn the_audit_log_rotates_and_stays_private() {
     let (home, _sim) = signed_in("generic");
     configure(&home, "log_max_bytes = 700\nlog_keep = 2");
-    let secret = secret_for(&home, "generic", "cursor");
-    let serve = Serve::start(&home);
-    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let (_serve, _, url) = serve_cursor(&home);
     for id in 0..12 {
         call(&url, echo(id, json!({"text": "x"}))).await;
         // One batch a call, so the log grows a line at a time.
@@ -302,9 +301,7 @@ async fn the_audit_log_rotates_and_stays_private() {
 async fn full_capture_keeps_the_bodies_cut_at_their_cap_and_no_secret() {
     let (home, _sim) = signed_in("generic");
     configure(&home, "capture = \"full\"\ncapture_max_bytes = 400");
-    let secret = secret_for(&home, "generic", "cursor");
-    let serve = Serve::start(&home);
-    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let (_serve, secret, url) = serve_cursor(&home);
     let short = echo(1, json!({"text": "hi"}));
     call(&url, short.clone()).await;
     let long = "é".repeat(300);
@@ -344,9 +341,7 @@ async fn full_capture_keeps_the_bodies_cut_at_their_cap_and_no_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_stop_writes_every_call_first() {
     let (home, _sim) = signed_in("generic");
-    let secret = secret_for(&home, "generic", "cursor");
-    let serve = Serve::start(&home);
-    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let (serve, _, url) = serve_cursor(&home);
     for id in 0..20 {
         call(&url, echo(id, json!({"text": "x"}))).await;
     }
@@ -372,9 +367,7 @@ async fn rotated_files_past_their_age_are_removed() {
         let file = std::fs::File::options().write(true).open(&path).unwrap();
         file.set_modified(SystemTime::now() - age).unwrap();
     }
-    let secret = secret_for(&home, "generic", "cursor");
-    let serve = Serve::start(&home);
-    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let (_serve, _, url) = serve_cursor(&home);
     call(&url, support::list_tools()).await;
     // Written after the log's first look at its rotated files.
     records(&home, &["--client", "cursor"], 1);
@@ -399,9 +392,7 @@ const AN_OLDER_CALL: &str = r#"{"at_ms":1700000000000,"connection":"generic","cl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_refused_for_a_dead_grant_names_its_diagnosis() {
     let (home, sim) = signed_in("generic");
-    let secret = secret_for(&home, "generic", "cursor");
-    let serve = Serve::start(&home);
-    let url = format!("{}/s/{secret}/mcp", serve.base);
+    let (serve, _, url) = serve_cursor(&home);
     call(&url, support::list_tools()).await;
     // The user revoked tether at the provider: token and refresh token are dead.
     sim.admin("revoke-all");
