@@ -15,12 +15,11 @@ use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
-use axum::http::HeaderValue;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::{CallsConfig, Capture};
 pub use collect::{Collector, RING, Rings};
-pub use describe::{Line, Text};
+pub use describe::is_result;
 
 /// Bytes of lines waiting for the collector; a line that would go past it is dropped (and
 /// counted), never waited for. About 25,000 metadata lines: two seconds of a saturated proxy.
@@ -105,9 +104,10 @@ pub struct CallDraft<'a> {
     pub connection: &'a str,
     pub client: &'a str,
     pub http: &'a str,
-    pub protocol: Option<&'a HeaderValue>,
-    pub mcp_method: Option<&'a HeaderValue>,
-    pub mcp_name: Option<&'a HeaderValue>,
+    /// The MCP fields' values: `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`.
+    pub protocol: Option<&'a [u8]>,
+    pub mcp_method: Option<&'a [u8]>,
+    pub mcp_name: Option<&'a [u8]>,
     pub request: &'a [u8],
     pub status: u16,
     pub first_byte: Duration,
@@ -117,7 +117,9 @@ pub struct CallDraft<'a> {
     pub events: u32,
     pub refreshed: bool,
     pub retried: bool,
-    /// The answer's first pieces, up to [`Recorder::keep`] bytes: where its error is.
+    /// The answer's first pieces, up to [`Recorder::keep`] bytes: where its error is. None
+    /// of an answer that starts as a JSON-RPC result ([`is_result`]) is needed, but with
+    /// `full` capture.
     pub response: &'a [Bytes],
 }
 
@@ -217,7 +219,6 @@ impl Recorder {
     /// Adds the call's line to the batch; a batch the collector has not taken for too long
     /// drops it (counted), so a call never waits.
     pub fn record(&self, draft: &CallDraft<'_>) {
-        let mut line = describe::describe(draft, self.capture, self.max_body);
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
@@ -232,8 +233,8 @@ impl Recorder {
             starts,
             clock,
         } = &mut *pending;
-        line.at_ms = clock.ms(draft.started);
-        log::write_call(lines, &line, starts);
+        let at_ms = clock.ms(draft.started);
+        log::write_call(lines, draft, at_ms, self.capture, self.max_body, starts);
         let wake = before < WAKE_AT && lines.len() >= WAKE_AT;
         drop(pending);
         self.recorded.fetch_add(1, Ordering::Relaxed);

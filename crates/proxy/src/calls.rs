@@ -18,7 +18,7 @@ use axum::body::Bytes;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use hyper::body::{Frame, SizeHint};
-use tether_core::calls::{CallDraft, Recorder};
+use tether_core::calls::{self, CallDraft, Capture, Recorder};
 use tether_core::vault::Store;
 
 use crate::{Answer, Reply, mcp};
@@ -52,6 +52,9 @@ pub struct Trace {
 /// An answer's body, counted as it goes out.
 pub struct Tally {
     keep: usize,
+    /// Whether an answer that starts as a JSON-RPC result is let go (no bodies captured):
+    /// it has no error to find.
+    results_go: bool,
     status: u16,
     streamed: bool,
     bytes_out: u64,
@@ -82,6 +85,7 @@ impl Tally {
     fn of_status(recorder: &Recorder, status: StatusCode) -> Self {
         Self {
             keep: recorder.keep(),
+            results_go: recorder.capture() != Capture::Full,
             status: status.as_u16(),
             streamed: false,
             bytes_out: 0,
@@ -101,6 +105,10 @@ impl Tally {
     /// Counts a piece of the body on its way out.
     pub fn count(&mut self, data: &Bytes) {
         self.bytes_out += data.len() as u64;
+        if self.kept == 0 && self.results_go && !self.streamed && calls::is_result(data) {
+            // Nothing of it is kept.
+            self.kept = self.keep;
+        }
         if self.kept < self.keep {
             self.kept += data.len();
             // A reference to the piece, not a copy.
@@ -148,7 +156,7 @@ fn record(
     recorder: &Recorder,
     who: Who<'_>,
     http: &Method,
-    mcp: [Option<&HeaderValue>; 3],
+    mcp: [Option<&[u8]>; 3],
     request: &[u8],
     forwarded: &Forwarded,
     tally: &Tally,
@@ -185,8 +193,8 @@ pub struct Recording<'a> {
     recorder: &'a Recorder,
     who: Who<'a>,
     parts: &'a Parts,
-    /// Its MCP fields, as the server noted them.
-    mcp: mcp::Fields,
+    /// Its MCP fields' values, as the server noted them.
+    mcp: [Option<&'a [u8]>; 3],
     request: &'a [u8],
     forwarded: Forwarded,
     pub tally: Tally,
@@ -197,7 +205,7 @@ impl<'a> Recording<'a> {
         recorder: &'a Recorder,
         who: Who<'a>,
         parts: &'a Parts,
-        mcp: mcp::Fields,
+        mcp: [Option<&'a [u8]>; 3],
         request: &'a [u8],
         answer: &Answer,
         forwarded: Forwarded,
@@ -216,12 +224,11 @@ impl<'a> Recording<'a> {
 
 impl Drop for Recording<'_> {
     fn drop(&mut self) {
-        let [p, m, n] = &self.mcp;
         record(
             self.recorder,
             self.who,
             &self.parts.method,
-            [p.as_ref(), m.as_ref(), n.as_ref()],
+            self.mcp,
             self.request,
             &self.forwarded,
             &self.tally,
@@ -278,12 +285,13 @@ impl Drop for Tallied {
             connection: self.connection,
             client: self.client,
         };
-        let [p, m, n] = &self.mcp;
         record(
             &self.recorder,
             who,
             &self.http,
-            [p.as_ref(), m.as_ref(), n.as_ref()],
+            self.mcp
+                .each_ref()
+                .map(|v| v.as_ref().map(HeaderValue::as_bytes)),
             &self.request,
             &self.forwarded,
             &self.tally,
@@ -314,5 +322,49 @@ impl hyper::body::Body for Tallied {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally(results_go: bool, streamed: bool) -> Tally {
+        Tally {
+            keep: 1024,
+            results_go,
+            status: 200,
+            streamed,
+            bytes_out: 0,
+            events: 0,
+            first: None,
+            pieces: Vec::new(),
+            kept: 0,
+            after_newline: false,
+        }
+    }
+
+    /// A result is counted but none of it kept (it has no error to find), unless bodies
+    /// are captured; an error, or an answer whose start says nothing, is kept to be read.
+    #[test]
+    fn a_result_is_counted_and_let_go_and_anything_else_kept() {
+        let result = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+        let error = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1}}"#);
+        let mut t = tally(true, false);
+        t.count(&result);
+        t.count(&error);
+        assert_eq!(t.bytes_out, (result.len() + error.len()) as u64);
+        assert!(t.response().is_empty());
+        let mut t = tally(false, false);
+        t.count(&result);
+        assert_eq!(t.response(), std::slice::from_ref(&result));
+        let mut t = tally(true, false);
+        t.count(&error);
+        t.count(&result);
+        assert_eq!(t.response(), [error.clone(), result.clone()]);
+        // An event stream's results are read for the errors among them.
+        let mut t = tally(true, true);
+        t.count(&result);
+        assert_eq!(t.response(), [result]);
     }
 }

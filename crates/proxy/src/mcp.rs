@@ -1,13 +1,34 @@
 //! The MCP header fields the record of a call names — the protocol revision, the method it
-//! calls, the tool or resource it names — found in one pass over a request's fields, each
-//! told by its length first (a lookup by name hashes it, three times over).
+//! calls, the tool or resource it names — each told by its name's length first (a lookup by
+//! name hashes it, three times over), then by a few words of it, in any case.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use std::ops::Range;
 
-/// The fields of one request, the first of each: protocol, method, name.
-pub type Fields = [Option<HeaderValue>; 3];
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue};
 
-/// The fields in `headers`.
+/// Where the fields' values are in a request's head, the first of each: protocol, method,
+/// name. tether's own server notes them as it reads the head's fields
+/// (`server::head::parse_head`), so a call costs no copy of them nor a look at its fields.
+pub type Spans = [Option<Range<usize>>; 3];
+
+/// A request's head and where its MCP fields are in it, as tether's own server noted them.
+#[derive(Default)]
+pub struct Noted {
+    pub head: Bytes,
+    pub spans: Spans,
+}
+
+impl Noted {
+    /// The fields' values: protocol, method, name.
+    pub fn values(&self) -> [Option<&[u8]>; 3] {
+        self.spans
+            .each_ref()
+            .map(|at| at.as_ref().map(|at| &self.head[at.clone()]))
+    }
+}
+
+/// The fields in `headers` (as hyper's server builds them).
 pub fn fields(headers: &HeaderMap) -> [Option<&HeaderValue>; 3] {
     let mut found = [None; 3];
     for (name, value) in headers {
@@ -20,19 +41,19 @@ pub fn fields(headers: &HeaderMap) -> [Option<&HeaderValue>; 3] {
     found
 }
 
-/// Notes the field `name: value` in `found` if it is one of them (the first of each): how
-/// tether's own server finds them while it builds a request's fields.
+/// Notes that the field `name`, as the client wrote it, has its value at `value` in the
+/// head, if it is one of them (the first of each).
 #[inline]
-pub fn note(found: &mut Fields, name: &HeaderName, value: &HeaderValue) {
-    if let Some(slot) = slot(name.as_str().as_bytes())
-        && found[slot].is_none()
+pub fn note(spans: &mut Spans, name: &[u8], value: Range<usize>) {
+    if let Some(slot) = slot(name)
+        && spans[slot].is_none()
     {
-        found[slot] = Some(value.clone());
+        spans[slot] = Some(value);
     }
 }
 
-/// Which of the fields `name` (lowercase, as `http` keeps names) is, if any: nearly every
-/// other field has another length.
+/// Which of the fields `name` (a field name: token characters, any case) is, if any:
+/// nearly every other field has another length.
 #[inline]
 fn slot(name: &[u8]) -> Option<usize> {
     let (slot, text): (_, &[u8]) = match name.len() {
@@ -41,7 +62,32 @@ fn slot(name: &[u8]) -> Option<usize> {
         8 => (2, b"mcp-name"),
         _ => return None,
     };
-    (name == text).then_some(slot)
+    is_lowercase(name, text).then_some(slot)
+}
+
+/// Whether the token `name` is `text` (lowercase letters and `-`, at least eight bytes, as
+/// long as `name`) in any case, a word at a time: setting the 0x20 bit lowers a letter,
+/// and among token characters only `-` itself has it set to `-`.
+#[inline]
+fn is_lowercase(name: &[u8], text: &[u8]) -> bool {
+    const LOWER: u64 = u64::from_le_bytes([0x20; 8]);
+    let differs = |at: usize| {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(&name[at..at + 8]);
+        let mut lower = [0; 8];
+        lower.copy_from_slice(&text[at..at + 8]);
+        u64::from_le_bytes(eight) | LOWER != u64::from_le_bytes(lower)
+    };
+    // Whole words, then the last eight bytes (overlapping the words before).
+    let last = text.len() - 8;
+    let mut at = 0;
+    while at < last {
+        if differs(at) {
+            return false;
+        }
+        at += 8;
+    }
+    !differs(last)
 }
 
 #[cfg(test)]
@@ -60,11 +106,37 @@ mod tests {
         assert_eq!(protocol, None);
         assert_eq!(method.unwrap(), "tools/call");
         assert_eq!(name.unwrap(), "echo");
-        // Noted one by one as the server builds them: the same.
-        let mut noted = Fields::default();
-        for (field, value) in &headers {
-            note(&mut noted, field, value);
+        // Noted one by one as the server reads them, as the client wrote them: the same.
+        let mut spans = Spans::default();
+        for (at, name) in ["User-Agent", "MCP-Method", "mcp-method", "Mcp-Name"]
+            .iter()
+            .enumerate()
+        {
+            note(&mut spans, name.as_bytes(), at..at + 1);
         }
-        assert_eq!(noted, fields(&headers).map(|v| v.cloned()));
+        assert_eq!(spans, [None, Some(1..2), Some(3..4)]);
+    }
+
+    /// Every token character at every place of each name: a field is told exactly as
+    /// `eq_ignore_ascii_case` tells it.
+    #[test]
+    fn a_name_is_told_in_any_case_and_nothing_else_is() {
+        let token = (0x21..0x7f_u8).filter(|b| !b"\"(),/:;<=>?@[\\]{}".contains(b));
+        for (slot, text) in ["mcp-protocol-version", "mcp-method", "mcp-name"]
+            .iter()
+            .enumerate()
+        {
+            for at in 0..text.len() {
+                for b in token.clone() {
+                    let mut name = text.as_bytes().to_vec();
+                    name[at] = b;
+                    let same = name.eq_ignore_ascii_case(text.as_bytes());
+                    assert_eq!(super::slot(&name), same.then_some(slot), "{name:?}");
+                }
+            }
+        }
+        assert_eq!(super::slot(b"MCP-PROTOCOL-VERSION"), Some(0));
+        assert_eq!(super::slot(b"mcp-session"), None);
+        assert_eq!(super::slot(b"user-agent"), None);
     }
 }

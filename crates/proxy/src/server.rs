@@ -96,8 +96,8 @@ struct Client {
     write: Vec<u8>,
     /// Scratch room for a request head's fields.
     kept: Vec<(HeaderName, std::ops::Range<usize>)>,
-    /// The MCP fields of the request being served, when calls are recorded.
-    mcp: Option<crate::mcp::Fields>,
+    /// The head of the request being served and its MCP fields, when calls are recorded.
+    mcp: Option<crate::mcp::Noted>,
     /// How long a request may take to arrive once begun (`proxy.request_timeout_secs`):
     /// counted from the first wait for more of it, so a client trickling bytes cannot
     /// hold a connection and its buffers open forever. (An idle connection between
@@ -227,9 +227,15 @@ async fn serve(tcp: TcpStream, handler: Arc<Handler>, closing: Arc<AtomicBool>) 
                 match &handler.proxy.calls {
                     // Counted as it is written, recorded once written (or cut short).
                     Some(recorder) => {
-                        let mcp = client.mcp.as_mut().map(std::mem::take).unwrap_or_default();
+                        let noted = client.mcp.as_mut().map(std::mem::take).unwrap_or_default();
                         let mut recording = calls::Recording::new(
-                            recorder, who, &parts, mcp, &body, &answer, forwarded,
+                            recorder,
+                            who,
+                            &parts,
+                            noted.values(),
+                            &body,
+                            &answer,
+                            forwarded,
                         );
                         let tally = Some(&mut recording.tally);
                         client

@@ -1,17 +1,17 @@
 //! Describing a finished call: the method and the name from the request's MCP headers (the
 //! body is parsed only without them), the JSON-RPC error from the answer — parsed only when
-//! a byte search says there may be one. The description ([`Line`]) borrows from the call
-//! wherever the text can be written as it is, so a call costs no allocation here.
+//! a byte search says there may be one. The log's writer (`log::write_call`) asks for
+//! what it writes, as it writes it: nothing is gathered in between, and a text is borrowed
+//! from the call wherever it can be written as it is, so a call costs no allocation here.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use axum::body::Bytes;
-use axum::http::HeaderValue;
 use memchr::memmem::Finder;
 use serde::Deserialize;
 
-use super::{CallDraft, CallRecord, Capture};
+use super::CallDraft;
 use crate::printable::printable;
 
 /// Methods whose name is in their params: the body is read for it.
@@ -29,115 +29,22 @@ pub(super) const ERROR_WITHIN: usize = 16 * 1024;
 /// Built once: building a searcher costs more than most searches.
 static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
 
-/// A call as the log writes it, borrowing what it can.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Line<'a> {
-    pub at_ms: i64,
-    pub connection: &'a str,
-    pub client: &'a str,
-    pub http: &'a str,
-    pub method: Option<Text<'a>>,
-    pub name: Option<Text<'a>>,
-    pub protocol: Option<Text<'a>>,
-    pub status: u16,
-    pub error_code: Option<i64>,
-    pub error_message: Option<String>,
-    pub diagnosis: Option<String>,
-    pub first_byte_us: u64,
-    pub total_us: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub streamed: bool,
-    pub events: u32,
-    pub refreshed: bool,
-    pub retried: bool,
-    pub request: Option<Cow<'a, str>>,
-    pub response: Option<String>,
-}
-
 /// A text of the record: a header's value as it came, looked at only when written (as it
 /// is when [`plain`] and at most its bound long, else shown printable and cut there) — the
 /// start of a line kept for calls like it is not written again, nor its texts looked at —
-/// or any text, escaped as JSON when written.
+/// or a text read from the body, made printable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Text<'a> {
     Header(&'a [u8], usize),
-    Any(Cow<'a, str>),
+    Any(String),
 }
 
-impl Text<'_> {
-    pub fn as_str(&self) -> Cow<'_, str> {
-        match self {
-            Text::Header(bytes, max) if bytes.len() <= *max && plain(bytes) => {
-                String::from_utf8_lossy(bytes)
-            }
-            Text::Header(bytes, max) => {
-                Cow::Owned(printable(&String::from_utf8_lossy(bytes), *max))
-            }
-            Text::Any(text) => Cow::Borrowed(text),
-        }
-    }
-}
-
-impl Line<'_> {
-    pub fn to_record(&self) -> CallRecord {
-        let owned = |v: &Option<Text<'_>>| v.as_ref().map(|t| t.as_str().into_owned());
-        CallRecord {
-            at_ms: self.at_ms,
-            connection: self.connection.to_string(),
-            client: self.client.to_string(),
-            http: self.http.to_string(),
-            method: owned(&self.method),
-            name: owned(&self.name),
-            protocol: owned(&self.protocol),
-            status: self.status,
-            error_code: self.error_code,
-            error_message: self.error_message.clone(),
-            diagnosis: self.diagnosis.clone(),
-            first_byte_us: self.first_byte_us,
-            total_us: self.total_us,
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
-            streamed: self.streamed,
-            events: self.events,
-            refreshed: self.refreshed,
-            retried: self.retried,
-            request: self.request.as_deref().map(str::to_string),
-            response: self.response.clone(),
-        }
-    }
-}
-
-impl CallRecord {
-    /// The record as a [`Line`], to write it.
-    pub fn line(&self) -> Line<'_> {
-        fn any(v: &Option<String>) -> Option<Text<'_>> {
-            v.as_deref().map(|t| Text::Any(Cow::Borrowed(t)))
-        }
-        Line {
-            at_ms: self.at_ms,
-            connection: &self.connection,
-            client: &self.client,
-            http: &self.http,
-            method: any(&self.method),
-            name: any(&self.name),
-            protocol: any(&self.protocol),
-            status: self.status,
-            error_code: self.error_code,
-            error_message: self.error_message.clone(),
-            diagnosis: self.diagnosis.clone(),
-            first_byte_us: self.first_byte_us,
-            total_us: self.total_us,
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
-            streamed: self.streamed,
-            events: self.events,
-            refreshed: self.refreshed,
-            retried: self.retried,
-            request: self.request.as_deref().map(Cow::Borrowed),
-            response: self.response.clone(),
-        }
-    }
+/// The texts naming a call: its method, the tool, prompt or resource it names, and its
+/// protocol revision.
+pub(super) struct Named<'a> {
+    pub method: Option<Text<'a>>,
+    pub name: Option<Text<'a>>,
+    pub protocol: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -177,10 +84,10 @@ struct ErrorData<'a> {
 
 /// A JSON-RPC error as the record keeps it.
 #[derive(Default)]
-struct Failure {
-    code: Option<i64>,
-    message: Option<String>,
-    diagnosis: Option<String>,
+pub(super) struct Failure {
+    pub code: Option<i64>,
+    pub message: Option<String>,
+    pub diagnosis: Option<String>,
 }
 
 /// Every message of a body: one object, or a batch.
@@ -232,58 +139,74 @@ fn odd_bytes(w: u64) -> u64 {
     (control | delete_or_more | quote | backslash) & HIGH
 }
 
+/// Whether two texts are the same, the short ones (nearly all: methods, dates, names)
+/// told by two overlapping words each, without a call to `memcmp`.
+#[inline]
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |t: &[u8], at: usize| {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(&t[at..at + 8]);
+        u64::from_le_bytes(eight)
+    };
+    let half = |t: &[u8], at: usize| {
+        let mut four = [0; 4];
+        four.copy_from_slice(&t[at..at + 4]);
+        u32::from_le_bytes(four)
+    };
+    match a.len() {
+        0..4 => a.iter().zip(b).all(|(x, y)| x == y),
+        len @ 4..8 => half(a, 0) == half(b, 0) && half(a, len - 4) == half(b, len - 4),
+        len @ 8..=16 => word(a, 0) == word(b, 0) && word(a, len - 8) == word(b, len - 8),
+        _ => a == b,
+    }
+}
+
 /// A header's value as record text, at most `max` bytes shown.
 #[inline]
-fn header(value: Option<&HeaderValue>, max: usize) -> Option<Text<'_>> {
-    let bytes = value?.as_bytes();
+fn header(value: Option<&[u8]>, max: usize) -> Option<Text<'_>> {
+    let bytes = value?;
     (!bytes.is_empty()).then_some(Text::Header(bytes, max))
 }
 
-pub(super) fn describe<'a>(draft: &CallDraft<'a>, capture: Capture, max: usize) -> Line<'a> {
+/// The texts naming `draft`'s call.
+pub(super) fn named<'a>(draft: &CallDraft<'a>) -> Named<'a> {
     // The 2026-07-28 headers name the method and the tool: the body is read only
     // without them.
     let mut method = header(draft.mcp_method, 80);
     let mut name = header(draft.mcp_name, 120);
     let unnamed = match &method {
-        Some(Text::Header(m, _)) => name.is_none() && NAMED.iter().any(|n| n.as_bytes() == *m),
+        Some(Text::Header(m, _)) => name.is_none() && NAMED.iter().any(|n| same(n.as_bytes(), m)),
         _ => true,
     };
     if unnamed && let Some(first) = messages(draft.request).into_iter().next() {
-        let shown = |text: Cow<'_, str>, max| Text::Any(Cow::Owned(printable(&text, max)));
+        let shown = |text: Cow<'_, str>, max| Text::Any(printable(&text, max));
         method = first.method.map(|m| shown(m, 80)).or(method);
         name = first
             .params
             .and_then(|p| p.name.or(p.uri))
             .map(|n| shown(n, 120));
     }
-    let answer = joined(draft.response);
-    let failure = error_of(&answer, draft.status, draft.streamed);
-    let full = capture == Capture::Full;
-    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    Line {
-        // The recorder's clock tells it.
-        at_ms: 0,
-        connection: draft.connection,
-        client: draft.client,
-        http: draft.http,
+    Named {
         method,
         name,
         protocol: header(draft.protocol, 40),
-        status: draft.status,
-        error_code: failure.code,
-        error_message: failure.message,
-        diagnosis: failure.diagnosis,
-        first_byte_us: micros(draft.first_byte),
-        total_us: micros(draft.total),
-        bytes_in: draft.request.len() as u64,
-        bytes_out: draft.bytes_out,
-        streamed: draft.streamed,
-        events: draft.events,
-        refreshed: draft.refreshed,
-        retried: draft.retried,
-        request: full.then(|| cut(draft.request, max)),
-        response: (full && !answer.is_empty()).then(|| cut(&answer, max).into_owned()),
     }
+}
+
+/// The JSON-RPC error `draft`'s answer was, if it was one; for an HTTP error, the start of
+/// its body.
+pub(super) fn failure(draft: &CallDraft<'_>) -> Option<Failure> {
+    error_of(&joined(draft.response), draft.status, draft.streamed)
+}
+
+/// With `full` capture, the request's and the answer's bodies, cut at `max` bytes.
+pub(super) fn bodies<'a>(draft: &CallDraft<'a>, max: usize) -> (Cow<'a, str>, Option<String>) {
+    let answer = joined(draft.response);
+    let response = (!answer.is_empty()).then(|| cut(&answer, max).into_owned());
+    (cut(draft.request, max), response)
 }
 
 /// The answer's kept pieces as one slice (most answers are one piece: no copy).
@@ -313,7 +236,7 @@ const ERROR_KEY_WITHIN: usize = 256;
 /// `"result"` first, or after `"jsonrpc":"2.0"` and the id in either order (sorted keys put
 /// the id first) — which costs less than the search for `"error"`; any other start is
 /// searched.
-fn is_result(answer: &[u8]) -> bool {
+pub fn is_result(answer: &[u8]) -> bool {
     let Some(mut rest) = answer.strip_prefix(b"{") else {
         return false;
     };
@@ -352,7 +275,7 @@ fn after_id(id: &[u8]) -> Option<&[u8]> {
 
 /// The JSON-RPC error in an answer (a JSON body, or an event stream's `data:` lines);
 /// else, for an HTTP error, the start of its body.
-fn error_of(answer: &[u8], status: u16, streamed: bool) -> Failure {
+fn error_of(answer: &[u8], status: u16, streamed: bool) -> Option<Failure> {
     let head = if streamed {
         answer
     } else if is_result(answer) {
@@ -372,26 +295,34 @@ fn error_of(answer: &[u8], status: u16, streamed: bool) -> Failure {
                     .find_map(|m| m.error)
             });
         if let Some(e) = rpc {
-            return Failure {
+            return Some(Failure {
                 code: e.code,
                 message: e.message.map(|m| printable(&m, 200)),
                 diagnosis: e.data.and_then(|d| d.diagnosis).map(|d| printable(&d, 60)),
-            };
+            });
         }
     }
     if status >= 400 && !answer.is_empty() {
         let text = String::from_utf8_lossy(&answer[..answer.len().min(400)]);
-        return Failure {
+        return Some(Failure {
             message: Some(printable(text.trim(), 200)),
             ..Failure::default()
-        };
+        });
     }
-    Failure::default()
+    None
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::{CallRecord, Capture, log};
     use super::*;
+
+    /// The record of `draft`'s call, as its line reads back.
+    fn record(draft: &CallDraft<'_>, capture: Capture, max: usize) -> CallRecord {
+        let mut line = Vec::new();
+        log::write_call(&mut line, draft, 0, capture, max, &mut Default::default());
+        serde_json::from_slice(&line).unwrap()
+    }
 
     fn draft<'a>(request: &'a str, response: &'a [Bytes], status: u16) -> CallDraft<'a> {
         CallDraft {
@@ -425,7 +356,7 @@ mod tests {
             &answer,
             200,
         );
-        let r = describe(&d, Capture::Metadata, 10).to_record();
+        let r = record(&d, Capture::Metadata, 10);
         assert_eq!((r.connection.as_str(), r.client.as_str()), ("c", "l"));
         assert_eq!(r.what(), "tools/call echo");
         assert_eq!(r.error_code, Some(-32602));
@@ -435,16 +366,14 @@ mod tests {
 
     #[test]
     fn the_headers_name_the_call_and_odd_values_are_escaped() {
-        let (method, name, protocol) = (
-            HeaderValue::from_static("tools/call"),
-            HeaderValue::from_static("say \"hi\""),
-            HeaderValue::from_bytes(b"2026-07-28\t").unwrap(),
-        );
         let mut d = draft("not json", &[], 200);
-        (d.mcp_method, d.mcp_name, d.protocol) = (Some(&method), Some(&name), Some(&protocol));
-        let line = describe(&d, Capture::Metadata, 10);
-        assert_eq!(line.method, Some(Text::Header(b"tools/call", 80)));
-        let r = line.to_record();
+        (d.mcp_method, d.mcp_name, d.protocol) = (
+            Some(&b"tools/call"[..]),
+            Some(&b"say \"hi\""[..]),
+            Some(&b"2026-07-28\t"[..]),
+        );
+        assert_eq!(named(&d).method, Some(Text::Header(b"tools/call", 80)));
+        let r = record(&d, Capture::Metadata, 10);
         assert_eq!(r.what(), "tools/call say \"hi\"");
         assert_eq!(r.protocol.as_deref(), Some("2026-07-28\\x09"));
     }
@@ -455,7 +384,7 @@ mod tests {
             Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"err"),
             Bytes::from_static(b"or\":{\"code\":-32000,\"message\":\"down\"}}"),
         ];
-        let r = describe(&draft("{}", &answer, 200), Capture::Metadata, 10).to_record();
+        let r = record(&draft("{}", &answer, 200), Capture::Metadata, 10);
         assert_eq!(r.error_code, Some(-32000));
         assert_eq!(r.error_message.as_deref(), Some("down"));
         assert!(r.is_error());
@@ -471,7 +400,7 @@ mod tests {
         ] {
             assert!(is_result(result), "{result:?}");
             let answer = [Bytes::from_static(result)];
-            let r = describe(&draft("{}", &answer, 200), Capture::Metadata, 10);
+            let r = record(&draft("{}", &answer, 200), Capture::Metadata, 10);
             assert_eq!(r.error_code, None);
         }
         for other in [
@@ -487,7 +416,7 @@ mod tests {
         let error = [Bytes::from_static(
             br#"{"id":1,"jsonrpc":"2.0","error":{"code":-2}}"#,
         )];
-        let r = describe(&draft("{}", &error, 200), Capture::Metadata, 10);
+        let r = record(&draft("{}", &error, 200), Capture::Metadata, 10);
         assert_eq!(r.error_code, Some(-2));
     }
 
@@ -499,12 +428,27 @@ mod tests {
             &answer,
             200,
         );
-        let r = describe(&d, Capture::Full, 8).to_record();
+        let r = record(&d, Capture::Full, 8);
         assert_eq!(r.name.as_deref(), Some("file:///a"));
         assert_eq!(r.request.as_deref(), Some("{\"method…"));
         assert_eq!(r.response.as_deref(), Some("{}"));
         assert!(!r.is_error());
-        assert_eq!(r.line().to_record(), r);
+    }
+
+    /// Texts of every length up to past the words' reach, differing in any one byte or
+    /// in length, are told apart as `==` tells them.
+    #[test]
+    fn same_texts_are_told_as_equality_tells_them() {
+        for len in 0..=20 {
+            let text: Vec<u8> = (0..len as u8).map(|i| b'a' + i).collect();
+            assert!(same(&text, &text.clone()));
+            for at in 0..len {
+                let mut other = text.clone();
+                other[at] ^= 0x01;
+                assert!(!same(&text, &other), "{text:?} {other:?}");
+            }
+            assert!(!same(&text, &text[..len.saturating_sub(1)]) || len == 0);
+        }
     }
 
     #[test]

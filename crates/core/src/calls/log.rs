@@ -13,8 +13,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::describe::{Text, plain};
-use super::{CallRecord, CallsConfig, Line};
+use super::describe::{self, Named, Text, plain, same};
+use super::{CallDraft, CallRecord, CallsConfig, Capture};
 use crate::printable::printable;
 
 pub const FILE: &str = "calls.jsonl";
@@ -220,62 +220,43 @@ struct Start {
 }
 
 impl Start {
-    fn is_for(&self, r: &Line<'_>, method: &[u8], protocol: Option<&[u8]>) -> bool {
-        self.status == r.status
+    fn is_for(&self, d: &CallDraft<'_>, method: &[u8], protocol: Option<&[u8]>) -> bool {
+        self.status == d.status
             && same(&self.method, method)
             && match (&self.protocol, protocol) {
                 (Some(kept), Some(p)) => same(kept, p),
                 (kept, p) => kept.is_none() && p.is_none(),
             }
-            && same(self.client.as_bytes(), r.client.as_bytes())
-            && same(self.connection.as_bytes(), r.connection.as_bytes())
-            && same(self.http.as_bytes(), r.http.as_bytes())
-    }
-}
-
-/// Whether two texts are the same, the short ones (nearly all: methods, dates, names)
-/// told by two overlapping words each, without a call to `memcmp`.
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let word = |t: &[u8], at: usize| {
-        let mut eight = [0; 8];
-        eight.copy_from_slice(&t[at..at + 8]);
-        u64::from_le_bytes(eight)
-    };
-    match a.len() {
-        0..8 => a == b,
-        len @ 8..=16 => word(a, 0) == word(b, 0) && word(a, len - 8) == word(b, len - 8),
-        _ => a == b,
+            && same(self.client.as_bytes(), d.client.as_bytes())
+            && same(self.connection.as_bytes(), d.connection.as_bytes())
+            && same(self.http.as_bytes(), d.http.as_bytes())
     }
 }
 
 impl Starts {
-    /// The start of `r`'s line, kept for the calls like it to come; `None` for a call whose
-    /// method is not its header's (read from its body).
-    fn of(&mut self, r: &Line<'_>) -> Option<&[u8]> {
-        let Some(Text::Header(method, _)) = r.method else {
+    /// The start of the line of `d` (named `n`), kept for the calls like it to come; `None`
+    /// for a call whose method is not its header's (read from its body).
+    fn of(&mut self, d: &CallDraft<'_>, n: &Named<'_>) -> Option<&[u8]> {
+        let Some(Text::Header(method, _)) = n.method else {
             return None;
         };
-        let protocol = match r.protocol {
+        let protocol = match n.protocol {
             None => None,
             Some(Text::Header(p, _)) => Some(p),
             Some(Text::Any(_)) => return None,
         };
-        let at = match self.kept.iter().position(|s| s.is_for(r, method, protocol)) {
+        let at = match self.kept.iter().position(|s| s.is_for(d, method, protocol)) {
             Some(at) => at,
             None => {
                 let mut line = Vec::with_capacity(128);
-                write_start(&mut line, r);
+                write_start(&mut line, d, n);
                 let start = Start {
-                    connection: r.connection.into(),
-                    client: r.client.into(),
-                    http: r.http.into(),
+                    connection: d.connection.into(),
+                    client: d.client.into(),
+                    http: d.http.into(),
                     method: method.into(),
                     protocol: protocol.map(Into::into),
-                    status: r.status,
+                    status: d.status,
                     line: line.into(),
                 };
                 if self.kept.len() < STARTS {
@@ -293,95 +274,96 @@ impl Starts {
     }
 }
 
-/// One call as a line of JSON, written by hand: one is written per call, on the call's
-/// thread, and the derived serializer cost several times as much. Text that needs no
-/// escaping (nearly all of it) is copied as it is. `CallRecord`'s `Deserialize` reads it
-/// back (tested below).
-pub fn write_line(out: &mut Vec<u8>, r: &Line<'_>) {
+/// One call's line of JSON, written by hand straight from the call: one is written per
+/// call, on the call's thread, and the derived serializer cost several times as much. Text
+/// that needs no escaping (nearly all of it) is copied as it is; the line's start is copied
+/// from `starts` when a call like it had one. `CallRecord`'s `Deserialize` reads it back
+/// (tested below).
+pub(super) fn write_call(
+    out: &mut Vec<u8>,
+    d: &CallDraft<'_>,
+    at_ms: i64,
+    capture: Capture,
+    max_body: usize,
+    starts: &mut Starts,
+) {
     // Room for a metadata line at once, not a growth check that may move it per field.
     out.reserve(LINE);
-    write_start(out, r);
-    write_rest(out, r);
-}
-
-/// [`write_line`], the line's start copied from `starts` when a call like it had one.
-pub(super) fn write_call(out: &mut Vec<u8>, r: &Line<'_>, starts: &mut Starts) {
-    out.reserve(LINE);
-    match starts.of(r) {
+    let named = describe::named(d);
+    match starts.of(d, &named) {
         Some(start) => out.extend_from_slice(start),
-        None => write_start(out, r),
+        None => write_start(out, d, &named),
     }
-    write_rest(out, r);
-}
-
-/// Who called, what, and the answer's status: the fields many calls share.
-fn write_start(out: &mut Vec<u8>, r: &Line<'_>) {
-    out.extend_from_slice(b"{\"connection\":");
-    text(out, r.connection);
-    out.extend_from_slice(b",\"client\":");
-    text(out, r.client);
-    out.extend_from_slice(b",\"http\":");
-    text(out, r.http);
-    if let Some(m) = &r.method {
-        out.extend_from_slice(b",\"method\":");
-        record_text(out, m);
-    }
-    if let Some(m) = &r.protocol {
-        out.extend_from_slice(b",\"protocol\":");
-        record_text(out, m);
-    }
-    out.extend_from_slice(b",\"status\":");
-    out.extend_from_slice(itoa::Buffer::new().format(r.status).as_bytes());
-}
-
-/// The rest of the line, which each call has its own.
-fn write_rest(out: &mut Vec<u8>, r: &Line<'_>) {
     let mut n = itoa::Buffer::new();
-    if let Some(m) = &r.name {
+    if let Some(m) = &named.name {
         out.extend_from_slice(b",\"name\":");
         record_text(out, m);
     }
     out.extend_from_slice(b",\"at_ms\":");
-    out.extend_from_slice(n.format(r.at_ms).as_bytes());
-    if let Some(code) = r.error_code {
-        out.extend_from_slice(b",\"error_code\":");
-        out.extend_from_slice(n.format(code).as_bytes());
+    out.extend_from_slice(n.format(at_ms).as_bytes());
+    if let Some(failure) = describe::failure(d) {
+        if let Some(code) = failure.code {
+            out.extend_from_slice(b",\"error_code\":");
+            out.extend_from_slice(n.format(code).as_bytes());
+        }
+        if let Some(m) = &failure.message {
+            out.extend_from_slice(b",\"error_message\":");
+            text(out, m);
+        }
+        if let Some(m) = &failure.diagnosis {
+            out.extend_from_slice(b",\"diagnosis\":");
+            text(out, m);
+        }
     }
-    if let Some(m) = &r.error_message {
-        out.extend_from_slice(b",\"error_message\":");
-        text(out, m);
-    }
-    if let Some(d) = &r.diagnosis {
-        out.extend_from_slice(b",\"diagnosis\":");
-        text(out, d);
-    }
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     out.extend_from_slice(b",\"first_byte_us\":");
-    out.extend_from_slice(n.format(r.first_byte_us).as_bytes());
+    out.extend_from_slice(n.format(micros(d.first_byte)).as_bytes());
     out.extend_from_slice(b",\"total_us\":");
-    out.extend_from_slice(n.format(r.total_us).as_bytes());
+    out.extend_from_slice(n.format(micros(d.total)).as_bytes());
     out.extend_from_slice(b",\"bytes_in\":");
-    out.extend_from_slice(n.format(r.bytes_in).as_bytes());
+    out.extend_from_slice(n.format(d.request.len()).as_bytes());
     out.extend_from_slice(b",\"bytes_out\":");
-    out.extend_from_slice(n.format(r.bytes_out).as_bytes());
-    if r.streamed {
+    out.extend_from_slice(n.format(d.bytes_out).as_bytes());
+    if d.streamed {
         out.extend_from_slice(b",\"streamed\":true,\"events\":");
-        out.extend_from_slice(n.format(r.events).as_bytes());
+        out.extend_from_slice(n.format(d.events).as_bytes());
     }
-    if r.refreshed {
+    if d.refreshed {
         out.extend_from_slice(b",\"refreshed\":true");
     }
-    if r.retried {
+    if d.retried {
         out.extend_from_slice(b",\"retried\":true");
     }
-    if let Some(m) = &r.request {
+    if capture == Capture::Full {
+        let (request, response) = describe::bodies(d, max_body);
         out.extend_from_slice(b",\"request\":");
-        text(out, m);
-    }
-    if let Some(m) = &r.response {
-        out.extend_from_slice(b",\"response\":");
-        text(out, m);
+        text(out, &request);
+        if let Some(m) = &response {
+            out.extend_from_slice(b",\"response\":");
+            text(out, m);
+        }
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// Who called, what, and the answer's status: the fields many calls share.
+fn write_start(out: &mut Vec<u8>, d: &CallDraft<'_>, n: &Named<'_>) {
+    out.extend_from_slice(b"{\"connection\":");
+    text(out, d.connection);
+    out.extend_from_slice(b",\"client\":");
+    text(out, d.client);
+    out.extend_from_slice(b",\"http\":");
+    text(out, d.http);
+    if let Some(m) = &n.method {
+        out.extend_from_slice(b",\"method\":");
+        record_text(out, m);
+    }
+    if let Some(m) = &n.protocol {
+        out.extend_from_slice(b",\"protocol\":");
+        record_text(out, m);
+    }
+    out.extend_from_slice(b",\"status\":");
+    out.extend_from_slice(itoa::Buffer::new().format(d.status).as_bytes());
 }
 
 #[inline]
@@ -413,87 +395,151 @@ fn text(out: &mut Vec<u8>, value: &str) {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Bytes;
+
     use super::*;
 
+    /// A record's line, as the derived serializer writes it (the log's readers take it).
     fn line(r: &CallRecord) -> Vec<u8> {
-        let mut line = Vec::new();
-        write_line(&mut line, &r.line());
+        let mut line = serde_json::to_vec(r).unwrap();
+        line.push(b'\n');
         line
     }
 
+    fn draft<'a>(response: &'a [Bytes]) -> CallDraft<'a> {
+        CallDraft {
+            started: Instant::now(),
+            connection: "gh",
+            client: "claude \"code\"",
+            http: "POST",
+            protocol: Some(b"2025-06-18"),
+            mcp_method: Some(b"tools/call"),
+            mcp_name: Some(b"echo\x1b"),
+            request: b"{}",
+            status: 200,
+            first_byte: Duration::from_micros(1),
+            total: Duration::from_micros(2),
+            bytes_out: 4,
+            streamed: true,
+            events: 5,
+            refreshed: true,
+            retried: true,
+            response,
+        }
+    }
+
+    /// Every field of a call's line reads back, texts that need it escaped or shown
+    /// printable.
     #[test]
-    fn a_line_reads_back_as_the_record() {
-        let r = CallRecord {
+    fn a_line_reads_back_as_its_call() {
+        let answer = [Bytes::from_static(
+            b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32602,\"message\":\"bad\\nthing\",\"data\":{\"diagnosis\":\"invalid_grant.lost_response\"}}}\n\n",
+        )];
+        let d = draft(&answer);
+        let mut line = Vec::new();
+        write_call(
+            &mut line,
+            &d,
+            1_700_000_000_123,
+            Capture::Full,
+            1024,
+            &mut Starts::default(),
+        );
+        assert_eq!(line.last(), Some(&b'\n'));
+        let back: CallRecord = serde_json::from_slice(&line).unwrap();
+        let expected = CallRecord {
             at_ms: 1_700_000_000_123,
             connection: "gh".into(),
             client: "claude \"code\"".into(),
             http: "POST".into(),
             method: Some("tools/call".into()),
-            name: Some("echo\u{1b}".into()),
+            name: Some(printable("echo\u{1b}", 120)),
             protocol: Some("2025-06-18".into()),
             status: 200,
             error_code: Some(-32602),
-            error_message: Some("bad\nthing".into()),
+            error_message: Some(printable("bad\nthing", 200)),
             diagnosis: Some("invalid_grant.lost_response".into()),
             first_byte_us: 1,
             total_us: 2,
-            bytes_in: 3,
+            bytes_in: 2,
             bytes_out: 4,
             streamed: true,
             events: 5,
             refreshed: true,
             retried: true,
             request: Some("{}".into()),
-            response: Some("é".into()),
+            response: Some(String::from_utf8(answer[0].to_vec()).unwrap()),
         };
-        let mut line = Vec::new();
-        write_line(&mut line, &r.line());
-        assert_eq!(line.last(), Some(&b'\n'));
-        let back: CallRecord = serde_json::from_slice(&line).unwrap();
-        assert_eq!(back, r);
-        let plain = CallRecord::default();
+        assert_eq!(back, expected);
+        assert_eq!(back.name.as_deref(), Some("echo\\x1b"));
+        // A call with nothing to tell but its numbers.
+        let empty = CallDraft {
+            connection: "",
+            client: "",
+            protocol: None,
+            mcp_method: None,
+            mcp_name: None,
+            request: b"",
+            streamed: false,
+            refreshed: false,
+            retried: false,
+            ..draft(&[])
+        };
         line.clear();
-        write_line(&mut line, &plain.line());
-        assert_eq!(serde_json::from_slice::<CallRecord>(&line).unwrap(), plain);
+        write_call(
+            &mut line,
+            &empty,
+            0,
+            Capture::Metadata,
+            0,
+            &mut Starts::default(),
+        );
+        let back: CallRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            back,
+            CallRecord {
+                http: "POST".into(),
+                status: 200,
+                first_byte_us: 1,
+                total_us: 2,
+                bytes_out: 4,
+                events: 0,
+                ..CallRecord::default()
+            }
+        );
     }
 
-    /// A line whose start was kept reads back as its own record, whichever of the fields
-    /// the start holds differ from the call before.
+    /// A line whose start was kept reads back as the same call's line written alone,
+    /// whichever of the fields the start holds differ from the call before.
     #[test]
     fn kept_starts_belong_to_their_calls_only() {
         let mut starts = Starts::default();
-        let mut lines = Vec::new();
-        let mut written = Vec::new();
+        let (mut lines, mut alone) = (Vec::new(), Vec::new());
         for n in 0..3 * STARTS {
-            let mut r = CallRecord {
-                at_ms: n as i64,
-                connection: format!("c{}", n % 3),
-                client: ["a", "b \"q\""][n % 2].into(),
-                http: "POST".into(),
-                method: Some(["tools/list", "tools/call", "ping", "x\ty"][n % 4].into()),
-                name: (n % 4 == 1).then(|| "echo".into()),
-                protocol: (n % 3 == 0).then(|| "2026-07-28".into()),
+            let d = CallDraft {
+                connection: ["c0", "c1", "c2"][n % 3],
+                client: ["a", "b \"q\""][n % 2],
+                http: if n % 5 == 0 { "GET" } else { "POST" },
+                mcp_method: Some([&b"tools/list"[..], b"tools/call", b"ping", b"x\ty"][n % 4]),
+                mcp_name: (n % 4 == 1).then_some(&b"echo"[..]),
+                protocol: (n % 3 == 0).then_some(&b"2026-07-28"[..]),
                 status: if n % 7 == 0 { 502 } else { 200 },
-                ..CallRecord::default()
+                ..draft(&[])
             };
-            if n % 5 == 0 {
-                r.http = "GET".into();
-            }
-            // As `describe` has them: the texts from the headers.
-            fn header(v: &Option<String>) -> Option<Text<'_>> {
-                v.as_deref().map(|t| Text::Header(t.as_bytes(), 80))
-            }
-            let line = Line {
-                method: header(&r.method),
-                protocol: header(&r.protocol),
-                ..r.line()
-            };
-            write_call(&mut lines, &line, &mut starts);
-            // (An odd header's text is shown printable.)
-            written.push(line.to_record());
+            write_call(&mut lines, &d, n as i64, Capture::Metadata, 0, &mut starts);
+            write_call(
+                &mut alone,
+                &d,
+                n as i64,
+                Capture::Metadata,
+                0,
+                &mut Starts::default(),
+            );
         }
         let back: Vec<CallRecord> = read_lines(&lines[..]).collect();
-        assert_eq!(back, written);
+        assert_eq!(back.len(), 3 * STARTS);
+        assert_eq!(back, read_lines(&alone[..]).collect::<Vec<_>>());
+        assert_eq!(back[3].method.as_deref(), Some("x\\x09y"));
         assert_eq!(starts.kept.len(), STARTS);
     }
 
@@ -550,7 +596,7 @@ mod tests {
                                 at_ms: (batch * 3 + n) as i64,
                                 ..CallRecord::default()
                             };
-                            write_line(&mut lines, &r.line());
+                            lines.extend(line(&r));
                         }
                         log.write(&lines).unwrap();
                     }

@@ -32,6 +32,22 @@ fn a_request_head_becomes_the_handlers_parts() {
     assert_eq!(h.parts.headers["host"], "127.0.0.1:7878");
     assert_eq!(h.parts.headers["mcp-method"], "tools/list");
     assert_eq!((h.framing, h.keep_alive), (Framing::Length(12), true));
+    // Asked, the MCP fields are noted where their values are, as the client wrote them.
+    let wire = "POST /mcp HTTP/1.1\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nmcp-name:  echo \r\n\r\n";
+    let mut noted = crate::mcp::Noted::default();
+    let h = parse_head(&mut BytesMut::from(wire), &mut Vec::new(), Some(&mut noted))
+        .ok()
+        .flatten()
+        .unwrap();
+    assert_eq!(
+        noted.values().map(|v| v.map(<[u8]>::to_vec)),
+        [
+            Some(b"2026-07-28".to_vec()),
+            Some(b"tools/call".to_vec()),
+            Some(b"echo".to_vec())
+        ]
+    );
+    assert_eq!(h.parts.headers["mcp-name"], "echo");
     let h = head("GET / HTTP/1.0\r\n\r\n").ok().flatten().unwrap();
     assert!(!h.keep_alive, "HTTP/1.0 closes unless asked not to");
     let h = head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
