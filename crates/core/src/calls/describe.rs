@@ -199,6 +199,10 @@ pub(super) fn named<'a>(draft: &CallDraft<'a>) -> Named<'a> {
 /// The JSON-RPC error `draft`'s answer was, if it was one; for an HTTP error, the start of
 /// its body.
 pub(super) fn failure(draft: &CallDraft<'_>) -> Option<Failure> {
+    // Nothing kept of a successful answer: a result.
+    if draft.response.is_empty() && draft.status < 400 {
+        return None;
+    }
     error_of(&joined(draft.response), draft.status, draft.streamed)
 }
 
