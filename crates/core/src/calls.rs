@@ -15,6 +15,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
+use axum::http::Method;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::{CallsConfig, Capture};
@@ -103,7 +104,7 @@ pub struct CallDraft<'a> {
     pub started: Instant,
     pub connection: &'a str,
     pub client: &'a str,
-    pub http: &'a str,
+    pub http: &'a Method,
     /// The MCP fields' values: `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`.
     pub protocol: Option<&'a [u8]>,
     pub mcp_method: Option<&'a [u8]>,
@@ -126,7 +127,7 @@ pub struct CallDraft<'a> {
 /// The lines waiting for the collector, and what is kept to write the next ones.
 struct Pending {
     lines: Vec<u8>,
-    starts: log::Starts,
+    kept: log::Kept,
     clock: Clock,
 }
 
@@ -183,7 +184,7 @@ impl Recorder {
         Self {
             pending: Mutex::new(Pending {
                 lines: Vec::with_capacity(BATCH),
-                starts: log::Starts::default(),
+                kept: log::Kept::default(),
                 clock: Clock::now(),
             }),
             capture: config.capture,
@@ -228,13 +229,9 @@ impl Recorder {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let Pending {
-            lines,
-            starts,
-            clock,
-        } = &mut *pending;
+        let Pending { lines, kept, clock } = &mut *pending;
         let at_ms = clock.ms(draft.started);
-        log::write_call(lines, draft, at_ms, self.capture, self.max_body, starts);
+        log::write_call(lines, draft, at_ms, self.capture, self.max_body, kept);
         let wake = before < WAKE_AT && lines.len() >= WAKE_AT;
         drop(pending);
         self.recorded.fetch_add(1, Ordering::Relaxed);

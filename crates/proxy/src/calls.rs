@@ -168,7 +168,7 @@ fn record(
         client: c
             .and_then(|c| c.access.get(who.client))
             .map_or("", |a| a.label.as_str()),
-        http: http.as_str(),
+        http,
         protocol: mcp[0],
         mcp_method: mcp[1],
         mcp_name: mcp[2],

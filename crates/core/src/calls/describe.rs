@@ -333,7 +333,7 @@ mod tests {
             started: std::time::Instant::now(),
             connection: "c",
             client: "l",
-            http: "POST",
+            http: &axum::http::Method::POST,
             protocol: None,
             mcp_method: None,
             mcp_name: None,

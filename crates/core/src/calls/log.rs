@@ -13,6 +13,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::http::Method;
+
 use super::describe::{self, Named, Text, plain, same};
 use super::{CallDraft, CallRecord, CallsConfig, Capture};
 use crate::printable::printable;
@@ -199,21 +201,23 @@ const LINE: usize = 512;
 /// usually serves at once.
 const STARTS: usize = 16;
 
-/// The starts of lines — `{"connection":…,"client":…,"http":…,"method":…,"protocol":…,
-/// "status":…` — of the calls lately recorded, one per client of a connection, method,
-/// protocol and status: its texts checked and escaped once, the start is copied whole into
-/// each such call's line.
+/// What is kept from one line to the next: the starts of lines — `{"connection":…,
+/// "client":…,"http":…,"method":…,"protocol":…,"status":…` — of the calls lately recorded,
+/// one per client of a connection, method, protocol and status (its texts checked and
+/// escaped once, the start is copied whole into each such call's line), and the room a
+/// line's tail is put together in.
 #[derive(Default)]
-pub(super) struct Starts {
-    kept: Vec<Start>,
-    /// Where the next new start goes once `kept` is full.
+pub(super) struct Kept {
+    starts: Vec<Start>,
+    /// Where the next new start goes once `starts` is full.
     next: usize,
+    tail: Tail,
 }
 
 struct Start {
     connection: Box<str>,
     client: Box<str>,
-    http: Box<str>,
+    http: Method,
     method: Box<[u8]>,
     protocol: Option<Box<[u8]>>,
     status: u16,
@@ -230,14 +234,14 @@ impl Start {
             }
             && same(self.client.as_bytes(), d.client.as_bytes())
             && same(self.connection.as_bytes(), d.connection.as_bytes())
-            && same(self.http.as_bytes(), d.http.as_bytes())
+            && self.http == *d.http
     }
 }
 
-impl Starts {
+impl Kept {
     /// The start of the line of `d` (named `n`), kept for the calls like it to come; `None`
     /// for a call whose method is not its header's (read from its body).
-    fn of(&mut self, d: &CallDraft<'_>, n: &Named<'_>) -> Option<&[u8]> {
+    fn start(&mut self, d: &CallDraft<'_>, n: &Named<'_>) -> Option<&[u8]> {
         let Some(Text::Header(method, _)) = n.method else {
             return None;
         };
@@ -246,7 +250,11 @@ impl Starts {
             Some(Text::Header(p, _)) => Some(p),
             Some(Text::Any(_)) => return None,
         };
-        let at = match self.kept.iter().position(|s| s.is_for(d, method, protocol)) {
+        let at = match self
+            .starts
+            .iter()
+            .position(|s| s.is_for(d, method, protocol))
+        {
             Some(at) => at,
             None => {
                 let mut line = Vec::with_capacity(128);
@@ -254,31 +262,31 @@ impl Starts {
                 let start = Start {
                     connection: d.connection.into(),
                     client: d.client.into(),
-                    http: d.http.into(),
+                    http: d.http.clone(),
                     method: method.into(),
                     protocol: protocol.map(Into::into),
                     status: d.status,
                     line: line.into(),
                 };
-                if self.kept.len() < STARTS {
-                    self.kept.push(start);
-                    self.kept.len() - 1
+                if self.starts.len() < STARTS {
+                    self.starts.push(start);
+                    self.starts.len() - 1
                 } else {
                     let at = self.next;
                     self.next = (at + 1) % STARTS;
-                    self.kept[at] = start;
+                    self.starts[at] = start;
                     at
                 }
             }
         };
-        Some(&self.kept[at].line)
+        Some(&self.starts[at].line)
     }
 }
 
 /// One call's line of JSON, written by hand straight from the call: one is written per
 /// call, on the call's thread, and the derived serializer cost several times as much. Text
 /// that needs no escaping (nearly all of it) is copied as it is; the line's start is copied
-/// from `starts` when a call like it had one. `CallRecord`'s `Deserialize` reads it back
+/// from `kept` when a call like it had one. `CallRecord`'s `Deserialize` reads it back
 /// (tested below).
 pub(super) fn write_call(
     out: &mut Vec<u8>,
@@ -286,12 +294,12 @@ pub(super) fn write_call(
     at_ms: i64,
     capture: Capture,
     max_body: usize,
-    starts: &mut Starts,
+    kept: &mut Kept,
 ) {
     // Room for a metadata line at once, not a growth check that may move it per field.
     out.reserve(LINE);
     let named = describe::named(d);
-    match starts.of(d, &named) {
+    match kept.start(d, &named) {
         Some(start) => out.extend_from_slice(start),
         None => write_start(out, d, &named),
     }
@@ -314,7 +322,8 @@ pub(super) fn write_call(
         }
     }
     let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    let mut tail = Tail::new();
+    let tail = &mut kept.tail;
+    tail.len = 0;
     tail.put(b",\"at_ms\":");
     tail.number(at_ms);
     tail.put(b",\"first_byte_us\":");
@@ -351,9 +360,9 @@ pub(super) fn write_call(
     out.extend_from_slice(b"}\n");
 }
 
-/// The numbers and flags that end every line, put together on the stack and copied into
-/// the batch at once: the numbers are written where they go (`lexical-write-integer`), not
-/// made elsewhere and copied, and no piece checks the batch's room.
+/// The numbers and flags that end every line, put together in room kept for it and copied
+/// into the batch at once: the numbers are written where they go (`lexical-write-integer`),
+/// not made elsewhere and copied, and no piece checks the batch's room.
 struct Tail {
     bytes: [u8; TAIL],
     len: usize,
@@ -362,14 +371,16 @@ struct Tail {
 /// Room for every number and flag at their longest, and a number's whole room after them.
 const TAIL: usize = 320;
 
-impl Tail {
-    fn new() -> Self {
+impl Default for Tail {
+    fn default() -> Self {
         Self {
             bytes: [0; TAIL],
             len: 0,
         }
     }
+}
 
+impl Tail {
     #[inline]
     fn put(&mut self, text: &[u8]) {
         self.bytes[self.len..self.len + text.len()].copy_from_slice(text);
@@ -393,7 +404,7 @@ fn write_start(out: &mut Vec<u8>, d: &CallDraft<'_>, n: &Named<'_>) {
     out.extend_from_slice(b",\"client\":");
     text(out, d.client);
     out.extend_from_slice(b",\"http\":");
-    text(out, d.http);
+    text(out, d.http.as_str());
     if let Some(m) = &n.method {
         out.extend_from_slice(b",\"method\":");
         record_text(out, m);
@@ -451,7 +462,7 @@ mod tests {
             started: Instant::now(),
             connection: "gh",
             client: "claude \"code\"",
-            http: "POST",
+            http: &Method::POST,
             protocol: Some(b"2025-06-18"),
             mcp_method: Some(b"tools/call"),
             mcp_name: Some(b"echo\x1b"),
@@ -483,7 +494,7 @@ mod tests {
             1_700_000_000_123,
             Capture::Full,
             1024,
-            &mut Starts::default(),
+            &mut Kept::default(),
         );
         assert_eq!(line.last(), Some(&b'\n'));
         let back: CallRecord = serde_json::from_slice(&line).unwrap();
@@ -532,7 +543,7 @@ mod tests {
             0,
             Capture::Metadata,
             0,
-            &mut Starts::default(),
+            &mut Kept::default(),
         );
         let back: CallRecord = serde_json::from_slice(&line).unwrap();
         assert_eq!(
@@ -566,7 +577,7 @@ mod tests {
             i64::MIN,
             Capture::Metadata,
             0,
-            &mut Starts::default(),
+            &mut Kept::default(),
         );
         let back: CallRecord = serde_json::from_slice(&line).unwrap();
         assert_eq!(
@@ -581,34 +592,38 @@ mod tests {
     /// whichever of the fields the start holds differ from the call before.
     #[test]
     fn kept_starts_belong_to_their_calls_only() {
-        let mut starts = Starts::default();
+        let mut kept = Kept::default();
         let (mut lines, mut alone) = (Vec::new(), Vec::new());
         for n in 0..3 * STARTS {
             let d = CallDraft {
                 connection: ["c0", "c1", "c2"][n % 3],
                 client: ["a", "b \"q\""][n % 2],
-                http: if n % 5 == 0 { "GET" } else { "POST" },
+                http: if n % 5 == 0 {
+                    &Method::GET
+                } else {
+                    &Method::POST
+                },
                 mcp_method: Some([&b"tools/list"[..], b"tools/call", b"ping", b"x\ty"][n % 4]),
                 mcp_name: (n % 4 == 1).then_some(&b"echo"[..]),
                 protocol: (n % 3 == 0).then_some(&b"2026-07-28"[..]),
                 status: if n % 7 == 0 { 502 } else { 200 },
                 ..draft(&[])
             };
-            write_call(&mut lines, &d, n as i64, Capture::Metadata, 0, &mut starts);
+            write_call(&mut lines, &d, n as i64, Capture::Metadata, 0, &mut kept);
             write_call(
                 &mut alone,
                 &d,
                 n as i64,
                 Capture::Metadata,
                 0,
-                &mut Starts::default(),
+                &mut Kept::default(),
             );
         }
         let back: Vec<CallRecord> = read_lines(&lines[..]).collect();
         assert_eq!(back.len(), 3 * STARTS);
         assert_eq!(back, read_lines(&alone[..]).collect::<Vec<_>>());
         assert_eq!(back[3].method.as_deref(), Some("x\\x09y"));
-        assert_eq!(starts.kept.len(), STARTS);
+        assert_eq!(kept.starts.len(), STARTS);
     }
 
     #[test]
