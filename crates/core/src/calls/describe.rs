@@ -245,18 +245,18 @@ pub fn is_result(answer: &[u8]) -> bool {
         return false;
     };
     for _ in 0..3 {
-        if rest.starts_with(b"\"result\":") {
-            return true;
-        }
-        rest = if let Some(after) = rest.strip_prefix(b"\"jsonrpc\":\"2.0\",") {
-            after
-        } else if let Some(id) = rest.strip_prefix(b"\"id\":") {
-            match after_id(id) {
+        // Each key told by its first letter, then compared whole once.
+        rest = match rest.get(1) {
+            Some(b'r') => return rest.starts_with(b"\"result\":"),
+            Some(b'j') => match rest.strip_prefix(b"\"jsonrpc\":\"2.0\",") {
                 Some(after) => after,
                 None => return false,
-            }
-        } else {
-            return false;
+            },
+            Some(b'i') => match rest.strip_prefix(b"\"id\":").and_then(after_id) {
+                Some(after) => after,
+                None => return false,
+            },
+            _ => return false,
         };
     }
     false
