@@ -29,13 +29,14 @@ pub(super) const ERROR_WITHIN: usize = 16 * 1024;
 /// Built once: building a searcher costs more than most searches.
 static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
 
-/// A text of the record: a header's value as it came, looked at only when written (as it
-/// is when [`plain`] and at most its bound long, else shown printable and cut there) — the
-/// start of a line kept for calls like it is not written again, nor its texts looked at —
-/// or a text read from the body, made printable.
+/// A text of the record: as it came — a header's value, or a string of the body with no
+/// escape in it — looked at only when written (as it is when [`plain`] and at most its
+/// bound long, else shown printable and cut there; the start of a line kept for calls like
+/// it is not written again, nor its texts looked at), or a text the body's parser decoded,
+/// made printable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Text<'a> {
-    Header(&'a [u8], usize),
+    Raw(&'a [u8], usize),
     Any(String),
 }
 
@@ -168,7 +169,7 @@ pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
 #[inline]
 fn header(value: Option<&[u8]>, max: usize) -> Option<Text<'_>> {
     let bytes = value?;
-    (!bytes.is_empty()).then_some(Text::Header(bytes, max))
+    (!bytes.is_empty()).then_some(Text::Raw(bytes, max))
 }
 
 /// The texts naming `draft`'s call.
@@ -178,10 +179,13 @@ pub(super) fn named<'a>(draft: &CallDraft<'a>) -> Named<'a> {
     let mut method = header(draft.mcp_method, 80);
     let mut name = header(draft.mcp_name, 120);
     let unnamed = match &method {
-        Some(Text::Header(m, _)) => name.is_none() && NAMED.iter().any(|n| same(n.as_bytes(), m)),
+        Some(Text::Raw(m, _)) => name.is_none() && NAMED.iter().any(|n| same(n.as_bytes(), m)),
         _ => true,
     };
-    if unnamed && let Some(first) = messages(draft.request).into_iter().next() {
+    if unnamed && let Some((m, n)) = named_at_start(draft.request) {
+        method = Some(Text::Raw(m, 80));
+        name = n.filter(|n| !n.is_empty()).map(|n| Text::Raw(n, 120));
+    } else if unnamed && let Some(first) = messages(draft.request).into_iter().next() {
         let shown = |text: Cow<'_, str>, max| Text::Any(printable(&text, max));
         method = first.method.map(|m| shown(m, 80)).or(method);
         name = first
@@ -194,6 +198,82 @@ pub(super) fn named<'a>(draft: &CallDraft<'a>) -> Named<'a> {
         name,
         protocol: header(draft.protocol, 40),
     }
+}
+
+/// The method a request's body calls and, for a method that names one, the tool, prompt or
+/// resource it names, read from the body's start as SDKs write a request — `"method"` first,
+/// or after `"jsonrpc":"2.0"` and the id in either order, and `"params"` right after it
+/// with `"name"` or `"uri"` first — when their strings hold no escape: as they came, no
+/// parse and no allocation. `None` for any other body, which the parser reads.
+fn named_at_start(body: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let mut rest = after(body, b"{")?;
+    let mut method = None;
+    for _ in 0..3 {
+        rest = ws(rest);
+        rest = match rest.get(1) {
+            Some(b'm') => {
+                let (m, after_method) = string(after(rest, b"\"method\":")?)?;
+                method = Some(m);
+                rest = after_method;
+                break;
+            }
+            Some(b'j') => after(after(after(rest, b"\"jsonrpc\":")?, b"\"2.0\"")?, b",")?,
+            Some(b'i') => {
+                let id = ws(after(rest, b"\"id\":")?);
+                after(after_id_value(id)?, b",")?
+            }
+            _ => return None,
+        };
+    }
+    let method = method?;
+    if !NAMED.iter().any(|n| same(n.as_bytes(), method)) {
+        return Some((method, None));
+    }
+    let params = ws(after(after(after(rest, b",")?, b"\"params\":")?, b"{")?);
+    let value = match params.get(1) {
+        Some(b'n') => after(params, b"\"name\":")?,
+        Some(b'u') => after(params, b"\"uri\":")?,
+        _ => return None,
+    };
+    Some((method, Some(string(value)?.0)))
+}
+
+/// `text` without its leading JSON whitespace.
+#[inline]
+fn ws(text: &[u8]) -> &[u8] {
+    let at = text
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .unwrap_or(text.len());
+    &text[at..]
+}
+
+/// What follows `token` (after any whitespace) in `text`.
+#[inline]
+fn after<'a>(text: &'a [u8], token: &[u8]) -> Option<&'a [u8]> {
+    ws(text).strip_prefix(token)
+}
+
+/// A JSON string with no escape in it (after any whitespace), and what follows it.
+#[inline]
+fn string(text: &[u8]) -> Option<(&[u8], &[u8])> {
+    let text = ws(text).strip_prefix(b"\"")?;
+    match memchr::memchr2(b'"', b'\\', text) {
+        Some(end) if text[end] == b'"' => Some((&text[..end], &text[end + 1..])),
+        _ => None,
+    }
+}
+
+/// What follows a request's id: a number, or a string with no escape in it.
+fn after_id_value(id: &[u8]) -> Option<&[u8]> {
+    if id.first() == Some(&b'"') {
+        return string(id).map(|(_, rest)| rest);
+    }
+    let end = id
+        .iter()
+        .position(|b| !(b.is_ascii_digit() || *b == b'-'))
+        .unwrap_or(id.len());
+    (end > 0).then(|| &id[end..])
 }
 
 /// The JSON-RPC error `draft`'s answer was, if it was one; for an HTTP error, the start of
@@ -376,10 +456,59 @@ mod tests {
             Some(&b"say \"hi\""[..]),
             Some(&b"2026-07-28\t"[..]),
         );
-        assert_eq!(named(&d).method, Some(Text::Header(b"tools/call", 80)));
+        assert_eq!(named(&d).method, Some(Text::Raw(b"tools/call", 80)));
         let r = record(&d, Capture::Metadata, 10);
         assert_eq!(r.what(), "tools/call say \"hi\"");
         assert_eq!(r.protocol.as_deref(), Some("2026-07-28\\x09"));
+    }
+
+    /// Bodies as SDKs write them are named from their start, as the parser names them; any
+    /// other body is left to the parser.
+    #[test]
+    fn a_body_is_named_from_its_start_as_the_parser_names_it() {
+        let parsed = |body: &str| {
+            let first = messages(body.as_bytes()).into_iter().next().unwrap();
+            let name = first.params.and_then(|p| p.name.or(p.uri));
+            (first.method.map(Cow::into_owned), name.map(Cow::into_owned))
+        };
+        let text = |t: &[u8]| String::from_utf8(t.to_vec()).unwrap();
+        for body in [
+            r#"{"method":"tools/list","jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            r#"{"id":"a-1","jsonrpc":"2.0","method":"ping"}"#,
+            r#"{ "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": { "name": "echo", "arguments": {} } }"#,
+            r#"{"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}},"jsonrpc":"2.0","id":2}"#,
+            r#"{"method":"resources/read","params":{"uri":"file:///a b"},"jsonrpc":"2.0","id":3}"#,
+            r#"{"method":"prompts/get","params":{"name":"é"},"jsonrpc":"2.0","id":-4}"#,
+        ] {
+            let (m, n) = named_at_start(body.as_bytes()).unwrap_or_else(|| panic!("{body}"));
+            assert_eq!((Some(text(m)), n.map(text)), parsed(body), "{body}");
+        }
+        for body in [
+            r#"{"method":"tools/call","params":{"_meta":{"progressToken":1},"name":"echo"}}"#,
+            r#"{"method":"tools/\u0063all","params":{"name":"echo"}}"#,
+            r#"{"method":"tools/call","params":{"name":"say \"hi\""}}"#,
+            r#"{"params":{"name":"echo"},"method":"tools/call"}"#,
+            r#"{"id":null,"method":"ping"}"#,
+            r#"{"id":1.5,"method":"ping"}"#,
+            r#"[{"method":"ping"}]"#,
+            r#"{"jsonrpc":"1.0","method":"ping"}"#,
+            "",
+        ] {
+            assert_eq!(named_at_start(body.as_bytes()), None, "{body}");
+        }
+        // Named from its start, a call's line reads as the parser's would.
+        let d = draft(
+            r#"{"method":"tools/call","params":{"name":"é\u0000"}}"#,
+            &[],
+            200,
+        );
+        assert_eq!(
+            record(&d, Capture::Metadata, 10).name.as_deref(),
+            Some("é\\x00")
+        );
+        let d = draft(r#"{"method":"tools/call","params":{"name":"ü"}}"#, &[], 200);
+        assert_eq!(record(&d, Capture::Metadata, 10).what(), "tools/call ü");
     }
 
     #[test]

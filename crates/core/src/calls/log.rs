@@ -242,12 +242,12 @@ impl Kept {
     /// The start of the line of `d` (named `n`), kept for the calls like it to come; `None`
     /// for a call whose method is not its header's (read from its body).
     fn start(&mut self, d: &CallDraft<'_>, n: &Named<'_>) -> Option<&[u8]> {
-        let Some(Text::Header(method, _)) = n.method else {
+        let Some(Text::Raw(method, _)) = n.method else {
             return None;
         };
         let protocol = match n.protocol {
             None => None,
-            Some(Text::Header(p, _)) => Some(p),
+            Some(Text::Raw(p, _)) => Some(p),
             Some(Text::Any(_)) => return None,
         };
         let at = match self
@@ -420,12 +420,12 @@ fn write_start(out: &mut Vec<u8>, d: &CallDraft<'_>, n: &Named<'_>) {
 #[inline]
 fn record_text(out: &mut Vec<u8>, value: &Text<'_>) {
     match value {
-        Text::Header(bytes, max) if bytes.len() <= *max && plain(bytes) => {
+        Text::Raw(bytes, max) if bytes.len() <= *max && plain(bytes) => {
             out.push(b'"');
             out.extend_from_slice(bytes);
             out.push(b'"');
         }
-        Text::Header(bytes, max) => {
+        Text::Raw(bytes, max) => {
             text(out, &printable(&String::from_utf8_lossy(bytes), *max));
         }
         Text::Any(value) => text(out, value),
