@@ -10,6 +10,10 @@
 # TETHER_CALLS_CAPTURE=off|metadata|full (default: metadata, as [calls] capture) chooses what
 # is recorded of each call: the cost of recording is the difference between off and metadata.
 #
+# TETHER_BENCH_PROTOCOL=2025-11-25 sends the calls as a client of that revision does: in a
+# session begun with `initialize`, with no `Mcp-Method` field, so the method is read from the
+# body (default: 2026-07-28, whose fields name it).
+#
 # TETHER_BENCH_STORE=COMMAND puts each run's vault in a PostgreSQL store: COMMAND prints the
 # address of a fresh, empty database (the store's cost is the difference from the file's).
 #
@@ -48,13 +52,24 @@ run() {
     "$bin" serve --bind "127.0.0.1:$port" >/dev/null 2>"$home/valgrind.log" &
   vg=$!
   for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.2; done
-  python3 - "$port" "$secret" "$n" <<'PY'
+  python3 - "$port" "$secret" "$n" "${TETHER_BENCH_PROTOCOL:-2026-07-28}" <<'PY'
 import http.client, json, sys
-port, secret, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, secret, n, protocol = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 conn = http.client.HTTPConnection("127.0.0.1", port)
-body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, separators=(",", ":"))
 headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-           "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list"}
+           "mcp-protocol-version": protocol}
+if protocol >= "2026-07-28":
+    headers["mcp-method"] = "tools/list"
+else:
+    # Older revisions need a session; both runs begin one, so it is not counted per call.
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": protocol, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+    conn.request("POST", f"/s/{secret}/mcp", json.dumps(init), headers)
+    answer = conn.getresponse()
+    answer.read()
+    assert answer.status == 200, answer.status
+    headers["mcp-session-id"] = answer.getheader("mcp-session-id")
 for _ in range(n):
     conn.request("POST", f"/s/{secret}/mcp", body, headers)
     answer = conn.getresponse()
