@@ -6,7 +6,9 @@
 
 mod collect;
 mod describe;
+mod line;
 pub mod log;
+mod start;
 pub mod tail;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config::{CallsConfig, Capture};
 pub use collect::{Collector, RING, Rings};
-pub use describe::is_result;
+pub use start::is_result;
 
 /// Bytes of lines waiting for the collector; a line that would go past it is dropped (and
 /// counted), never waited for. About 25,000 metadata lines: two seconds of a saturated proxy.
@@ -127,7 +129,7 @@ pub struct CallDraft<'a> {
 /// The lines waiting for the collector, and what is kept to write the next ones.
 struct Pending {
     lines: Vec<u8>,
-    kept: log::Kept,
+    kept: line::Kept,
     clock: Clock,
 }
 
@@ -184,7 +186,7 @@ impl Recorder {
         Self {
             pending: Mutex::new(Pending {
                 lines: Vec::with_capacity(BATCH),
-                kept: log::Kept::default(),
+                kept: line::Kept::default(),
                 clock: Clock::now(),
             }),
             capture: config.capture,
@@ -231,7 +233,7 @@ impl Recorder {
         }
         let Pending { lines, kept, clock } = &mut *pending;
         let at_ms = clock.ms(draft.started);
-        log::write_call(lines, draft, at_ms, self.capture, self.max_body, kept);
+        line::write_call(lines, draft, at_ms, self.capture, self.max_body, kept);
         let wake = before < WAKE_AT && lines.len() >= WAKE_AT;
         drop(pending);
         self.recorded.fetch_add(1, Ordering::Relaxed);

@@ -83,10 +83,16 @@ impl Tally {
     /// which looks at each of its fields anyway, says whether it is an event stream
     /// ([`Tally::event_stream`]).
     fn of_status(recorder: &Recorder, status: StatusCode) -> Self {
+        let results_go = recorder.capture() != Capture::Full;
+        Self::keeping(recorder.keep(), results_go, status.as_u16())
+    }
+
+    /// Keeping up to `keep` bytes of the answer (none of a result when `results_go`).
+    fn keeping(keep: usize, results_go: bool, status: u16) -> Self {
         Self {
-            keep: recorder.keep(),
-            results_go: recorder.capture() != Capture::Full,
-            status: status.as_u16(),
+            keep,
+            results_go,
+            status,
             streamed: false,
             bytes_out: 0,
             events: 0,
@@ -330,18 +336,9 @@ mod tests {
     use super::*;
 
     fn tally(results_go: bool, streamed: bool) -> Tally {
-        Tally {
-            keep: 1024,
-            results_go,
-            status: 200,
-            streamed,
-            bytes_out: 0,
-            events: 0,
-            first: None,
-            pieces: Vec::new(),
-            kept: 0,
-            after_newline: false,
-        }
+        let mut tally = Tally::keeping(1024, results_go, 200);
+        tally.streamed = streamed;
+        tally
     }
 
     /// A result is counted but none of it kept (it has no error to find), unless bodies

@@ -1,6 +1,6 @@
 //! Describing a finished call: the method and the name from the request's MCP headers (the
 //! body is parsed only without them), the JSON-RPC error from the answer — parsed only when
-//! a byte search says there may be one. The log's writer (`log::write_call`) asks for
+//! a byte search says there may be one. The line's writer (`line::write_call`) asks for
 //! what it writes, as it writes it: nothing is gathered in between, and a text is borrowed
 //! from the call wherever it can be written as it is, so a call costs no allocation here.
 
@@ -12,10 +12,11 @@ use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use super::CallDraft;
+use super::start::{is_result, named_at_start};
 use crate::printable::printable;
 
 /// Methods whose name is in their params: the body is read for it.
-const NAMED: [&str; 5] = [
+pub(super) const NAMED: [&str; 5] = [
     "tools/call",
     "prompts/get",
     "resources/read",
@@ -200,82 +201,6 @@ pub(super) fn named<'a>(draft: &CallDraft<'a>) -> Named<'a> {
     }
 }
 
-/// The method a request's body calls and, for a method that names one, the tool, prompt or
-/// resource it names, read from the body's start as SDKs write a request — `"method"` first,
-/// or after `"jsonrpc":"2.0"` and the id in either order, and `"params"` right after it
-/// with `"name"` or `"uri"` first — when their strings hold no escape: as they came, no
-/// parse and no allocation. `None` for any other body, which the parser reads.
-fn named_at_start(body: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
-    let mut rest = after(body, b"{")?;
-    let mut method = None;
-    for _ in 0..3 {
-        rest = ws(rest);
-        rest = match rest.get(1) {
-            Some(b'm') => {
-                let (m, after_method) = string(after(rest, b"\"method\":")?)?;
-                method = Some(m);
-                rest = after_method;
-                break;
-            }
-            Some(b'j') => after(after(after(rest, b"\"jsonrpc\":")?, b"\"2.0\"")?, b",")?,
-            Some(b'i') => {
-                let id = ws(after(rest, b"\"id\":")?);
-                after(after_id_value(id)?, b",")?
-            }
-            _ => return None,
-        };
-    }
-    let method = method?;
-    if !NAMED.iter().any(|n| same(n.as_bytes(), method)) {
-        return Some((method, None));
-    }
-    let params = ws(after(after(after(rest, b",")?, b"\"params\":")?, b"{")?);
-    let value = match params.get(1) {
-        Some(b'n') => after(params, b"\"name\":")?,
-        Some(b'u') => after(params, b"\"uri\":")?,
-        _ => return None,
-    };
-    Some((method, Some(string(value)?.0)))
-}
-
-/// `text` without its leading JSON whitespace.
-#[inline]
-fn ws(text: &[u8]) -> &[u8] {
-    let at = text
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        .unwrap_or(text.len());
-    &text[at..]
-}
-
-/// What follows `token` (after any whitespace) in `text`.
-#[inline]
-fn after<'a>(text: &'a [u8], token: &[u8]) -> Option<&'a [u8]> {
-    ws(text).strip_prefix(token)
-}
-
-/// A JSON string with no escape in it (after any whitespace), and what follows it.
-#[inline]
-fn string(text: &[u8]) -> Option<(&[u8], &[u8])> {
-    let text = ws(text).strip_prefix(b"\"")?;
-    match memchr::memchr2(b'"', b'\\', text) {
-        Some(end) if text[end] == b'"' => Some((&text[..end], &text[end + 1..])),
-        _ => None,
-    }
-}
-
-/// What follows a request's id: a number, or a string with no escape in it.
-fn after_id_value(id: &[u8]) -> Option<&[u8]> {
-    if id.first() == Some(&b'"') {
-        return string(id).map(|(_, rest)| rest);
-    }
-    let end = id
-        .iter()
-        .position(|b| !(b.is_ascii_digit() || *b == b'-'))
-        .unwrap_or(id.len());
-    (end > 0).then(|| &id[end..])
-}
-
 /// The JSON-RPC error `draft`'s answer was, if it was one; for an HTTP error, the start of
 /// its body.
 pub(super) fn failure(draft: &CallDraft<'_>) -> Option<Failure> {
@@ -315,47 +240,6 @@ fn cut(body: &[u8], max: usize) -> Cow<'_, str> {
 /// Where `"error"` can be in a JSON answer that is a JSON-RPC error: its key comes after
 /// `jsonrpc` and `id` at most, long before a result's text (which may well say "error").
 const ERROR_KEY_WITHIN: usize = 256;
-
-/// Whether a JSON answer is a JSON-RPC result, told by its start as SDKs write one —
-/// `"result"` first, or after `"jsonrpc":"2.0"` and the id in either order (sorted keys put
-/// the id first) — which costs less than the search for `"error"`; any other start is
-/// searched.
-pub fn is_result(answer: &[u8]) -> bool {
-    let Some(mut rest) = answer.strip_prefix(b"{") else {
-        return false;
-    };
-    for _ in 0..3 {
-        // Each key told by its first letter, then compared whole once.
-        rest = match rest.get(1) {
-            Some(b'r') => return rest.starts_with(b"\"result\":"),
-            Some(b'j') => match rest.strip_prefix(b"\"jsonrpc\":\"2.0\",") {
-                Some(after) => after,
-                None => return false,
-            },
-            Some(b'i') => match rest.strip_prefix(b"\"id\":").and_then(after_id) {
-                Some(after) => after,
-                None => return false,
-            },
-            _ => return false,
-        };
-    }
-    false
-}
-
-/// What follows an id (a number, or a string with no escape in it) and its comma.
-fn after_id(id: &[u8]) -> Option<&[u8]> {
-    let end = match id.split_first() {
-        Some((b'"', text)) => match memchr::memchr2(b'"', b'\\', text) {
-            Some(at) if text[at] == b'"' => at + 2,
-            _ => return None,
-        },
-        _ => id
-            .iter()
-            .position(|b| !(b.is_ascii_digit() || *b == b'-'))
-            .unwrap_or(id.len()),
-    };
-    (end > 0 && id.get(end) == Some(&b',')).then(|| &id[end + 1..])
-}
 
 /// The JSON-RPC error in an answer (a JSON body, or an event stream's `data:` lines);
 /// else, for an HTTP error, the start of its body.
@@ -398,14 +282,14 @@ fn error_of(answer: &[u8], status: u16, streamed: bool) -> Option<Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CallRecord, Capture, log};
+    use super::super::{CallRecord, Capture, line};
     use super::*;
 
     /// The record of `draft`'s call, as its line reads back.
     fn record(draft: &CallDraft<'_>, capture: Capture, max: usize) -> CallRecord {
-        let mut line = Vec::new();
-        log::write_call(&mut line, draft, 0, capture, max, &mut Default::default());
-        serde_json::from_slice(&line).unwrap()
+        let mut out = Vec::new();
+        line::write_call(&mut out, draft, 0, capture, max, &mut Default::default());
+        serde_json::from_slice(&out).unwrap()
     }
 
     fn draft<'a>(request: &'a str, response: &'a [Bytes], status: u16) -> CallDraft<'a> {
