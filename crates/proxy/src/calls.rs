@@ -52,8 +52,8 @@ pub struct Trace {
 /// An answer's body, counted as it goes out.
 pub struct Tally {
     keep: usize,
-    /// Whether an answer that starts as a JSON-RPC result is let go (no bodies captured):
-    /// it has no error to find.
+    /// Whether a successful answer that starts as a JSON-RPC result is let go (no bodies
+    /// captured): it has no error to find.
     results_go: bool,
     status: u16,
     streamed: bool,
@@ -87,7 +87,8 @@ impl Tally {
         Self::keeping(recorder.keep(), results_go, status.as_u16())
     }
 
-    /// Keeping up to `keep` bytes of the answer (none of a result when `results_go`).
+    /// Keeping up to `keep` bytes of the answer (none of a successful result when
+    /// `results_go`).
     fn keeping(keep: usize, results_go: bool, status: u16) -> Self {
         Self {
             keep,
@@ -111,7 +112,12 @@ impl Tally {
     /// Counts a piece of the body on its way out.
     pub fn count(&mut self, data: &Bytes) {
         self.bytes_out += data.len() as u64;
-        if self.kept == 0 && self.results_go && !self.streamed && calls::is_result(data) {
+        if self.kept == 0
+            && self.results_go
+            && !self.streamed
+            && self.status < 400
+            && calls::is_result(data)
+        {
             // Nothing of it is kept.
             self.kept = self.keep;
         }
@@ -359,8 +365,12 @@ mod tests {
         t.count(&error);
         t.count(&result);
         assert_eq!(t.response(), [error.clone(), result.clone()]);
-        // An event stream's results are read for the errors among them.
+        // An event stream's results are read for the errors among them, and an HTTP
+        // error's body is kept to show its start.
         let mut t = tally(true, true);
+        t.count(&result);
+        assert_eq!(t.response(), std::slice::from_ref(&result));
+        let mut t = Tally::keeping(1024, true, 502);
         t.count(&result);
         assert_eq!(t.response(), [result]);
     }
